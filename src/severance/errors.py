@@ -1,0 +1,154 @@
+"""Every error Severance raises, in one tree.
+
+    SeveranceError
+    ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
+    │   ├── InvalidFloorError      a floor rule that cannot be parsed
+    │   └── InvalidTurnsError      a malformed conversation/turns file
+    ├── NotFoundError
+    │   ├── MemoryNotFoundError    also for ids that belong to another persona
+    │   ├── PersonaNotFoundError
+    │   └── FloorNotFoundError
+    ├── AlreadyExistsError         a persona or floor name already in use
+    ├── NoFloorError               no floor matches the context and there is no default
+    ├── StoreError
+    │   ├── StoreNotFoundError
+    │   ├── StoreExistsError
+    │   └── StorePathError         the path is not a usable store directory
+    ├── UnlockError
+    │   ├── MissingKeyError        no key, passphrase or key file was supplied or found
+    │   └── WrongKeyError          a key, passphrase or secret that does not open the lock
+    ├── IntegrityError             a ciphertext or audit entry that fails authentication
+    ├── EmbedderError
+    │   └── EmbedderMismatchError  the persona's vectors come from another model
+    ├── SessionClosedError         the session was closed (or its override expired)
+    └── StorageError               the database failed in a way we could not classify
+
+Interfaces (CLI exit codes, HTTP statuses) map these types in one table each; nothing ever
+matches on message text. Messages never say whether *another* persona exists: an id owned by
+another persona raises exactly what an id that never existed raises.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "EmbedderError",
+    "EmbedderMismatchError",
+    "FloorNotFoundError",
+    "IntegrityError",
+    "InvalidFloorError",
+    "InvalidInputError",
+    "InvalidTurnsError",
+    "MemoryNotFoundError",
+    "MissingKeyError",
+    "NoFloorError",
+    "NotFoundError",
+    "PersonaNotFoundError",
+    "SessionClosedError",
+    "SeveranceError",
+    "StorageError",
+    "StoreError",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "StorePathError",
+    "UnlockError",
+    "WrongKeyError",
+]
+
+
+class SeveranceError(Exception):
+    """Base class of every error Severance raises on purpose."""
+
+    #: A stable, machine-readable name for interfaces (JSON problem bodies, --json output).
+    code = "severance_error"
+
+
+class InvalidInputError(SeveranceError, ValueError):
+    """An argument was rejected before anything was changed."""
+
+    code = "invalid_input"
+
+
+class InvalidFloorError(InvalidInputError):
+    code = "invalid_floor"
+
+
+class InvalidTurnsError(InvalidInputError):
+    code = "invalid_turns"
+
+
+class NotFoundError(SeveranceError, LookupError):
+    code = "not_found"
+
+
+class MemoryNotFoundError(NotFoundError):
+    code = "memory_not_found"
+
+    def __init__(self, memory_id: str) -> None:
+        # One message for "never existed", "forgotten" and "belongs to another persona".
+        super().__init__(f"no memory with id {memory_id!r}")
+        self.memory_id = memory_id
+
+
+class PersonaNotFoundError(NotFoundError):
+    code = "persona_not_found"
+
+
+class FloorNotFoundError(NotFoundError):
+    code = "floor_not_found"
+
+
+class AlreadyExistsError(SeveranceError):
+    code = "already_exists"
+
+
+class NoFloorError(SeveranceError):
+    code = "no_floor"
+
+
+class StoreError(SeveranceError):
+    code = "store_error"
+
+
+class StoreNotFoundError(StoreError):
+    code = "store_not_found"
+
+
+class StoreExistsError(StoreError):
+    code = "store_exists"
+
+
+class StorePathError(StoreError):
+    code = "store_path"
+
+
+class UnlockError(SeveranceError):
+    code = "unlock_failed"
+
+
+class MissingKeyError(UnlockError):
+    code = "missing_key"
+
+
+class WrongKeyError(UnlockError):
+    code = "wrong_key"
+
+
+class IntegrityError(SeveranceError):
+    code = "integrity"
+
+
+class EmbedderError(SeveranceError):
+    code = "embedder_error"
+
+
+class EmbedderMismatchError(EmbedderError):
+    code = "embedder_mismatch"
+
+
+class SessionClosedError(SeveranceError):
+    code = "session_closed"
+
+
+class StorageError(SeveranceError):
+    code = "storage_error"

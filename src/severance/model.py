@@ -1,0 +1,177 @@
+"""The values Severance hands back: frozen, plain, safe to share between threads."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "AuditEntry",
+    "Memory",
+    "MemoryDraft",
+    "Notice",
+    "Page",
+    "PersonaInfo",
+    "Recall",
+    "new_id",
+]
+
+
+def new_id(prefix: str) -> str:
+    """A random id: ``prefix`` + 20 base32 characters (100 bits)."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_epoch(dt: datetime) -> float:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def from_epoch(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the awake persona, decrypted.
+
+    ``occurred_at`` is when the remembered thing happened (defaults to ``learned_at``);
+    ``learned_at`` is when this persona learned it; ``version`` counts updates from 1.
+    """
+
+    id: str
+    text: str
+    kind: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    learned_at: datetime
+    updated_at: datetime
+    version: int
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "kind": self.kind,
+            "tags": list(self.tags),
+            "metadata": self.metadata,
+            "occurred_at": self.occurred_at.isoformat(),
+            "learned_at": self.learned_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "version": self.version,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryDraft:
+    """What :meth:`Session.remember_many` takes for each memory (a dict works too)."""
+
+    text: str
+    kind: str = "note"
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Recall:
+    """One recall result and why it ranked where it did.
+
+    Ranks are 1-based positions in the dense and keyword candidate lists (``None`` when the
+    memory was not a candidate there); ``score`` is the fused score the results are sorted by.
+    """
+
+    memory: Memory
+    score: float
+    dense_rank: int | None
+    keyword_rank: int | None
+    dense_score: float | None
+    keyword_score: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "memory": self.memory.to_dict(),
+            "score": self.score,
+            "dense_rank": self.dense_rank,
+            "keyword_rank": self.keyword_rank,
+            "dense_score": self.dense_score,
+            "keyword_score": self.keyword_score,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of :meth:`Session.memories`; pass ``next_offset`` back for the next page."""
+
+    items: tuple[Memory, ...]
+    total: int
+    next_offset: int | None
+
+
+@dataclass(frozen=True)
+class PersonaInfo:
+    """What the store knows about a persona without unlocking it."""
+
+    id: str
+    name: str
+    created_at: datetime
+    sealed: bool
+    embedder: str
+    dimension: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "sealed": self.sealed,
+            "embedder": self.embedder,
+            "dimension": self.dimension,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One link of the audit chain. Never holds memory content: only events and counts."""
+
+    seq: int
+    at: datetime
+    event: str
+    persona_id: str | None
+    persona: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "event": self.event,
+            "persona_id": self.persona_id,
+            "persona": self.persona,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something that happened to a persona while it was not awake normally."""
+
+    at: datetime
+    event: str
+    detail: dict[str, Any]

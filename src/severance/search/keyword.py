@@ -1,0 +1,183 @@
+"""BM25 keyword scoring over one persona's memories, in memory.
+
+Postings are kept per term as a compact *base* (CSR arrays loaded from a snapshot or built by
+compaction) plus a *tail* of Python lists for what was added since; a query concatenates the
+two. Deleted or superseded documents stay in the postings until the next compaction and are
+masked out with the caller's ``alive`` array, so removal is O(1).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["KeywordIndex", "tokenize"]
+
+K1 = 1.2
+B = 0.75
+_MAX_TOKEN = 40
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A short English stop list: words that carry no retrieval signal on their own.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves s t d ll m re ve""".split()
+)
+
+
+def _stem(word: str) -> str:
+    # A light, predictable suffix strip (plural and common verb endings); enough to match
+    # "launches"/"launch" and "moved"/"move" without a stemmer dependency.
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        return word[:-2] if not word.endswith("ied") else word[:-3] + "y"
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens with stop words dropped and light stemming applied."""
+    out = []
+    for word in _WORD.findall(text.lower()):
+        if word in STOPWORDS or len(word) > _MAX_TOKEN:
+            continue
+        out.append(_stem(word))
+    return out
+
+
+class KeywordIndex:
+    """BM25 over documents addressed by integer slots."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self._base_offsets = np.zeros(1, dtype=np.int64)
+        self._base_slots = np.zeros(0, dtype=np.int32)
+        self._base_tfs = np.zeros(0, dtype=np.float32)
+        self._tail: dict[int, tuple[list[int], list[float]]] = {}
+        self.doc_len = np.zeros(0, dtype=np.float32)
+
+    def _term_id(self, term: str) -> int:
+        tid = self.vocab.get(term)
+        if tid is None:
+            tid = self.vocab[term] = len(self.vocab)
+        return tid
+
+    def add(self, slot: int, tokens: Iterable[str]) -> None:
+        """Index the document at ``slot`` (slots are appended in increasing order)."""
+        counts = Counter(tokens)
+        if slot >= len(self.doc_len):
+            grown = np.zeros(max(16, 2 * len(self.doc_len), slot + 1), dtype=np.float32)
+            grown[: len(self.doc_len)] = self.doc_len
+            self.doc_len = grown
+        self.doc_len[slot] = sum(counts.values())
+        for term, tf in counts.items():
+            tid = self._term_id(term)
+            slots, tfs = self._tail.setdefault(tid, ([], []))
+            slots.append(slot)
+            tfs.append(float(tf))
+
+    def postings(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        slots: npt.NDArray[np.int32]
+        tfs: npt.NDArray[np.float32]
+        if tid + 1 < len(self._base_offsets):
+            lo, hi = self._base_offsets[tid], self._base_offsets[tid + 1]
+            slots, tfs = self._base_slots[lo:hi], self._base_tfs[lo:hi]
+        else:
+            slots = np.zeros(0, dtype=np.int32)
+            tfs = np.zeros(0, dtype=np.float32)
+        tail = self._tail.get(tid)
+        if tail:
+            slots = np.concatenate([slots, np.asarray(tail[0], dtype=np.int32)])
+            tfs = np.concatenate([tfs, np.asarray(tail[1], dtype=np.float32)])
+        return slots, tfs
+
+    def scores(
+        self, query_tokens: Iterable[str], alive: npt.NDArray[np.bool_], n_slots: int
+    ) -> npt.NDArray[np.float32]:
+        """BM25 score of every slot (0 for slots matching no query term)."""
+        scores = np.zeros(n_slots, dtype=np.float32)
+        live = alive[:n_slots]
+        n_docs = int(live.sum())
+        if n_docs == 0:
+            return scores
+        avgdl = float(self.doc_len[:n_slots][live].mean()) or 1.0
+        for term, qtf in Counter(query_tokens).items():
+            tid = self.vocab.get(term)
+            if tid is None:
+                continue
+            slots, tfs = self.postings(tid)
+            keep = live[slots]
+            slots, tfs = slots[keep], tfs[keep]
+            df = len(slots)
+            if df == 0:
+                continue
+            idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            norm = K1 * (1.0 - B + B * self.doc_len[slots] / avgdl)
+            scores[slots] += qtf * idf * tfs * (K1 + 1.0) / (tfs + norm)
+        return scores
+
+    def compacted(self, remap: npt.NDArray[np.int64]) -> KeywordIndex:
+        """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it."""
+        new = KeywordIndex()
+        n_new = int((remap >= 0).sum())
+        new.doc_len = np.zeros(max(n_new, 1), dtype=np.float32)
+        keep_old = np.nonzero(remap >= 0)[0]
+        new.doc_len[remap[keep_old]] = self.doc_len[keep_old]
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        offsets = [0]
+        all_slots: list[npt.NDArray[np.int32]] = []
+        all_tfs: list[npt.NDArray[np.float32]] = []
+        for term in terms:
+            slots, tfs = self.postings(self.vocab[term])
+            mapped = remap[slots]
+            keep = mapped >= 0
+            if not keep.any():
+                continue
+            new.vocab[term] = len(new.vocab)
+            all_slots.append(mapped[keep].astype(np.int32))
+            all_tfs.append(tfs[keep])
+            offsets.append(offsets[-1] + int(keep.sum()))
+        new._base_offsets = np.asarray(offsets, dtype=np.int64)
+        new._base_slots = np.concatenate(all_slots) if all_slots else new._base_slots
+        new._base_tfs = np.concatenate(all_tfs) if all_tfs else new._base_tfs
+        return new
+
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The base arrays (call on a compacted index: its tail is empty)."""
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        return {
+            "kw_vocab": np.frombuffer("\n".join(terms).encode(), dtype=np.uint8),
+            "kw_offsets": self._base_offsets,
+            "kw_slots": self._base_slots,
+            "kw_tfs": self._base_tfs,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, npt.NDArray[np.generic]], doc_len: npt.NDArray[np.float32]
+    ) -> KeywordIndex:
+        new = cls()
+        text = arrays["kw_vocab"].tobytes().decode()
+        terms = text.split("\n") if text else []
+        new.vocab = {t: i for i, t in enumerate(terms)}
+        new._base_offsets = arrays["kw_offsets"].astype(np.int64)
+        new._base_slots = arrays["kw_slots"].astype(np.int32)
+        new._base_tfs = arrays["kw_tfs"].astype(np.float32)
+        new.doc_len = doc_len.astype(np.float32).copy()
+        return new

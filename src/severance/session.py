@@ -1,0 +1,664 @@
+"""Session: one persona awake — the only handle through which memories are read or written.
+
+A session is bound to exactly one persona for its whole life. It holds that persona's data
+key and its in-memory index; its storage calls go through a :class:`PersonaRows` handle bound
+to the persona's id; none of its methods takes a persona argument. So "recall from the wrong
+persona" is not a mistake a caller can make: there is no way to say it.
+
+The index is loaded lazily on the first read (from the encrypted snapshot plus the rows
+changed after it) and kept in step before every read by asking the back-end what changed
+since the last sequence number it saw — which also picks up writes made by other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import validate
+from .audit import to_entries
+from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot
+from .errors import (
+    InvalidInputError,
+    InvalidTurnsError,
+    MemoryNotFoundError,
+    SessionClosedError,
+)
+from .model import (
+    AuditEntry,
+    Memory,
+    MemoryDraft,
+    Notice,
+    Page,
+    Recall,
+    from_epoch,
+    new_id,
+    to_epoch,
+)
+from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
+from .search.dense import pack_vector, unpack_vector
+from .seal import Sealer, aad
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Session"]
+
+#: Snapshot the index on close once this many changes were applied since the last snapshot.
+SNAPSHOT_MIN_CHANGES = 256
+_SNAPSHOT_CHUNK = 16 * 1024 * 1024
+_SCAN_BATCH = 2_000
+Progress = Callable[[int, int], None]
+
+
+class Session:
+    """A persona awake. Create one with :meth:`Store.enter`; use it as a context manager."""
+
+    def __init__(
+        self,
+        store: Store,
+        persona: PersonaRow,
+        data_key: bytes,
+        floor: str | None,
+        expires_at: float | None = None,
+    ) -> None:
+        self._store = store
+        self._persona = persona
+        self._sealer = Sealer(data_key)
+        self._rows = store._backend.rows(persona.id)
+        self._lock = threading.RLock()
+        self._index: PersonaIndex | None = None
+        self._seen = 0
+        self._unsnapshotted = 0
+        self._closed = False
+        self._expires_at = expires_at
+        self.floor = floor
+        self.counts = {"remembered": 0, "recalled": 0, "updated": 0, "forgotten": 0}
+
+    # -- identity and lifetime ----------------------------------------------------------------
+    @property
+    def persona(self) -> str:
+        """The name of the awake persona."""
+        return self._persona.name
+
+    @property
+    def persona_id(self) -> str:
+        return self._persona.id
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When an override session stops working (None for a normal session)."""
+        return None if self._expires_at is None else from_epoch(self._expires_at)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError("this session is closed")
+        if self._expires_at is not None and time.time() >= self._expires_at:
+            raise SessionClosedError("this override has expired; the persona is asleep again")
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Put the persona back to sleep: snapshot the index if worthwhile, log the exit."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._index is not None and self._unsnapshotted >= SNAPSHOT_MIN_CHANGES:
+                    self._write_snapshot()
+            finally:
+                self._store._session_closed(self)
+                self._index = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- sealing ------------------------------------------------------------------------------
+    def _aad(self, memory_id: str, field: str, version: int) -> bytes:
+        return aad(self._store.store_id, self._persona.id, memory_id, field, str(version))
+
+    def _seal_payload(
+        self,
+        memory_id: str,
+        version: int,
+        text: str,
+        kind: str,
+        tags: Sequence[str],
+        metadata: Mapping[str, Any],
+        source: str | None,
+    ) -> bytes:
+        body = json.dumps(
+            {"text": text, "kind": kind, "tags": list(tags), "metadata": metadata, "source": source},
+            separators=(",", ":"),
+        ).encode()
+        return self._sealer.seal(body, self._aad(memory_id, "payload", version))
+
+    def _open_payload(self, memory_id: str, version: int, blob: bytes) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            self._sealer.open(blob, self._aad(memory_id, "payload", version))
+        )
+        return data
+
+    def _open_vector(self, row: MemoryRow) -> npt.NDArray[np.float32]:
+        raw = self._sealer.open(row.vector, self._aad(row.id, "vector", row.version))
+        return unpack_vector(raw, self._persona.dimension)
+
+    def _to_memory(self, row: MemoryRow) -> Memory:
+        data = self._open_payload(row.id, row.version, row.payload)
+        return Memory(
+            id=row.id,
+            text=data["text"],
+            kind=data["kind"],
+            tags=tuple(data["tags"]),
+            metadata=data["metadata"],
+            occurred_at=from_epoch(row.occurred_at),
+            learned_at=from_epoch(row.learned_at),
+            updated_at=from_epoch(row.updated_at),
+            version=row.version,
+            source=data.get("source"),
+        )
+
+    # -- writing ------------------------------------------------------------------------------
+    def _draft(self, item: MemoryDraft | Mapping[str, Any] | str) -> MemoryDraft:
+        if isinstance(item, str):
+            item = MemoryDraft(text=item)
+        elif isinstance(item, Mapping):
+            unknown = set(item) - {"text", "kind", "tags", "metadata", "occurred_at", "source"}
+            if unknown:
+                raise InvalidInputError(f"unknown memory fields: {', '.join(sorted(unknown))}")
+            item = MemoryDraft(
+                text=item.get("text"),  # type: ignore[arg-type]
+                kind=item.get("kind", "note"),
+                tags=item.get("tags") or (),
+                metadata=item.get("metadata") or {},
+                occurred_at=item.get("occurred_at"),
+                source=item.get("source"),
+            )
+        elif not isinstance(item, MemoryDraft):
+            raise InvalidInputError("each memory must be a MemoryDraft, a dict or a string")
+        return MemoryDraft(
+            text=validate.text(item.text),
+            kind=validate.kind(item.kind),
+            tags=validate.tags(item.tags),
+            metadata=validate.metadata(item.metadata),
+            occurred_at=validate.when(item.occurred_at, "occurred_at"),
+            source=validate.source(item.source),
+        )
+
+    def remember(
+        self,
+        text: str,
+        *,
+        kind: str = "note",
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | str | None = None,
+        source: str | None = None,
+    ) -> Memory:
+        """Store one memory; when this returns it is durably on disk."""
+        draft = MemoryDraft(
+            text=text,
+            kind=kind,
+            tags=tags,  # type: ignore[arg-type]
+            metadata=metadata,  # type: ignore[arg-type]
+            occurred_at=occurred_at,  # type: ignore[arg-type]
+            source=source,
+        )
+        return self.remember_many([draft])[0]
+
+    def remember_many(
+        self,
+        items: Iterable[MemoryDraft | Mapping[str, Any] | str],
+        *,
+        progress: Progress | None = None,
+        batch_size: int = 256,
+    ) -> list[Memory]:
+        """Store many memories with batched embedding: the fast path for imports.
+
+        Every item is validated before anything is written. Items are committed in batches of
+        ``batch_size``; each batch is atomic and durable when the next one starts.
+        """
+        with self._lock:
+            self._check_open()
+            drafts = [self._draft(item) for item in items]
+            embedder = self._store.embedder
+            stored: list[Memory] = []
+            for start in range(0, len(drafts), batch_size):
+                batch = drafts[start : start + batch_size]
+                vectors = embedder.embed([d.text for d in batch])
+                stored.extend(self._write_new(batch, vectors))
+                if progress is not None:
+                    progress(len(stored), len(drafts))
+            self.counts["remembered"] += len(stored)
+            return stored
+
+    def _write_new(
+        self, drafts: Sequence[MemoryDraft], vectors: npt.NDArray[np.float32]
+    ) -> list[Memory]:
+        now = time.time()
+        rows: list[MemoryRow] = []
+        memories: list[Memory] = []
+        for draft, vector in zip(drafts, vectors, strict=True):
+            memory_id = new_id("m_")
+            occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
+            rows.append(
+                MemoryRow(
+                    id=memory_id,
+                    seq=0,
+                    version=1,
+                    learned_at=now,
+                    occurred_at=occurred,
+                    updated_at=now,
+                    payload=self._seal_payload(
+                        memory_id, 1, draft.text, draft.kind, draft.tags, draft.metadata,
+                        draft.source,
+                    ),
+                    vector=self._sealer.seal(
+                        pack_vector(vector), self._aad(memory_id, "vector", 1)
+                    ),
+                )
+            )
+            memories.append(
+                Memory(
+                    id=memory_id,
+                    text=draft.text,
+                    kind=draft.kind,
+                    tags=draft.tags,
+                    metadata=draft.metadata,
+                    occurred_at=from_epoch(occurred),
+                    learned_at=from_epoch(now),
+                    updated_at=from_epoch(now),
+                    version=1,
+                    source=draft.source,
+                )
+            )
+        seqs = self._rows.insert(rows)
+        if self._index is not None:
+            self._index.upsert(
+                [
+                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                    for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
+                ]
+            )
+            self._unsnapshotted += len(rows)
+        return memories
+
+    def update(
+        self,
+        memory_id: str,
+        text: str | None = None,
+        *,
+        kind: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | str | None = None,
+    ) -> Memory:
+        """Change a memory, keeping the previous version in its history."""
+        with self._lock:
+            self._check_open()
+            validate.memory_id(memory_id)
+            new_text = validate.text(text) if text is not None else None
+            new_kind = validate.kind(kind) if kind is not None else None
+            new_tags = validate.tags(tags) if tags is not None else None
+            new_meta = validate.metadata(metadata) if metadata is not None else None
+            new_when = validate.when(occurred_at, "occurred_at")
+            row = self._rows.get(memory_id)
+            if row is None:
+                raise MemoryNotFoundError(memory_id)
+            old = self._to_memory(row)
+            merged = Memory(
+                id=old.id,
+                text=new_text if new_text is not None else old.text,
+                kind=new_kind or old.kind,
+                tags=new_tags if new_tags is not None else old.tags,
+                metadata=new_meta if new_meta is not None else old.metadata,
+                occurred_at=new_when or old.occurred_at,
+                learned_at=old.learned_at,
+                updated_at=old.updated_at,
+                version=old.version,
+                source=old.source,
+            )
+            if merged == old:
+                return old
+            now = time.time()
+            version = row.version + 1
+            if merged.text != old.text:
+                vector = self._store.embedder.embed([merged.text])[0]
+            else:
+                vector = self._open_vector(row)
+            new_row = MemoryRow(
+                id=row.id,
+                seq=0,
+                version=version,
+                learned_at=row.learned_at,
+                occurred_at=to_epoch(merged.occurred_at),
+                updated_at=now,
+                payload=self._seal_payload(
+                    row.id, version, merged.text, merged.kind, merged.tags, merged.metadata,
+                    merged.source,
+                ),
+                vector=self._sealer.seal(pack_vector(vector), self._aad(row.id, "vector", version)),
+            )
+            previous = HistoryRow(
+                memory_id=row.id,
+                version=row.version,
+                occurred_at=row.occurred_at,
+                updated_at=row.updated_at,
+                replaced_at=now,
+                payload=row.payload,
+            )
+            seq = self._rows.replace(new_row, previous)
+            if self._index is not None:
+                self._index.upsert(
+                    [
+                        Doc(row.id, seq, merged.kind, merged.tags, new_row.occurred_at,
+                            row.learned_at, vector, tokenize(merged.text))
+                    ]
+                )
+                self._unsnapshotted += 1
+            self.counts["updated"] += 1
+            return Memory(
+                **{**merged.__dict__, "version": version, "updated_at": from_epoch(now)}
+            )
+
+    def forget(self, memory_id: str) -> None:
+        """Delete a memory for good, with its whole history."""
+        with self._lock:
+            self._check_open()
+            validate.memory_id(memory_id)
+            if not self._rows.delete(memory_id):
+                raise MemoryNotFoundError(memory_id)
+            if self._index is not None:
+                self._index.remove(memory_id)
+                self._unsnapshotted += 1
+            self.counts["forgotten"] += 1
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, memory_id: str) -> Memory:
+        """One memory by id. Ids of other personas' memories are simply not found."""
+        with self._lock:
+            self._check_open()
+            validate.memory_id(memory_id)
+            row = self._rows.get(memory_id)
+            if row is None:
+                raise MemoryNotFoundError(memory_id)
+            return self._to_memory(row)
+
+    def history(self, memory_id: str) -> list[Memory]:
+        """Every version of a memory, oldest first; the current version is last."""
+        with self._lock:
+            self._check_open()
+            validate.memory_id(memory_id)
+            row = self._rows.get(memory_id)
+            if row is None:
+                raise MemoryNotFoundError(memory_id)
+            current = self._to_memory(row)
+            versions = []
+            for old in self._rows.history(memory_id):
+                data = self._open_payload(memory_id, old.version, old.payload)
+                versions.append(
+                    Memory(
+                        id=memory_id,
+                        text=data["text"],
+                        kind=data["kind"],
+                        tags=tuple(data["tags"]),
+                        metadata=data["metadata"],
+                        occurred_at=from_epoch(old.occurred_at),
+                        learned_at=current.learned_at,
+                        updated_at=from_epoch(old.updated_at),
+                        version=old.version,
+                        source=data.get("source"),
+                    )
+                )
+            return [*versions, current]
+
+    def memories(self, *, limit: int = 50, offset: int = 0, newest_first: bool = True) -> Page:
+        """A page of memories in the order they were learned."""
+        with self._lock:
+            self._check_open()
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+                raise InvalidInputError("limit must be an integer from 1 to 1000")
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+                raise InvalidInputError("offset must be a non-negative integer")
+            total = self._rows.count()
+            items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
+            end = offset + len(items)
+            return Page(items, total, end if end < total else None)
+
+    def count(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._rows.count()
+
+    def recall(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        kind: str | Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        recency: float = 0.0,
+        mode: SearchMode = "hybrid",
+        fusion: Fusion | None = None,
+    ) -> list[Recall]:
+        """The memories that best answer ``query``: dense and keyword ranks, fused.
+
+        Filters: ``kind`` (one or several), ``tags`` (all must be present), ``since`` /
+        ``until`` on when the memory occurred. ``recency`` in [0, 1] blends in a 30-day
+        half-life decay. ``mode`` picks ``hybrid`` (default), ``dense`` or ``keyword``.
+        """
+        with self._lock:
+            self._check_open()
+            validate.query(query)
+            validate.k(k)
+            if mode not in ("hybrid", "dense", "keyword"):
+                raise InvalidInputError("mode must be 'hybrid', 'dense' or 'keyword'")
+            if isinstance(recency, bool) or not isinstance(recency, int | float) or not (
+                0.0 <= recency <= 1.0
+            ):
+                raise InvalidInputError("recency must be a number from 0 to 1")
+            kinds: frozenset[str] | None = None
+            if kind is not None:
+                kinds = frozenset(
+                    [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
+                )
+            flt = Filter(
+                kinds=kinds,
+                tags=frozenset(validate.tags(tags)) if tags is not None else None,
+                since=_epoch_or_none(validate.when(since, "since")),
+                until=_epoch_or_none(validate.when(until, "until")),
+            )
+            index = self._sync()
+            vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
+            hits = index.search(
+                vector,
+                tokenize(query),
+                k,
+                flt,
+                mode=mode,
+                fusion=fusion or Fusion(),
+                recency=float(recency),
+                now=time.time(),
+            )
+            rows = self._rows.get_many([h.id for h in hits])
+            results = []
+            for hit in hits:
+                row = rows.get(hit.id)
+                if row is None:  # deleted by another process since our last sync
+                    index.remove(hit.id)
+                    continue
+                results.append(
+                    Recall(
+                        memory=self._to_memory(row),
+                        score=hit.score,
+                        dense_rank=hit.dense_rank,
+                        keyword_rank=hit.keyword_rank,
+                        dense_score=hit.dense_score,
+                        keyword_score=hit.keyword_score,
+                    )
+                )
+            self.counts["recalled"] += 1
+            return results
+
+    # -- the persona's own audit trail --------------------------------------------------------
+    def audit(self) -> list[AuditEntry]:
+        """The audit entries about this persona (never another persona's)."""
+        with self._lock:
+            self._check_open()
+            return to_entries(self._store._backend.audit_rows(self._persona.id))
+
+    def notices(self) -> list[Notice]:
+        """Overrides and reintegrations that touched this persona since it last woke normally."""
+        with self._lock:
+            self._check_open()
+            return self._store._notices_for(self._persona.id)
+
+    # -- the index ------------------------------------------------------------------------------
+    def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
+        docs = []
+        for row in rows:
+            data = self._open_payload(row.id, row.version, row.payload)
+            docs.append(
+                Doc(
+                    row.id,
+                    row.seq,
+                    data["kind"],
+                    tuple(data["tags"]),
+                    row.occurred_at,
+                    row.learned_at,
+                    self._open_vector(row),
+                    tokenize(data["text"]),
+                )
+            )
+        return docs
+
+    def _load(self) -> PersonaIndex:
+        snapshot = self._rows.read_snapshot()
+        if snapshot is not None:
+            try:
+                index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
+                self._seen = snapshot.watermark
+                self._index = index
+                return self._apply_changes(index)
+            except Exception:
+                # A snapshot that fails authentication or parsing is never trusted; the rows
+                # are the source of truth, so rebuild from them.
+                self._rows.drop_snapshot()
+                self._store._audit.append(
+                    "snapshot_rejected", self._persona.id, self._persona.name
+                )
+        index = PersonaIndex(self._persona.dimension)
+        self._seen = self._rows.high_water()
+        for batch in self._rows.scan(_SCAN_BATCH):
+            index.upsert(self._docs(batch))
+        self._unsnapshotted = len(index)
+        self._index = index
+        return self._apply_changes(index)
+
+    def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
+        changes = self._rows.changes_since(self._seen)
+        stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
+        if stale:
+            fresh = self._rows.get_many(stale)
+            index.upsert(self._docs(fresh.values()))
+            self._unsnapshotted += len(fresh)
+        for memory_id in changes.deleted:
+            if index.remove(memory_id):
+                self._unsnapshotted += 1
+        self._seen = changes.high_water
+        return index
+
+    def _sync(self) -> PersonaIndex:
+        if self._index is None:
+            return self._load()
+        return self._apply_changes(self._index)
+
+    def _snapshot_aad(self, watermark: int, part: int, parts: int) -> bytes:
+        return aad(
+            self._store.store_id, self._persona.id, "snapshot", str(watermark), f"{part}/{parts}"
+        )
+
+    def _open_snapshot(self, snapshot: Snapshot) -> bytes:
+        parts = len(snapshot.chunks)
+        return b"".join(
+            self._sealer.open(chunk, self._snapshot_aad(snapshot.watermark, i, parts))
+            for i, chunk in enumerate(snapshot.chunks)
+        )
+
+    def _write_snapshot(self) -> None:
+        index = self._sync()
+        data = index.to_bytes()
+        pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
+        watermark = self._seen
+        chunks = tuple(
+            self._sealer.seal(piece, self._snapshot_aad(watermark, i, len(pieces)))
+            for i, piece in enumerate(pieces)
+        )
+        self._rows.write_snapshot(Snapshot(watermark, chunks))
+        self._unsnapshotted = 0
+
+    def checkpoint(self) -> None:
+        """Write the encrypted index snapshot now, so the next wake starts from it."""
+        with self._lock:
+            self._check_open()
+            self._write_snapshot()
+
+
+def _epoch_or_none(value: datetime | None) -> float | None:
+    return None if value is None else to_epoch(value)
+
+
+def read_turns(records: Iterable[Mapping[str, Any]]) -> list[MemoryDraft]:
+    """Conversation turns (speaker, text, timestamp, session) as ``episode`` memories.
+
+    Raises :class:`InvalidTurnsError` naming the first bad record; nothing is stored then.
+    """
+    drafts = []
+    for n, record in enumerate(records, start=1):
+        if not isinstance(record, Mapping):
+            raise InvalidTurnsError(f"turn {n}: expected an object with speaker and text")
+        unknown = set(record) - {"speaker", "text", "timestamp", "session", "tags", "metadata"}
+        if unknown:
+            raise InvalidTurnsError(f"turn {n}: unknown fields {', '.join(sorted(unknown))}")
+        speaker, body = record.get("speaker"), record.get("text")
+        if not isinstance(speaker, str) or not speaker.strip():
+            raise InvalidTurnsError(f"turn {n}: 'speaker' must be a non-empty string")
+        if not isinstance(body, str) or not body.strip():
+            raise InvalidTurnsError(f"turn {n}: 'text' must be a non-empty string")
+        session = record.get("session")
+        if session is not None and not isinstance(session, str | int):
+            raise InvalidTurnsError(f"turn {n}: 'session' must be a string or a number")
+        try:
+            occurred = validate.when(record.get("timestamp"), "timestamp")
+            metadata = validate.metadata(
+                {**(record.get("metadata") or {}), "speaker": speaker, "session": session}
+            )
+            draft = MemoryDraft(
+                text=validate.text(f"{speaker}: {body}"),
+                kind="episode",
+                tags=validate.tags(record.get("tags") or ()),
+                metadata=metadata,
+                occurred_at=occurred,
+                source="turns",
+            )
+        except InvalidInputError as e:
+            raise InvalidTurnsError(f"turn {n}: {e}") from None
+        drafts.append(draft)
+    if not drafts:
+        raise InvalidTurnsError("the file holds no turns")
+    return drafts

@@ -1,0 +1,435 @@
+"""Store: everything of one person — personas, floors, keys and the audit log.
+
+``Store.init`` creates a store and its master key; ``Store.open`` unlocks an existing one.
+A store is one directory (SQLite, the default) or one PostgreSQL database. Reading and writing
+memories happens only through a :class:`Session`, obtained with :meth:`Store.enter`, which
+wakes exactly one persona chosen by the floors.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+
+from pathlib import Path
+from typing import Any
+
+from .audit import AuditLog, VerifyResult, to_entries
+from .backends import Backend, open_backend
+from .backends.base import FloorRow, PersonaRow
+from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
+from .errors import (
+    AlreadyExistsError,
+    EmbedderMismatchError,
+    FloorNotFoundError,
+    InvalidFloorError,
+    InvalidInputError,
+    MissingKeyError,
+    PersonaNotFoundError,
+    StoreExistsError,
+    StoreNotFoundError,
+    UnlockError,
+)
+from .floors import Context, Floor, FloorMatch, check_name, resolve
+from .keys import (
+    ENV_KEY,
+    ENV_KEY_FILE,
+    ENV_PASSPHRASE,
+    KdfParams,
+    MasterKey,
+    decode_key,
+    default_key_file,
+    derive_passphrase_key,
+    read_key_file,
+    write_key_file,
+)
+from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
+from .seal import new_key
+from .session import Session
+
+__all__ = ["Store"]
+
+STORE_FORMAT = "1"
+KeyInput = bytes | str
+
+
+def _location_text(location: str | os.PathLike[str]) -> str:
+    text = os.fspath(location)
+    return text if "://" in text else str(Path(text).expanduser())
+
+
+class Store:
+    """An unlocked store. Open one with :meth:`Store.open` (or create it with :meth:`init`)."""
+
+    def __init__(self, backend: Backend, master: MasterKey, embedder: str | Embedder | None) -> None:
+        self._backend = backend
+        self._master = master
+        self._audit = AuditLog(backend, master.audit_key)
+        meta = backend.get_meta()
+        self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
+        self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- creating and opening -----------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        passphrase: str | None = None,
+        key: KeyInput | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        embedder: str | Embedder | None = None,
+    ) -> Store:
+        """Create a new, empty store and its master key.
+
+        By default a random master key is written to a key file outside the store, at
+        ``$XDG_CONFIG_HOME/severance/keys/<store id>.key`` (mode 0600). Alternatively the key
+        is derived from ``passphrase`` (scrypt), taken from ``key`` (32 bytes, or base64 of
+        them), or written to ``key_file``.
+        """
+        if sum(x is not None for x in (passphrase, key, key_file)) > 1:
+            raise InvalidInputError("give at most one of passphrase, key and key_file")
+        text = _location_text(location)
+        backend = open_backend(text)
+        if backend.exists():
+            raise StoreExistsError(f"a store already exists at {text!r}")
+        spec = embedder if isinstance(embedder, str) else DEFAULT_EMBEDDER
+        if not isinstance(embedder, str) and embedder is not None:
+            spec = embedder.name
+        store_id = new_id("s_")
+        meta = {"store_id": store_id, "format": STORE_FORMAT, "embedder": spec,
+                "created_at": repr(time.time())}
+        written_key_file: Path | None = None
+        if passphrase is not None:
+            params = KdfParams.fresh()
+            master = MasterKey(derive_passphrase_key(passphrase, params), store_id)
+            meta.update(key_mode="passphrase", kdf=params.to_text())
+        elif key is not None:
+            master = MasterKey(_key_bytes(key), store_id)
+            meta.update(key_mode="key")
+        else:
+            master = MasterKey.generate(store_id)
+            path = Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
+            store_dir = Path(text).absolute() if "://" not in text else None
+            if store_dir is not None and (path == store_dir or store_dir in path.parents):
+                raise InvalidInputError("the key file must live outside the store directory")
+            try:
+                write_key_file(path, master.raw)
+            except FileExistsError:
+                raise StoreExistsError(f"key file {str(path)!r} already exists") from None
+            except OSError as e:
+                raise InvalidInputError(f"cannot write key file {str(path)!r}: {e.strerror}") from None
+            written_key_file = path
+            meta.update(key_mode="key-file", key_file=str(path))
+        meta["key_check"] = base64.b64encode(master.check_value()).decode()
+        try:
+            backend.create(meta)
+        except BaseException:
+            if written_key_file is not None:
+                written_key_file.unlink(missing_ok=True)
+            raise
+        store = cls(backend, master, embedder)
+        store._audit.append("store_created", key_mode=meta["key_mode"])
+        return store
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        passphrase: str | None = None,
+        key: KeyInput | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        embedder: str | Embedder | None = None,
+    ) -> Store:
+        """Unlock an existing store.
+
+        The key is looked for in this order: the ``passphrase``, ``key`` or ``key_file``
+        arguments; the environment (``SEVERANCE_KEY``, ``SEVERANCE_KEY_FILE``,
+        ``SEVERANCE_PASSPHRASE``); the key file recorded when the store was created.
+        """
+        text = _location_text(location)
+        backend = open_backend(text)
+        if not backend.exists():
+            raise StoreNotFoundError(f"no store at {text!r}; create one with `severance init`")
+        meta = backend.get_meta()
+        store_id = meta["store_id"]
+        try:
+            raw = _find_key(meta, passphrase, key, key_file)
+            master = MasterKey(raw, store_id)
+            master.verify(base64.b64decode(meta["key_check"]))
+        except BaseException:
+            backend.close()
+            raise
+        return cls(backend, master, embedder)
+
+    def close(self) -> None:
+        """Close every open session and the database connection."""
+        with self._lock:
+            if self._closed:
+                return
+            for session in list(self._sessions):
+                session.close()
+            self._backend.close()
+            self._closed = True
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- facts --------------------------------------------------------------------------------
+    @property
+    def store_id(self) -> str:
+        return self._master.store_id
+
+    @property
+    def location(self) -> str:
+        return self._backend.url
+
+    @property
+    def embedder(self) -> Embedder:
+        """The store's embedder, loaded on first use."""
+        if self._embedder is None:
+            spec = self._embedder_spec
+            self._embedder = load_embedder(spec if isinstance(spec, str) else None)
+        return self._embedder
+
+    # -- personas -----------------------------------------------------------------------------
+    def _persona_row(self, name: str) -> PersonaRow:
+        for row in self._backend.personas():
+            if row.name == name:
+                return row
+        raise PersonaNotFoundError(f"no persona named {name!r}")
+
+    def add_persona(self, name: str) -> PersonaInfo:
+        """Create a persona with a fresh data key wrapped by the master key."""
+        check_name(name, "persona")
+        embedder = self.embedder
+        persona_id = new_id("p_")
+        data_key = new_key()
+        row = PersonaRow(
+            id=persona_id,
+            name=name,
+            created_at=time.time(),
+            wrapped_key=self._master.wrap(persona_id, data_key),
+            sealed=False,
+            seal_kdf=None,
+            embedder=embedder.name,
+            dimension=embedder.dimension,
+        )
+        with self._backend.transaction():
+            if any(p.name == name for p in self._backend.personas()):
+                raise AlreadyExistsError(f"a persona named {name!r} already exists")
+            self._backend.insert_persona(row)
+            self._audit.append("persona_added", persona_id, name)
+        return _info(row)
+
+    def personas(self) -> list[PersonaInfo]:
+        return [_info(r) for r in self._backend.personas()]
+
+    def persona(self, name: str) -> PersonaInfo:
+        return _info(self._persona_row(name))
+
+    # -- floors -------------------------------------------------------------------------------
+    def add_floor(
+        self,
+        name: str,
+        persona: str,
+        *,
+        clients: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        hosts: Iterable[str] = (),
+        hours: Iterable[str] = (),
+        timezone: str | None = None,
+        default: bool = False,
+    ) -> Floor:
+        """Add a floor after the existing ones (first match wins)."""
+        floor = Floor(
+            name=name,
+            persona=persona,
+            clients=_strings(clients, "clients"),
+            paths=_strings(paths, "paths"),
+            hosts=_strings(hosts, "hosts"),
+            hours=_strings(hours, "hours"),
+            timezone=timezone,
+            default=bool(default),
+        )
+        row = self._persona_row(persona)
+        with self._backend.transaction():
+            existing = self._backend.floors()
+            if any(f.name == name for f in existing):
+                raise AlreadyExistsError(f"a floor named {name!r} already exists")
+            if default and any(f.is_default for f in existing):
+                current = next(f.name for f in existing if f.is_default)
+                raise InvalidFloorError(
+                    f"floor {current!r} is already the default; remove it first"
+                )
+            position = max((f.position for f in existing), default=0) + 1
+            self._backend.insert_floor(
+                FloorRow(name, position, row.id, floor.rule_json(), floor.default)
+            )
+            self._audit.append("floor_added", row.id, row.name, floor=name)
+        return floor
+
+    def floors(self) -> list[Floor]:
+        names = {p.id: p.name for p in self._backend.personas()}
+        return [
+            Floor.from_rule(r.name, names[r.persona_id], r.rule, r.is_default)
+            for r in self._backend.floors()
+        ]
+
+    def remove_floor(self, name: str) -> None:
+        with self._backend.transaction():
+            if not self._backend.delete_floor(name):
+                raise FloorNotFoundError(f"no floor named {name!r}")
+            self._audit.append("floor_removed", floor=name)
+
+    def resolve(self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any) -> FloorMatch:
+        """Which floor (and so which persona) a context wakes, and why."""
+        return resolve(self.floors(), _context(context, kwargs))
+
+    # -- waking -------------------------------------------------------------------------------
+    def enter(self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any) -> Session:
+        """Wake the persona whose floor matches the context and return its session.
+
+        ``context`` is a :class:`Context` or a dict with ``floor``, ``client``, ``path`` (or
+        ``paths``), ``host`` and ``at``; the same keys may be given as keyword arguments:
+        ``store.enter(floor="office")``, ``store.enter(client="claude-code", path="~/work")``.
+        """
+        self._check_open()
+        match = resolve(self.floors(), _context(context, kwargs))
+        row = self._persona_row(match.persona)
+        data_key = self._unlock(row)
+        self._check_embedder(row)
+        session = Session(self, row, data_key, match.floor.name)
+        self._audit.append(
+            "enter", row.id, row.name, floor=match.floor.name,
+            by="name" if match.reasons[0].startswith("floor ") else "rule",
+        )
+        self._sessions.add(session)
+        return session
+
+    def _unlock(self, row: PersonaRow) -> bytes:
+        if row.sealed:
+            raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
+        return self._master.unwrap(row.id, row.wrapped_key)
+
+    def _check_embedder(self, row: PersonaRow) -> None:
+        embedder = self.embedder
+        if row.embedder != embedder.name or row.dimension != embedder.dimension:
+            raise EmbedderMismatchError(
+                f"persona {row.name!r} holds vectors from {row.embedder!r} ({row.dimension} dims)"
+                f" but this store is using {embedder.name!r} ({embedder.dimension} dims); open the"
+                f" store with that embedder, or run `severance persona reembed {row.name}`"
+            )
+
+    def _session_closed(self, session: Session) -> None:
+        self._sessions.discard(session)
+        if not self._closed:
+            self._audit.append("exit", session.persona_id, session.persona, **session.counts)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            from .errors import StoreError
+
+            raise StoreError("this store is closed")
+
+    # -- audit --------------------------------------------------------------------------------
+    def audit(self, persona: str | None = None) -> list[AuditEntry]:
+        """The audit chain, or the entries about one persona."""
+        persona_id = self._persona_row(persona).id if persona is not None else None
+        return to_entries(self._backend.audit_rows(persona_id))
+
+    def verify_audit(self) -> VerifyResult:
+        """Check the whole audit chain; names the first bad entry if any."""
+        return self._audit.verify()
+
+    def _notices_for(self, persona_id: str) -> list[Notice]:
+        rows = self._backend.audit_rows(persona_id)
+        notices: list[Notice] = []
+        for entry in reversed(to_entries(rows)):
+            if entry.event == "enter" and not entry.detail.get("override"):
+                break
+            if entry.event in ("override", "reintegrated_into", "reintegrated_from"):
+                notices.append(Notice(entry.at, entry.event, entry.detail))
+        return list(reversed(notices))
+
+
+def _info(row: PersonaRow) -> PersonaInfo:
+    return PersonaInfo(
+        id=row.id,
+        name=row.name,
+        created_at=from_epoch(row.created_at),
+        sealed=row.sealed,
+        embedder=row.embedder,
+        dimension=row.dimension,
+    )
+
+
+def _strings(values: Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        return (values,)
+    out = tuple(values)
+    if not all(isinstance(v, str) for v in out):
+        raise InvalidFloorError(f"{what} must be strings")
+    return out
+
+
+def _context(context: Context | Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> Context:
+    if isinstance(context, Context):
+        if kwargs:
+            raise InvalidInputError("give a Context or keyword arguments, not both")
+        return context
+    data = {**(context or {}), **kwargs}
+    if not data:
+        data = {"host": socket.gethostname(), "path": os.getcwd()}
+    return Context.from_mapping(data)
+
+
+def _key_bytes(key: KeyInput) -> bytes:
+    if isinstance(key, bytes):
+        if len(key) != 32:
+            raise InvalidInputError("a raw key has 32 bytes")
+        return key
+    return decode_key(key, what="the key")
+
+
+def _find_key(
+    meta: Mapping[str, str],
+    passphrase: str | None,
+    key: KeyInput | None,
+    key_file: str | os.PathLike[str] | None,
+) -> bytes:
+    if key is not None:
+        return _key_bytes(key)
+    if key_file is not None:
+        return read_key_file(Path(key_file).expanduser())
+    if passphrase is not None:
+        if "kdf" not in meta:
+            raise UnlockError("this store is not locked with a passphrase")
+        return derive_passphrase_key(passphrase, KdfParams.from_text(meta["kdf"]))
+    if os.environ.get(ENV_KEY):
+        return decode_key(os.environ[ENV_KEY], what=ENV_KEY)
+    if os.environ.get(ENV_KEY_FILE):
+        return read_key_file(Path(os.environ[ENV_KEY_FILE]).expanduser())
+    if meta.get("key_mode") == "passphrase":
+        if os.environ.get(ENV_PASSPHRASE):
+            return derive_passphrase_key(os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"]))
+        raise MissingKeyError(
+            f"this store is locked with a passphrase: pass it or set {ENV_PASSPHRASE}"
+        )
+    if meta.get("key_mode") == "key-file":
+        return read_key_file(Path(meta.get("key_file") or default_key_file(meta["store_id"])))
+    raise MissingKeyError(f"this store needs its key: pass it or set {ENV_KEY}")
+
+

@@ -1,0 +1,132 @@
+"""Input checks shared by every interface. Each raises :class:`InvalidInputError` *before*
+anything is written, so a rejected call changes nothing.
+
+Documented limits:
+
+=====================  ==========================================
+text                   1 - 32,768 characters, not only white space
+kind                   ``[a-z][a-z0-9_-]{0,31}`` (default ``note``)
+tags                   at most 32, each 1 - 64 characters
+metadata               a JSON object, at most 65,536 bytes encoded
+source                 at most 512 characters
+query                  1 - 4,096 characters
+k                      1 - 1,000
+=====================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InvalidInputError
+
+MAX_TEXT_CHARS = 32_768
+MAX_TAGS = 32
+MAX_TAG_CHARS = 64
+MAX_METADATA_BYTES = 65_536
+MAX_SOURCE_CHARS = 512
+MAX_QUERY_CHARS = 4_096
+MAX_K = 1_000
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def text(value: object, what: str = "text") -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string")
+    if not value.strip():
+        raise InvalidInputError(f"{what} may not be empty or only white space")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"{what} has {len(value):,} characters; the limit is {MAX_TEXT_CHARS:,}"
+        )
+    return value
+
+
+def query(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError("a query must be a non-empty string")
+    if len(value) > MAX_QUERY_CHARS:
+        raise InvalidInputError(f"a query may have at most {MAX_QUERY_CHARS:,} characters")
+    return value
+
+
+def kind(value: object) -> str:
+    if not isinstance(value, str) or not _KIND.match(value):
+        raise InvalidInputError(
+            f"invalid kind {value!r}: use a lower-case word such as fact, episode, preference, note"
+        )
+    return value
+
+
+def tags(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInputError("tags must be a list of strings")
+    out: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInputError("each tag must be a non-empty string")
+        tag = tag.strip()
+        if len(tag) > MAX_TAG_CHARS:
+            raise InvalidInputError(f"a tag may have at most {MAX_TAG_CHARS} characters")
+        if tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise InvalidInputError(f"a memory may have at most {MAX_TAGS} tags")
+    return tuple(out)
+
+
+def metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError("metadata must be a JSON object (a dict)")
+    try:
+        encoded = json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"metadata must be JSON-serialisable: {e}") from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"metadata may be at most {MAX_METADATA_BYTES:,} bytes as JSON")
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def source(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_SOURCE_CHARS:
+        raise InvalidInputError(f"source must be a string of at most {MAX_SOURCE_CHARS} characters")
+    return value
+
+
+def when(value: object, what: str = "time") -> datetime | None:
+    """A timezone-aware datetime from a datetime or ISO-8601 string (naive means UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInputError(f"invalid {what} {value!r}: use ISO-8601") from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{what} must be a datetime or an ISO-8601 string")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def k(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
+        raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}")
+    return value
+
+
+def memory_id(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError("a memory id must be a non-empty string")
+    return value
