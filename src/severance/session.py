@@ -438,6 +438,16 @@ class Session:
             end = offset + len(items)
             return Page(items, total, end if end < total else None)
 
+    def export(self) -> list[Memory]:
+        """Every memory of the persona, decrypted (logged in the audit chain as an export)."""
+        with self._lock:
+            self._check_open()
+            out = [self._to_memory(row) for batch in self._rows.scan(_SCAN_BATCH) for row in batch]
+            self._store._audit.append(
+                "export", self._persona.id, self._persona.name, memories=len(out)
+            )
+            return out
+
     def count(self) -> int:
         with self._lock:
             self._check_open()
@@ -455,12 +465,15 @@ class Session:
         recency: float = 0.0,
         mode: SearchMode = "hybrid",
         fusion: Fusion | None = None,
+        min_similarity: float | None = None,
     ) -> list[Recall]:
         """The memories that best answer ``query``: dense and keyword ranks, fused.
 
         Filters: ``kind`` (one or several), ``tags`` (all must be present), ``since`` /
         ``until`` on when the memory occurred. ``recency`` in [0, 1] blends in a 30-day
         half-life decay. ``mode`` picks ``hybrid`` (default), ``dense`` or ``keyword``.
+        ``min_similarity`` drops results that share no keyword with the query and whose
+        cosine similarity is below it (useful to answer "nothing" rather than a best guess).
         """
         with self._lock:
             self._check_open()
@@ -495,6 +508,12 @@ class Session:
                 recency=float(recency),
                 now=time.time(),
             )
+            if min_similarity is not None:
+                hits = [
+                    h for h in hits
+                    if h.keyword_rank is not None
+                    or (h.dense_score is not None and h.dense_score >= min_similarity)
+                ]
             rows = self._rows.get_many([h.id for h in hits])
             results = []
             for hit in hits:

@@ -157,7 +157,7 @@ def parse_spec(arg: str) -> OpenAIEmbedder:
         rest, dim_text = arg, ""
     dimension: int | None = None
     if hash_sign:
-        if not dim_text.isdigit() or int(dim_text) < 1:
+        if not (dim_text.isascii() and dim_text.isdigit()) or int(dim_text) < 1:
             raise InvalidInputError(
                 f"invalid dimension {dim_text!r} in embedder spec 'openai:{arg}'"
             )

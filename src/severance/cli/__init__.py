@@ -1,0 +1,72 @@
+"""The ``severance`` command line: one module per command group, all over the public API.
+
+Every error is a :class:`SeveranceError` mapped to one line on stderr and an exit code from
+:data:`EXIT_CODES` — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import (
+    AlreadyExistsError,
+    EmbedderError,
+    IntegrityError,
+    InvalidInputError,
+    NoFloorError,
+    NotFoundError,
+    SessionClosedError,
+    SeveranceError,
+    StorageError,
+    StoreError,
+    UnlockError,
+)
+from . import audit, demo, floor, memory, persona, store
+from .common import cli
+
+__all__ = ["EXIT_CODES", "cli", "main"]
+
+#: Exit codes by error type; the most specific matching class wins (checked in order).
+EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = (
+    (InvalidInputError, 2),
+    (NotFoundError, 3),
+    (AlreadyExistsError, 4),
+    (NoFloorError, 5),
+    (UnlockError, 6),
+    (IntegrityError, 7),
+    (EmbedderError, 8),
+    (StoreError, 9),
+    (SessionClosedError, 10),
+    (StorageError, 11),
+    (SeveranceError, 1),
+)
+
+
+def exit_code(error: SeveranceError) -> int:
+    return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
+
+
+for module in (store, persona, floor, memory, audit, demo):
+    module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``severance`` command."""
+    try:
+        cli.main(args=argv, prog_name="severance", standalone_mode=False)
+    except SeveranceError as e:
+        click.echo(f"severance: error: {e}", err=True)
+        sys.exit(exit_code(e))
+    except click.exceptions.Abort:
+        click.echo("severance: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("severance: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)

@@ -1,0 +1,93 @@
+"""Shared CLI plumbing: the root group, finding and unlocking the store, context options."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import MissingKeyError
+from ..keys import ENV_PASSPHRASE
+from ..store import Store
+
+ENV_STORE = "SEVERANCE_STORE"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Settings:
+    def __init__(self, store: str | None, key_file: str | None) -> None:
+        self.store_location = store or os.environ.get(ENV_STORE) or str(Path("~/.severance").expanduser())
+        self.key_file = key_file
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--store",
+    metavar="PATH_OR_URL",
+    help=f"The store (default: ${ENV_STORE}, else ~/.severance).",
+)
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Unlock with this key file.")
+@click.version_option(package_name="severance")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, key_file: str | None) -> None:
+    """Severance: memory for AI assistants, with work and home kept apart."""
+    ctx.obj = Settings(store, key_file)
+
+
+def settings() -> Settings:
+    obj = click.get_current_context().find_object(Settings)
+    assert obj is not None
+    return obj
+
+
+@contextmanager
+def open_store() -> Iterator[Store]:
+    """Open the configured store, asking for a passphrase on a terminal if it needs one."""
+    s = settings()
+    try:
+        store = Store.open(s.store_location, key_file=s.key_file)
+    except MissingKeyError:
+        if not sys.stdin.isatty() or os.environ.get(ENV_PASSPHRASE):
+            raise
+        passphrase = click.prompt("Passphrase", hide_input=True)
+        store = Store.open(s.store_location, passphrase=passphrase)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def context_options(f: F) -> F:
+    """--floor/--client/--path/--host: what decides which persona wakes."""
+    f = click.option("--host", help="Host name (default: this machine's).")(f)
+    f = click.option("--path", "path", help="Workspace path (default: the current directory).")(f)
+    f = click.option("--client", help="Client name, e.g. claude-code.")(f)
+    f = click.option("--floor", "floor_name", help="Enter this floor by name.")(f)
+    return f
+
+
+def context_from(
+    floor_name: str | None, client: str | None, path: str | None, host: str | None
+) -> dict[str, Any]:
+    if floor_name:
+        return {"floor": floor_name}
+    return {
+        "client": client,
+        "path": path or os.getcwd(),
+        "host": host or socket.gethostname(),
+    }
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

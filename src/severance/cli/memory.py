@@ -1,0 +1,265 @@
+"""Memory commands: remember, recall, get, update, forget, history, memories, export, import.
+
+Each wakes the persona the context selects (``--floor``, ``--client``, ``--path``,
+``--host``; by default the current directory and host) and works only in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InvalidInputError, InvalidTurnsError
+from ..model import Memory
+from ..session import Session, read_turns
+from .common import context_from, context_options, json_option, open_store, print_json
+
+
+@contextmanager
+def awake(floor_name: str | None, client: str | None, path: str | None,
+          host: str | None) -> Iterator[Session]:
+    with open_store() as store, store.enter(context_from(floor_name, client, path, host)) as s:
+        yield s
+
+
+def _show(memory: Memory) -> None:
+    tags = f"  #{' #'.join(memory.tags)}" if memory.tags else ""
+    click.echo(f"{memory.id}  [{memory.kind}]  {memory.occurred_at:%Y-%m-%d %H:%M}{tags}")
+    click.echo(f"  {memory.text}")
+
+
+def _load_records(file: Path) -> list[Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidTurnsError(f"cannot read {str(file)!r}: {e}") from None
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            data = json.loads(text)
+            return list(data)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise InvalidTurnsError(f"{file.name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})") from None
+
+
+def _metadata(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError:
+        raise InvalidInputError("--meta must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("--meta must be a JSON object")
+    return data
+
+
+@click.command()
+@context_options
+@click.argument("text", required=False)
+@click.option("--kind", default="note", show_default=True, help="fact, episode, preference, note…")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--meta", help="Metadata as a JSON object.")
+@click.option("--occurred", help="When it happened (ISO-8601; default now).")
+@click.option("--source", help="Where this memory came from.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON or JSONL file of conversation turns (speaker, text, timestamp, session).")
+@json_option
+def remember(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+             text: str | None, kind: str, tags: tuple[str, ...], meta: str | None,
+             occurred: str | None, source: str | None, file: Path | None, as_json: bool) -> None:
+    """Remember TEXT (or every turn of --file) in the persona that wakes here."""
+    if (text is None) == (file is None):
+        raise InvalidInputError("give either TEXT or --file")
+    if file is not None:
+        drafts = read_turns(_load_records(file))
+        with awake(floor_name, client, path, host) as s:
+            with click.progressbar(length=len(drafts), label="Remembering turns",
+                                   file=click.get_text_stream("stderr")) as bar:
+                done = [0]
+
+                def progress(n: int, _total: int) -> None:
+                    bar.update(n - done[0])
+                    done[0] = n
+
+                memories = s.remember_many(drafts, progress=progress)
+            persona = s.persona
+        if as_json:
+            print_json({"persona": persona, "remembered": len(memories),
+                        "ids": [m.id for m in memories]})
+        else:
+            click.echo(f"Remembered {len(memories)} turns in persona {persona}.")
+        return
+    assert text is not None
+    with awake(floor_name, client, path, host) as s:
+        memory = s.remember(text, kind=kind, tags=tags, metadata=_metadata(meta),
+                            occurred_at=occurred, source=source)
+        persona = s.persona
+    if as_json:
+        print_json({"persona": persona, "memory": memory.to_dict()})
+    else:
+        click.echo(f"Remembered in {persona}: {memory.id}")
+
+
+@click.command()
+@context_options
+@click.argument("query")
+@click.option("-k", "k", default=10, show_default=True, help="How many results.")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
+@click.option("--since", help="Occurred at or after (ISO-8601).")
+@click.option("--until", help="Occurred before (ISO-8601).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid",
+              show_default=True)
+@json_option
+def recall(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+           query: str, k: int, kinds: tuple[str, ...], tags: tuple[str, ...], since: str | None,
+           until: str | None, mode: str, as_json: bool) -> None:
+    """Recall what the awake persona knows about QUERY."""
+    with awake(floor_name, client, path, host) as s:
+        results = s.recall(query, k, kind=list(kinds) or None, tags=list(tags) or None,
+                           since=since, until=until, mode=mode)  # type: ignore[arg-type]
+        persona = s.persona
+    if as_json:
+        print_json({"persona": persona, "results": [r.to_dict() for r in results]})
+        return
+    if not results:
+        click.echo(f"{persona} remembers nothing about that.")
+    for r in results:
+        ranks = f"dense #{r.dense_rank or '-'}, keyword #{r.keyword_rank or '-'}"
+        click.echo(f"{r.score:.4f}  {r.memory.text}")
+        click.echo(f"        {r.memory.id}  [{r.memory.kind}]  {ranks}")
+
+
+@click.command()
+@context_options
+@click.argument("memory_id")
+@json_option
+def get(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+        memory_id: str, as_json: bool) -> None:
+    """Show one memory."""
+    with awake(floor_name, client, path, host) as s:
+        memory = s.get(memory_id)
+    if as_json:
+        print_json(memory.to_dict())
+    else:
+        _show(memory)
+
+
+@click.command()
+@context_options
+@click.argument("memory_id")
+@click.argument("text", required=False)
+@click.option("--kind")
+@click.option("--tag", "tags", multiple=True, help="Replace the tags (repeatable).")
+@click.option("--meta", help="Replace the metadata (JSON object).")
+@click.option("--occurred", help="When it happened (ISO-8601).")
+@json_option
+def update(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+           memory_id: str, text: str | None, kind: str | None, tags: tuple[str, ...],
+           meta: str | None, occurred: str | None, as_json: bool) -> None:
+    """Change a memory; the previous version is kept in its history."""
+    with awake(floor_name, client, path, host) as s:
+        memory = s.update(memory_id, text, kind=kind, tags=list(tags) if tags else None,
+                          metadata=_metadata(meta), occurred_at=occurred)
+    if as_json:
+        print_json(memory.to_dict())
+    else:
+        click.echo(f"Updated {memory.id} (version {memory.version}).")
+
+
+@click.command()
+@context_options
+@click.argument("memory_id")
+def forget(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+           memory_id: str) -> None:
+    """Delete a memory for good, history included."""
+    with awake(floor_name, client, path, host) as s:
+        s.forget(memory_id)
+    click.echo(f"Forgot {memory_id}.")
+
+
+@click.command()
+@context_options
+@click.argument("memory_id")
+@json_option
+def history(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+            memory_id: str, as_json: bool) -> None:
+    """Every version of a memory, oldest first."""
+    with awake(floor_name, client, path, host) as s:
+        versions = s.history(memory_id)
+    if as_json:
+        print_json([v.to_dict() for v in versions])
+        return
+    for v in versions:
+        click.echo(f"v{v.version}  {v.updated_at:%Y-%m-%d %H:%M}  {v.text}")
+
+
+@click.command()
+@context_options
+@click.option("--limit", default=20, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@click.option("--oldest-first", is_flag=True)
+@json_option
+def memories(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+             limit: int, offset: int, oldest_first: bool, as_json: bool) -> None:
+    """List the awake persona's memories, a page at a time."""
+    with awake(floor_name, client, path, host) as s:
+        page = s.memories(limit=limit, offset=offset, newest_first=not oldest_first)
+        persona = s.persona
+    if as_json:
+        print_json({"persona": persona, "total": page.total, "next_offset": page.next_offset,
+                    "items": [m.to_dict() for m in page.items]})
+        return
+    click.echo(f"{persona}: {page.total} memories")
+    for m in page.items:
+        _show(m)
+    if page.next_offset is not None:
+        click.echo(f"(more: --offset {page.next_offset})")
+
+
+@click.command()
+@context_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of standard output.")
+def export(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+           output: Path | None) -> None:
+    """Export the awake persona's memories as JSON Lines (plaintext: keep it safe)."""
+    with awake(floor_name, client, path, host) as s:
+        lines = [json.dumps(m.to_dict(), ensure_ascii=False) for m in s.export()]
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Exported {len(lines)} memories to {output}.", err=True)
+
+
+@click.command("import")
+@context_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_(floor_name: str | None, client: str | None, path: str | None, host: str | None,
+            file: Path) -> None:
+    """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
+    records = _load_records(file)
+    items = []
+    for n, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise InvalidInputError(f"record {n}: expected a JSON object")
+        items.append({key: record[key] for key in
+                      ("text", "kind", "tags", "metadata", "occurred_at", "source") if key in record})
+    with awake(floor_name, client, path, host) as s:
+        memories_ = s.remember_many(items)
+        persona = s.persona
+    click.echo(f"Imported {len(memories_)} memories into {persona}.")
+
+
+def register(cli: click.Group) -> None:
+    for command in (remember, recall, get, update, forget, history, memories, export, import_):
+        cli.add_command(command)
