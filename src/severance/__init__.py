@@ -1,10 +1,10 @@
 """Severance: a memory layer for AI assistants that keeps a person's lives apart.
 
-    >>> store = severance.Store.init("~/.severance")
-    >>> store.add_persona("work"); store.add_floor("office", persona="work", default=True)
-    >>> with store.enter(floor="office") as s:
-    ...     s.remember("Q3 launch moved to Oct 12")
-    ...     s.recall("when is the launch?")
+>>> store = severance.Store.init("~/.severance")
+>>> store.add_persona("work"); store.add_floor("office", persona="work", default=True)
+>>> with store.enter(floor="office") as s:
+...     s.remember("Q3 launch moved to Oct 12")
+...     s.recall("when is the launch?")
 """
 
 from .errors import (

@@ -26,8 +26,9 @@ GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
 
 
-def _canonical(seq: int, at: float, event: str, persona_id: str | None, persona: str | None,
-               detail: str) -> bytes:
+def _canonical(
+    seq: int, at: float, event: str, persona_id: str | None, persona: str | None, detail: str
+) -> bytes:
     return json.dumps(
         [seq, repr(at), event, persona_id, persona, detail], separators=(",", ":")
     ).encode()
@@ -90,7 +91,9 @@ class AuditLog:
         expected_seq = 1
         for row in rows:
             if row.seq != expected_seq:
-                return VerifyResult(False, len(rows), row.seq, f"expected entry {expected_seq} here")
+                return VerifyResult(
+                    False, len(rows), row.seq, f"expected entry {expected_seq} here"
+                )
             if row.prev_hash != prev:
                 return VerifyResult(False, len(rows), row.seq, "does not link to the entry before")
             body = _canonical(row.seq, row.at, row.event, row.persona_id, row.persona, row.detail)
@@ -102,7 +105,9 @@ class AuditLog:
         last_seq = rows[-1].seq if rows else 0
         if head is None:
             if rows:
-                return VerifyResult(False, len(rows), rows[0].seq, "the chain's head record is missing")
+                return VerifyResult(
+                    False, len(rows), rows[0].seq, "the chain's head record is missing"
+                )
             return VerifyResult(True, 0)
         try:
             head_seq_text, head_hash, head_mac = head.split(":")
@@ -113,7 +118,9 @@ class AuditLog:
             return VerifyResult(False, len(rows), last_seq or None, "the head record was forged")
         if head_seq != last_seq or head_hash != prev:
             return VerifyResult(
-                False, len(rows), min(head_seq, last_seq) + 1,
+                False,
+                len(rows),
+                min(head_seq, last_seq) + 1,
                 f"the chain ends at entry {last_seq} but its head says {head_seq}",
             )
         return VerifyResult(True, len(rows))

@@ -42,17 +42,22 @@ def run(echo: Callable[[str], None] = print) -> bool:
         echo(f"Created a store in {store_dir} (its key lives outside it, in {root / 'keys'}).")
         store.add_persona("work")
         store.add_persona("home")
-        store.add_floor("office", persona="work", clients=["claude-code", "cursor"],
-                        paths=["~/work/**"])
+        store.add_floor(
+            "office", persona="work", clients=["claude-code", "cursor"], paths=["~/work/**"]
+        )
         store.add_floor("house", persona="home", default=True)
         echo("Two personas, work and home. Floor 'office' wakes work for Claude Code or Cursor")
         echo("in ~/work; every other context lands on floor 'house', which wakes home.\n")
 
-        for ctx in ({"client": "claude-code", "path": "~/work/acme"},
-                    {"client": "claude-desktop", "path": "~"}):
+        for ctx in (
+            {"client": "claude-code", "path": "~/work/acme"},
+            {"client": "claude-desktop", "path": "~"},
+        ):
             match = store.resolve(ctx)
-            echo(f"  {ctx['client']} in {ctx['path']}: floor {match.floor.name} -> {match.persona}"
-                 f" ({'; '.join(match.reasons)})")
+            echo(
+                f"  {ctx['client']} in {ctx['path']}: floor {match.floor.name} -> {match.persona}"
+                f" ({'; '.join(match.reasons)})"
+            )
         echo("")
 
         work_ids = []
@@ -85,7 +90,9 @@ def run(echo: Callable[[str], None] = print) -> bool:
                 ok = False
                 echo("LEAK: home could read a work memory by id")
             except MemoryNotFoundError as e:
-                echo(f"home asks for a work memory by its id: {e} — exactly what a made-up id gets.")
+                echo(
+                    f"home asks for a work memory by its id: {e} — exactly what a made-up id gets."
+                )
             echo(f"home holds {home.count()} memories; it cannot even count work's.")
         store.close()
 
@@ -93,15 +100,19 @@ def run(echo: Callable[[str], None] = print) -> bool:
         raw = b"".join(p.read_bytes() for p in files)
         words = [b"Acme", b"launch", b"Sarah", b"Lisbon", b"pottery"]
         found = [w.decode() for w in words if w in raw]
-        echo(f"\nScanned {len(files)} database files ({len(raw):,} bytes) for "
-             f"{', '.join(w.decode() for w in words)}: "
-             + (f"FOUND {', '.join(found)}" if found else "none found — all of it is encrypted."))
+        echo(
+            f"\nScanned {len(files)} database files ({len(raw):,} bytes) for "
+            f"{', '.join(w.decode() for w in words)}: "
+            + (f"FOUND {', '.join(found)}" if found else "none found — all of it is encrypted.")
+        )
         ok = ok and not found
 
         store = Store.open(store_dir, key_file=root / "keys" / "demo.key")
         result = store.verify_audit()
-        echo(f"The audit chain holds {result.entries} entries and "
-             + ("verifies." if result.ok else f"is BROKEN at {result.first_bad_seq}."))
+        echo(
+            f"The audit chain holds {result.entries} entries and "
+            + ("verifies." if result.ok else f"is BROKEN at {result.first_bad_seq}.")
+        )
         ok = ok and result.ok
         store.close()
     echo("\nEvery check held: work and home never met." if ok else "\nSOMETHING LEAKED.")

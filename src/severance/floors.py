@@ -71,7 +71,7 @@ def _days(spec: str) -> frozenset[int]:
         if first not in _DAYS or (last and last not in _DAYS):
             raise InvalidFloorError(f"invalid day in {spec!r}: use mon, tue, … sun")
         a, b = _DAYS.index(first), _DAYS.index(last or first)
-        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     return frozenset(days)
 
 
@@ -86,7 +86,8 @@ class HoursWindow:
         m = _WINDOW.match(text.strip().lower())
         if not m:
             raise InvalidFloorError(
-                f"invalid hours {text!r}: expected e.g. 'mon-fri 09:00-17:30' or 'daily 22:00-02:00'"
+                f"invalid hours {text!r}: expected e.g. 'mon-fri 09:00-17:30'"
+                " or 'daily 22:00-02:00'"
             )
         start, end = _minutes(m["start"]), _minutes(m["end"])
         if start == end:
@@ -210,7 +211,9 @@ class Floor:
         reasons: list[str] = []
         if self.clients:
             client = (context.client or "").lower()
-            hit = next((p for p in self.clients if client and fnmatch.fnmatchcase(client, p.lower())), None)
+            hit = next(
+                (p for p in self.clients if client and fnmatch.fnmatchcase(client, p.lower())), None
+            )
             if hit is None:
                 return None
             reasons.append(f"client {context.client!r} matches {hit!r}")
@@ -224,7 +227,9 @@ class Floor:
             reasons.append(f"path {found[1]!r} matches {found[0]!r}")
         if self.hosts:
             host = (context.host or "").lower()
-            hit = next((p for p in self.hosts if host and fnmatch.fnmatchcase(host, p.lower())), None)
+            hit = next(
+                (p for p in self.hosts if host and fnmatch.fnmatchcase(host, p.lower())), None
+            )
             if hit is None:
                 return None
             reasons.append(f"host {context.host!r} matches {hit!r}")
@@ -311,5 +316,7 @@ def resolve(floors: Sequence[Floor], context: Context) -> FloorMatch:
             return FloorMatch(floor, floor.persona, tuple(reasons))
     for floor in floors:
         if floor.default:
-            return FloorMatch(floor, floor.persona, ("no floor matched; this is the default floor",))
+            return FloorMatch(
+                floor, floor.persona, ("no floor matched; this is the default floor",)
+            )
     raise NoFloorError("no floor matches this context and no default floor is set")

@@ -2,8 +2,11 @@
 
     passphrase ──scrypt──┐
     key file ────────────┼──> master key ──HKDF──> wrapping key ──wraps──> persona data keys
-    SEVERANCE_KEY ───────┘                 └─HKDF──> audit key (HMAC of the audit chain)
+    SEVERANCE_KEY ───────┘                                         └─wraps──> audit key (HMAC)
     persona secret (sealed persona) ──scrypt/key file──> that persona's own wrapping key
+
+The audit key is random and wrapped like a data key, so rotating the master key re-wraps it
+and the existing chain still verifies.
 
 Data keys seal memory text, metadata and vectors. A *sealed* persona's data key is wrapped
 only by its own secret, so the person's master key cannot open it. Destroying a persona's
@@ -33,6 +36,8 @@ from .seal import KEY_BYTES, Sealer, aad, new_key
 __all__ = [
     "KdfParams",
     "MasterKey",
+    "Secret",
+    "SecretKey",
     "default_key_file",
     "derive_passphrase_key",
     "read_key_file",
@@ -146,7 +151,6 @@ class MasterKey:
             raise WrongKeyError("a master key has 256 bits")
         self.store_id = store_id
         self._wrap = Sealer(_hkdf(key, "severance wrap"))
-        self.audit_key = _hkdf(key, "severance audit")
         self._raw = key
 
     @classmethod
@@ -174,6 +178,36 @@ class MasterKey:
 
     def unwrap(self, persona_id: str, wrapped: bytes) -> bytes:
         return self._wrap.open(wrapped, aad(self.store_id, persona_id, "data-key"))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A sealed persona's own secret: a passphrase or a key file (exactly one)."""
+
+    passphrase: str | None = None
+    key_file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.passphrase is None) == (self.key_file is None):
+            raise InvalidInputError("a secret is either a passphrase or a key file")
+        if self.passphrase is not None and not self.passphrase:
+            raise InvalidInputError("a passphrase may not be empty")
+
+    def kdf_text(self) -> str:
+        """What to record beside the wrapped key (never the secret itself)."""
+        return "key-file" if self.key_file is not None else KdfParams.fresh().to_text()
+
+    def derive(self, store_id: str, kdf_text: str | None) -> SecretKey:
+        """The wrapping key this secret gives, under the parameters recorded for the persona."""
+        if kdf_text == "key-file":
+            if self.key_file is None:
+                raise WrongKeyError("this persona is sealed with a key file, not a passphrase")
+            return SecretKey(read_key_file(Path(self.key_file).expanduser()), store_id)
+        if self.passphrase is None or kdf_text is None:
+            raise WrongKeyError("this persona is sealed with a passphrase, not a key file")
+        return SecretKey(
+            derive_passphrase_key(self.passphrase, KdfParams.from_text(kdf_text)), store_id
+        )
 
 
 class SecretKey:

@@ -57,9 +57,12 @@ class Memory:
     updated_at: datetime
     version: int
     source: str | None = None
+    #: Where a reintegrated memory came from: one entry per crossing that brought it here.
+    provenance: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "provenance": list(self.provenance),
             "id": self.id,
             "text": self.text,
             "kind": self.kind,

@@ -52,7 +52,9 @@ class Sealer:
         if len(blob) < _OVERHEAD or blob[:1] != _VERSION:
             raise IntegrityError("a sealed value is malformed")
         try:
-            return self._aead.decrypt(blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], associated)
+            return self._aead.decrypt(
+                blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], associated
+            )
         except InvalidTag:
             raise IntegrityError(
                 "a sealed value failed authentication (tampered, moved, or wrong key)"

@@ -12,6 +12,7 @@ since the last sequence number it saw — which also picks up writes made by oth
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -42,9 +43,9 @@ from .model import (
     new_id,
     to_epoch,
 )
+from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
-from .seal import Sealer, aad
 
 if TYPE_CHECKING:
     from .store import Store
@@ -68,6 +69,8 @@ class Session:
         data_key: bytes,
         floor: str | None,
         expires_at: float | None = None,
+        notices: Sequence[Notice] = (),
+        audited: bool = True,
     ) -> None:
         self._store = store
         self._persona = persona
@@ -79,6 +82,8 @@ class Session:
         self._unsnapshotted = 0
         self._closed = False
         self._expires_at = expires_at
+        self._notices = tuple(notices)
+        self.audited = audited
         self.floor = floor
         self.counts = {"remembered": 0, "recalled": 0, "updated": 0, "forgotten": 0}
 
@@ -122,6 +127,14 @@ class Session:
                 self._store._session_closed(self)
                 self._index = None
 
+    def _abandon(self) -> None:
+        """Close without writing anything (the persona is being erased)."""
+        with self._lock:
+            self._closed = True
+            self._index = None
+            self.audited = False
+            self._store._session_closed(self)
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -139,9 +152,17 @@ class Session:
         tags: Sequence[str],
         metadata: Mapping[str, Any],
         source: str | None,
+        provenance: Sequence[Mapping[str, Any]] = (),
     ) -> bytes:
         body = json.dumps(
-            {"text": text, "kind": kind, "tags": list(tags), "metadata": metadata, "source": source},
+            {
+                "text": text,
+                "kind": kind,
+                "tags": list(tags),
+                "metadata": metadata,
+                "source": source,
+                "provenance": list(provenance),
+            },
             separators=(",", ":"),
         ).encode()
         return self._sealer.seal(body, self._aad(memory_id, "payload", version))
@@ -169,6 +190,7 @@ class Session:
             updated_at=from_epoch(row.updated_at),
             version=row.version,
             source=data.get("source"),
+            provenance=tuple(data.get("provenance") or ()),
         )
 
     # -- writing ------------------------------------------------------------------------------
@@ -246,12 +268,16 @@ class Session:
             return stored
 
     def _write_new(
-        self, drafts: Sequence[MemoryDraft], vectors: npt.NDArray[np.float32]
+        self,
+        drafts: Sequence[MemoryDraft],
+        vectors: npt.NDArray[np.float32],
+        provenance: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[Memory]:
         now = time.time()
         rows: list[MemoryRow] = []
         memories: list[Memory] = []
-        for draft, vector in zip(drafts, vectors, strict=True):
+        origins = provenance if provenance is not None else [()] * len(drafts)
+        for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
             memory_id = new_id("m_")
             occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
             rows.append(
@@ -263,8 +289,14 @@ class Session:
                     occurred_at=occurred,
                     updated_at=now,
                     payload=self._seal_payload(
-                        memory_id, 1, draft.text, draft.kind, draft.tags, draft.metadata,
+                        memory_id,
+                        1,
+                        draft.text,
+                        draft.kind,
+                        draft.tags,
+                        draft.metadata,
                         draft.source,
+                        origin,
                     ),
                     vector=self._sealer.seal(
                         pack_vector(vector), self._aad(memory_id, "vector", 1)
@@ -283,6 +315,7 @@ class Session:
                     updated_at=from_epoch(now),
                     version=1,
                     source=draft.source,
+                    provenance=tuple(dict(o) for o in origin),
                 )
             )
         seqs = self._rows.insert(rows)
@@ -305,6 +338,7 @@ class Session:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         occurred_at: datetime | str | None = None,
+        _provenance: Mapping[str, Any] | None = None,
     ) -> Memory:
         """Change a memory, keeping the previous version in its history."""
         with self._lock:
@@ -330,6 +364,7 @@ class Session:
                 updated_at=old.updated_at,
                 version=old.version,
                 source=old.source,
+                provenance=old.provenance + ((dict(_provenance),) if _provenance else ()),
             )
             if merged == old:
                 return old
@@ -347,8 +382,14 @@ class Session:
                 occurred_at=to_epoch(merged.occurred_at),
                 updated_at=now,
                 payload=self._seal_payload(
-                    row.id, version, merged.text, merged.kind, merged.tags, merged.metadata,
+                    row.id,
+                    version,
+                    merged.text,
+                    merged.kind,
+                    merged.tags,
+                    merged.metadata,
                     merged.source,
+                    merged.provenance,
                 ),
                 vector=self._sealer.seal(pack_vector(vector), self._aad(row.id, "vector", version)),
             )
@@ -364,15 +405,21 @@ class Session:
             if self._index is not None:
                 self._index.upsert(
                     [
-                        Doc(row.id, seq, merged.kind, merged.tags, new_row.occurred_at,
-                            row.learned_at, vector, tokenize(merged.text))
+                        Doc(
+                            row.id,
+                            seq,
+                            merged.kind,
+                            merged.tags,
+                            new_row.occurred_at,
+                            row.learned_at,
+                            vector,
+                            tokenize(merged.text),
+                        )
                     ]
                 )
                 self._unsnapshotted += 1
             self.counts["updated"] += 1
-            return Memory(
-                **{**merged.__dict__, "version": version, "updated_at": from_epoch(now)}
-            )
+            return dataclasses.replace(merged, version=version, updated_at=from_epoch(now))
 
     def forget(self, memory_id: str) -> None:
         """Delete a memory for good, with its whole history."""
@@ -421,6 +468,7 @@ class Session:
                         updated_at=from_epoch(old.updated_at),
                         version=old.version,
                         source=data.get("source"),
+                        provenance=tuple(data.get("provenance") or ()),
                     )
                 )
             return [*versions, current]
@@ -481,8 +529,10 @@ class Session:
             validate.k(k)
             if mode not in ("hybrid", "dense", "keyword"):
                 raise InvalidInputError("mode must be 'hybrid', 'dense' or 'keyword'")
-            if isinstance(recency, bool) or not isinstance(recency, int | float) or not (
-                0.0 <= recency <= 1.0
+            if (
+                isinstance(recency, bool)
+                or not isinstance(recency, int | float)
+                or not (0.0 <= recency <= 1.0)
             ):
                 raise InvalidInputError("recency must be a number from 0 to 1")
             kinds: frozenset[str] | None = None
@@ -510,7 +560,8 @@ class Session:
             )
             if min_similarity is not None:
                 hits = [
-                    h for h in hits
+                    h
+                    for h in hits
                     if h.keyword_rank is not None
                     or (h.dense_score is not None and h.dense_score >= min_similarity)
                 ]
@@ -542,10 +593,11 @@ class Session:
             return to_entries(self._store._backend.audit_rows(self._persona.id))
 
     def notices(self) -> list[Notice]:
-        """Overrides and reintegrations that touched this persona since it last woke normally."""
+        """Overrides and reintegrations that touched this persona since it last woke normally
+        (as of when this session woke)."""
         with self._lock:
             self._check_open()
-            return self._store._notices_for(self._persona.id)
+            return list(self._notices)
 
     # -- the index ------------------------------------------------------------------------------
     def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
@@ -578,9 +630,7 @@ class Session:
                 # A snapshot that fails authentication or parsing is never trusted; the rows
                 # are the source of truth, so rebuild from them.
                 self._rows.drop_snapshot()
-                self._store._audit.append(
-                    "snapshot_rejected", self._persona.id, self._persona.name
-                )
+                self._store._audit.append("snapshot_rejected", self._persona.id, self._persona.name)
         index = PersonaIndex(self._persona.dimension)
         self._seen = self._rows.high_water()
         for batch in self._rows.scan(_SCAN_BATCH):

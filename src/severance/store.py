@@ -15,9 +15,8 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
@@ -31,9 +30,12 @@ from .errors import (
     InvalidInputError,
     MissingKeyError,
     PersonaNotFoundError,
+    SessionClosedError,
+    StoreError,
     StoreExistsError,
     StoreNotFoundError,
     UnlockError,
+    WrongKeyError,
 )
 from .floors import Context, Floor, FloorMatch, check_name, resolve
 from .keys import (
@@ -42,6 +44,7 @@ from .keys import (
     ENV_PASSPHRASE,
     KdfParams,
     MasterKey,
+    Secret,
     decode_key,
     default_key_file,
     derive_passphrase_key,
@@ -52,9 +55,15 @@ from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
 from .seal import new_key
 from .session import Session
 
+if TYPE_CHECKING:
+    from .crossings import Reintegration, Selection
+
 __all__ = ["Store"]
 
 STORE_FORMAT = "1"
+#: The longest an override may last.
+MAX_OVERRIDE_MINUTES = 240
+_AUDIT_KEY_ID = "audit"
 KeyInput = bytes | str
 
 
@@ -66,11 +75,15 @@ def _location_text(location: str | os.PathLike[str]) -> str:
 class Store:
     """An unlocked store. Open one with :meth:`Store.open` (or create it with :meth:`init`)."""
 
-    def __init__(self, backend: Backend, master: MasterKey, embedder: str | Embedder | None) -> None:
+    def __init__(
+        self, backend: Backend, master: MasterKey, embedder: str | Embedder | None
+    ) -> None:
         self._backend = backend
         self._master = master
-        self._audit = AuditLog(backend, master.audit_key)
         meta = backend.get_meta()
+        self._audit = AuditLog(
+            backend, master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
+        )
         self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -105,8 +118,12 @@ class Store:
         if not isinstance(embedder, str) and embedder is not None:
             spec = embedder.name
         store_id = new_id("s_")
-        meta = {"store_id": store_id, "format": STORE_FORMAT, "embedder": spec,
-                "created_at": repr(time.time())}
+        meta = {
+            "store_id": store_id,
+            "format": STORE_FORMAT,
+            "embedder": spec,
+            "created_at": repr(time.time()),
+        }
         written_key_file: Path | None = None
         if passphrase is not None:
             params = KdfParams.fresh()
@@ -117,7 +134,9 @@ class Store:
             meta.update(key_mode="key")
         else:
             master = MasterKey.generate(store_id)
-            path = Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
+            path = (
+                Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
+            )
             store_dir = Path(text).absolute() if "://" not in text else None
             if store_dir is not None and (path == store_dir or store_dir in path.parents):
                 raise InvalidInputError("the key file must live outside the store directory")
@@ -126,10 +145,13 @@ class Store:
             except FileExistsError:
                 raise StoreExistsError(f"key file {str(path)!r} already exists") from None
             except OSError as e:
-                raise InvalidInputError(f"cannot write key file {str(path)!r}: {e.strerror}") from None
+                raise InvalidInputError(
+                    f"cannot write key file {str(path)!r}: {e.strerror}"
+                ) from None
             written_key_file = path
             meta.update(key_mode="key-file", key_file=str(path))
         meta["key_check"] = base64.b64encode(master.check_value()).decode()
+        meta["audit_key"] = base64.b64encode(master.wrap(_AUDIT_KEY_ID, new_key())).decode()
         try:
             backend.create(meta)
         except BaseException:
@@ -211,19 +233,24 @@ class Store:
                 return row
         raise PersonaNotFoundError(f"no persona named {name!r}")
 
-    def add_persona(self, name: str) -> PersonaInfo:
-        """Create a persona with a fresh data key wrapped by the master key."""
+    def add_persona(self, name: str, *, sealed_with: Secret | None = None) -> PersonaInfo:
+        """Create a persona with a fresh data key.
+
+        The key is wrapped by the master key, or — with ``sealed_with`` — only by the persona's
+        own secret, so that the person's master key cannot open it.
+        """
         check_name(name, "persona")
         embedder = self.embedder
         persona_id = new_id("p_")
         data_key = new_key()
+        wrapped, kdf = self._wrap_for(persona_id, data_key, sealed_with)
         row = PersonaRow(
             id=persona_id,
             name=name,
             created_at=time.time(),
-            wrapped_key=self._master.wrap(persona_id, data_key),
-            sealed=False,
-            seal_kdf=None,
+            wrapped_key=wrapped,
+            sealed=sealed_with is not None,
+            seal_kdf=kdf,
             embedder=embedder.name,
             dimension=embedder.dimension,
         )
@@ -231,8 +258,53 @@ class Store:
             if any(p.name == name for p in self._backend.personas()):
                 raise AlreadyExistsError(f"a persona named {name!r} already exists")
             self._backend.insert_persona(row)
-            self._audit.append("persona_added", persona_id, name)
+            self._audit.append("persona_added", persona_id, name, sealed=row.sealed)
         return _info(row)
+
+    def _wrap_for(
+        self, persona_id: str, data_key: bytes, secret: Secret | None
+    ) -> tuple[bytes, str | None]:
+        if secret is None:
+            return self._master.wrap(persona_id, data_key), None
+        if secret.key_file is not None and not Path(secret.key_file).expanduser().exists():
+            # A new sealing key file, e.g. one an employer will keep.
+            write_key_file(Path(secret.key_file).expanduser(), new_key())
+        kdf = secret.kdf_text()
+        return secret.derive(self.store_id, kdf).wrap(persona_id, data_key), kdf
+
+    def seal_persona(self, name: str, secret: Secret) -> PersonaInfo:
+        """Re-wrap a persona's data key with its own secret instead of the master key."""
+        row = self._persona_row(name)
+        if row.sealed:
+            raise InvalidInputError(f"persona {name!r} is already sealed")
+        data_key = self._unlock(row, None)
+        wrapped, kdf = self._wrap_for(row.id, data_key, secret)
+        sealed = PersonaRow(
+            **{**_fields(row), "wrapped_key": wrapped, "sealed": True, "seal_kdf": kdf}
+        )
+        with self._backend.transaction():
+            self._backend.update_persona(sealed)
+            self._audit.append("persona_sealed", row.id, row.name)
+        return _info(sealed)
+
+    def unseal_persona(self, name: str, secret: Secret) -> PersonaInfo:
+        """Wrap a sealed persona's data key with the master key again (needs its secret)."""
+        row = self._persona_row(name)
+        if not row.sealed:
+            raise InvalidInputError(f"persona {name!r} is not sealed")
+        data_key = self._unlock(row, secret)
+        unsealed = PersonaRow(
+            **{
+                **_fields(row),
+                "wrapped_key": self._master.wrap(row.id, data_key),
+                "sealed": False,
+                "seal_kdf": None,
+            }
+        )
+        with self._backend.transaction():
+            self._backend.update_persona(unsealed)
+            self._audit.append("persona_unsealed", row.id, row.name)
+        return _info(unsealed)
 
     def personas(self) -> list[PersonaInfo]:
         return [_info(r) for r in self._backend.personas()]
@@ -294,34 +366,112 @@ class Store:
                 raise FloorNotFoundError(f"no floor named {name!r}")
             self._audit.append("floor_removed", floor=name)
 
-    def resolve(self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any) -> FloorMatch:
+    def resolve(
+        self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> FloorMatch:
         """Which floor (and so which persona) a context wakes, and why."""
         return resolve(self.floors(), _context(context, kwargs))
 
     # -- waking -------------------------------------------------------------------------------
-    def enter(self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any) -> Session:
+    def enter(
+        self,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        secret: Secret | None = None,
+        **kwargs: Any,
+    ) -> Session:
         """Wake the persona whose floor matches the context and return its session.
 
         ``context`` is a :class:`Context` or a dict with ``floor``, ``client``, ``path`` (or
         ``paths``), ``host`` and ``at``; the same keys may be given as keyword arguments:
         ``store.enter(floor="office")``, ``store.enter(client="claude-code", path="~/work")``.
+        A sealed persona also needs its ``secret``.
         """
         self._check_open()
         match = resolve(self.floors(), _context(context, kwargs))
         row = self._persona_row(match.persona)
-        data_key = self._unlock(row)
+        by = "name" if match.reasons[0].startswith("floor ") else "rule"
+        return self._wake(row, secret, floor=match.floor.name, by=by)
+
+    def _wake(
+        self,
+        row: PersonaRow,
+        secret: Secret | None,
+        *,
+        floor: str | None,
+        by: str,
+        expires_at: float | None = None,
+        audited: bool = True,
+    ) -> Session:
+        data_key = self._unlock(row, secret)
         self._check_embedder(row)
-        session = Session(self, row, data_key, match.floor.name)
-        self._audit.append(
-            "enter", row.id, row.name, floor=match.floor.name,
-            by="name" if match.reasons[0].startswith("floor ") else "rule",
+        notices = self._notices_for(row.id) if expires_at is None else []
+        session = Session(
+            self, row, data_key, floor, expires_at=expires_at, notices=notices, audited=audited
         )
-        self._sessions.add(session)
+        if audited:
+            self._audit.append(
+                "enter", row.id, row.name, floor=floor, by=by, override=expires_at is not None
+            )
+        with self._lock:
+            self._sessions.add(session)
         return session
 
-    def _unlock(self, row: PersonaRow) -> bytes:
+    def override(
+        self,
+        persona: str,
+        *,
+        reason: str,
+        minutes: int,
+        secret: Secret | None = None,
+    ) -> Session:
+        """Wake ``persona`` outside its floor (the overtime contingency).
+
+        Needs the persona's own unlock (its secret, if sealed), a non-empty reason and a time
+        limit of at most :data:`MAX_OVERRIDE_MINUTES`; the session refuses every call once the
+        time is up, and the persona is told the next time it wakes normally. The grant is
+        recorded so that other processes of the same person (the CLI) can
+        :meth:`resume_override` until it expires.
+        """
+        self._check_open()
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise InvalidInputError("an override needs a reason (1-500 characters)")
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not (1 <= minutes <= MAX_OVERRIDE_MINUTES)
+        ):
+            raise InvalidInputError(f"an override lasts 1 to {MAX_OVERRIDE_MINUTES} minutes")
+        row = self._persona_row(persona)
+        self._unlock(row, secret)  # refuse before anything is recorded
+        expires_at = time.time() + minutes * 60
+        with self._backend.transaction():
+            self._audit.append(
+                "override",
+                row.id,
+                row.name,
+                reason=reason.strip(),
+                minutes=minutes,
+                expires_at=from_epoch(expires_at).isoformat(),
+            )
+            self._backend.set_meta(f"override:{row.id}", repr(expires_at))
+        return self._wake(row, secret, floor=None, by="override", expires_at=expires_at)
+
+    def resume_override(self, persona: str, *, secret: Secret | None = None) -> Session:
+        """A session on an override granted earlier (e.g. by another process) that is still
+        running; :class:`SessionClosedError` if there is none or it expired."""
+        self._check_open()
+        row = self._persona_row(persona)
+        grant = self._backend.get_meta().get(f"override:{row.id}")
+        if grant is None or float(grant) <= time.time():
+            raise SessionClosedError(f"no override of persona {persona!r} is running")
+        return self._wake(row, secret, floor=None, by="override", expires_at=float(grant))
+
+    def _unlock(self, row: PersonaRow, secret: Secret | None) -> bytes:
         if row.sealed:
-            raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
+            if secret is None:
+                raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
+            return secret.derive(self.store_id, row.seal_kdf).unwrap(row.id, row.wrapped_key)
         return self._master.unwrap(row.id, row.wrapped_key)
 
     def _check_embedder(self, row: PersonaRow) -> None:
@@ -334,15 +484,131 @@ class Store:
             )
 
     def _session_closed(self, session: Session) -> None:
-        self._sessions.discard(session)
-        if not self._closed:
+        with self._lock:
+            self._sessions.discard(session)
+        if not self._closed and session.audited:
             self._audit.append("exit", session.persona_id, session.persona, **session.counts)
 
     def _check_open(self) -> None:
         if self._closed:
-            from .errors import StoreError
-
             raise StoreError("this store is closed")
+
+    # -- crossings ----------------------------------------------------------------------------
+    def reintegrate(
+        self,
+        source: str,
+        into: str,
+        *,
+        select: Selection | None = None,
+        mode: Literal["copy", "move"] = "copy",
+        dry_run: bool = False,
+        source_secret: Secret | None = None,
+        into_secret: Secret | None = None,
+    ) -> Reintegration:
+        """Copy or move memories from persona ``source`` into persona ``into``.
+
+        See :mod:`severance.crossings` for selection, de-duplication and provenance.
+        """
+        from .crossings import reintegrate
+
+        self._check_open()
+        return reintegrate(
+            self,
+            source,
+            into,
+            select=select,
+            mode=mode,
+            dry_run=dry_run,
+            source_secret=source_secret,
+            into_secret=into_secret,
+        )
+
+    def clean_slate(self, persona: str, *, confirm: str) -> int:
+        """Erase a persona for good: destroy its wrapped key, delete its rows, history, index
+        snapshots and floors, and reclaim the space so freed pages hold nothing of it.
+
+        ``confirm`` must repeat the persona's name. Returns how many memories were erased.
+        The name can be reused afterwards for a brand-new, empty persona.
+        """
+        self._check_open()
+        row = self._persona_row(persona)
+        if confirm != persona:
+            raise InvalidInputError("to erase a persona, confirm= must repeat its name exactly")
+        with self._lock:
+            for session in [s for s in self._sessions if s.persona_id == row.id]:
+                session._abandon()
+        erased = self._backend.rows(row.id).count()
+        with self._backend.transaction():
+            self._backend.delete_persona(row.id)
+            for key in (f"override:{row.id}",):
+                self._backend.set_meta(key, "0")
+            self._audit.append("clean_slate", row.id, row.name, memories=erased)
+        self._backend.reclaim()
+        return erased
+
+    def rotate_key(
+        self,
+        *,
+        passphrase: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+    ) -> str | None:
+        """Re-wrap every data key (and the audit key) under a new master key.
+
+        No memory is re-encrypted. The new key comes from ``passphrase``, or is random and
+        written to ``key_file`` (default: the store's key file, replaced once the new key is
+        committed). The old key stops working. Returns the key file path, if any.
+        """
+        self._check_open()
+        if passphrase is not None and key_file is not None:
+            raise InvalidInputError("give a passphrase or a key file, not both")
+        meta = self._backend.get_meta()
+        new_meta: dict[str, str] = {}
+        pending: Path | None = None
+        target: Path | None = None
+        if passphrase is not None:
+            params = KdfParams.fresh()
+            master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
+            new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
+        else:
+            master = MasterKey.generate(self.store_id)
+            target = (
+                Path(key_file).expanduser().absolute()
+                if key_file is not None
+                else Path(meta.get("key_file") or default_key_file(self.store_id))
+            )
+            pending = target.with_name(target.name + ".new")
+            pending.unlink(missing_ok=True)
+            write_key_file(pending, master.raw)
+            new_meta.update(key_mode="key-file", key_file=str(target), kdf="")
+        audit_key = self._master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
+        try:
+            with self._backend.transaction():
+                rotated = 0
+                for row in self._backend.personas():
+                    if row.sealed:
+                        continue  # wrapped by its own secret, not by the master key
+                    data_key = self._master.unwrap(row.id, row.wrapped_key)
+                    self._backend.update_persona(
+                        PersonaRow(**{**_fields(row), "wrapped_key": master.wrap(row.id, data_key)})
+                    )
+                    rotated += 1
+                new_meta["key_check"] = base64.b64encode(master.check_value()).decode()
+                new_meta["audit_key"] = base64.b64encode(
+                    master.wrap(_AUDIT_KEY_ID, audit_key)
+                ).decode()
+                for key, value in new_meta.items():
+                    self._backend.set_meta(key, value)
+                self._audit.append("key_rotated", personas=rotated, key_mode=new_meta["key_mode"])
+        except BaseException:
+            if pending is not None:
+                pending.unlink(missing_ok=True)
+            raise
+        if pending is not None and target is not None:
+            # Committed: the new key is the only one that opens the store now. If we die before
+            # this rename, opening finds the ".new" file (see _find_key).
+            os.replace(pending, target)
+        self._master = master
+        return str(target) if target is not None else None
 
     # -- audit --------------------------------------------------------------------------------
     def audit(self, persona: str | None = None) -> list[AuditEntry]:
@@ -355,14 +621,21 @@ class Store:
         return self._audit.verify()
 
     def _notices_for(self, persona_id: str) -> list[Notice]:
-        rows = self._backend.audit_rows(persona_id)
+        """Crossings that touched a persona since it last woke normally."""
         notices: list[Notice] = []
-        for entry in reversed(to_entries(rows)):
+        for entry in reversed(to_entries(self._backend.audit_rows(persona_id))):
             if entry.event == "enter" and not entry.detail.get("override"):
                 break
-            if entry.event in ("override", "reintegrated_into", "reintegrated_from"):
+            if entry.event in NOTICE_EVENTS:
                 notices.append(Notice(entry.at, entry.event, entry.detail))
         return list(reversed(notices))
+
+
+NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})
+
+
+def _fields(row: PersonaRow) -> dict[str, Any]:
+    return {f: getattr(row, f) for f in row.__slots__}
 
 
 def _info(row: PersonaRow) -> PersonaInfo:
@@ -424,12 +697,25 @@ def _find_key(
         return read_key_file(Path(os.environ[ENV_KEY_FILE]).expanduser())
     if meta.get("key_mode") == "passphrase":
         if os.environ.get(ENV_PASSPHRASE):
-            return derive_passphrase_key(os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"]))
+            return derive_passphrase_key(
+                os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"])
+            )
         raise MissingKeyError(
             f"this store is locked with a passphrase: pass it or set {ENV_PASSPHRASE}"
         )
     if meta.get("key_mode") == "key-file":
-        return read_key_file(Path(meta.get("key_file") or default_key_file(meta["store_id"])))
+        path = Path(meta.get("key_file") or default_key_file(meta["store_id"]))
+        pending = path.with_name(path.name + ".new")
+        if pending.exists():
+            # A rotation committed but died before replacing the key file: finish it if the
+            # pending key is the one the store now expects.
+            candidate = read_key_file(pending)
+            try:
+                MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
+            except WrongKeyError:
+                pending.unlink(missing_ok=True)
+            else:
+                os.replace(pending, path)
+                return candidate
+        return read_key_file(path)
     raise MissingKeyError(f"this store needs its key: pass it or set {ENV_KEY}")
-
-

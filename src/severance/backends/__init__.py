@@ -17,9 +17,11 @@ BACKENDS: dict[str, type[Backend]] = {"sqlite": SQLiteBackend}
 
 
 def _postgres() -> type[Backend]:
+    # Imported on demand: psycopg is an optional extra.
     from .postgres import PostgresBackend
 
-    return PostgresBackend
+    backend: type[Backend] = PostgresBackend
+    return backend
 
 
 def open_backend(location: str | Path) -> Backend:

@@ -29,6 +29,7 @@ __all__ = [
     "FloorRow",
     "HistoryRow",
     "MemoryRow",
+    "PassRow",
     "PersonaRow",
     "PersonaRows",
     "Snapshot",
@@ -83,6 +84,25 @@ class FloorRow:
     persona_id: str
     rule: str  # JSON of the floor's conditions
     is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PassRow:
+    """A pass (an HTTP bearer token) for one floor, and so one persona.
+
+    Only ``token_hash`` (SHA-256 hex of the token) is stored, never the token. Times are epoch
+    seconds; ``expires_at`` and ``revoked_at`` are None while they do not apply.
+    """
+
+    id: str
+    token_hash: str
+    floor: str
+    persona_id: str
+    created_at: float
+    expires_at: float | None
+    read_only: bool
+    revoked_at: float | None
+    label: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +224,8 @@ class Backend(Protocol):
         ...
 
     def delete_persona(self, persona_id: str) -> None:
-        """Delete a persona with its wrapped key, memories, history, snapshots and floors."""
+        """Delete a persona with its wrapped key, memories, history, snapshots, floors and
+        passes."""
         ...
 
     def reclaim(self) -> None:
@@ -218,6 +239,23 @@ class Backend(Protocol):
     def insert_floor(self, row: FloorRow) -> None: ...
 
     def delete_floor(self, name: str) -> bool: ...
+
+    # -- passes -------------------------------------------------------------------------------
+    def insert_pass(self, row: PassRow) -> None:
+        """Store a new pass; AlreadyExistsError if its id or token hash is taken."""
+        ...
+
+    def passes(self) -> list[PassRow]:
+        """Every pass, revoked and expired ones included, oldest first."""
+        ...
+
+    def pass_by_hash(self, token_hash: str) -> PassRow | None:
+        """The pass whose token hashes to ``token_hash`` (exact match on the stored hash)."""
+        ...
+
+    def revoke_pass(self, pass_id: str, at: float) -> bool:
+        """Set ``revoked_at`` on a pass not yet revoked; False if no such unrevoked pass."""
+        ...
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None: ...

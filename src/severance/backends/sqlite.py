@@ -33,6 +33,7 @@ from .base import (
     FloorRow,
     HistoryRow,
     MemoryRow,
+    PassRow,
     PersonaRow,
     Snapshot,
 )
@@ -41,6 +42,9 @@ __all__ = ["DB_FILENAME", "SQLiteBackend", "map_sqlite_errors"]
 
 DB_FILENAME = "store.db"
 _MEMORY_COLUMNS = "id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
+_PASS_COLUMNS = (
+    "id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label"
+)
 
 
 @contextmanager
@@ -135,12 +139,33 @@ def _v1(db: sqlite3.Connection) -> None:
             hash TEXT NOT NULL
         );
         CREATE INDEX audit_by_persona ON audit (persona_id, seq);
+        """,
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # Passes for the HTTP server: only a hash of each token is kept.
+    _run_script(
+        db,
+        """
+        CREATE TABLE passes (
+            id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            floor TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            read_only INTEGER NOT NULL,
+            revoked_at REAL,
+            label TEXT
+        );
+        CREATE INDEX passes_by_persona ON passes (persona_id);
         """
     )
 
 
 #: Numbered migrations; ``MIGRATIONS[i]`` takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
 
 class SQLiteBackend:
@@ -181,6 +206,9 @@ class SQLiteBackend:
             if not self.db_path.is_file():
                 raise StoreNotFoundError(f"no store at {self.url!r}")
             self._db = self._connect()
+            # A store made by an older version gains the newer tables on first use.
+            if self.schema_version() < len(MIGRATIONS):
+                self.migrate()
         return self._db
 
     @contextmanager
@@ -309,7 +337,7 @@ class SQLiteBackend:
 
     def delete_persona(self, persona_id: str) -> None:
         with self.transaction():
-            for table in ("memories", "history", "tombstones", "snapshots", "floors"):
+            for table in ("memories", "history", "tombstones", "snapshots", "floors", "passes"):
                 self._execute(f"DELETE FROM {table} WHERE persona_id = ?", (persona_id,))
             self._execute("DELETE FROM personas WHERE id = ?", (persona_id,))
 
@@ -337,6 +365,39 @@ class SQLiteBackend:
 
     def delete_floor(self, name: str) -> bool:
         return self._execute("DELETE FROM floors WHERE name = ?", (name,)).rowcount > 0
+
+    # -- passes -------------------------------------------------------------------------------
+    def insert_pass(self, row: PassRow) -> None:
+        self._execute(
+            "INSERT INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.token_hash,
+                row.floor,
+                row.persona_id,
+                row.created_at,
+                row.expires_at,
+                int(row.read_only),
+                row.revoked_at,
+                row.label,
+            ),
+        )
+
+    def passes(self) -> list[PassRow]:
+        rows = self._query(f"SELECT {_PASS_COLUMNS} FROM passes ORDER BY created_at, id")
+        return [_pass(r) for r in rows]
+
+    def pass_by_hash(self, token_hash: str) -> PassRow | None:
+        rows = self._query(
+            f"SELECT {_PASS_COLUMNS} FROM passes WHERE token_hash = ?", (token_hash,)
+        )
+        return _pass(rows[0]) if rows else None
+
+    def revoke_pass(self, pass_id: str, at: float) -> bool:
+        cur = self._execute(
+            "UPDATE passes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, pass_id)
+        )
+        return cur.rowcount > 0
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
@@ -372,6 +433,10 @@ class SQLiteBackend:
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> SQLitePersonaRows:
         return SQLitePersonaRows(self, persona_id)
+
+
+def _pass(r: Sequence[Any]) -> PassRow:
+    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
 
 
 def _memory(r: Sequence[Any]) -> MemoryRow:
@@ -507,9 +572,9 @@ class SQLitePersonaRows:
 
     def count(self) -> int:
         return int(
-            self._b._query("SELECT count(*) FROM memories WHERE persona_id = ?", (self.persona_id,))[
-                0
-            ][0]
+            self._b._query(
+                "SELECT count(*) FROM memories WHERE persona_id = ?", (self.persona_id,)
+            )[0][0]
         )
 
     def scan(self, batch_size: int) -> Iterator[list[MemoryRow]]:

@@ -14,17 +14,34 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import MissingKeyError
-from ..keys import ENV_PASSPHRASE
+from ..keys import ENV_PASSPHRASE, Secret
 from ..store import Store
 
 ENV_STORE = "SEVERANCE_STORE"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+ENV_PERSONA_PASSPHRASE = "SEVERANCE_PERSONA_PASSPHRASE"
+ENV_PERSONA_KEY_FILE = "SEVERANCE_PERSONA_KEY_FILE"
+
+
 class Settings:
-    def __init__(self, store: str | None, key_file: str | None) -> None:
-        self.store_location = store or os.environ.get(ENV_STORE) or str(Path("~/.severance").expanduser())
+    def __init__(
+        self, store: str | None, key_file: str | None, persona_key_file: str | None
+    ) -> None:
+        self.store_location = (
+            store or os.environ.get(ENV_STORE) or str(Path("~/.severance").expanduser())
+        )
         self.key_file = key_file
+        self.persona_key_file = persona_key_file or os.environ.get(ENV_PERSONA_KEY_FILE)
+
+    def secret(self) -> Secret | None:
+        """A sealed persona's secret, if one was given (option or environment)."""
+        if self.persona_key_file:
+            return Secret(key_file=self.persona_key_file)
+        if os.environ.get(ENV_PERSONA_PASSPHRASE):
+            return Secret(passphrase=os.environ[ENV_PERSONA_PASSPHRASE])
+        return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,11 +51,19 @@ class Settings:
     help=f"The store (default: ${ENV_STORE}, else ~/.severance).",
 )
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Unlock with this key file.")
+@click.option(
+    "--persona-key-file",
+    type=click.Path(dir_okay=False),
+    help=f"A sealed persona's key file (or ${ENV_PERSONA_KEY_FILE}; a passphrase comes from "
+    f"${ENV_PERSONA_PASSPHRASE}).",
+)
 @click.version_option(package_name="severance")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, key_file: str | None) -> None:
+def cli(
+    ctx: click.Context, store: str | None, key_file: str | None, persona_key_file: str | None
+) -> None:
     """Severance: memory for AI assistants, with work and home kept apart."""
-    ctx.obj = Settings(store, key_file)
+    ctx.obj = Settings(store, key_file, persona_key_file)
 
 
 def settings() -> Settings:
@@ -71,6 +96,17 @@ def context_options(f: F) -> F:
     f = click.option("--client", help="Client name, e.g. claude-code.")(f)
     f = click.option("--floor", "floor_name", help="Enter this floor by name.")(f)
     return f
+
+
+def session_options(f: F) -> F:
+    """The context options plus --override, for commands that wake a persona."""
+    f = click.option(
+        "--override",
+        "override",
+        metavar="PERSONA",
+        help="Use the running override of PERSONA (see `severance override`).",
+    )(f)
+    return context_options(f)
 
 
 def context_from(

@@ -22,13 +22,29 @@ def floor() -> None:
 @click.option("--tz", "timezone", help="Time zone of --hours (IANA name, default UTC).")
 @click.option("--default", "is_default", is_flag=True, help="Wake this floor when none matches.")
 @json_option
-def add(name: str, persona: str, clients: tuple[str, ...], paths: tuple[str, ...],
-        hosts: tuple[str, ...], hours: tuple[str, ...], timezone: str | None,
-        is_default: bool, as_json: bool) -> None:
+def add(
+    name: str,
+    persona: str,
+    clients: tuple[str, ...],
+    paths: tuple[str, ...],
+    hosts: tuple[str, ...],
+    hours: tuple[str, ...],
+    timezone: str | None,
+    is_default: bool,
+    as_json: bool,
+) -> None:
     """Add floor NAME after the existing ones (first match wins)."""
     with open_store() as store:
-        f = store.add_floor(name, persona, clients=clients, paths=paths, hosts=hosts,
-                            hours=hours, timezone=timezone, default=is_default)
+        f = store.add_floor(
+            name,
+            persona,
+            clients=clients,
+            paths=paths,
+            hosts=hosts,
+            hours=hours,
+            timezone=timezone,
+            default=is_default,
+        )
     if as_json:
         print_json(f.to_dict())
     else:
@@ -68,8 +84,9 @@ def remove(name: str) -> None:
 @floor.command("test")
 @context_options
 @json_option
-def test(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-         as_json: bool) -> None:
+def test(
+    floor_name: str | None, client: str | None, path: str | None, host: str | None, as_json: bool
+) -> None:
     """Show which floor and persona would wake for a context, and why."""
     with open_store() as store:
         match = store.resolve(context_from(floor_name, client, path, host))

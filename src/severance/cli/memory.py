@@ -10,21 +10,33 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
+from ..search import SearchMode
 from ..session import Session, read_turns
-from .common import context_from, context_options, json_option, open_store, print_json
+from .common import context_from, json_option, open_store, print_json, session_options, settings
 
 
 @contextmanager
-def awake(floor_name: str | None, client: str | None, path: str | None,
-          host: str | None) -> Iterator[Session]:
-    with open_store() as store, store.enter(context_from(floor_name, client, path, host)) as s:
-        yield s
+def awake(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None = None,
+) -> Iterator[Session]:
+    secret = settings().secret()
+    with open_store() as store:
+        if override is not None:
+            session = store.resume_override(override, secret=secret)
+        else:
+            session = store.enter(context_from(floor_name, client, path, host), secret=secret)
+        with session:
+            yield session
 
 
 def _show(memory: Memory) -> None:
@@ -45,7 +57,9 @@ def _load_records(file: Path) -> list[Any]:
             return list(data)
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as e:
-        raise InvalidTurnsError(f"{file.name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})") from None
+        raise InvalidTurnsError(
+            f"{file.name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})"
+        ) from None
 
 
 def _metadata(value: str | None) -> dict[str, Any] | None:
@@ -61,27 +75,46 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("text", required=False)
 @click.option("--kind", default="note", show_default=True, help="fact, episode, preference, note…")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--meta", help="Metadata as a JSON object.")
 @click.option("--occurred", help="When it happened (ISO-8601; default now).")
 @click.option("--source", help="Where this memory came from.")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A JSON or JSONL file of conversation turns (speaker, text, timestamp, session).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON or JSONL file of conversation turns (speaker, text, timestamp, session).",
+)
 @json_option
-def remember(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-             text: str | None, kind: str, tags: tuple[str, ...], meta: str | None,
-             occurred: str | None, source: str | None, file: Path | None, as_json: bool) -> None:
+def remember(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    text: str | None,
+    kind: str,
+    tags: tuple[str, ...],
+    meta: str | None,
+    occurred: str | None,
+    source: str | None,
+    file: Path | None,
+    as_json: bool,
+) -> None:
     """Remember TEXT (or every turn of --file) in the persona that wakes here."""
     if (text is None) == (file is None):
         raise InvalidInputError("give either TEXT or --file")
     if file is not None:
         drafts = read_turns(_load_records(file))
-        with awake(floor_name, client, path, host) as s:
-            with click.progressbar(length=len(drafts), label="Remembering turns",
-                                   file=click.get_text_stream("stderr")) as bar:
+        with awake(floor_name, client, path, host, override) as s:
+            # click's progressbar overloads do not type a length-only bar.
+            progressbar: Any = click.progressbar
+            with progressbar(
+                length=len(drafts), label="Remembering turns", file=click.get_text_stream("stderr")
+            ) as bar:
                 done = [0]
 
                 def progress(n: int, _total: int) -> None:
@@ -91,15 +124,22 @@ def remember(floor_name: str | None, client: str | None, path: str | None, host:
                 memories = s.remember_many(drafts, progress=progress)
             persona = s.persona
         if as_json:
-            print_json({"persona": persona, "remembered": len(memories),
-                        "ids": [m.id for m in memories]})
+            print_json(
+                {"persona": persona, "remembered": len(memories), "ids": [m.id for m in memories]}
+            )
         else:
             click.echo(f"Remembered {len(memories)} turns in persona {persona}.")
         return
     assert text is not None
-    with awake(floor_name, client, path, host) as s:
-        memory = s.remember(text, kind=kind, tags=tags, metadata=_metadata(meta),
-                            occurred_at=occurred, source=source)
+    with awake(floor_name, client, path, host, override) as s:
+        memory = s.remember(
+            text,
+            kind=kind,
+            tags=tags,
+            metadata=_metadata(meta),
+            occurred_at=occurred,
+            source=source,
+        )
         persona = s.persona
     if as_json:
         print_json({"persona": persona, "memory": memory.to_dict()})
@@ -108,23 +148,43 @@ def remember(floor_name: str | None, client: str | None, path: str | None, host:
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("query")
 @click.option("-k", "k", default=10, show_default=True, help="How many results.")
 @click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
 @click.option("--since", help="Occurred at or after (ISO-8601).")
 @click.option("--until", help="Occurred before (ISO-8601).")
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid",
-              show_default=True)
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True
+)
 @json_option
-def recall(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-           query: str, k: int, kinds: tuple[str, ...], tags: tuple[str, ...], since: str | None,
-           until: str | None, mode: str, as_json: bool) -> None:
+def recall(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    query: str,
+    k: int,
+    kinds: tuple[str, ...],
+    tags: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    mode: str,
+    as_json: bool,
+) -> None:
     """Recall what the awake persona knows about QUERY."""
-    with awake(floor_name, client, path, host) as s:
-        results = s.recall(query, k, kind=list(kinds) or None, tags=list(tags) or None,
-                           since=since, until=until, mode=mode)  # type: ignore[arg-type]
+    with awake(floor_name, client, path, host, override) as s:
+        results = s.recall(
+            query,
+            k,
+            kind=list(kinds) or None,
+            tags=list(tags) or None,
+            since=since,
+            until=until,
+            mode=cast(SearchMode, mode),
+        )
         persona = s.persona
     if as_json:
         print_json({"persona": persona, "results": [r.to_dict() for r in results]})
@@ -138,13 +198,20 @@ def recall(floor_name: str | None, client: str | None, path: str | None, host: s
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("memory_id")
 @json_option
-def get(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-        memory_id: str, as_json: bool) -> None:
+def get(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    memory_id: str,
+    as_json: bool,
+) -> None:
     """Show one memory."""
-    with awake(floor_name, client, path, host) as s:
+    with awake(floor_name, client, path, host, override) as s:
         memory = s.get(memory_id)
     if as_json:
         print_json(memory.to_dict())
@@ -153,7 +220,7 @@ def get(floor_name: str | None, client: str | None, path: str | None, host: str 
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("memory_id")
 @click.argument("text", required=False)
 @click.option("--kind")
@@ -161,13 +228,30 @@ def get(floor_name: str | None, client: str | None, path: str | None, host: str 
 @click.option("--meta", help="Replace the metadata (JSON object).")
 @click.option("--occurred", help="When it happened (ISO-8601).")
 @json_option
-def update(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-           memory_id: str, text: str | None, kind: str | None, tags: tuple[str, ...],
-           meta: str | None, occurred: str | None, as_json: bool) -> None:
+def update(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    memory_id: str,
+    text: str | None,
+    kind: str | None,
+    tags: tuple[str, ...],
+    meta: str | None,
+    occurred: str | None,
+    as_json: bool,
+) -> None:
     """Change a memory; the previous version is kept in its history."""
-    with awake(floor_name, client, path, host) as s:
-        memory = s.update(memory_id, text, kind=kind, tags=list(tags) if tags else None,
-                          metadata=_metadata(meta), occurred_at=occurred)
+    with awake(floor_name, client, path, host, override) as s:
+        memory = s.update(
+            memory_id,
+            text,
+            kind=kind,
+            tags=list(tags) if tags else None,
+            metadata=_metadata(meta),
+            occurred_at=occurred,
+        )
     if as_json:
         print_json(memory.to_dict())
     else:
@@ -175,24 +259,37 @@ def update(floor_name: str | None, client: str | None, path: str | None, host: s
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("memory_id")
-def forget(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-           memory_id: str) -> None:
+def forget(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    memory_id: str,
+) -> None:
     """Delete a memory for good, history included."""
-    with awake(floor_name, client, path, host) as s:
+    with awake(floor_name, client, path, host, override) as s:
         s.forget(memory_id)
     click.echo(f"Forgot {memory_id}.")
 
 
 @click.command()
-@context_options
+@session_options
 @click.argument("memory_id")
 @json_option
-def history(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-            memory_id: str, as_json: bool) -> None:
+def history(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    memory_id: str,
+    as_json: bool,
+) -> None:
     """Every version of a memory, oldest first."""
-    with awake(floor_name, client, path, host) as s:
+    with awake(floor_name, client, path, host, override) as s:
         versions = s.history(memory_id)
     if as_json:
         print_json([v.to_dict() for v in versions])
@@ -202,20 +299,35 @@ def history(floor_name: str | None, client: str | None, path: str | None, host: 
 
 
 @click.command()
-@context_options
+@session_options
 @click.option("--limit", default=20, show_default=True)
 @click.option("--offset", default=0, show_default=True)
 @click.option("--oldest-first", is_flag=True)
 @json_option
-def memories(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-             limit: int, offset: int, oldest_first: bool, as_json: bool) -> None:
+def memories(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    limit: int,
+    offset: int,
+    oldest_first: bool,
+    as_json: bool,
+) -> None:
     """List the awake persona's memories, a page at a time."""
-    with awake(floor_name, client, path, host) as s:
+    with awake(floor_name, client, path, host, override) as s:
         page = s.memories(limit=limit, offset=offset, newest_first=not oldest_first)
         persona = s.persona
     if as_json:
-        print_json({"persona": persona, "total": page.total, "next_offset": page.next_offset,
-                    "items": [m.to_dict() for m in page.items]})
+        print_json(
+            {
+                "persona": persona,
+                "total": page.total,
+                "next_offset": page.next_offset,
+                "items": [m.to_dict() for m in page.items],
+            }
+        )
         return
     click.echo(f"{persona}: {page.total} memories")
     for m in page.items:
@@ -225,13 +337,23 @@ def memories(floor_name: str | None, client: str | None, path: str | None, host:
 
 
 @click.command()
-@context_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of standard output.")
-def export(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-           output: Path | None) -> None:
+@session_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+def export(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    output: Path | None,
+) -> None:
     """Export the awake persona's memories as JSON Lines (plaintext: keep it safe)."""
-    with awake(floor_name, client, path, host) as s:
+    with awake(floor_name, client, path, host, override) as s:
         lines = [json.dumps(m.to_dict(), ensure_ascii=False) for m in s.export()]
     text = "".join(line + "\n" for line in lines)
     if output is None:
@@ -242,19 +364,30 @@ def export(floor_name: str | None, client: str | None, path: str | None, host: s
 
 
 @click.command("import")
-@context_options
+@session_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_(floor_name: str | None, client: str | None, path: str | None, host: str | None,
-            file: Path) -> None:
+def import_(
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    override: str | None,
+    file: Path,
+) -> None:
     """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
     records = _load_records(file)
     items = []
     for n, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise InvalidInputError(f"record {n}: expected a JSON object")
-        items.append({key: record[key] for key in
-                      ("text", "kind", "tags", "metadata", "occurred_at", "source") if key in record})
-    with awake(floor_name, client, path, host) as s:
+        items.append(
+            {
+                key: record[key]
+                for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
+                if key in record
+            }
+        )
+    with awake(floor_name, client, path, host, override) as s:
         memories_ = s.remember_many(items)
         persona = s.persona
     click.echo(f"Imported {len(memories_)} memories into {persona}.")

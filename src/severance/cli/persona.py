@@ -14,11 +14,22 @@ def persona() -> None:
 
 @persona.command("add")
 @click.argument("name")
+@click.option("--sealed", is_flag=True, help="Seal it with its own secret (see `persona seal`).")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="With --sealed: the key file (created if it does not exist).",
+)
 @json_option
-def add(name: str, as_json: bool) -> None:
+def add(name: str, sealed: bool, secret_file: str | None, as_json: bool) -> None:
     """Create persona NAME with its own data key."""
+    from .crossings import persona_secret
+
+    secret = (
+        persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}") if sealed else None
+    )
     with open_store() as store:
-        info = store.add_persona(name)
+        info = store.add_persona(name, sealed_with=secret)
     if as_json:
         print_json(info.to_dict())
     else:

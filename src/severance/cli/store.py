@@ -13,14 +13,27 @@ from .common import json_option, print_json, settings
 
 @click.command()
 @click.argument("location", required=False)
-@click.option("--passphrase", "use_passphrase", is_flag=True,
-              help=f"Lock the store with a passphrase (prompted, or ${ENV_PASSPHRASE}).")
-@click.option("--key-file", "key_file", type=click.Path(dir_okay=False),
-              help="Write the new master key to this file (must be outside the store).")
+@click.option(
+    "--passphrase",
+    "use_passphrase",
+    is_flag=True,
+    help=f"Lock the store with a passphrase (prompted, or ${ENV_PASSPHRASE}).",
+)
+@click.option(
+    "--key-file",
+    "key_file",
+    type=click.Path(dir_okay=False),
+    help="Write the new master key to this file (must be outside the store).",
+)
 @click.option("--embedder", help="Embedder spec (default: the bundled MiniLM model).")
 @json_option
-def init(location: str | None, use_passphrase: bool, key_file: str | None,
-         embedder: str | None, as_json: bool) -> None:
+def init(
+    location: str | None,
+    use_passphrase: bool,
+    key_file: str | None,
+    embedder: str | None,
+    as_json: bool,
+) -> None:
     """Create a store at LOCATION (default: --store, $SEVERANCE_STORE or ~/.severance)."""
     target = location or settings().store_location
     passphrase = None
@@ -31,8 +44,12 @@ def init(location: str | None, use_passphrase: bool, key_file: str | None,
     store = Store.init(target, passphrase=passphrase, key_file=key_file, embedder=embedder)
     try:
         meta = store._backend.get_meta()
-        info = {"store": store.location, "store_id": store.store_id,
-                "key_mode": meta.get("key_mode"), "key_file": meta.get("key_file")}
+        info = {
+            "store": store.location,
+            "store_id": store.store_id,
+            "key_mode": meta.get("key_mode"),
+            "key_file": meta.get("key_file"),
+        }
     finally:
         store.close()
     if as_json:
@@ -41,7 +58,9 @@ def init(location: str | None, use_passphrase: bool, key_file: str | None,
     click.echo(f"Created store {info['store']}")
     if info["key_file"]:
         click.echo(f"Master key written to {info['key_file']} (mode 0600).")
-        click.echo("Back it up somewhere else than the store: without it the store cannot be opened.")
+        click.echo(
+            "Back it up somewhere else than the store: without it the store cannot be opened."
+        )
     else:
         click.echo("The store is locked with your passphrase.")
 

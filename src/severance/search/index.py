@@ -25,6 +25,7 @@ __all__ = ["Doc", "Filter", "Hit", "PersonaIndex", "SearchMode"]
 
 SearchMode = Literal["hybrid", "dense", "keyword"]
 _SNAPSHOT_FORMAT = 1
+DEFAULT_FUSION = Fusion()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,7 @@ class PersonaIndex:
         flt: Filter = Filter(),
         mode: SearchMode = "hybrid",
         depth: int = 100,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = DEFAULT_FUSION,
         recency: float = 0.0,
         half_life_days: float = 30.0,
         now: float = 0.0,

@@ -1,0 +1,365 @@
+"""Numbered schema migrations of the PostgreSQL back-end.
+
+Everything lives in one schema, ``severance``, shared by every store of the database. Each
+table's primary key leads with ``store_id`` so the schema can be distributed with Citus by
+store (``stores`` and ``schema_version`` are the two exceptions: they would be Citus
+*reference* tables)::
+
+    stores          store_id ─┐  name → store_id directory (one row per store)
+    schema_version            │  one row: the number of migrations applied to the database
+    seq_counters    store_id ─┤  last seq handed out (the commit-ordered counter)
+    meta            store_id ─┤  store-wide settings
+    personas        store_id ─┤  wrapped keys, embedder
+    floors          store_id ─┤
+    audit           store_id ─┤  hash chain; the application role may only SELECT and INSERT
+    memories        store_id, persona_id ─┐  row-level security: one persona per transaction
+    history         store_id, persona_id ─┤
+    tombstones      store_id, persona_id ─┤
+    snapshots       store_id, persona_id ─┤
+    vector_indexes  store_id, persona_id ─┤  (only with pgvector) personas in "indexed" mode
+    memory_vectors  store_id, persona_id ─┘  (only with pgvector) plain vectors, HNSW indexed
+
+Row-level security reads two settings that the back-end sets with ``SET LOCAL`` at the start
+of every transaction: ``severance.store`` (every table but ``stores``) and
+``severance.persona`` (the persona tables). Unset means "no rows": policies fail closed.
+Policies do not bind superusers or ``BYPASSRLS`` roles, so such logins run their transactions
+as the unprivileged role ``severance_app`` (created here when the login may create roles);
+``FORCE ROW LEVEL SECURITY`` makes them bind a plain table owner too.
+
+``MIGRATIONS[i]`` takes the schema from version i to i + 1. :func:`migrate` applies the
+missing ones in one transaction under an advisory lock, so concurrent openers of one
+database neither race nor see a half-built schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+__all__ = [
+    "APP_ROLE",
+    "MIGRATIONS",
+    "PERSONA_TABLES",
+    "SCHEMA",
+    "STORE_TABLES",
+    "VECTOR_TABLES",
+    "ensure_vector_tables",
+    "has_vector_tables",
+    "migrate",
+    "schema_version",
+]
+
+SCHEMA = "severance"
+APP_ROLE = "severance_app"
+#: Store-wide tables: row-level security by store only.
+STORE_TABLES = ("seq_counters", "meta", "personas", "floors", "audit")
+#: One persona's rows: row-level security by store and persona.
+PERSONA_TABLES = ("memories", "history", "tombstones", "snapshots")
+VECTOR_TABLES = ("vector_indexes", "memory_vectors")
+#: pgvector's HNSW index takes at most 2,000 dimensions of ``vector``.
+MAX_INDEXED_DIMENSION = 2000
+
+# An arbitrary constant: the advisory lock that serialises migrations of one database.
+_MIGRATION_LOCK = 0x5E7E_2A9C_E000_0001
+
+Migration = Callable[[psycopg.Connection[Any]], None]
+MIGRATIONS: list[Migration] = []
+
+
+def _migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@_migration
+def m001_tables(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        """
+        CREATE TABLE severance.stores (
+            store_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name text NOT NULL UNIQUE CHECK (name <> ''),
+            created_at double precision NOT NULL
+        );
+        CREATE TABLE severance.seq_counters (
+            store_id bigint PRIMARY KEY REFERENCES severance.stores,
+            last_seq bigint NOT NULL
+        );
+        CREATE TABLE severance.meta (
+            store_id bigint NOT NULL REFERENCES severance.stores,
+            key text NOT NULL,
+            value text NOT NULL,
+            PRIMARY KEY (store_id, key)
+        );
+        CREATE TABLE severance.personas (
+            store_id bigint NOT NULL REFERENCES severance.stores,
+            persona_id text NOT NULL,
+            name text NOT NULL,
+            created_at double precision NOT NULL,
+            wrapped_key bytea NOT NULL,
+            sealed boolean NOT NULL,
+            seal_kdf text,
+            embedder text NOT NULL,
+            dimension integer NOT NULL,
+            PRIMARY KEY (store_id, persona_id),
+            CONSTRAINT personas_name_key UNIQUE (store_id, name)
+        );
+        CREATE TABLE severance.floors (
+            store_id bigint NOT NULL,
+            name text NOT NULL,
+            position integer NOT NULL,
+            persona_id text NOT NULL,
+            rule text NOT NULL,
+            is_default boolean NOT NULL,
+            PRIMARY KEY (store_id, name),
+            FOREIGN KEY (store_id, persona_id) REFERENCES severance.personas
+        );
+        CREATE TABLE severance.audit (
+            store_id bigint NOT NULL REFERENCES severance.stores,
+            seq bigint NOT NULL,
+            at double precision NOT NULL,
+            event text NOT NULL,
+            persona_id text,
+            persona text,
+            detail text NOT NULL,
+            prev_hash text NOT NULL,
+            hash text NOT NULL,
+            PRIMARY KEY (store_id, seq)
+        );
+        CREATE INDEX audit_by_persona ON severance.audit (store_id, persona_id, seq);
+        -- The memory id is unique per persona, not per store: inserting an id that another
+        -- persona happens to use must not fail (that failure would reveal the other row).
+        CREATE TABLE severance.memories (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            memory_id text NOT NULL,
+            seq bigint NOT NULL,
+            version integer NOT NULL,
+            learned_at double precision NOT NULL,
+            occurred_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            payload bytea NOT NULL,
+            vector bytea NOT NULL,
+            PRIMARY KEY (store_id, persona_id, memory_id),
+            -- A session that outlives its persona's clean slate cannot write orphans.
+            FOREIGN KEY (store_id, persona_id) REFERENCES severance.personas
+        );
+        CREATE INDEX memories_by_seq ON severance.memories (store_id, persona_id, seq);
+        CREATE INDEX memories_by_learned
+            ON severance.memories (store_id, persona_id, learned_at, memory_id);
+        CREATE TABLE severance.history (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            memory_id text NOT NULL,
+            version integer NOT NULL,
+            occurred_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            replaced_at double precision NOT NULL,
+            payload bytea NOT NULL,
+            PRIMARY KEY (store_id, persona_id, memory_id, version)
+        );
+        CREATE TABLE severance.tombstones (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            memory_id text NOT NULL,
+            seq bigint NOT NULL,
+            PRIMARY KEY (store_id, persona_id, memory_id)
+        );
+        CREATE INDEX tombstones_by_seq ON severance.tombstones (store_id, persona_id, seq);
+        CREATE TABLE severance.snapshots (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            part integer NOT NULL,
+            watermark bigint NOT NULL,
+            chunk bytea NOT NULL,
+            PRIMARY KEY (store_id, persona_id, part)
+        );
+        -- Ciphertext does not compress: EXTERNAL skips TOAST's futile compression attempt.
+        ALTER TABLE severance.memories ALTER payload SET STORAGE EXTERNAL,
+                                       ALTER vector SET STORAGE EXTERNAL;
+        ALTER TABLE severance.history ALTER payload SET STORAGE EXTERNAL;
+        ALTER TABLE severance.snapshots ALTER chunk SET STORAGE EXTERNAL;
+        """
+    )
+
+
+def _policies(conn: psycopg.Connection[Any], tables: tuple[str, ...], by_persona: bool) -> None:
+    check = "store_id = severance.current_store()"
+    if by_persona:
+        check += " AND persona_id = severance.current_persona()"
+    for table in tables:
+        ident = sql.Identifier(SCHEMA, table)
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;"
+                " ALTER TABLE {t} FORCE ROW LEVEL SECURITY;"
+                " CREATE POLICY {p} ON {t} USING ({c}) WITH CHECK ({c})"
+            ).format(
+                t=ident,
+                p=sql.Identifier("persona_rows" if by_persona else "store_rows"),
+                c=sql.SQL(check),
+            )
+        )
+
+
+@_migration
+def m002_row_level_security(conn: psycopg.Connection[Any]) -> None:
+    # Plain SQL functions are inlined by the planner, so the policies still use the indexes.
+    conn.execute(
+        """
+        CREATE FUNCTION severance.current_store() RETURNS bigint
+            LANGUAGE sql STABLE PARALLEL SAFE
+            AS $$ SELECT nullif(current_setting('severance.store', true), '')::bigint $$;
+        CREATE FUNCTION severance.current_persona() RETURNS text
+            LANGUAGE sql STABLE PARALLEL SAFE
+            AS $$ SELECT nullif(current_setting('severance.persona', true), '') $$;
+        """
+    )
+    _policies(conn, STORE_TABLES, by_persona=False)
+    _policies(conn, PERSONA_TABLES, by_persona=True)
+
+
+def _app_role_exists(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+    return row is not None
+
+
+def _grant(conn: psycopg.Connection[Any], privileges: str, tables: tuple[str, ...]) -> None:
+    if not _app_role_exists(conn):
+        return
+    conn.execute(
+        sql.SQL("GRANT {} ON {} TO {}").format(
+            sql.SQL(privileges),
+            sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in tables),
+            sql.Identifier(APP_ROLE),
+        )
+    )
+
+
+@_migration
+def m003_application_role(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if row is not None and row[0] and not _app_role_exists(conn):
+        # Roles belong to the cluster, not the database: another database's migration may
+        # create it at the same moment, hence the tolerated duplicate.
+        conn.execute(
+            """
+            DO $$ BEGIN
+                CREATE ROLE severance_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB
+                    NOCREATEROLE;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END $$
+            """
+        )
+    if not _app_role_exists(conn):
+        return  # the login is an ordinary role: FORCE ROW LEVEL SECURITY binds it directly
+    conn.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(APP_ROLE)
+        )
+    )
+    _grant(conn, "SELECT", ("stores", "schema_version"))
+    _grant(conn, "SELECT, UPDATE", ("seq_counters",))
+    _grant(conn, "SELECT, INSERT", ("audit",))  # append-only, even for a buggy caller
+    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", ("meta", "personas", "floors"))
+    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", PERSONA_TABLES)
+
+
+def has_vector_tables(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('severance.memory_vectors') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def ensure_vector_tables(conn: psycopg.Connection[Any]) -> bool:
+    """Create the pgvector tables if pgvector can be had; False if it cannot.
+
+    Must run as the schema owner inside a transaction. It is idempotent, so a database whose
+    administrator installs pgvector later gains the tables on the first ``enable_vectors``.
+    """
+    if has_vector_tables(conn):
+        return True
+    available = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
+    if available is None:
+        return False
+    try:
+        with conn.transaction():  # a savepoint: lacking the privilege must not abort us
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    # One untyped ``vector`` column holds every persona's vectors whatever their dimension;
+    # each indexed persona gets a *partial* HNSW index over ``embedding::vector(dim)``
+    # restricted to its own rows (see postgres.py), because an HNSW index needs one typed
+    # dimension and a persona's graph must never contain another persona's points.
+    conn.execute(
+        f"""
+        CREATE TABLE severance.vector_indexes (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            dimension integer NOT NULL CHECK (dimension BETWEEN 1 AND {MAX_INDEXED_DIMENSION}),
+            PRIMARY KEY (store_id, persona_id),
+            FOREIGN KEY (store_id, persona_id) REFERENCES severance.personas
+        );
+        CREATE TABLE severance.memory_vectors (
+            store_id bigint NOT NULL,
+            persona_id text NOT NULL,
+            memory_id text NOT NULL,
+            embedding vector NOT NULL,
+            PRIMARY KEY (store_id, persona_id, memory_id),
+            FOREIGN KEY (store_id, persona_id, memory_id)
+                REFERENCES severance.memories ON DELETE CASCADE
+        );
+        """
+    )
+    _policies(conn, VECTOR_TABLES, by_persona=True)
+    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", VECTOR_TABLES)
+    return True
+
+
+@_migration
+def m004_indexed_vectors(conn: psycopg.Connection[Any]) -> None:
+    # Optional: a server without pgvector still hosts sealed-vector stores.
+    ensure_vector_tables(conn)
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    """How many migrations the database has had (0: no Severance schema at all)."""
+    row = conn.execute("SELECT to_regclass('severance.schema_version') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return 0
+    row = conn.execute("SELECT version FROM severance.schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: psycopg.Connection[Any]) -> int:
+    """Apply the missing migrations (as the connected, owning role); returns the version.
+
+    Raises ``RuntimeError`` if the database is newer than this code (the caller maps it).
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            """
+            CREATE SCHEMA IF NOT EXISTS severance;
+            CREATE TABLE IF NOT EXISTS severance.schema_version (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                version integer NOT NULL
+            );
+            INSERT INTO severance.schema_version (version) VALUES (0) ON CONFLICT DO NOTHING;
+            """
+        )
+        version = schema_version(conn)
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database schema is version {version}; this Severance knows only"
+                f" {len(MIGRATIONS)}"
+            )
+        for step in MIGRATIONS[version:]:
+            step(conn)
+        conn.execute("UPDATE severance.schema_version SET version = %s", (len(MIGRATIONS),))
+    return len(MIGRATIONS)
