@@ -7,6 +7,7 @@ Each wakes the persona the context selects (``--floor``, ``--client``, ``--path`
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +114,7 @@ def remember(
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
             with progressbar(
-                length=len(drafts), label="Remembering turns", file=click.get_text_stream("stderr")
+                length=len(drafts), label="Remembering turns", file=sys.stderr
             ) as bar:
                 done = [0]
 
