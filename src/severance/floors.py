@@ -111,8 +111,9 @@ def _expand(path: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def _path_regex(pattern: str) -> re.Pattern[str]:
-    expanded = _expand(pattern)
+def _path_regex(expanded: str) -> re.Pattern[str]:
+    # Cached on the *expanded* pattern: ``~`` and relative patterns depend on HOME and the
+    # working directory, which may change during the life of a process.
     out = []
     i = 0
     while i < len(expanded):
@@ -133,7 +134,7 @@ def _path_regex(pattern: str) -> re.Pattern[str]:
 
 def path_matches(pattern: str, path: str) -> bool:
     target = _expand(path)
-    regex = _path_regex(pattern)
+    regex = _path_regex(_expand(pattern))
     # Trailing "/.*" in the regex already lets a pattern match any descendant of a match.
     return bool(regex.match(target)) or bool(regex.match(target + "/"))
 

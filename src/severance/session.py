@@ -173,6 +173,9 @@ class Session:
         )
         return data
 
+    def _seal_vector(self, memory_id: str, version: int, vector: npt.NDArray[np.float32]) -> bytes:
+        return self._sealer.seal(pack_vector(vector), self._aad(memory_id, "vector", version))
+
     def _open_vector(self, row: MemoryRow) -> npt.NDArray[np.float32]:
         raw = self._sealer.open(row.vector, self._aad(row.id, "vector", row.version))
         return unpack_vector(raw, self._persona.dimension)
@@ -298,9 +301,7 @@ class Session:
                         draft.source,
                         origin,
                     ),
-                    vector=self._sealer.seal(
-                        pack_vector(vector), self._aad(memory_id, "vector", 1)
-                    ),
+                    vector=self._seal_vector(memory_id, 1, vector),
                 )
             )
             memories.append(
@@ -391,7 +392,7 @@ class Session:
                     merged.source,
                     merged.provenance,
                 ),
-                vector=self._sealer.seal(pack_vector(vector), self._aad(row.id, "vector", version)),
+                vector=self._seal_vector(row.id, version, vector),
             )
             previous = HistoryRow(
                 memory_id=row.id,

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -305,6 +305,47 @@ class Store:
             self._backend.update_persona(unsealed)
             self._audit.append("persona_unsealed", row.id, row.name)
         return _info(unsealed)
+
+    def reembed(
+        self,
+        name: str,
+        *,
+        secret: Secret | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Re-embed every memory of a persona with the store's current embedder.
+
+        Needed after switching embedders: a persona's vectors all come from one model. Runs in
+        one transaction (all or nothing). Returns the number of memories re-embedded.
+        """
+        self._check_open()
+        row = self._persona_row(name)
+        data_key = self._unlock(row, secret)
+        embedder = self.embedder
+        session = Session(self, row, data_key, None, audited=False)
+        try:
+            rows = [r for batch in session._rows.scan(2_000) for r in batch]
+            texts = [session._to_memory(r).text for r in rows]
+            sealed: dict[str, bytes] = {}
+            for start in range(0, len(rows), 256):
+                part = rows[start : start + 256]
+                vectors = embedder.embed(texts[start : start + 256])
+                for r, v in zip(part, vectors, strict=True):
+                    sealed[r.id] = session._seal_vector(r.id, r.version, v)
+                if progress is not None:
+                    progress(min(start + 256, len(rows)), len(rows))
+            updated = PersonaRow(
+                **{**_fields(row), "embedder": embedder.name, "dimension": embedder.dimension}
+            )
+            with self._backend.transaction():
+                session._rows.update_vectors(sealed)
+                session._rows.drop_snapshot()
+                self._backend.update_persona(updated)
+                self._audit.append("reembedded", row.id, row.name, memories=len(rows),
+                                   embedder=embedder.name)
+        finally:
+            session._abandon()
+        return len(rows)
 
     def personas(self) -> list[PersonaInfo]:
         return [_info(r) for r in self._backend.personas()]

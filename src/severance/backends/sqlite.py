@@ -513,6 +513,14 @@ class SQLitePersonaRows:
     def delete(self, memory_id: str) -> bool:
         return self.delete_many([memory_id]) == 1
 
+    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+        with self._b.transaction():
+            for memory_id, vector in vectors.items():
+                self._b._execute(
+                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?",
+                    (vector, self._b._next_seqs(1), self.persona_id, memory_id),
+                )
+
     def delete_many(self, memory_ids: Sequence[str]) -> int:
         deleted = 0
         with self._b.transaction():

@@ -22,6 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 ENV_PERSONA_PASSPHRASE = "SEVERANCE_PERSONA_PASSPHRASE"
+ENV_EMBEDDER = "SEVERANCE_EMBEDDER"
 ENV_PERSONA_KEY_FILE = "SEVERANCE_PERSONA_KEY_FILE"
 
 
@@ -77,12 +78,12 @@ def open_store() -> Iterator[Store]:
     """Open the configured store, asking for a passphrase on a terminal if it needs one."""
     s = settings()
     try:
-        store = Store.open(s.store_location, key_file=s.key_file)
+        store = Store.open(s.store_location, key_file=s.key_file, embedder=s.embedder)
     except MissingKeyError:
         if not sys.stdin.isatty() or os.environ.get(ENV_PASSPHRASE):
             raise
         passphrase = click.prompt("Passphrase", hide_input=True)
-        store = Store.open(s.store_location, passphrase=passphrase)
+        store = Store.open(s.store_location, passphrase=passphrase, embedder=s.embedder)
     try:
         yield store
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import json_option, open_store, print_json
+from .common import json_option, open_store, print_json, settings
 
 
 @click.group()
@@ -50,6 +50,16 @@ def list_(as_json: bool) -> None:
     for p in personas:
         sealed = "  (sealed)" if p.sealed else ""
         click.echo(f"{p.name}{sealed}  created {p.created_at:%Y-%m-%d %H:%M}  {p.embedder}")
+
+
+@persona.command("reembed")
+@click.argument("name")
+def reembed(name: str) -> None:
+    """Re-embed every memory of persona NAME with the embedder in use (see --embedder)."""
+    with open_store() as store:
+        count = store.reembed(name, secret=settings().secret())
+        model = store.embedder.name
+    click.echo(f"Re-embedded {count} memories of {name} with {model}.")
 
 
 def register(cli: click.Group) -> None:
