@@ -28,8 +28,13 @@ ENV_PERSONA_KEY_FILE = "SEVERANCE_PERSONA_KEY_FILE"
 
 class Settings:
     def __init__(
-        self, store: str | None, key_file: str | None, persona_key_file: str | None
+        self,
+        store: str | None,
+        key_file: str | None,
+        persona_key_file: str | None,
+        embedder: str | None = None,
     ) -> None:
+        self.embedder = embedder or os.environ.get(ENV_EMBEDDER)
         self.store_location = (
             store or os.environ.get(ENV_STORE) or str(Path("~/.severance").expanduser())
         )
@@ -58,13 +63,22 @@ class Settings:
     help=f"A sealed persona's key file (or ${ENV_PERSONA_KEY_FILE}; a passphrase comes from "
     f"${ENV_PERSONA_PASSPHRASE}).",
 )
+@click.option(
+    "--embedder",
+    metavar="SPEC",
+    help=f"Embedder for this run (default: the store's; or ${ENV_EMBEDDER}).",
+)
 @click.version_option(package_name="severance")
 @click.pass_context
 def cli(
-    ctx: click.Context, store: str | None, key_file: str | None, persona_key_file: str | None
+    ctx: click.Context,
+    store: str | None,
+    key_file: str | None,
+    persona_key_file: str | None,
+    embedder: str | None,
 ) -> None:
     """Severance: memory for AI assistants, with work and home kept apart."""
-    ctx.obj = Settings(store, key_file, persona_key_file)
+    ctx.obj = Settings(store, key_file, persona_key_file, embedder)
 
 
 def settings() -> Settings:
