@@ -28,7 +28,7 @@ HOME = [
     ("Prefers oat milk in coffee", "preference", []),
 ]
 # Below this cosine similarity (and with no shared keyword) a memory is not an answer.
-MIN_SIMILARITY = 0.3
+MIN_SIMILARITY = 0.4
 QUESTIONS = ["When is the launch?", "What should I get Sarah for her birthday?"]
 
 

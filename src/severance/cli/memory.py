@@ -157,6 +157,11 @@ def remember(
 @click.option("--since", help="Occurred at or after (ISO-8601).")
 @click.option("--until", help="Occurred before (ISO-8601).")
 @click.option(
+    "--min-similarity",
+    type=float,
+    help="Drop results with no shared keyword and a lower cosine similarity (e.g. 0.4).",
+)
+@click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True
 )
 @json_option
@@ -173,6 +178,7 @@ def recall(
     since: str | None,
     until: str | None,
     mode: str,
+    min_similarity: float | None,
     as_json: bool,
 ) -> None:
     """Recall what the awake persona knows about QUERY."""
@@ -185,6 +191,7 @@ def recall(
             since=since,
             until=until,
             mode=cast(SearchMode, mode),
+            min_similarity=min_similarity,
         )
         persona = s.persona
     if as_json:
