@@ -15,7 +15,9 @@ import pytest
 
 import severance
 
-BACKENDS = ["sqlite"]
+pytest_plugins = ["pg_server"]
+
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(autouse=True)

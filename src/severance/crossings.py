@@ -9,8 +9,11 @@ persona, the origin id, when and how it crossed.
 De-duplication: a selected memory whose vector has cosine similarity of at least
 :data:`DUPLICATE_SIMILARITY` with a memory already in the target (which includes every exact
 text match) is *merged* into it instead of copied: the target memory keeps its text, gains the
-source's tags and a provenance entry, and its previous version stays in its history. Duplicates
-inside the selection itself are copied once.
+source's tags and a provenance entry (holding the crossing text too when it differs, since a
+near duplicate may differ in a word that matters), and its previous version stays in its
+history. Duplicates
+inside the selection itself cross once: the one copy gains the tags and a provenance entry of each
+of its twins (so a moved twin is never lost without a trace), and the twins count as merged.
 
 ``move`` deletes the crossed memories from the source in the same transaction that writes them
 into the target, with the audit entries: an interruption at any point leaves the state before
@@ -162,6 +165,7 @@ def reintegrate(
         alive = dst_index.alive[: dst_index.n_slots]
         copies: list[int] = []
         merges: list[tuple[int, str]] = []
+        twins: dict[int, list[int]] = {}  # copy -> the selected duplicates that cross with it
         for i in range(len(memories)):
             assert vectors is not None
             v = vectors[i]
@@ -171,8 +175,11 @@ def reintegrate(
                 if sims[best] >= DUPLICATE_SIMILARITY:
                     merges.append((i, dst_index.ids[best]))
                     continue
-            if any(float(vectors[j] @ v) >= DUPLICATE_SIMILARITY for j in copies):
-                merges.append((i, ""))  # a duplicate inside the selection: crosses once
+            twin = next((j for j in copies if float(vectors[j] @ v) >= DUPLICATE_SIMILARITY), None)
+            if twin is not None:
+                # A duplicate inside the selection: crosses once, merged into its twin's copy.
+                merges.append((i, ""))
+                twins.setdefault(twin, []).append(i)
                 continue
             copies.append(i)
         report = Reintegration(
@@ -182,7 +189,7 @@ def reintegrate(
             dry_run=dry_run,
             selected=len(memories),
             copied=len(copies),
-            merged=sum(1 for _, t in merges if t),
+            merged=len(merges),
             removed_from_source=len(memories) if mode == "move" else 0,
             memories=tuple(memories),
         )
@@ -191,23 +198,36 @@ def reintegrate(
 
         at = utcnow().isoformat()
 
-        def origin(m: Memory) -> dict[str, Any]:
-            return {
+        def origin(m: Memory, kept_text: str | None = None) -> dict[str, Any]:
+            entry = {
                 "persona": source,
                 "persona_id": src_row.id,
                 "memory_id": m.id,
                 "at": at,
                 "mode": mode,
             }
+            if kept_text is not None and kept_text != m.text:
+                # Similar is not identical ("Thursday" vs "Friday" can score 0.97): keep the
+                # crossing text in the provenance so that a move never loses it.
+                entry["text"] = m.text
+            return entry
 
         with store._backend.transaction():
             if copies:
                 assert vectors is not None
+
+                def tags_with_twins(i: int) -> tuple[str, ...]:
+                    tags = list(memories[i].tags)
+                    for t in (t for j in twins.get(i, ()) for t in memories[j].tags):
+                        if t not in tags:
+                            tags.append(t)
+                    return tuple(tags[: validate.MAX_TAGS])
+
                 drafts = [
                     MemoryDraft(
                         text=memories[i].text,
                         kind=memories[i].kind,
-                        tags=memories[i].tags,
+                        tags=tags_with_twins(i),
                         metadata=memories[i].metadata,
                         occurred_at=memories[i].occurred_at,
                         source=memories[i].source,
@@ -217,7 +237,14 @@ def reintegrate(
                 dst._write_new(
                     drafts,
                     vectors[copies],
-                    provenance=[(*memories[i].provenance, origin(memories[i])) for i in copies],
+                    provenance=[
+                        (
+                            *memories[i].provenance,
+                            origin(memories[i]),
+                            *(origin(memories[j], memories[i].text) for j in twins.get(i, ())),
+                        )
+                        for i in copies
+                    ],
                 )
             for i, target_id in merges:
                 if target_id:
@@ -226,7 +253,9 @@ def reintegrate(
                         t for t in memories[i].tags if t not in existing.tags
                     )
                     dst.update(
-                        target_id, tags=tags[: validate.MAX_TAGS], _provenance=origin(memories[i])
+                        target_id,
+                        tags=tags[: validate.MAX_TAGS],
+                        _provenance=origin(memories[i], existing.text),
                     )
             if mode == "move":
                 src._rows.delete_many([m.id for m in memories])

@@ -3,11 +3,13 @@
     SeveranceError
     ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
     │   ├── InvalidFloorError      a floor rule that cannot be parsed
-    │   └── InvalidTurnsError      a malformed conversation/turns file
+    │   ├── InvalidTurnsError      a malformed conversation/turns file
+    │   └── RequestTooLargeError   an HTTP request body over the server's limit
     ├── NotFoundError
     │   ├── MemoryNotFoundError    also for ids that belong to another persona
     │   ├── PersonaNotFoundError
-    │   └── FloorNotFoundError
+    │   ├── FloorNotFoundError
+    │   └── PassNotFoundError
     ├── AlreadyExistsError         a persona or floor name already in use
     ├── NoFloorError               no floor matches the context and there is no default
     ├── StoreError
@@ -16,7 +18,10 @@
     │   └── StorePathError         the path is not a usable store directory
     ├── UnlockError
     │   ├── MissingKeyError        no key, passphrase or key file was supplied or found
-    │   └── WrongKeyError          a key, passphrase or secret that does not open the lock
+    │   ├── WrongKeyError          a key, passphrase or secret that does not open the lock
+    │   └── PassError              no pass, or one that is unknown, revoked or expired
+    │       └── ReadOnlyPassError  a read-only pass used to change memories
+    ├── RateLimitedError           a pass made more requests than its rate allows
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
@@ -43,7 +48,12 @@ __all__ = [
     "MissingKeyError",
     "NoFloorError",
     "NotFoundError",
+    "PassError",
+    "PassNotFoundError",
     "PersonaNotFoundError",
+    "RateLimitedError",
+    "ReadOnlyPassError",
+    "RequestTooLargeError",
     "SessionClosedError",
     "SeveranceError",
     "StorageError",
@@ -152,3 +162,35 @@ class SessionClosedError(SeveranceError):
 
 class StorageError(SeveranceError):
     code = "storage_error"
+
+
+class PassError(UnlockError):
+    """No pass, or a pass that does not (or no longer) open its floor."""
+
+    code = "invalid_pass"
+
+
+class ReadOnlyPassError(PassError):
+    """A read-only pass was used to change memories."""
+
+    code = "read_only_pass"
+
+
+class PassNotFoundError(NotFoundError):
+    code = "pass_not_found"
+
+
+class RequestTooLargeError(InvalidInputError):
+    """The request body is larger than the server accepts."""
+
+    code = "request_too_large"
+
+
+class RateLimitedError(SeveranceError):
+    """The pass made more requests than its rate allows; retry after ``retry_after`` s."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests on this pass; retry in {retry_after:.1f} s")
+        self.retry_after = retry_after

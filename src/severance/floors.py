@@ -22,7 +22,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -247,7 +247,7 @@ class Floor:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidFloorError(f"unknown time zone {name!r}") from None
 
 
@@ -268,17 +268,27 @@ class Context:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Context:
+        for key in ("floor", "client", "host"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise InvalidFloorError(f"the context's {key!r} must be a string")
         paths = data.get("paths") or ()
-        if isinstance(paths, str):
+        if isinstance(paths, str | os.PathLike):
             paths = (paths,)
+        if not isinstance(paths, Iterable):
+            raise InvalidFloorError("the context's paths must be strings")
+        paths = tuple(paths)
         if data.get("path"):
             paths = (data["path"], *paths)
+        if not all(isinstance(p, str | os.PathLike) for p in paths):
+            raise InvalidFloorError("the context's paths must be strings")
         at = data.get("at") or data.get("time")
         if isinstance(at, str):
             try:
                 at = datetime.fromisoformat(at)
             except ValueError:
                 raise InvalidFloorError(f"invalid time {at!r} in context") from None
+        if at is not None and not isinstance(at, datetime):
+            raise InvalidFloorError("the context's time must be a datetime or ISO-8601 text")
         known = {"floor", "client", "path", "paths", "host", "at", "time"}
         unknown = set(data) - known
         if unknown:

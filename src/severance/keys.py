@@ -96,6 +96,8 @@ def encode_key(key: bytes) -> str:
 
 
 def decode_key(text: str, *, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{what} must be 32 bytes or their base64 text")
     try:
         key = base64.urlsafe_b64decode(text.strip().encode())
     except (binascii.Error, ValueError):

@@ -19,10 +19,15 @@ __all__ = [
 ]
 
 
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# Each random byte maps to the character for its low 5 bits: 256 is a multiple of 32, so
+# every character is equally likely (as with secrets.choice, but ~100x faster per id).
+_ID_TABLE = bytes(ord(_ID_ALPHABET[b & 31]) for b in range(256))
+
+
 def new_id(prefix: str) -> str:
     """A random id: ``prefix`` + 20 base32 characters (100 bits)."""
-    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(20))
+    return prefix + secrets.token_bytes(20).translate(_ID_TABLE).decode("ascii")
 
 
 def utcnow() -> datetime:

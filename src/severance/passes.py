@@ -26,7 +26,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import PassRow
-from .errors import FloorNotFoundError, InvalidInputError, NotFoundError, UnlockError
+from .errors import (
+    FloorNotFoundError,
+    InvalidInputError,
+    PassError,
+    PassNotFoundError,
+    ReadOnlyPassError,
+)
 from .model import from_epoch, new_id
 
 if TYPE_CHECKING:
@@ -55,22 +61,6 @@ _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class PassError(UnlockError):
-    """No pass, or a pass that does not (or no longer) open its floor."""
-
-    code = "invalid_pass"
-
-
-class ReadOnlyPassError(PassError):
-    """A read-only pass was used to change memories."""
-
-    code = "read_only_pass"
-
-
-class PassNotFoundError(NotFoundError):
-    code = "pass_not_found"
-
-
 def hash_token(token: str) -> str:
     """The stored form of a token: SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -86,9 +76,7 @@ def parse_duration(text: str) -> timedelta:
     compact = text.strip().lower()
     parts = _DURATION.findall(compact)
     if not parts or _DURATION.sub("", compact).strip():
-        raise InvalidInputError(
-            f"invalid duration {text!r}: use e.g. 30d, 12h, 90m, 2w or 1d12h"
-        )
+        raise InvalidInputError(f"invalid duration {text!r}: use e.g. 30d, 12h, 90m, 2w or 1d12h")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in parts)
     if seconds <= 0:
         raise InvalidInputError("a duration must be longer than zero")

@@ -258,6 +258,10 @@ class Session:
         """
         with self._lock:
             self._check_open()
+            if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+                raise InvalidInputError("remember_many takes a list of memories")
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise InvalidInputError("batch_size must be a positive integer")
             drafts = [self._draft(item) for item in items]
             embedder = self._store.embedder
             stored: list[Memory] = []
@@ -538,9 +542,17 @@ class Session:
                 raise InvalidInputError("recency must be a number from 0 to 1")
             kinds: frozenset[str] | None = None
             if kind is not None:
+                if not isinstance(kind, str | Iterable):
+                    raise InvalidInputError("kind must be a kind or a list of kinds")
                 kinds = frozenset(
                     [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
                 )
+            if fusion is not None and not isinstance(fusion, Fusion):
+                raise InvalidInputError("fusion must be a severance.search.Fusion")
+            if min_similarity is not None and (
+                isinstance(min_similarity, bool) or not isinstance(min_similarity, int | float)
+            ):
+                raise InvalidInputError("min_similarity must be a number")
             flt = Filter(
                 kinds=kinds,
                 tags=frozenset(validate.tags(tags)) if tags is not None else None,
@@ -549,30 +561,37 @@ class Session:
             )
             index = self._sync()
             vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
-            hits = index.search(
-                vector,
-                tokenize(query),
-                k,
-                flt,
-                mode=mode,
-                fusion=fusion or Fusion(),
-                recency=float(recency),
-                now=time.time(),
-            )
-            if min_similarity is not None:
-                hits = [
-                    h
-                    for h in hits
-                    if h.keyword_rank is not None
-                    or (h.dense_score is not None and h.dense_score >= min_similarity)
-                ]
-            rows = self._rows.get_many([h.id for h in hits])
+            while True:
+                hits = index.search(
+                    vector,
+                    tokenize(query),
+                    k,
+                    flt,
+                    mode=mode,
+                    fusion=fusion or Fusion(),
+                    recency=float(recency),
+                    now=time.time(),
+                )
+                if min_similarity is not None:
+                    hits = [
+                        h
+                        for h in hits
+                        if h.keyword_rank is not None
+                        or (h.dense_score is not None and h.dense_score >= min_similarity)
+                    ]
+                rows = self._rows.get_many([h.id for h in hits])
+                ghosts = [h.id for h in hits if h.id not in rows]
+                if not ghosts:
+                    break
+                # Deleted by another process in a way our sync did not see (its tombstone was
+                # dropped by another session's snapshot): drop them and search again, so they
+                # do not take the places of live memories.
+                for memory_id in ghosts:
+                    index.remove(memory_id)
+                self._unsnapshotted += len(ghosts)
             results = []
             for hit in hits:
-                row = rows.get(hit.id)
-                if row is None:  # deleted by another process since our last sync
-                    index.remove(hit.id)
-                    continue
+                row = rows[hit.id]
                 results.append(
                     Recall(
                         memory=self._to_memory(row),
@@ -698,6 +717,8 @@ def read_turns(records: Iterable[Mapping[str, Any]]) -> list[MemoryDraft]:
 
     Raises :class:`InvalidTurnsError` naming the first bad record; nothing is stored then.
     """
+    if isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
+        raise InvalidTurnsError("turns must be a list of objects")
     drafts = []
     for n, record in enumerate(records, start=1):
         if not isinstance(record, Mapping):
@@ -713,6 +734,9 @@ def read_turns(records: Iterable[Mapping[str, Any]]) -> list[MemoryDraft]:
         session = record.get("session")
         if session is not None and not isinstance(session, str | int):
             raise InvalidTurnsError(f"turn {n}: 'session' must be a string or a number")
+        extra = record.get("metadata")
+        if extra is not None and not isinstance(extra, Mapping):
+            raise InvalidTurnsError(f"turn {n}: 'metadata' must be an object")
         try:
             occurred = validate.when(record.get("timestamp"), "timestamp")
             metadata = validate.metadata(

@@ -34,6 +34,7 @@ from .errors import (
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
+    StorePathError,
     UnlockError,
     WrongKeyError,
 )
@@ -68,7 +69,11 @@ KeyInput = bytes | str
 
 
 def _location_text(location: str | os.PathLike[str]) -> str:
+    if not isinstance(location, str | os.PathLike):
+        raise StorePathError("a store location is a path or a URL")
     text = os.fspath(location)
+    if not str(text).strip():
+        raise StorePathError("a store location may not be empty")
     return text if "://" in text else str(Path(text).expanduser())
 
 
@@ -78,7 +83,8 @@ class Store:
     def __init__(
         self, backend: Backend, master: MasterKey, embedder: str | Embedder | None
     ) -> None:
-        self._backend = backend
+        self._open_backend = backend
+        self._closed = False
         self._master = master
         meta = backend.get_meta()
         self._audit = AuditLog(
@@ -88,7 +94,6 @@ class Store:
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._lock = threading.RLock()
-        self._closed = False
 
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
@@ -112,8 +117,25 @@ class Store:
             raise InvalidInputError("give at most one of passphrase, key and key_file")
         text = _location_text(location)
         backend = open_backend(text)
+        try:
+            return cls._create(backend, text, passphrase, key, key_file, embedder)
+        except BaseException:
+            backend.close()
+            raise
+
+    @classmethod
+    def _create(
+        cls,
+        backend: Backend,
+        text: str,
+        passphrase: str | None,
+        key: KeyInput | None,
+        key_file: str | os.PathLike[str] | None,
+        embedder: str | Embedder | None,
+    ) -> Store:
         if backend.exists():
-            raise StoreExistsError(f"a store already exists at {text!r}")
+            # backend.url, not the text given: a PostgreSQL URL may carry a password.
+            raise StoreExistsError(f"a store already exists at {backend.url!r}")
         spec = embedder if isinstance(embedder, str) else DEFAULT_EMBEDDER
         if not isinstance(embedder, str) and embedder is not None:
             spec = embedder.name
@@ -137,9 +159,7 @@ class Store:
             path = (
                 Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
             )
-            store_dir = Path(text).absolute() if "://" not in text else None
-            if store_dir is not None and (path == store_dir or store_dir in path.parents):
-                raise InvalidInputError("the key file must live outside the store directory")
+            _check_key_file_place(path, text)
             try:
                 write_key_file(path, master.raw)
             except FileExistsError:
@@ -178,13 +198,14 @@ class Store:
         arguments; the environment (``SEVERANCE_KEY``, ``SEVERANCE_KEY_FILE``,
         ``SEVERANCE_PASSPHRASE``); the key file recorded when the store was created.
         """
-        text = _location_text(location)
-        backend = open_backend(text)
-        if not backend.exists():
-            raise StoreNotFoundError(f"no store at {text!r}; create one with `severance init`")
-        meta = backend.get_meta()
-        store_id = meta["store_id"]
+        backend = open_backend(_location_text(location))
         try:
+            if not backend.exists():
+                raise StoreNotFoundError(
+                    f"no store at {backend.url!r}; create one with `severance init`"
+                )
+            meta = backend.get_meta()
+            store_id = meta["store_id"]
             raw = _find_key(meta, passphrase, key, key_file)
             master = MasterKey(raw, store_id)
             master.verify(base64.b64decode(meta["key_check"]))
@@ -200,8 +221,16 @@ class Store:
                 return
             for session in list(self._sessions):
                 session.close()
-            self._backend.close()
             self._closed = True
+            self._open_backend.close()
+
+    @property
+    def _backend(self) -> Backend:
+        # Every use of the store goes through here, so a closed store refuses them all
+        # (rather than the back-end quietly reconnecting).
+        if self._closed:
+            raise StoreError("this store is closed")
+        return self._open_backend
 
     def __enter__(self) -> Store:
         return self
@@ -341,8 +370,9 @@ class Store:
                 session._rows.update_vectors(sealed)
                 session._rows.drop_snapshot()
                 self._backend.update_persona(updated)
-                self._audit.append("reembedded", row.id, row.name, memories=len(rows),
-                                   embedder=embedder.name)
+                self._audit.append(
+                    "reembedded", row.id, row.name, memories=len(rows), embedder=embedder.name
+                )
         finally:
             session._abandon()
         return len(rows)
@@ -606,17 +636,22 @@ class Store:
         new_meta: dict[str, str] = {}
         pending: Path | None = None
         target: Path | None = None
+        current = Path(meta["key_file"]) if meta.get("key_file") else None
         if passphrase is not None:
             params = KdfParams.fresh()
             master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
             new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
         else:
-            master = MasterKey.generate(self.store_id)
             target = (
                 Path(key_file).expanduser().absolute()
                 if key_file is not None
-                else Path(meta.get("key_file") or default_key_file(self.store_id))
+                else current or default_key_file(self.store_id)
             )
+            _check_key_file_place(target, self._backend.url)
+            if target.exists() and target != current:
+                # Never clobber a file we do not own: it may be another store's only key.
+                raise AlreadyExistsError(f"key file {str(target)!r} already exists")
+            master = MasterKey.generate(self.store_id)
             pending = target.with_name(target.name + ".new")
             pending.unlink(missing_ok=True)
             write_key_file(pending, master.raw)
@@ -648,6 +683,9 @@ class Store:
             # Committed: the new key is the only one that opens the store now. If we die before
             # this rename, opening finds the ".new" file (see _find_key).
             os.replace(pending, target)
+        if current is not None and current != target:
+            # The retired key must not linger: with an old copy of the data it opens everything.
+            _destroy_key_file(current)
         self._master = master
         return str(target) if target is not None else None
 
@@ -690,9 +728,11 @@ def _info(row: PersonaRow) -> PersonaInfo:
     )
 
 
-def _strings(values: Iterable[str], what: str) -> tuple[str, ...]:
+def _strings(values: object, what: str) -> tuple[str, ...]:
     if isinstance(values, str):
         return (values,)
+    if not isinstance(values, Iterable):
+        raise InvalidFloorError(f"{what} must be a list of strings")
     out = tuple(values)
     if not all(isinstance(v, str) for v in out):
         raise InvalidFloorError(f"{what} must be strings")
@@ -704,10 +744,34 @@ def _context(context: Context | Mapping[str, Any] | None, kwargs: Mapping[str, A
         if kwargs:
             raise InvalidInputError("give a Context or keyword arguments, not both")
         return context
+    if context is not None and not isinstance(context, Mapping):
+        raise InvalidInputError("a context is a Context or a mapping such as {'floor': 'office'}")
     data = {**(context or {}), **kwargs}
     if not data:
         data = {"host": socket.gethostname(), "path": os.getcwd()}
     return Context.from_mapping(data)
+
+
+def _check_key_file_place(path: Path, location: str) -> None:
+    """A key file must live outside the store directory, or a copy of the data opens it all."""
+    if "://" in location:
+        return
+    store_dir = Path(location).expanduser().absolute()
+    if path == store_dir or store_dir in path.parents:
+        raise InvalidInputError("the key file must live outside the store directory")
+
+
+def _destroy_key_file(path: Path) -> None:
+    """Overwrite a retired key file before unlinking it (best effort on copy-on-write disks)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.write(os.urandom(size))
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _key_bytes(key: KeyInput) -> bytes:

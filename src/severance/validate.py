@@ -31,7 +31,9 @@ MAX_METADATA_BYTES = 65_536
 MAX_SOURCE_CHARS = 512
 MAX_QUERY_CHARS = 4_096
 MAX_K = 1_000
-_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 def text(value: object, what: str = "text") -> str:
@@ -55,7 +57,7 @@ def query(value: object) -> str:
 
 
 def kind(value: object) -> str:
-    if not isinstance(value, str) or not _KIND.match(value):
+    if not isinstance(value, str) or not _KIND.fullmatch(value):
         raise InvalidInputError(
             f"invalid kind {value!r}: use a lower-case word such as fact, episode, preference, note"
         )
@@ -117,6 +119,13 @@ def when(value: object, what: str = "time") -> datetime | None:
         raise InvalidInputError(f"{what} must be a datetime or an ISO-8601 string")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    try:
+        # Stored as seconds since the epoch: the instant must exist in UTC.
+        value.astimezone(UTC).timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range") from None
+    if not _EARLIEST <= value <= _LATEST:
+        raise InvalidInputError(f"{what} must be between years 1 and 9998")
     return value
 
 

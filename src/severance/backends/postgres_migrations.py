@@ -11,6 +11,7 @@ store (``stores`` and ``schema_version`` are the two exceptions: they would be C
     meta            store_id ─┤  store-wide settings
     personas        store_id ─┤  wrapped keys, embedder
     floors          store_id ─┤
+    passes          store_id ─┤  HTTP bearer tokens (their SHA-256 only), looked up by hash
     audit           store_id ─┤  hash chain; the application role may only SELECT and INSERT
     memories        store_id, persona_id ─┐  row-level security: one persona per transaction
     history         store_id, persona_id ─┤
@@ -55,7 +56,7 @@ __all__ = [
 SCHEMA = "severance"
 APP_ROLE = "severance_app"
 #: Store-wide tables: row-level security by store only.
-STORE_TABLES = ("seq_counters", "meta", "personas", "floors", "audit")
+STORE_TABLES = ("seq_counters", "meta", "personas", "floors", "audit", "passes")
 #: One persona's rows: row-level security by store and persona.
 PERSONA_TABLES = ("memories", "history", "tombstones", "snapshots")
 VECTOR_TABLES = ("vector_indexes", "memory_vectors")
@@ -217,8 +218,9 @@ def m002_row_level_security(conn: psycopg.Connection[Any]) -> None:
             AS $$ SELECT nullif(current_setting('severance.persona', true), '') $$;
         """
     )
-    _policies(conn, STORE_TABLES, by_persona=False)
-    _policies(conn, PERSONA_TABLES, by_persona=True)
+    # Table lists spelled out: a migration must keep doing what it did when it shipped.
+    _policies(conn, ("seq_counters", "meta", "personas", "floors", "audit"), by_persona=False)
+    _policies(conn, ("memories", "history", "tombstones", "snapshots"), by_persona=True)
 
 
 def _app_role_exists(conn: psycopg.Connection[Any]) -> bool:
@@ -265,8 +267,11 @@ def m003_application_role(conn: psycopg.Connection[Any]) -> None:
     _grant(conn, "SELECT", ("stores", "schema_version"))
     _grant(conn, "SELECT, UPDATE", ("seq_counters",))
     _grant(conn, "SELECT, INSERT", ("audit",))  # append-only, even for a buggy caller
-    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", ("meta", "personas", "floors"))
-    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", PERSONA_TABLES)
+    _grant(
+        conn,
+        "SELECT, INSERT, UPDATE, DELETE",
+        ("meta", "personas", "floors", "memories", "history", "tombstones", "snapshots"),
+    )
 
 
 def has_vector_tables(conn: psycopg.Connection[Any]) -> bool:
@@ -294,7 +299,7 @@ def ensure_vector_tables(conn: psycopg.Connection[Any]) -> bool:
         return False
     # One untyped ``vector`` column holds every persona's vectors whatever their dimension;
     # each indexed persona gets a *partial* HNSW index over ``embedding::vector(dim)``
-    # restricted to its own rows (see postgres.py), because an HNSW index needs one typed
+    # restricted to its own rows (see postgres_vectors), because an HNSW index needs one typed
     # dimension and a persona's graph must never contain another persona's points.
     conn.execute(
         f"""
@@ -325,6 +330,34 @@ def ensure_vector_tables(conn: psycopg.Connection[Any]) -> bool:
 def m004_indexed_vectors(conn: psycopg.Connection[Any]) -> None:
     # Optional: a server without pgvector still hosts sealed-vector stores.
     ensure_vector_tables(conn)
+
+
+@_migration
+def m005_passes(conn: psycopg.Connection[Any]) -> None:
+    # Store-wide, not persona-scoped: a pass is looked up by its token's hash before any
+    # persona is awake (the pass is what says which persona to wake).
+    conn.execute(
+        """
+        CREATE TABLE severance.passes (
+            store_id bigint NOT NULL,
+            pass_id text NOT NULL,
+            token_hash text NOT NULL,
+            floor text NOT NULL,
+            persona_id text NOT NULL,
+            created_at double precision NOT NULL,
+            expires_at double precision,
+            read_only boolean NOT NULL,
+            revoked_at double precision,
+            label text,
+            PRIMARY KEY (store_id, pass_id),
+            CONSTRAINT passes_token_hash_key UNIQUE (store_id, token_hash),
+            FOREIGN KEY (store_id, persona_id) REFERENCES severance.personas
+        );
+        CREATE INDEX passes_by_persona ON severance.passes (store_id, persona_id);
+        """
+    )
+    _policies(conn, ("passes",), by_persona=False)
+    _grant(conn, "SELECT, INSERT, UPDATE, DELETE", ("passes",))
 
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:

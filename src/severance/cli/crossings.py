@@ -72,8 +72,15 @@ def unseal(name: str, secret_file: str | None) -> None:
 @click.option("--move", is_flag=True, help="Remove them from SOURCE (default: copy).")
 @click.option("--dry-run", is_flag=True, help="Show what would cross; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_secret_option("--source-secret-file", "SOURCE's key file, if it is sealed.")
-@_secret_option("--into-secret-file", "The target's key file, if it is sealed.")
+@_secret_option(
+    "--source-secret-file",
+    f"SOURCE's key file, if it is sealed (else --persona-key-file or ${ENV_PERSONA_PASSPHRASE}).",
+)
+@_secret_option(
+    "--into-secret-file",
+    f"The target's key file, if it is sealed (else --persona-key-file or"
+    f" ${ENV_PERSONA_PASSPHRASE}).",
+)
 @json_option
 def reintegrate(
     source: str,
@@ -95,8 +102,12 @@ def reintegrate(
     selection = Selection(
         query=query, limit=limit, kinds=kinds or None, tags=tags or None, since=since, until=until
     )
-    src_secret = Secret(key_file=source_secret_file) if source_secret_file else None
-    dst_secret = Secret(key_file=into_secret_file) if into_secret_file else None
+    # An end given no key file of its own falls back to the persona secret of the options or
+    # environment (--persona-key-file, $SEVERANCE_PERSONA_PASSPHRASE): without that, a persona
+    # sealed with a passphrase could never cross. An unsealed persona ignores the secret.
+    fallback = settings().secret()
+    src_secret = Secret(key_file=source_secret_file) if source_secret_file else fallback
+    dst_secret = Secret(key_file=into_secret_file) if into_secret_file else fallback
     mode: Literal["copy", "move"] = "move" if move else "copy"
     with open_store() as store:
         preview = store.reintegrate(
@@ -114,7 +125,7 @@ def reintegrate(
                 return
             click.echo(
                 f"Would {mode} {preview.selected} memories from {source} into {into}"
-                f" ({preview.copied} new, {preview.merged} merged with existing ones):"
+                f" ({preview.copied} new, {preview.merged} merged as duplicates):"
             )
             for m in preview.memories:
                 click.echo(f"  {m.id}  {m.text}")

@@ -1,9 +1,17 @@
 """Dense (cosine) scoring over one persona's vectors, in memory.
 
 Vectors are L2-normalised float32 rows of one growable matrix, addressed by slot, so cosine
-similarity is a single matrix-vector product. Exact search costs O(n·d) per query; for large
-personas :class:`HNSWIndex` answers approximately in O(log n) and the caller falls back to
-exact scoring when a filter leaves too few candidates.
+similarity is a single matrix-vector product. Exact search costs O(n·d) per query and reads
+the whole matrix (150 MB at 100k memories of 384 dimensions), so for large personas
+:class:`HNSWIndex` proposes candidates in roughly O(log n) and the caller re-scores them
+exactly against the float32 rows; it falls back to exact scoring when a filter leaves too
+few candidates for a graph search to find them.
+
+The graph (`usearch <https://github.com/unum-cloud/usearch>`_) stores int8-quantised copies of
+the vectors: building is 4-5x faster than with float16 on CPUs without native half floats,
+the graph is a quarter the size of a float32 one, and since every candidate is re-scored
+with the exact float32 vector, quantisation costs almost no recall (measured recall@10 vs
+exact search ≥ 0.99 at 100k; see ``tests/test_search_scale.py`` and ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -11,7 +19,27 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DenseIndex", "pack_vector", "unpack_vector"]
+__all__ = [
+    "HNSW_CONNECTIVITY",
+    "HNSW_DTYPE",
+    "HNSW_EXPANSION_ADD",
+    "HNSW_EXPANSION_SEARCH",
+    "DenseIndex",
+    "HNSWIndex",
+    "pack_vector",
+    "unpack_vector",
+]
+
+#: Scalar type of the vectors kept inside the graph (candidates are re-scored in float32).
+HNSW_DTYPE = "i8"
+#: Neighbours per node (usearch's ``connectivity``, HNSW's M).
+HNSW_CONNECTIVITY = 16
+#: Beam width while inserting (HNSW's efConstruction).
+HNSW_EXPANSION_ADD = 128
+#: Minimum beam width while searching (HNSW's ef); a search for more results widens it.
+HNSW_EXPANSION_SEARCH = 64
+
+_NO_SLOT = -1
 
 
 def pack_vector(vector: npt.NDArray[np.float32]) -> bytes:
@@ -24,6 +52,15 @@ def unpack_vector(data: bytes, dimension: int) -> npt.NDArray[np.float32]:
     if vec.shape != (dimension,):
         raise ValueError(f"expected a {dimension}-dimensional vector, got {vec.size} values")
     return vec.astype(np.float32)
+
+
+def _grown(array: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+    """``array`` with room for ``n`` entries, new ones set to -1."""
+    if n <= len(array):
+        return array
+    grown = np.full(max(n, len(array) + len(array) // 2, 64), _NO_SLOT, dtype=np.int64)
+    grown[: len(array)] = array
+    return grown
 
 
 class DenseIndex:
@@ -40,7 +77,9 @@ class DenseIndex:
 
     def _reserve(self, n: int) -> None:
         if n > len(self._m):
-            grown = np.zeros((max(n, 2 * len(self._m), 64), self.dimension), dtype=np.float32)
+            # Grow by half, not double: at a million 384-d rows the matrix is 1.5 GB.
+            size = max(n, len(self._m) + len(self._m) // 2, 64)
+            grown = np.empty((size, self.dimension), dtype=np.float32)
             grown[: self.n] = self._m[: self.n]
             self._m = grown
 
@@ -57,5 +96,150 @@ class DenseIndex:
         result: npt.NDArray[np.float32] = self._m[: self.n] @ query.astype(np.float32)
         return result
 
+    def scores_at(
+        self, slots: npt.NDArray[np.int64], query: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Cosine similarity of the query to the given slots only."""
+        result: npt.NDArray[np.float32] = self._m[slots] @ query.astype(np.float32)
+        return result
+
     def vectors(self) -> npt.NDArray[np.float32]:
         return self._m[: self.n]
+
+
+class HNSWIndex:
+    """An HNSW graph over some of a persona's slots, for approximate nearest neighbours.
+
+    Graph keys are not slots: slots are renumbered when a snapshot compacts retired ones away,
+    while a graph cannot cheaply be renumbered. Keys come from a counter instead, and
+    ``key_slot`` / ``slot_key`` translate. Slots below :attr:`covered` have been offered to
+    the graph (the live ones are in it); the caller scores the slots above it exactly.
+
+    Removing a key only marks its node free in the graph; the node's (quantised) vector stays
+    in memory until a later insertion reuses the node. :meth:`to_bytes` therefore first fills
+    every free node with random noise, so that a snapshot never carries the vector of a
+    forgotten memory.
+    """
+
+    def __init__(self, dimension: int) -> None:
+        from usearch.index import Index
+
+        self.dimension = dimension
+        self._ix = Index(
+            ndim=dimension,
+            metric="cos",
+            dtype=HNSW_DTYPE,
+            connectivity=HNSW_CONNECTIVITY,
+            expansion_add=HNSW_EXPANSION_ADD,
+            expansion_search=HNSW_EXPANSION_SEARCH,
+        )
+        self.covered = 0
+        self.next_key = 0
+        self.key_slot = np.zeros(0, dtype=np.int64)
+        self.slot_key = np.zeros(0, dtype=np.int64)
+        self._removed_since_scrub = 0
+
+    def __len__(self) -> int:
+        return int(self._ix.size)
+
+    def add(self, slots: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
+        """Insert ``vectors`` for ``slots`` (each slot at most once)."""
+        if len(slots) == 0:
+            return
+        keys = np.arange(self.next_key, self.next_key + len(slots), dtype=np.int64)
+        self.next_key += len(slots)
+        self.key_slot = _grown(self.key_slot, self.next_key)
+        self.slot_key = _grown(self.slot_key, int(slots.max()) + 1)
+        self._ix.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=0)
+        self.key_slot[keys] = slots
+        self.slot_key[slots] = keys
+
+    def remove(self, slot: int) -> None:
+        if slot >= len(self.slot_key):
+            return
+        key = int(self.slot_key[slot])
+        if key == _NO_SLOT:
+            return
+        self._ix.remove(key)
+        self.key_slot[key] = _NO_SLOT
+        self.slot_key[slot] = _NO_SLOT
+        self._removed_since_scrub += 1
+
+    def search(self, query: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.int64]:
+        """Slots of (about) the ``count`` nearest vectors, nearest first."""
+        if count <= 0 or len(self) == 0:
+            return np.zeros(0, dtype=np.int64)
+        matches = self._ix.search(np.asarray(query, dtype=np.float32), count, threads=1)
+        slots = self.key_slot[np.asarray(matches.keys, dtype=np.int64)]
+        result: npt.NDArray[np.int64] = slots[slots != _NO_SLOT]
+        return result
+
+    def scrub(self) -> None:
+        """Overwrite the vectors left in free nodes (by removals) with random noise."""
+        if not self._removed_since_scrub:
+            return
+        free = int(self._ix.stats.nodes) - int(self._ix.size)
+        if free > 0:
+            rng = np.random.default_rng()
+            noise = rng.standard_normal((free, self.dimension)).astype(np.float32)
+            noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+            keys = np.arange(self.next_key, self.next_key + free, dtype=np.int64)
+            self.next_key += free
+            self.key_slot = _grown(self.key_slot, self.next_key)
+            # Insertions reuse free nodes before allocating new ones, so the noise lands
+            # exactly on the nodes that held removed vectors; then free them again.
+            self._ix.add(keys, noise, threads=0)
+            self._ix.remove(keys)
+        self._removed_since_scrub = 0
+
+    def to_array(self) -> npt.NDArray[np.uint8]:
+        """The graph, serialised (after :meth:`scrub`), as a byte array."""
+        self.scrub()
+        data = self._ix.save()
+        if data is None:  # pragma: no cover - only when the index has a path of its own
+            raise RuntimeError("usearch did not serialise the graph to memory")
+        return np.frombuffer(data, dtype=np.uint8)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        dimension: int,
+        data: bytes | npt.NDArray[np.uint8],
+        key_slot: npt.NDArray[np.int64],
+        covered: int,
+        n_slots: int,
+    ) -> HNSWIndex:
+        """A graph saved by :meth:`to_bytes`, with its key-to-slot map (``-1``: no slot)."""
+        from usearch.index import Index
+
+        hnsw = cls.__new__(cls)
+        hnsw.dimension = dimension
+        hnsw._removed_since_scrub = 0
+        buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+        # restore() reads the graph's own metric, scalar type and connectivity.
+        ix = Index.restore(
+            np.ascontiguousarray(buffer).data,
+            expansion_add=HNSW_EXPANSION_ADD,
+            expansion_search=HNSW_EXPANSION_SEARCH,
+        )
+        if ix is None or ix.ndim != dimension:
+            raise ValueError("the HNSW graph is unreadable or has another dimension")
+        hnsw._ix = ix
+        hnsw.key_slot = np.asarray(key_slot, dtype=np.int64).copy()
+        hnsw.next_key = len(hnsw.key_slot)
+        hnsw.covered = covered
+        hnsw.slot_key = np.full(max(n_slots, 1), _NO_SLOT, dtype=np.int64)
+        has = np.nonzero(hnsw.key_slot != _NO_SLOT)[0]
+        hnsw.slot_key[hnsw.key_slot[has]] = has
+        return hnsw
+
+    def compacted_keys(self, remap: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``key_slot`` with slots renumbered by ``remap`` (``-1`` stays ``-1``)."""
+        keys = self.key_slot[: self.next_key]
+        out = np.full(len(keys), _NO_SLOT, dtype=np.int64)
+        has = keys != _NO_SLOT
+        out[has] = remap[keys[has]]
+        return out
+
+    def memory_bytes(self) -> int:
+        return int(self._ix.memory_usage) + self.key_slot.nbytes + self.slot_key.nbytes

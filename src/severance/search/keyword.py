@@ -1,9 +1,11 @@
 """BM25 keyword scoring over one persona's memories, in memory.
 
 Postings are kept per term as a compact *base* (CSR arrays loaded from a snapshot or built by
-compaction) plus a *tail* of Python lists for what was added since; a query concatenates the
-two. Deleted or superseded documents stay in the postings until the next compaction and are
-masked out with the caller's ``alive`` array, so removal is O(1).
+compaction) plus a *tail* of Python lists for what was added since. The first query that reads
+a term moves its tail into a growable array kept for that term, so each posting is converted
+to an array once, not on every query. Deleted or superseded documents stay in the postings
+until the next compaction and are masked out with the caller's ``alive`` array, so removal is
+O(1).
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ class KeywordIndex:
         self._base_slots = np.zeros(0, dtype=np.int32)
         self._base_tfs = np.zeros(0, dtype=np.float32)
         self._tail: dict[int, tuple[list[int], list[float]]] = {}
+        # Terms read since their tail last grew: (slots, tfs, used length) of growable arrays
+        # holding the base postings followed by the tail.
+        self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
         self.doc_len = np.zeros(0, dtype=np.float32)
 
     def _term_id(self, term: str) -> int:
@@ -219,31 +224,76 @@ class KeywordIndex:
             slots.append(slot)
             tfs.append(float(tf))
 
-    def postings(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-        slots: npt.NDArray[np.int32]
-        tfs: npt.NDArray[np.float32]
+    def _base(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         if tid + 1 < len(self._base_offsets):
             lo, hi = self._base_offsets[tid], self._base_offsets[tid + 1]
-            slots, tfs = self._base_slots[lo:hi], self._base_tfs[lo:hi]
+            return self._base_slots[lo:hi], self._base_tfs[lo:hi]
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+
+    def postings(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """Every posting of a term (base, then tail, in slot order); moves the tail into the
+        term's growable array. The arrays returned must not be modified."""
+        merged = self._merged.get(tid)
+        tail = self._tail.pop(tid, None)
+        if merged is None:
+            slots, tfs = self._base(tid)
+            if not tail:
+                return slots, tfs
+            used = len(slots)
         else:
-            slots = np.zeros(0, dtype=np.int32)
-            tfs = np.zeros(0, dtype=np.float32)
+            slots, tfs, used = merged
+            if not tail:
+                return slots[:used], tfs[:used]
+        end = used + len(tail[0])
+        if end > len(slots) or merged is None:
+            size = max(end, used + used // 2, 16)
+            grown_slots = np.empty(size, dtype=np.int32)
+            grown_tfs = np.empty(size, dtype=np.float32)
+            grown_slots[:used] = slots[:used]
+            grown_tfs[:used] = tfs[:used]
+            slots, tfs = grown_slots, grown_tfs
+        slots[used:end] = tail[0]
+        tfs[used:end] = tail[1]
+        self._merged[tid] = (slots, tfs, end)
+        return slots[:end], tfs[:end]
+
+    def _all_postings(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """Like :meth:`postings` but without caching anything (for compaction)."""
+        merged = self._merged.get(tid)
+        if merged is None:
+            slots, tfs = self._base(tid)
+        else:
+            slots, tfs = merged[0][: merged[2]], merged[1][: merged[2]]
         tail = self._tail.get(tid)
         if tail:
             slots = np.concatenate([slots, np.asarray(tail[0], dtype=np.int32)])
             tfs = np.concatenate([tfs, np.asarray(tail[1], dtype=np.float32)])
         return slots, tfs
 
-    def scores(
-        self, query_tokens: Iterable[str], alive: npt.NDArray[np.bool_], n_slots: int
-    ) -> npt.NDArray[np.float32]:
-        """BM25 score of every slot (0 for slots matching no query term)."""
-        scores = np.zeros(n_slots, dtype=np.float32)
+    def collection_stats(self, alive: npt.NDArray[np.bool_], n_slots: int) -> tuple[int, float]:
+        """Live document count and average length (BM25's N and avgdl)."""
         live = alive[:n_slots]
-        n_docs = int(live.sum())
+        n_docs = int(np.count_nonzero(live))
+        if n_docs == 0:
+            return 0, 1.0
+        return n_docs, float(self.doc_len[:n_slots][live].mean()) or 1.0
+
+    def scores(
+        self,
+        query_tokens: Iterable[str],
+        alive: npt.NDArray[np.bool_],
+        n_slots: int,
+        stats: tuple[int, float] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """BM25 score of every slot (0 for slots matching no query term).
+
+        ``stats`` is :meth:`collection_stats` for the same ``alive`` (computed if omitted).
+        """
+        scores = np.zeros(n_slots, dtype=np.float32)
+        n_docs, avgdl = stats if stats is not None else self.collection_stats(alive, n_slots)
         if n_docs == 0:
             return scores
-        avgdl = float(self.doc_len[:n_slots][live].mean()) or 1.0
+        live = alive[:n_slots]
         for term, qtf in Counter(query_tokens).items():
             tid = self.vocab.get(term)
             if tid is None:
@@ -271,7 +321,7 @@ class KeywordIndex:
         all_slots: list[npt.NDArray[np.int32]] = []
         all_tfs: list[npt.NDArray[np.float32]] = []
         for term in terms:
-            slots, tfs = self.postings(self.vocab[term])
+            slots, tfs = self._all_postings(self.vocab[term])
             mapped = remap[slots]
             keep = mapped >= 0
             if not keep.any():

@@ -1,0 +1,364 @@
+"""The LoCoMo retrieval-quality section: ingest every turn, ask every question, score ranks.
+
+Each conversation becomes one persona / collection / user holding one memory per turn
+(``"Speaker: text"`` plus ``" [image: caption]"``). Each question is run against its own
+conversation only, and the returned turn ids are scored against the question's evidence
+(:mod:`bench.metrics`). Categories 1-4 make the headline; 5 (adversarial) is reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import systems as systems_mod
+from bench.embedding import (
+    DEFAULT_CACHE_DIR,
+    CachingEmbedder,
+    EmbedderLike,
+    EmbeddingCache,
+    default_embedder_factory,
+)
+from bench.locomo import (
+    CATEGORY_NAMES,
+    SCORED_CATEGORIES,
+    Conversation,
+    LoCoMo,
+    Question,
+    load_locomo,
+)
+from bench.machine import load_average, machine_info, package_versions
+from bench.metrics import KS, QuestionScore, aggregate, latency_stats, score_question
+
+__all__ = [
+    "QUICK_CONVERSATIONS",
+    "QUICK_QUESTIONS",
+    "LocomoOptions",
+    "add_arguments",
+    "run",
+    "run_locomo",
+    "select_questions",
+]
+
+SECTION = "locomo"
+SCHEMA = 1
+QUICK_CONVERSATIONS = 2
+QUICK_QUESTIONS = 60
+LICENCE = "CC BY-NC 4.0 (LoCoMo, snap-research/locomo); read at run time, never copied"
+#: The research notes' BM25 figure (categories 1-4), kept beside the measured one as a check.
+BM25_REFERENCE = {"recall@5": 0.497, "recall@10": 0.563, "recall@20": 0.633, "hit@10": 0.620}
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class LocomoOptions:
+    locomo_path: Path | None = None
+    conversations: Sequence[str] | None = None  # sample ids; None = all (in file order)
+    max_conversations: int | None = None
+    max_questions: int | None = None  # per conversation, evenly spaced over the file order
+    systems: Sequence[str] = systems_mod.SYSTEM_NAMES
+    k: int = max(KS)
+    cache_dir: Path | None = DEFAULT_CACHE_DIR
+    refresh_cache: bool = False  # re-embed every turn (re-measures embedding throughput)
+    workdir: Path | None = None  # where temporary stores go (default: the system temp dir)
+    raw_path: Path | None = None  # per-question ranks as JSON lines (for analysis)
+    quick: bool = False
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def select_questions(conv: Conversation, cap: int | None) -> list[Question]:
+    """The scorable questions of ``conv``, or ``cap`` of them evenly spaced (deterministic).
+
+    Questions are grouped by category in the file, so a plain prefix would skew categories.
+    """
+    qs = [q for q in conv.questions if q.scorable]
+    if cap is None or cap >= len(qs):
+        return qs
+    idx = np.unique(np.linspace(0, len(qs) - 1, num=cap).round().astype(int))
+    return [qs[i] for i in idx]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the repository root when it is nearby (no machine-local prefix)."""
+    repo = Path(__file__).resolve().parent.parent
+    rel = Path(os.path.relpath(path.resolve(), repo))
+    return rel.as_posix() if rel.parts[:2].count("..") <= 1 else str(path)
+
+
+def _dataset_block(
+    data: LoCoMo, convs: list[Conversation], asked: dict[str, list[Question]]
+) -> dict[str, Any]:
+    all_q = [q for c in convs for q in c.questions]
+    picked = [q for c in convs for q in asked[c.sample_id]]
+    sel_ids = {c.sample_id for c in convs}
+    issues = [i for i in data.issues if i.qid.split("#")[0] in sel_ids]
+    counts: dict[str, int] = {}
+    for i in issues:
+        counts[i.kind] = counts.get(i.kind, 0) + 1
+    by_cat = {
+        str(c): {
+            "name": CATEGORY_NAMES.get(c, str(c)),
+            "questions": sum(1 for q in all_q if q.category == c),
+            "scored": sum(1 for q in picked if q.category == c),
+        }
+        for c in sorted({q.category for q in all_q})
+    }
+    return {
+        "path": _display_path(data.path),
+        "sha256": _sha256(data.path),
+        "licence": LICENCE,
+        "conversations": [c.sample_id for c in convs],
+        "sessions": sum(len({t.session for t in c.turns}) for c in convs),
+        "turns": sum(len(c.turns) for c in convs),
+        "questions": len(all_q),
+        "questions_scored": len(picked),
+        "questions_unscorable": sum(1 for q in all_q if not q.scorable),
+        "by_category": by_cat,
+        "evidence_issue_counts": dict(sorted(counts.items())),
+        "evidence_issues": [i.to_dict() for i in issues],
+    }
+
+
+@dataclass
+class _VariantRun:
+    scores: list[QuestionScore] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    short_lists: int = 0
+
+
+def _run_system(
+    system: systems_mod.RetrievalSystem,
+    convs: list[Conversation],
+    asked: dict[str, list[Question]],
+    k: int,
+    log: Log,
+    raw: list[dict[str, Any]],
+) -> dict[str, Any]:
+    per_variant = {v: _VariantRun() for v in system.variants}
+    ingest_s = 0.0
+    memories = 0
+    for conv in convs:
+        t0 = time.perf_counter()
+        system.index(conv)
+        dt = time.perf_counter() - t0
+        ingest_s += dt
+        memories += len(conv.turns)
+        questions = asked[conv.sample_id]
+        for q in questions:
+            for variant in system.variants:
+                t0 = time.perf_counter()
+                ranked = system.search(variant, q.question, k)
+                run = per_variant[variant]
+                run.latencies.append(time.perf_counter() - t0)
+                if len(ranked) < k:
+                    run.short_lists += 1
+                score = score_question(q.qid, q.category, q.evidence, ranked)
+                run.scores.append(score)
+                raw.append(
+                    {
+                        "system": variant,
+                        "qid": q.qid,
+                        "category": q.category,
+                        "n_evidence": len(q.evidence),
+                        "first_rank": score.first_rank,
+                        "recall@10": score.recall.get(10),
+                        "ranked": ranked,
+                    }
+                )
+        system.release()
+        log(
+            f"  {system.name}: {conv.sample_id} ({len(conv.turns)} turns) ingested in {dt:.2f}s,"
+            f" {len(questions)} questions x {len(system.variants)} mode(s)"
+        )
+    out: dict[str, Any] = {}
+    for variant, run in per_variant.items():
+        out[variant] = {
+            "system": system.name,
+            "ingest": {
+                "seconds": ingest_s,
+                "memories": memories,
+                "memories_per_second": memories / ingest_s if ingest_s else None,
+                "shared_with": [v for v in system.variants if v != variant],
+            },
+            "query_latency": latency_stats(run.latencies),
+            "short_result_lists": run.short_lists,
+            **aggregate(run.scores, SCORED_CATEGORIES),
+        }
+    return out
+
+
+def run_locomo(
+    opts: LocomoOptions,
+    *,
+    embedder_factory: Callable[[], EmbedderLike] | None = None,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Run the section and return its JSON-ready result (see ``docs/benchmarks.md``)."""
+    started = datetime.now(UTC)
+    load_at_start = load_average()
+    data = load_locomo(opts.locomo_path, only=opts.conversations)
+    convs = data.conversations
+    if opts.max_conversations is not None:
+        convs = convs[: opts.max_conversations]
+    asked = {c.sample_id: select_questions(c, opts.max_questions) for c in convs}
+    log(
+        f"LoCoMo: {len(convs)} conversations, {sum(len(c.turns) for c in convs)} turns, "
+        f"{sum(len(v) for v in asked.values())} questions scored"
+    )
+
+    names = [n for n in systems_mod.SYSTEM_NAMES if n in opts.systems]
+    unknown = sorted(set(opts.systems) - set(systems_mod.SYSTEM_NAMES))
+    if unknown:
+        raise ValueError(f"unknown system(s): {', '.join(unknown)}")
+
+    embedding: dict[str, Any] | None = None
+    make_embedder: Callable[[], CachingEmbedder] | None = None
+    if any(n in systems_mod.DENSE_SYSTEMS for n in names):
+        factory = embedder_factory or default_embedder_factory()
+        t0 = time.perf_counter()
+        probe = factory()
+        load_s = time.perf_counter() - t0
+        cache = EmbeddingCache(probe, opts.cache_dir, refresh=opts.refresh_cache)
+        stats = cache.warm([t.document for c in convs for t in c.turns])
+        embedding = {**stats.to_dict(), "model_load_seconds": load_s}
+        log(
+            f"embedder {stats.embedder}: {stats.n_texts} turn texts, {stats.n_computed} embedded "
+            f"now in {stats.seconds:.1f}s (rest from {opts.cache_dir})"
+        )
+
+        def make_embedder() -> CachingEmbedder:
+            return CachingEmbedder(factory(), cache)
+
+    results: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    raw: list[dict[str, Any]] = []
+    for name in names:
+        log(f"system {name}")
+        try:
+            system = systems_mod.build(name, make_embedder, workdir=opts.workdir)
+        except systems_mod.SystemUnavailable as exc:
+            skipped[name] = str(exc)
+            log(f"  skipped: {exc}")
+            continue
+        try:
+            results.update(_run_system(system, convs, asked, opts.k, log, raw))
+            info[name] = system.info()
+        except Exception as exc:  # record, keep the other systems' results
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            log(traceback.format_exc())
+        finally:
+            system.close()
+
+    if opts.raw_path is not None:
+        opts.raw_path.parent.mkdir(parents=True, exist_ok=True)
+        with opts.raw_path.open("w", encoding="utf-8") as f:
+            for row in raw:
+                f.write(json.dumps(row) + "\n")
+
+    return {
+        "section": SECTION,
+        "schema": SCHEMA,
+        "generated_at": started.isoformat(timespec="seconds"),
+        "duration_seconds": (datetime.now(UTC) - started).total_seconds(),
+        "command": opts.command,
+        "quick": opts.quick,
+        "machine": {
+            **machine_info(),
+            "load_average_1min": {"start": load_at_start, "end": load_average()},
+        },
+        "versions": package_versions(),
+        "dataset": _dataset_block(data, convs, asked),
+        "settings": {
+            "ks": list(KS),
+            "headline_categories": list(SCORED_CATEGORIES),
+            "category_names": {str(k): v for k, v in CATEGORY_NAMES.items()},
+            "max_questions_per_conversation": opts.max_questions,
+            "document": "'Speaker: text' + ' [image: caption]' when the turn has one",
+            "aggregation": "micro-average over questions",
+            "bm25_reference": BM25_REFERENCE,
+            **opts.extra,
+        },
+        "embedding": embedding,
+        "systems": results,
+        "system_info": info,
+        "skipped": skipped,
+        "failed": failed,
+    }
+
+
+# -- section hooks used by ``python -m bench`` ---------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("LoCoMo")
+    g.add_argument(
+        "--locomo",
+        type=Path,
+        default=None,
+        help="path to locomo10.json (default: $SEVERANCE_LOCOMO or ../shared/data/locomo/)",
+    )
+    g.add_argument(
+        "--systems",
+        default=",".join(systems_mod.SYSTEM_NAMES),
+        help="comma-separated subset of: " + ", ".join(systems_mod.SYSTEM_NAMES),
+    )
+    g.add_argument("--conversations", default=None, help="comma-separated sample ids")
+    g.add_argument("--max-questions", type=int, default=None, help="cap per conversation")
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help="turn-embedding cache (default bench/.cache)",
+    )
+    g.add_argument(
+        "--refresh-cache",
+        action="store_true",
+        help="re-embed every turn, replacing the cache (re-measures embedding throughput)",
+    )
+
+
+def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
+    """Run from parsed CLI arguments; returns (result, ok)."""
+    max_q = args.max_questions
+    max_c = None
+    if args.quick:
+        max_q = max_q or QUICK_QUESTIONS
+        max_c = QUICK_CONVERSATIONS if not args.conversations else None
+    out_dir: Path = args.out
+    opts = LocomoOptions(
+        locomo_path=args.locomo,
+        conversations=args.conversations.split(",") if args.conversations else None,
+        max_conversations=max_c,
+        max_questions=max_q,
+        systems=[s.strip() for s in args.systems.split(",") if s.strip()],
+        cache_dir=args.cache_dir,
+        refresh_cache=bool(args.refresh_cache),
+        raw_path=out_dir / "raw" / f"{SECTION}-questions.jsonl",
+        quick=bool(args.quick),
+        command=args.command_line,
+    )
+    result = run_locomo(opts, log=log)
+    return result, not result["failed"]

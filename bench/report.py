@@ -1,0 +1,345 @@
+"""Render ``docs/benchmarks.md`` from the JSON results (never from hard-coded figures).
+
+The document has a fixed preamble and one part per section in :data:`bench.sections.SECTIONS`
+(``<out>/<name>.json``); a section without results is listed as not yet measured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.sections import SECTIONS
+
+__all__ = ["fmt", "md_table", "render_document", "render_locomo"]
+
+#: Report order and display names of LoCoMo result rows.
+SYSTEM_LABELS: dict[str, str] = {
+    "severance-hybrid": "Severance, hybrid (default)",
+    "severance-dense": "Severance, dense only",
+    "severance-keyword": "Severance, keyword only",
+    "bm25": "BM25 (plain, k1 1.2, b 0.75)",
+    "mem0": "mem0 2.x (`infer=False`, local Qdrant)",
+    "chroma": "Chroma (embedded, cosine)",
+}
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_ms(value: float | None) -> str:
+    """Milliseconds: two decimals below 1 ms, one above."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if value < 1.0 else f"{value:.1f}"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    """A GitHub Markdown table; ``align`` is one of l/r per column (default: l then r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ordered_rows(systems: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    known = [(k, systems[k]) for k in SYSTEM_LABELS if k in systems]
+    extra = [(k, v) for k, v in sorted(systems.items()) if k not in SYSTEM_LABELS]
+    return known + extra
+
+
+def _label(key: str) -> str:
+    return SYSTEM_LABELS.get(key, key)
+
+
+def _best(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _bold_best(values: list[float | None], digits: int = 3) -> list[str]:
+    best = _best(values)
+    return [
+        f"**{fmt(v, digits)}**"
+        if v is not None and best is not None and v == best
+        else fmt(v, digits)
+        for v in values
+    ]
+
+
+def render_locomo(res: dict[str, Any]) -> str:
+    ds = res["dataset"]
+    st = res["settings"]
+    m = res["machine"]
+    rows = _ordered_rows(res["systems"])
+    cats = list(st["headline_categories"])
+    span = f"{cats[0]}-{cats[-1]}"
+    all_cats = sorted(int(c) for c in ds["by_category"])
+    names = st["category_names"]
+    out: list[str] = []
+
+    scope = "QUICK SUBSET — not the published figures. " if res.get("quick") else ""
+    out.append(
+        f"{scope}{len(ds['conversations'])} conversations, {ds['turns']:,} turns indexed "
+        f"(one memory per turn), {ds['questions_scored']:,} questions scored "
+        f"(of {ds['questions']:,}); measured {res['generated_at']} on {m['cpus']} CPU cores "
+        f"({m.get('cpu_model') or 'unknown CPU'}), Python {m['python']}, "
+        f"run time {res['duration_seconds'] / 60:.1f} min."
+    )
+    out.append("")
+    out.append(
+        "For each question, each system ranks the turns of that question's conversation; "
+        "**recall@k** is the share of the question's evidence turns found in the top k, "
+        "**hit@k** whether any is. Averages are over questions. The headline covers categories "
+        f"{', '.join(f'{c} {names[str(c)]}' for c in cats)}; category 5 (adversarial: "
+        "questions about things that were never said, evidence pointing at the nearest "
+        "turns) is reported apart."
+    )
+
+    # Headline.
+    out.append("")
+    out.append(f"### Headline (categories {span})")
+    out.append("")
+    r10 = [s["overall"]["recall@10"] for _, s in rows]
+    h10 = [s["overall"]["hit@10"] for _, s in rows]
+    r5 = [s["overall"]["recall@5"] for _, s in rows]
+    r20 = [s["overall"]["recall@20"] for _, s in rows]
+    mrr = [s["overall"]["mrr"] for _, s in rows]
+    cols = [_bold_best(x) for x in (r10, h10, r5, r20, mrr)]
+    table = []
+    for i, (key, s) in enumerate(rows):
+        table.append([_label(key), *(c[i] for c in cols), fmt_ms(s["query_latency"]["p50_ms"])])
+    out.append(
+        md_table(
+            ["system", "recall@10", "hit@10", "recall@5", "recall@20", "MRR@20", "query p50 (ms)"],
+            table,
+        )
+    )
+
+    # Per category.
+    out.append("")
+    out.append("### Recall@10 by category")
+    out.append("")
+    header = ["system"] + [
+        f"{c} {names[str(c)]} (n={ds['by_category'][str(c)]['scored']})" for c in all_cats
+    ]
+    per_cat_cols = [
+        _bold_best([s["by_category"].get(str(c), {}).get("recall@10") for _, s in rows])
+        for c in all_cats
+    ]
+    out.append(
+        md_table(
+            header,
+            [[_label(k), *(col[i] for col in per_cat_cols)] for i, (k, _) in enumerate(rows)],
+        )
+    )
+    out.append("")
+    out.append("### Hit@10 by category")
+    out.append("")
+    per_cat_cols = [
+        _bold_best([s["by_category"].get(str(c), {}).get("hit@10") for _, s in rows])
+        for c in all_cats
+    ]
+    out.append(
+        md_table(
+            header,
+            [[_label(k), *(col[i] for col in per_cat_cols)] for i, (k, _) in enumerate(rows)],
+        )
+    )
+
+    # Recall at every k.
+    ks = st["ks"]
+    out.append("")
+    out.append(f"### Recall@k and hit@k at every k (categories {span})")
+    out.append("")
+    out.append(
+        md_table(
+            ["system", *(f"R@{k}" for k in ks), *(f"H@{k}" for k in ks)],
+            [
+                [
+                    _label(key),
+                    *(fmt(s["overall"][f"recall@{k}"]) for k in ks),
+                    *(fmt(s["overall"][f"hit@{k}"]) for k in ks),
+                ]
+                for key, s in rows
+            ],
+        )
+    )
+
+    # Latency and ingest.
+    out.append("")
+    out.append("### Ingest and query latency")
+    out.append("")
+    emb = res.get("embedding")
+    lat_rows = []
+    for key, s in rows:
+        ing = s["ingest"]
+        q = s["query_latency"]
+        shared = " (shared store)" if ing.get("shared_with") else ""
+        lat_rows.append(
+            [
+                _label(key),
+                f"{fmt(ing['seconds'], 1)}{shared}",
+                fmt(ing["memories_per_second"], 0),
+                fmt_ms(q["p50_ms"]),
+                fmt_ms(q["p95_ms"]),
+                fmt_ms(q["p99_ms"]),
+                q["n"],
+            ]
+        )
+    out.append(
+        md_table(
+            ["system", "ingest (s)", "memories/s", "query p50 (ms)", "p95", "p99", "queries"],
+            lat_rows,
+        )
+    )
+    out.append("")
+    out.append(
+        "Ingest excludes embedding the turns: every dense system gets the same turn vectors "
+        "from the on-disk cache (`bench/.cache/`). Query latency includes embedding the query "
+        "(live, no query cache), the search and the system's own result decoding; one query "
+        "at a time, single process."
+    )
+    load = m.get("load_average_1min") or {}
+    if load.get("start") is not None:
+        busy = max(load.get("start") or 0.0, load.get("end") or 0.0) > (m.get("cpus") or 1)
+        out.append(
+            f"1-minute load average at start / end of the run: {fmt(load.get('start'), 2)} / "
+            f"{fmt(load.get('end'), 2)} on {m['cpus']} cores"
+            + (
+                " — other processes competed for the CPU, so these timings are pessimistic "
+                "(the quality figures are unaffected)."
+                if busy
+                else "."
+            )
+        )
+    if emb:
+        rate = emb.get("texts_per_second_this_run") or emb.get("texts_per_second_recorded")
+        out.append(
+            f"Embedding, measured separately: `{emb['embedder']}` ({emb['dimension']} dims), "
+            f"{emb['n_texts']:,} turn texts at {fmt(rate, 0)} texts/s "
+            f"(≈ {fmt(emb['n_texts'] / rate if rate else None, 0)} s; "
+            f"{emb['n_computed_this_run']:,} embedded in this run, the rest from the cache), "
+            f"model load {fmt(emb.get('model_load_seconds'), 2)} s."
+        )
+
+    # BM25 sanity check.
+    if "bm25" in res["systems"]:
+        ref = st.get("bm25_reference") or {}
+        b = res["systems"]["bm25"]["overall"]
+        if ref and not res.get("quick"):
+            pairs = ", ".join(f"{k} {fmt(b.get(k))} (reference {fmt(v)})" for k, v in ref.items())
+            out.append("")
+            out.append(
+                "Scorer check: the plain BM25 baseline reproduces the reference figure of the "
+                f"research notes: {pairs}."
+            )
+
+    # Set-ups.
+    out.append("")
+    out.append("### How each system was set up")
+    out.append("")
+    for name, info in res.get("system_info", {}).items():
+        details = "; ".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, dict))
+        nested = "; ".join(
+            f"{k}: " + ", ".join(f"{kk} {vv}" for kk, vv in v.items())
+            for k, v in info.items()
+            if isinstance(v, dict)
+        )
+        out.append(f"- **{name}** — {'; '.join(x for x in (details, nested) if x)}")
+    for name, why in res.get("skipped", {}).items():
+        out.append(f"- **{name}** — skipped: {why}")
+    for name, why in res.get("failed", {}).items():
+        out.append(f"- **{name}** — FAILED: {why}")
+    versions = ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items() if v)
+    out.append(f"- Versions: {versions}.")
+
+    # Data.
+    out.append("")
+    out.append("### Data and its quirks")
+    out.append("")
+    out.append(
+        f"`{ds['path']}` (sha256 `{ds['sha256'][:16]}…`), licence {ds['licence']}. "
+        f"Each turn is indexed as {st['document']}, dated with its session's date_time (UTC). "
+        f"{ds['questions_unscorable']} questions have no usable evidence and are not scored."
+    )
+    if st.get("max_questions_per_conversation"):
+        out.append(
+            f"Questions capped at {st['max_questions_per_conversation']} per conversation "
+            "(evenly spaced)."
+        )
+    issues = ds.get("evidence_issues", [])
+    if issues:
+        out.append("")
+        out.append("Evidence strings that needed attention (every one is counted, none silently):")
+        out.append("")
+        out.append(
+            md_table(
+                ["question", "issue", "raw", "resolved to"],
+                [
+                    [
+                        i["qid"],
+                        i["kind"],
+                        f"`{i['raw']}`" if i["raw"] else "(empty)",
+                        f"`{i['resolved']}`" if i["resolved"] else "dropped",
+                    ]
+                    for i in issues
+                ],
+                align="llll",
+            )
+        )
+    return "\n".join(out)
+
+
+_PREAMBLE = """# Benchmarks
+
+<!-- Generated by bench/report.py from bench/results/*.json — edit those, not this file. -->
+
+Figures below are produced by one command and rendered from the JSON it writes
+(`bench/results/<section>.json`). Each section states the machine it was measured on (the
+published figures: a 2-core Linux VM); absolute timings scale with the machine, the ranking of
+systems by quality does not depend on it.
+
+## Reproduce
+
+```sh
+python -m venv .venv && .venv/bin/pip install -e '.[bench]'
+.venv/bin/python -m bench run              # every section, writes bench/results/ + this file
+.venv/bin/python -m bench run --only locomo
+.venv/bin/python -m bench run --quick      # minutes; writes bench/results/quick/ instead
+```
+
+The LoCoMo data (CC BY-NC 4.0) is not in this repository; the harness reads
+`../shared/data/locomo/locomo10.json` by default (`--locomo PATH` or `$SEVERANCE_LOCOMO` to
+point elsewhere; the file is `data/locomo10.json` of https://github.com/snap-research/locomo).
+Nothing downloads model weights at run time: every system uses Severance's bundled embedder.
+"""
+
+
+def render_document(out_dir: Path, *, docs_path: Path | None = None) -> str:
+    parts = [_PREAMBLE]
+    for section in SECTIONS:
+        path = out_dir / f"{section.name}.json"
+        parts.append(f"## {section.title}\n")
+        if not path.is_file():
+            parts.append(f"_Not yet measured_ (`python -m bench run --only {section.name}`).\n")
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        renderer = section.render_function()
+        if renderer is None:
+            parts.append(f"_Results exist in `{path.name}` but no renderer is installed._\n")
+            continue
+        cmd = result.get("command")
+        body = renderer(result)
+        if cmd:
+            body += f"\n\nProduced by: `{cmd}`"
+        parts.append(body + "\n")
+    return "\n".join(parts)

@@ -1,0 +1,256 @@
+"""One persona's rows in PostgreSQL: memories, their history, tombstones and snapshots.
+
+Every statement names the store and the persona, and runs in a transaction that
+:class:`~severance.backends.postgres.PostgresBackend` opened with ``SET LOCAL
+severance.persona``, so row-level security hides every other persona's rows from it as well.
+Every writer takes its sequence numbers from the store's counter row *first* (see the
+``postgres`` module docstring): seq order is commit order and writers cannot deadlock.
+Batches travel as arrays (``INSERT … SELECT FROM unnest(…)``, ``= ANY(…)``): one statement,
+one round trip, whatever the batch size. (``COPY`` would be quicker still, but PostgreSQL
+refuses ``COPY FROM`` into a table under row-level security.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import astuple
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from ..errors import StorageError
+from .base import Changes, HistoryRow, MemoryRow, Snapshot
+from .postgres_vectors import IndexedVectors
+
+if TYPE_CHECKING:
+    from .postgres import PostgresBackend
+
+__all__ = ["PostgresPersonaRows"]
+
+_MEMORY_COLUMNS = "memory_id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
+_INSERT_BATCH = 5_000  # rows per INSERT … SELECT FROM unnest(…): bounds one message's size
+
+
+def _memory(r: Sequence[Any]) -> MemoryRow:
+    return MemoryRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bytes(r[7]))
+
+
+_INSERT_MEMORIES = f"""
+    WITH revived AS (
+        DELETE FROM severance.tombstones
+        WHERE store_id = %(s)s AND persona_id = %(p)s AND memory_id = ANY(%(id)s::text[])
+    )
+    INSERT INTO severance.memories (store_id, persona_id, {_MEMORY_COLUMNS})
+    SELECT %(s)s, %(p)s, u.* FROM unnest(
+        %(id)s::text[], %(seq)s::bigint[], %(version)s::integer[], %(learned)s::float8[],
+        %(occurred)s::float8[], %(updated)s::float8[], %(payload)b::bytea[], %(vector)b::bytea[]
+    ) AS u
+"""
+
+# One statement deletes the memories and their history, numbers a tombstone per deleted id
+# (after ``base``, the counter value locked at the start of the transaction) and moves the
+# counter past them.
+_DELETE_MEMORIES = """
+    WITH gone AS (
+        DELETE FROM severance.memories
+        WHERE store_id = %(s)s AND persona_id = %(p)s AND memory_id = ANY(%(ids)s::text[])
+        RETURNING memory_id
+    ), numbered AS (
+        SELECT memory_id, row_number() OVER (ORDER BY memory_id) AS n FROM gone
+    ), old_versions AS (
+        DELETE FROM severance.history
+        WHERE store_id = %(s)s AND persona_id = %(p)s AND memory_id IN (SELECT memory_id FROM gone)
+    ), counter AS (
+        UPDATE severance.seq_counters SET last_seq = %(base)s + (SELECT count(*) FROM gone)
+        WHERE store_id = %(s)s
+    )
+    INSERT INTO severance.tombstones (store_id, persona_id, memory_id, seq)
+    SELECT %(s)s, %(p)s, memory_id, %(base)s + n FROM numbered
+    ON CONFLICT (store_id, persona_id, memory_id) DO UPDATE SET seq = excluded.seq
+"""
+
+_WHERE_PERSONA = "WHERE store_id = %(s)s AND persona_id = %(p)s"
+
+
+class PostgresPersonaRows(IndexedVectors):
+    """One persona's rows. Every statement names the persona, and runs in a transaction whose
+    ``severance.persona`` setting makes row-level security hide every other persona's rows."""
+
+    def __init__(self, backend: PostgresBackend, persona_id: str) -> None:
+        self._b = backend
+        self.persona_id = persona_id
+
+    def _fetch(self, query: str | sql.Composed, **params: Any) -> list[tuple[Any, ...]]:
+        return self._b._fetch(query, params, self.persona_id)
+
+    def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
+        if not rows:
+            return []
+        with self._b._tx(self.persona_id) as conn:
+            first = self._b._reserve(conn, len(rows)) - len(rows) + 1
+            for start in range(0, len(rows), _INSERT_BATCH):
+                part = rows[start : start + _INSERT_BATCH]
+                conn.execute(
+                    _INSERT_MEMORIES,
+                    self._params(
+                        id=[r.id for r in part],
+                        seq=list(range(first + start, first + start + len(part))),
+                        version=[r.version for r in part],
+                        learned=[r.learned_at for r in part],
+                        occurred=[r.occurred_at for r in part],
+                        updated=[r.updated_at for r in part],
+                        payload=[r.payload for r in part],
+                        vector=[r.vector for r in part],
+                    ),
+                )
+        return list(range(first, first + len(rows)))
+
+    def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
+        with self._b._tx(self.persona_id) as conn:
+            seq = self._b._reserve(conn, 1)
+            sid, pid = self._b._store_id, self.persona_id
+            new = (row.version, row.occurred_at, row.updated_at, row.payload, row.vector)
+            updated = conn.execute(
+                "UPDATE severance.memories SET seq = %s, version = %s, occurred_at = %s,"
+                " updated_at = %s, payload = %s, vector = %s"
+                " WHERE store_id = %s AND persona_id = %s AND memory_id = %s",
+                (seq, *new, sid, pid, row.id),
+            )
+            if updated.rowcount != 1:
+                raise StorageError("the memory to replace vanished")
+            conn.execute(  # HistoryRow's fields are the table's columns, in order
+                "INSERT INTO severance.history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (sid, pid, *astuple(previous)),
+            )
+        return seq
+
+    def delete(self, memory_id: str) -> bool:
+        return self.delete_many([memory_id]) == 1
+
+    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+        if not vectors:
+            return
+        ids = list(vectors)
+        with self._b._tx(self.persona_id) as conn:
+            first = self._b._reserve(conn, len(ids)) - len(ids) + 1
+            for start in range(0, len(ids), _INSERT_BATCH):
+                part = ids[start : start + _INSERT_BATCH]
+                conn.execute(
+                    "UPDATE severance.memories AS m SET vector = u.vector, seq = u.seq"
+                    " FROM unnest(%(id)s::text[], %(vector)b::bytea[], %(seq)s::bigint[])"
+                    " AS u(memory_id, vector, seq) WHERE m.store_id = %(s)s"
+                    " AND m.persona_id = %(p)s AND m.memory_id = u.memory_id",
+                    self._params(
+                        id=part,
+                        vector=[vectors[m] for m in part],
+                        seq=list(range(first + start, first + start + len(part))),
+                    ),
+                )
+
+    def delete_many(self, memory_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(memory_ids))
+        if not ids:
+            return 0
+        with self._b._tx(self.persona_id) as conn:
+            base = self._b._reserve(conn, 0)
+            return conn.execute(_DELETE_MEMORIES, self._params(ids=ids, base=base)).rowcount
+
+    def get(self, memory_id: str) -> MemoryRow | None:
+        rows = self._fetch(
+            f"SELECT {_MEMORY_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+            " AND memory_id = %(id)s",
+            id=memory_id,
+        )
+        return _memory(rows[0]) if rows else None
+
+    def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]:
+        if not memory_ids:
+            return {}
+        rows = self._fetch(
+            f"SELECT {_MEMORY_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+            " AND memory_id = ANY(%(ids)s::text[])",
+            ids=list(dict.fromkeys(memory_ids)),
+        )
+        return {r[0]: _memory(r) for r in rows}
+
+    def history(self, memory_id: str) -> list[HistoryRow]:
+        rows = self._fetch(
+            "SELECT memory_id, version, occurred_at, updated_at, replaced_at, payload"
+            f" FROM severance.history {_WHERE_PERSONA} AND memory_id = %(id)s ORDER BY version",
+            id=memory_id,
+        )
+        return [HistoryRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+    def page(self, offset: int, limit: int, newest_first: bool) -> list[MemoryRow]:
+        order = "DESC" if newest_first else "ASC"
+        rows = self._fetch(
+            f"SELECT {_MEMORY_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+            f" ORDER BY learned_at {order}, memory_id {order} LIMIT %(limit)s OFFSET %(offset)s",
+            limit=limit,
+            offset=offset,
+        )
+        return [_memory(r) for r in rows]
+
+    def count(self) -> int:
+        rows = self._fetch(f"SELECT count(*) FROM severance.memories {_WHERE_PERSONA}")
+        return int(rows[0][0])
+
+    def scan(self, batch_size: int) -> Iterator[list[MemoryRow]]:
+        # Keyset pages, one short transaction each: the lock is never held across a yield.
+        last_seq = -1
+        while True:
+            rows = self._fetch(
+                f"SELECT {_MEMORY_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+                " AND seq > %(after)s ORDER BY seq LIMIT %(n)s",
+                after=last_seq,
+                n=batch_size,
+            )
+            if not rows:
+                return
+            batch = [_memory(r) for r in rows]
+            last_seq = batch[-1].seq
+            yield batch
+
+    def changes_since(self, seq: int) -> Changes:
+        rows = self._fetch(
+            f"SELECT memory_id, seq, false FROM severance.memories {_WHERE_PERSONA}"
+            " AND seq > %(after)s UNION ALL"
+            f" SELECT memory_id, seq, true FROM severance.tombstones {_WHERE_PERSONA}"
+            " AND seq > %(after)s",
+            after=seq,
+        )
+        changed = {m: s for m, s, gone in rows if not gone}
+        deleted = tuple(m for m, _, gone in rows if gone)
+        return Changes(changed, deleted, max([seq, *(s for _, s, _ in rows)]))
+
+    def high_water(self) -> int:
+        rows = self._fetch("SELECT last_seq FROM severance.seq_counters WHERE store_id = %(s)s")
+        return int(rows[0][0])
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        with self._b._tx(self.persona_id) as conn:
+            conn.execute(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}", self._params())
+            with conn.cursor() as cur:  # one chunk per row: no single huge parameter
+                cur.executemany(
+                    "INSERT INTO severance.snapshots VALUES"
+                    " (%(s)s, %(p)s, %(part)s, %(watermark)s, %(chunk)s)",
+                    [
+                        self._params(part=part, watermark=snapshot.watermark, chunk=chunk)
+                        for part, chunk in enumerate(snapshot.chunks)
+                    ],
+                )
+            conn.execute(
+                f"DELETE FROM severance.tombstones {_WHERE_PERSONA} AND seq <= %(watermark)s",
+                self._params(watermark=snapshot.watermark),
+            )
+
+    def read_snapshot(self) -> Snapshot | None:
+        rows = self._fetch(
+            f"SELECT watermark, chunk FROM severance.snapshots {_WHERE_PERSONA} ORDER BY part"
+        )
+        if not rows:
+            return None
+        return Snapshot(int(rows[0][0]), tuple(bytes(r[1]) for r in rows))
+
+    def drop_snapshot(self) -> None:
+        self._fetch(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}")

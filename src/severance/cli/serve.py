@@ -1,0 +1,282 @@
+"""``severance serve``: the HTTP API, the MCP server (stdio and/or streamable HTTP), or both.
+
+All servers run in one process and one event loop, over one unlocked store, and share one awake
+session per persona. Sockets are bound before anything is served, so a busy port is a clear
+error; once a server accepts connections one line on stderr says where (``listening on …``) —
+stdout stays untouched, because MCP over stdio owns it. SIGINT or SIGTERM stop every server
+gracefully; then the sessions are put to sleep and the store is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+
+from ..awake import AwakeSessions
+from ..errors import InvalidInputError
+from .common import open_store
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from ..mcp_server import SeveranceMCP
+
+DEFAULT_HTTP_PORT = 8765
+DEFAULT_MCP_PORT = 8766
+_LOOPBACK = ("localhost",)
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT``, ``HOST`` or ``PORT`` → (host, port); host defaults to
+    127.0.0.1."""
+    value = text.strip()
+    host, port_text = "127.0.0.1", str(default_port)
+    if value.isdigit():
+        port_text = value
+    elif value.startswith("["):
+        inner, _, rest = value[1:].partition("]")
+        host = inner
+        if rest.startswith(":"):
+            port_text = rest[1:]
+        elif rest:
+            raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    elif value and ":" not in value:
+        host = value
+    else:
+        raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT or [IPV6]:PORT")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT")
+    return host, int(port_text)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        if sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn(app: Any) -> uvicorn.Server:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # `serve` handles signals for all servers at once; uvicorn's own handlers would
+            # replace each other and re-raise the signal after shutdown.
+            yield
+
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="auto", log_level="warning"
+    )
+    return Server(config)
+
+
+@dataclass
+class _Listener:
+    name: str
+    scheme_path: str
+    sock: socket.socket
+    server: uvicorn.Server
+
+
+async def _announce(listener: _Listener) -> None:
+    server = listener.server
+    while not server.started:
+        if server.should_exit:
+            return
+        await anyio.sleep(0.02)
+    host, port = listener.sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"severance: {listener.name} listening on http://{shown}:{port}{listener.scheme_path}",
+        err=True,
+    )
+
+
+async def _run(listeners: list[_Listener], stdio: SeveranceMCP | None) -> None:
+    stdio_scope = anyio.CancelScope()
+
+    def stop() -> None:
+        for listener in listeners:
+            server = listener.server
+            # A second signal means "now": skip waiting for open connections.
+            server.force_exit = server.should_exit
+            server.should_exit = True
+        stdio_scope.cancel()
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                stop()
+
+    async def run_stdio(server: SeveranceMCP) -> None:
+        try:
+            with stdio_scope:
+                await server.run_stdio_async()
+        finally:
+            # The client closed our stdin: we are done, HTTP servers included.
+            stop()
+
+    async with anyio.create_task_group() as outer:
+        if sys.platform != "win32":
+            outer.start_soon(watch_signals)
+        async with anyio.create_task_group() as inner:
+            for listener in listeners:
+                inner.start_soon(listener.server.serve, [listener.sock])
+                inner.start_soon(_announce, listener)
+            if stdio is not None:
+                inner.start_soon(run_stdio, stdio)
+        outer.cancel_scope.cancel()
+
+
+@click.command()
+@click.option(
+    "--http",
+    "http_addr",
+    metavar="HOST:PORT",
+    help=f"Serve the HTTP API (OpenAPI at /openapi.json), e.g. 127.0.0.1:{DEFAULT_HTTP_PORT}.",
+)
+@click.option(
+    "--mcp", "mcp_stdio", is_flag=True, help="Serve MCP over stdio (for desktop clients)."
+)
+@click.option(
+    "--mcp-http",
+    "mcp_http_addr",
+    metavar="HOST:PORT",
+    help=f"Serve MCP over streamable HTTP at /mcp, e.g. 127.0.0.1:{DEFAULT_MCP_PORT}.",
+)
+@click.option(
+    "--floor",
+    "floor_name",
+    metavar="NAME",
+    help="MCP: always enter this floor, whatever the client's name and workspace.",
+)
+@click.option(
+    "--mcp-require-pass",
+    is_flag=True,
+    help="MCP over HTTP: refuse tool calls that carry no pass (Authorization: Bearer).",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="HTTP API: requests a second allowed per pass (default 50; 0 for no limit).",
+)
+@click.option("--burst", type=int, default=None, help="HTTP API: burst per pass (default 100).")
+@click.option(
+    "--max-body",
+    type=int,
+    default=None,
+    metavar="BYTES",
+    help="HTTP API: largest request body (default 4 MiB).",
+)
+def serve(
+    http_addr: str | None,
+    mcp_stdio: bool,
+    mcp_http_addr: str | None,
+    floor_name: str | None,
+    mcp_require_pass: bool,
+    rate: float | None,
+    burst: int | None,
+    max_body: int | None,
+) -> None:
+    """Serve the store over HTTP (one pass per persona) and/or MCP."""
+    if not (http_addr or mcp_stdio or mcp_http_addr):
+        raise click.UsageError("give at least one of --http, --mcp and --mcp-http")
+    if rate is not None and rate < 0:
+        raise InvalidInputError("--rate must be 0 (no limit) or more")
+    if burst is not None and burst < 1:
+        raise InvalidInputError("--burst must be at least 1")
+    if max_body is not None and max_body < 1024:
+        raise InvalidInputError("--max-body must be at least 1024 bytes")
+    needed = ["uvicorn", "fastapi"] + (["mcp"] if mcp_stdio or mcp_http_addr else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"serving needs the server extras ({', '.join(missing)} missing):"
+            " pip install 'severance[server]'"
+        )
+    http = parse_address(http_addr, DEFAULT_HTTP_PORT) if http_addr else None
+    mcp_http = parse_address(mcp_http_addr, DEFAULT_MCP_PORT) if mcp_http_addr else None
+    for name, address in (("HTTP API", http), ("MCP server", mcp_http)):
+        if address is not None and not _is_loopback(address[0]):
+            click.echo(
+                f"severance: warning: the {name} on {address[0]} is reachable from other"
+                " machines and speaks plain HTTP; put a TLS proxy in front of it.",
+                err=True,
+            )
+    # uvicorn and the MCP SDK log through `logging`; keep it on stderr and quiet.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="severance: %(message)s")
+    with contextlib.ExitStack() as stack:
+        # Bind first: a busy port is an error before anything is unlocked or loaded.
+        http_sock = stack.enter_context(_bind(*http)) if http else None
+        mcp_sock = stack.enter_context(_bind(*mcp_http)) if mcp_http else None
+        store = stack.enter_context(open_store())
+        sessions = AwakeSessions(store)
+        stack.callback(sessions.close)
+        store.embedder.embed(["warm up"])  # load the model now, not on the first request
+        listeners: list[_Listener] = []
+        stdio: SeveranceMCP | None = None
+        if http is not None and http_sock is not None:
+            from ..http import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE, create_app
+
+            app = create_app(
+                store,
+                rate=DEFAULT_RATE if rate is None else rate,
+                burst=DEFAULT_BURST if burst is None else burst,
+                max_body_bytes=DEFAULT_MAX_BODY_BYTES if max_body is None else max_body,
+                sessions=sessions,
+            )
+            listeners.append(_Listener("HTTP API", "", http_sock, _uvicorn(app)))
+        if mcp_http is not None or mcp_stdio:
+            # Imported only when needed: the MCP SDK takes most of a second to import.
+            from ..mcp_server import create_mcp_server
+
+            if mcp_http is not None and mcp_sock is not None:
+                mcp_app = create_mcp_server(
+                    store, floor=floor_name, require_pass=mcp_require_pass, sessions=sessions
+                ).streamable_http_app(host=mcp_http[0])
+                listeners.append(_Listener("MCP server", "/mcp", mcp_sock, _uvicorn(mcp_app)))
+            if mcp_stdio:
+                stdio = create_mcp_server(
+                    store, floor=floor_name, cwd_fallback=True, sessions=sessions
+                )
+                click.echo("severance: MCP server on stdio", err=True)
+        anyio.run(_run, listeners, stdio)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)

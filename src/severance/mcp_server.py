@@ -1,0 +1,393 @@
+"""The MCP server: memory tools for assistants, with the persona chosen by where they run.
+
+Four tools — ``remember``, ``recall``, ``forget``, ``list_memories`` — over the official MCP
+Python SDK (``mcp``; :class:`~mcp.server.mcpserver.MCPServer`). None of them takes a persona:
+each call resolves a floor from what the client says about itself, exactly as
+``store.enter(client=..., paths=[...])`` would:
+
+- ``client`` is the client's name (``clientInfo.name`` from ``initialize``, or from the request
+  envelope on newer protocol revisions), e.g. ``claude-code`` or ``claude-ai``;
+- ``paths`` are the client's workspace roots (``roots/list``; ``file://`` URIs become paths),
+  asked for on every call, so a client that changes folders changes floors;
+- ``host`` is this machine's name.
+
+So Claude Code opened in ``~/work/acme`` wakes ``work`` and Claude Desktop at home wakes
+``home``. ``pin_floor`` (``severance serve --mcp --floor NAME``) ignores all that and always
+enters one floor. Over HTTP a client may instead present a pass (``Authorization: Bearer``),
+which pins its floor; ``require_pass`` makes that mandatory. When nothing matches and there is
+no default floor, the tools answer with an error that says so and store nothing.
+
+Tool functions are synchronous: the SDK runs them in worker threads, and the awake sessions
+they share (:class:`~severance.awake.AwakeSessions`) are safe to use from several at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, cast
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ListRootsResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from . import __version__, validate
+from .awake import AwakeSessions
+from .errors import NoFloorError, SeveranceError
+from .model import Memory
+from .passes import Passes, ReadOnlyPassError
+from .session import Session
+from .store import Store
+
+__all__ = ["SeveranceMCP", "Where", "create_mcp_server", "file_uri_to_path"]
+
+INSTRUCTIONS = """\
+Severance is the user's long-term memory, kept in separate personas (for example work and \
+home) that never see each other. Which persona you are talking to is decided by where you run \
+(your client and workspace); you cannot choose or switch it, and no tool can reach another \
+persona. Use `recall` before answering questions that may depend on what the user told you \
+earlier; use `remember` for durable facts, preferences and decisions worth keeping (one \
+self-contained statement per memory, no secrets); use `forget` when the user asks you to drop \
+something; use `list_memories` to browse."""
+
+
+# -- where a call comes from -----------------------------------------------------------------
+def file_uri_to_path(uri: str) -> str | None:
+    """The local path of a ``file://`` URI (None for any other scheme)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    if parsed.netloc and parsed.netloc != "localhost":
+        # file://server/share/x: a UNC path on Windows, meaningless elsewhere.
+        return url2pathname(f"//{parsed.netloc}{parsed.path}")
+    return url2pathname(unquote(parsed.path)) if os.name == "nt" else unquote(parsed.path)
+
+
+@dataclass(frozen=True)
+class Where:
+    """What decides the floor of one tool call."""
+
+    floor: str | None
+    client: str | None
+    paths: tuple[str, ...]
+    read_only: bool = False
+    #: Set when a pass fixed the floor: the persona it was issued for.
+    persona_id: str | None = None
+
+    def context(self) -> dict[str, Any]:
+        if self.floor is not None:
+            return {"floor": self.floor}
+        return {"client": self.client, "paths": list(self.paths), "host": socket.gethostname()}
+
+    def describe(self) -> str:
+        where = ", ".join(repr(p) for p in self.paths) or "no workspace"
+        return f"client {self.client or 'unnamed'!r} in {where}"
+
+
+class SeveranceMCP(MCPServer):
+    """An :class:`MCPServer` that knows its store and how to pick floors."""
+
+    def __init__(
+        self,
+        sessions: AwakeSessions,
+        *,
+        pin_floor: str | None = None,
+        cwd_fallback: bool = False,
+        require_pass: bool = False,
+    ) -> None:
+        super().__init__(
+            "severance",
+            title="Severance memory",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            log_level="WARNING",
+        )
+        self.sessions = sessions
+        self.passes = Passes(sessions.store)
+        self.pin_floor = pin_floor
+        self.cwd_fallback = cwd_fallback
+        self.require_pass = require_pass
+
+
+def _server(ctx: Context) -> SeveranceMCP:
+    return cast(SeveranceMCP, ctx.mcp_server)
+
+
+def _bearer(ctx: Context) -> str | None:
+    headers = ctx.headers
+    value = headers.get("authorization") if headers is not None else None
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _ask_roots(ctx: Context) -> ListRoots | None:
+    """Ask the client for its roots, unless the floor is already fixed or it has none."""
+    server = _server(ctx)
+    if server.pin_floor is not None or _bearer(ctx) is not None:
+        return None
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.roots is None:
+        return None
+    return ListRoots()
+
+
+def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_roots)]) -> Where:
+    server = _server(ctx)
+    token = _bearer(ctx)
+    if token is not None:
+        try:
+            grant = server.passes.authenticate(token)
+        except SeveranceError as e:
+            raise ToolError(str(e)) from None
+        return Where(grant.floor, None, (), grant.read_only, grant.persona_id)
+    if server.require_pass:
+        raise ToolError("this server needs a pass: send 'Authorization: Bearer <token>'")
+    if server.pin_floor is not None:
+        return Where(server.pin_floor, None, ())
+    params = ctx.session.client_params
+    client = params.client_info.name if params is not None else None
+    paths: list[str] = []
+    for root in roots.roots if roots is not None else ():
+        path = file_uri_to_path(str(root.uri))
+        if path:
+            paths.append(path)
+    if not paths and server.cwd_fallback:
+        # A stdio server is started in the client's working directory by most clients
+        # (Claude Code among them), which is the best workspace guess when there are no roots.
+        paths.append(os.getcwd())
+    return Where(None, client, tuple(paths))
+
+
+Here = Annotated[Where, Resolve(_where)]
+
+
+@contextmanager
+def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Session]:
+    """The session for this call, with Severance errors turned into tool errors."""
+    try:
+        if write and where.read_only:
+            raise ReadOnlyPassError("this pass is read-only")
+        sessions = _server(ctx).sessions
+        if where.persona_id is not None and where.floor is not None:
+            session = sessions.for_floor(where.floor, where.persona_id)
+        else:
+            session = sessions.for_context(where.context())
+        yield session
+    except NoFloorError:
+        raise ToolError(
+            f"No floor matches this context ({where.describe()}) and no default floor is set,"
+            " so nothing was stored or read. Ask the user to add a floor for it, e.g."
+            " `severance floor add NAME --persona PERSONA --path DIR` or `--client NAME`."
+        ) from None
+    except SeveranceError as e:
+        raise ToolError(str(e)) from None
+    except (OverflowError, ValueError) as e:
+        # A time at the edge of datetime's range fails past validation (year 1 with a positive
+        # offset); it is still the caller's input, so it is answered as such.
+        raise ToolError(f"invalid input: {e}") from None
+
+
+# -- results ---------------------------------------------------------------------------------
+class MemoryItem(BaseModel):
+    id: str
+    text: str
+    kind: str
+    tags: list[str]
+    occurred_at: str = Field(description="When it happened (ISO-8601).")
+
+    @classmethod
+    def of(cls, m: Memory) -> MemoryItem:
+        return cls(
+            id=m.id,
+            text=m.text,
+            kind=m.kind,
+            tags=list(m.tags),
+            occurred_at=m.occurred_at.isoformat(),
+        )
+
+
+class Remembered(BaseModel):
+    persona: str = Field(description="The persona the memory was stored in.")
+    memory: MemoryItem
+
+
+class RecallItem(MemoryItem):
+    score: float = Field(description="Higher is more relevant (fused dense + keyword rank).")
+
+
+class Recalled(BaseModel):
+    persona: str
+    results: list[RecallItem]
+
+
+class Forgotten(BaseModel):
+    persona: str
+    forgotten: str = Field(description="The id of the memory that was deleted.")
+
+
+class Listed(BaseModel):
+    persona: str
+    items: list[MemoryItem]
+    total: int
+    next_offset: int | None = Field(description="Pass as `offset` for the next page; null at end.")
+
+
+# -- tools -----------------------------------------------------------------------------------
+TextArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=validate.MAX_TEXT_CHARS,
+        description="The memory: one self-contained statement, e.g. 'Prefers tea over coffee'.",
+    ),
+]
+KindArg = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="fact, preference, episode (something that happened) or note.",
+    ),
+]
+TagsArg = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=validate.MAX_TAG_CHARS)]] | None,
+    Field(max_length=validate.MAX_TAGS, description="Short labels, e.g. ['project-x']."),
+]
+
+
+def remember(
+    text: TextArg,
+    ctx: Context,
+    where: Here,
+    kind: KindArg = "note",
+    tags: TagsArg = None,
+    occurred_at: Annotated[
+        str | None,
+        Field(description="When it happened, ISO-8601 (default: now)."),
+    ] = None,
+) -> Remembered:
+    """Store one memory in the user's current persona, for later conversations.
+
+    Use for durable facts, preferences, decisions and events worth recalling later. Keep each
+    memory to one self-contained statement; do not store secrets or passwords.
+    """
+    with _awake(ctx, where, write=True) as session:
+        memory = session.remember(
+            text, kind=kind, tags=tags or (), occurred_at=occurred_at, source="mcp"
+        )
+        return Remembered(persona=session.persona, memory=MemoryItem.of(memory))
+
+
+def recall(
+    query: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=validate.MAX_QUERY_CHARS,
+            description="What to look for, in natural language or keywords.",
+        ),
+    ],
+    ctx: Context,
+    where: Here,
+    k: Annotated[int, Field(ge=1, le=50, description="How many results (default 5).")] = 5,
+    kind: Annotated[KindArg | None, Field(description="Only memories of this kind.")] = None,
+    tags: Annotated[TagsArg, Field(description="Only memories carrying all these tags.")] = None,
+) -> Recalled:
+    """Search the user's memories in the current persona, best matches first.
+
+    Call this before answering anything that may depend on what the user said earlier.
+    """
+    with _awake(ctx, where) as session:
+        results = session.recall(query, k, kind=kind, tags=tags)
+        items = [RecallItem(**MemoryItem.of(r.memory).model_dump(), score=r.score) for r in results]
+        return Recalled(persona=session.persona, results=items)
+
+
+def forget(
+    memory_id: Annotated[
+        str,
+        Field(min_length=1, max_length=128, description="The id of the memory (from recall)."),
+    ],
+    ctx: Context,
+    where: Here,
+) -> Forgotten:
+    """Delete one memory for good (with its history). Only when the user asks to forget it."""
+    with _awake(ctx, where, write=True) as session:
+        session.forget(memory_id)
+        return Forgotten(persona=session.persona, forgotten=memory_id)
+
+
+def list_memories(
+    ctx: Context,
+    where: Here,
+    limit: Annotated[int, Field(ge=1, le=100, description="Page size (default 20).")] = 20,
+    offset: Annotated[int, Field(ge=0, le=2**31 - 1, description="Where to start.")] = 0,
+    order: Annotated[
+        Literal["newest", "oldest"], Field(description="Newest (default) or oldest first.")
+    ] = "newest",
+) -> Listed:
+    """List the memories of the current persona, a page at a time."""
+    with _awake(ctx, where) as session:
+        page = session.memories(limit=limit, offset=offset, newest_first=order == "newest")
+        return Listed(
+            persona=session.persona,
+            items=[MemoryItem.of(m) for m in page.items],
+            total=page.total,
+            next_offset=page.next_offset,
+        )
+
+
+_TOOLS: tuple[tuple[Callable[..., BaseModel], str, ToolAnnotations], ...] = (
+    (
+        remember,
+        "Remember",
+        ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    ),
+    (recall, "Recall", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+    (
+        forget,
+        "Forget",
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    ),
+    (list_memories, "List memories", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+)
+
+
+def create_mcp_server(
+    store: Store,
+    *,
+    floor: str | None = None,
+    cwd_fallback: bool = False,
+    require_pass: bool = False,
+    sessions: AwakeSessions | None = None,
+) -> SeveranceMCP:
+    """The MCP server for ``store``.
+
+    ``floor`` pins every call to one floor. ``cwd_fallback`` uses the server's working
+    directory as the workspace when the client gives no roots (right for stdio, where the
+    client starts the server in its project). ``require_pass`` refuses calls without a pass
+    (HTTP only). ``sessions`` shares awake sessions with an HTTP API in the same process.
+    """
+    server = SeveranceMCP(
+        sessions if sessions is not None else AwakeSessions(store),
+        pin_floor=floor,
+        cwd_fallback=cwd_fallback,
+        require_pass=require_pass,
+    )
+    for fn, title, hints in _TOOLS:
+        server.add_tool(fn, title=title, annotations=hints, structured_output=True)
+    return server
