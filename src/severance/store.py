@@ -611,8 +611,8 @@ class Store:
         erased = self._backend.rows(row.id).count()
         with self._backend.transaction():
             self._backend.delete_persona(row.id)
-            for key in (f"override:{row.id}",):
-                self._backend.set_meta(key, "0")
+            if f"override:{row.id}" in self._backend.get_meta():
+                self._backend.set_meta(f"override:{row.id}", "0")  # end a running override
             self._audit.append("clean_slate", row.id, row.name, memories=erased)
         self._backend.reclaim()
         return erased

@@ -16,6 +16,9 @@ exact search ≥ 0.99 at 100k; see ``tests/test_search_scale.py`` and ``docs/ben
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -40,6 +43,22 @@ HNSW_EXPANSION_ADD = 128
 HNSW_EXPANSION_SEARCH = 64
 
 _NO_SLOT = -1
+
+
+def _usearch_index() -> Any:
+    """usearch's ``Index`` class, imported safely.
+
+    With usearch 2.26 and onnxruntime 1.31 on Linux x86-64, importing onnxruntime *after*
+    usearch's compiled extension crashes the process (segmentation fault; the other order is
+    fine). The bundled embedder needs onnxruntime, and may be loaded after a large persona's
+    graph, so onnxruntime (when installed) is imported first.
+    """
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
+
+    from usearch.index import Index
+
+    return Index
 
 
 def pack_vector(vector: npt.NDArray[np.float32]) -> bytes:
@@ -122,10 +141,8 @@ class HNSWIndex:
     """
 
     def __init__(self, dimension: int) -> None:
-        from usearch.index import Index
-
         self.dimension = dimension
-        self._ix = Index(
+        self._ix = _usearch_index()(
             ndim=dimension,
             metric="cos",
             dtype=HNSW_DTYPE,
@@ -210,14 +227,12 @@ class HNSWIndex:
         n_slots: int,
     ) -> HNSWIndex:
         """A graph saved by :meth:`to_bytes`, with its key-to-slot map (``-1``: no slot)."""
-        from usearch.index import Index
-
         hnsw = cls.__new__(cls)
         hnsw.dimension = dimension
         hnsw._removed_since_scrub = 0
         buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
         # restore() reads the graph's own metric, scalar type and connectivity.
-        ix = Index.restore(
+        ix = _usearch_index().restore(
             np.ascontiguousarray(buffer).data,
             expansion_add=HNSW_EXPANSION_ADD,
             expansion_search=HNSW_EXPANSION_SEARCH,
