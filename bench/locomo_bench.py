@@ -141,71 +141,104 @@ def _dataset_block(
 
 
 @dataclass
-class _VariantRun:
-    scores: list[QuestionScore] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    short_lists: int = 0
+class _Tally:
+    """Everything measured for one system (all its variants)."""
+
+    system: systems_mod.RetrievalSystem
+    ingest_seconds: float = 0.0
+    memories: int = 0
+    scores: dict[str, list[QuestionScore]] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    short_lists: dict[str, int] = field(default_factory=dict)
+
+    def results(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        variants = self.system.variants
+        for v in variants:
+            out[v] = {
+                "system": self.system.name,
+                "ingest": {
+                    "seconds": self.ingest_seconds,
+                    "memories": self.memories,
+                    "memories_per_second": self.memories / self.ingest_seconds
+                    if self.ingest_seconds
+                    else None,
+                    "shared_with": [w for w in variants if w != v],
+                },
+                "query_latency": latency_stats(self.latencies.get(v, [])),
+                "short_result_lists": self.short_lists.get(v, 0),
+                **aggregate(self.scores.get(v, []), SCORED_CATEGORIES),
+            }
+        return out
 
 
-def _run_system(
-    system: systems_mod.RetrievalSystem,
+def _run_interleaved(
+    tallies: dict[str, _Tally],
     convs: list[Conversation],
     asked: dict[str, list[Question]],
     k: int,
     log: Log,
     raw: list[dict[str, Any]],
-) -> dict[str, Any]:
-    per_variant = {v: _VariantRun() for v in system.variants}
-    ingest_s = 0.0
-    memories = 0
+    failed: dict[str, str],
+) -> None:
+    """Ingest each conversation into every system, then ask each question of every system.
+
+    Systems take turns question by question (the starting system rotates), so background
+    load on a shared machine affects every system's latencies alike. A system that raises
+    is recorded in ``failed`` and dropped from the rest of the run.
+    """
+
+    def fail(name: str, exc: Exception) -> None:
+        failed[name] = f"{type(exc).__name__}: {exc}"
+        log(traceback.format_exc())
+        tallies.pop(name, None)
+
     for conv in convs:
-        t0 = time.perf_counter()
-        system.index(conv)
-        dt = time.perf_counter() - t0
-        ingest_s += dt
-        memories += len(conv.turns)
-        questions = asked[conv.sample_id]
-        for q in questions:
-            for variant in system.variants:
+        for name, t in list(tallies.items()):
+            try:
                 t0 = time.perf_counter()
-                ranked = system.search(variant, q.question, k)
-                run = per_variant[variant]
-                run.latencies.append(time.perf_counter() - t0)
-                if len(ranked) < k:
-                    run.short_lists += 1
-                score = score_question(q.qid, q.category, q.evidence, ranked)
-                run.scores.append(score)
-                raw.append(
-                    {
-                        "system": variant,
-                        "qid": q.qid,
-                        "category": q.category,
-                        "n_evidence": len(q.evidence),
-                        "first_rank": score.first_rank,
-                        "recall@10": score.recall.get(10),
-                        "ranked": ranked,
-                    }
-                )
-        system.release()
-        log(
-            f"  {system.name}: {conv.sample_id} ({len(conv.turns)} turns) ingested in {dt:.2f}s,"
-            f" {len(questions)} questions x {len(system.variants)} mode(s)"
-        )
-    out: dict[str, Any] = {}
-    for variant, run in per_variant.items():
-        out[variant] = {
-            "system": system.name,
-            "ingest": {
-                "seconds": ingest_s,
-                "memories": memories,
-                "memories_per_second": memories / ingest_s if ingest_s else None,
-                "shared_with": [v for v in system.variants if v != variant],
-            },
-            "query_latency": latency_stats(run.latencies),
-            "short_result_lists": run.short_lists,
-            **aggregate(run.scores, SCORED_CATEGORIES),
-        }
-    return out
+                t.system.index(conv)
+                dt = time.perf_counter() - t0
+            except Exception as exc:  # record, keep the other systems going
+                fail(name, exc)
+                continue
+            t.ingest_seconds += dt
+            t.memories += len(conv.turns)
+            log(f"  {name}: {conv.sample_id} ({len(conv.turns)} turns) ingested in {dt:.2f}s")
+        questions = asked[conv.sample_id]
+        for i, q in enumerate(questions):
+            names = list(tallies)
+            order = names[i % len(names) :] + names[: i % len(names)] if names else []
+            for name in order:
+                t = tallies[name]
+                try:
+                    for variant in t.system.variants:
+                        t0 = time.perf_counter()
+                        ranked = t.system.search(variant, q.question, k)
+                        t.latencies.setdefault(variant, []).append(time.perf_counter() - t0)
+                        if len(ranked) < k:
+                            t.short_lists[variant] = t.short_lists.get(variant, 0) + 1
+                        score = score_question(q.qid, q.category, q.evidence, ranked)
+                        t.scores.setdefault(variant, []).append(score)
+                        raw.append(
+                            {
+                                "system": variant,
+                                "qid": q.qid,
+                                "category": q.category,
+                                "n_evidence": len(q.evidence),
+                                "first_rank": score.first_rank,
+                                "recall@10": score.recall.get(10),
+                                "ranked": ranked,
+                            }
+                        )
+                except Exception as exc:
+                    fail(name, exc)
+        for name, t in list(tallies.items()):
+            try:
+                t.system.release()
+            except Exception as exc:
+                fail(name, exc)
+        log(f"  {conv.sample_id}: {len(questions)} questions asked of {len(tallies)} system(s)")
 
 
 def run_locomo(
@@ -255,22 +288,22 @@ def run_locomo(
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     raw: list[dict[str, Any]] = []
+    tallies: dict[str, _Tally] = {}
     for name in names:
-        log(f"system {name}")
         try:
-            system = systems_mod.build(name, make_embedder, workdir=opts.workdir)
+            tallies[name] = _Tally(systems_mod.build(name, make_embedder, workdir=opts.workdir))
         except systems_mod.SystemUnavailable as exc:
             skipped[name] = str(exc)
-            log(f"  skipped: {exc}")
-            continue
-        try:
-            results.update(_run_system(system, convs, asked, opts.k, log, raw))
-            info[name] = system.info()
-        except Exception as exc:  # record, keep the other systems' results
-            failed[name] = f"{type(exc).__name__}: {exc}"
-            log(traceback.format_exc())
-        finally:
-            system.close()
+            log(f"system {name} skipped: {exc}")
+    built = dict(tallies)
+    try:
+        _run_interleaved(tallies, convs, asked, opts.k, log, raw, failed)
+        for name, t in tallies.items():
+            results.update(t.results())
+            info[name] = t.system.info()
+    finally:
+        for t in built.values():
+            t.system.close()
 
     if opts.raw_path is not None:
         opts.raw_path.parent.mkdir(parents=True, exist_ok=True)

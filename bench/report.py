@@ -222,12 +222,17 @@ def render_locomo(res: dict[str, Any]) -> str:
             )
         )
     if emb:
+        computed = emb["n_computed_this_run"]
         rate = emb.get("texts_per_second_this_run") or emb.get("texts_per_second_recorded")
+        where = (
+            f"{computed:,} embedded in this run, the rest from the cache"
+            if computed
+            else "all served from the cache; throughput as recorded when it was filled"
+        )
         out.append(
             f"Embedding, measured separately: `{emb['embedder']}` ({emb['dimension']} dims), "
             f"{emb['n_texts']:,} turn texts at {fmt(rate, 0)} texts/s "
-            f"(≈ {fmt(emb['n_texts'] / rate if rate else None, 0)} s; "
-            f"{emb['n_computed_this_run']:,} embedded in this run, the rest from the cache), "
+            f"(≈ {fmt(emb['n_texts'] / rate if rate else None, 0)} s; {where}), "
             f"model load {fmt(emb.get('model_load_seconds'), 2)} s."
         )
 

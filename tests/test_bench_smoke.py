@@ -202,6 +202,45 @@ def test_peers_when_installed(peer: str, locomo_file: Path, isolated_env: Path) 
     assert row["overall"]["recall@20"] == 1.0  # seven turns, k = 20: everything comes back
 
 
+def test_a_failing_system_is_recorded_not_fatal(
+    locomo_file: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.systems as systems_mod
+    from bench.systems.bm25 import BM25System
+
+    class Broken(BM25System):
+        name = "chroma"
+
+        @property
+        def variants(self) -> tuple[str, ...]:
+            return ("chroma",)
+
+        def search(self, variant: str, query: str, k: int) -> list[str]:
+            raise RuntimeError("boom")
+
+    real_build = systems_mod.build
+    monkeypatch.setattr(
+        systems_mod,
+        "build",
+        lambda name, make, **kw: Broken() if name == "chroma" else real_build(name, make, **kw),
+    )
+    opts = LocomoOptions(locomo_path=locomo_file, systems=("bm25", "chroma"), cache_dir=None)
+    res = run_locomo(opts, embedder_factory=lambda: _FakeEmbedder(), log=lambda _msg: None)
+    assert res["failed"] == {"chroma": "RuntimeError: boom"}
+    assert set(res["systems"]) == {"bm25"}
+    assert res["systems"]["bm25"]["overall"]["recall@1"] == pytest.approx(0.75)
+
+
+class _FakeEmbedder:
+    name = "fake"
+    dimension = 4
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        return np.tile(np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32), (len(texts), 1))
+
+
 def test_cli_writes_json_and_docs(locomo_file: Path, isolated_env: Path) -> None:
     out = isolated_env / "results"
     docs = isolated_env / "benchmarks.md"

@@ -585,7 +585,8 @@ def test_usage_errors_exit_2_without_a_traceback(sev, cli_store: str) -> None:
     ):
         r = sev(*s, *argv)
         assert r.code == 2, r
-        assert "Error:" in r.err
+        assert r.err.startswith("severance: error: "), r.err
+        assert len(r.err.strip().splitlines()) == 1, r.err  # one line, like every error
         assert r.out == ""
 
 

@@ -236,7 +236,10 @@ class Floor:
             reasons.append(f"host {context.host!r} matches {hit!r}")
         if self.hours:
             zone = _zone(self.timezone or "UTC")
-            local = (context.at or datetime.now(UTC)).astimezone(zone)
+            at = context.at or datetime.now(UTC)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)  # naive means UTC, as everywhere else
+            local = at.astimezone(zone)
             hit = next((w for w in self.hours if HoursWindow.parse(w).contains(local)), None)
             if hit is None:
                 return None

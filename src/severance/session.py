@@ -197,32 +197,6 @@ class Session:
         )
 
     # -- writing ------------------------------------------------------------------------------
-    def _draft(self, item: MemoryDraft | Mapping[str, Any] | str) -> MemoryDraft:
-        if isinstance(item, str):
-            item = MemoryDraft(text=item)
-        elif isinstance(item, Mapping):
-            unknown = set(item) - {"text", "kind", "tags", "metadata", "occurred_at", "source"}
-            if unknown:
-                raise InvalidInputError(f"unknown memory fields: {', '.join(sorted(unknown))}")
-            item = MemoryDraft(
-                text=item.get("text"),  # type: ignore[arg-type]
-                kind=item.get("kind", "note"),
-                tags=item.get("tags") or (),
-                metadata=item.get("metadata") or {},
-                occurred_at=item.get("occurred_at"),
-                source=item.get("source"),
-            )
-        elif not isinstance(item, MemoryDraft):
-            raise InvalidInputError("each memory must be a MemoryDraft, a dict or a string")
-        return MemoryDraft(
-            text=validate.text(item.text),
-            kind=validate.kind(item.kind),
-            tags=validate.tags(item.tags),
-            metadata=validate.metadata(item.metadata),
-            occurred_at=validate.when(item.occurred_at, "occurred_at"),
-            source=validate.source(item.source),
-        )
-
     def remember(
         self,
         text: str,
@@ -262,7 +236,7 @@ class Session:
                 raise InvalidInputError("remember_many takes a list of memories")
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
-            drafts = [self._draft(item) for item in items]
+            drafts = [to_draft(item) for item in items]
             embedder = self._store.embedder
             stored: list[Memory] = []
             for start in range(0, len(drafts), batch_size):
@@ -484,7 +458,7 @@ class Session:
             self._check_open()
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
                 raise InvalidInputError("limit must be an integer from 1 to 1000")
-            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
                 raise InvalidInputError("offset must be a non-negative integer")
             total = self._rows.count()
             items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
@@ -756,3 +730,31 @@ def read_turns(records: Iterable[Mapping[str, Any]]) -> list[MemoryDraft]:
     if not drafts:
         raise InvalidTurnsError("the file holds no turns")
     return drafts
+
+
+def to_draft(item: MemoryDraft | Mapping[str, Any] | str) -> MemoryDraft:
+    """Validate one memory as :meth:`Session.remember_many` takes it (raises before any write)."""
+    if isinstance(item, str):
+        item = MemoryDraft(text=item)
+    elif isinstance(item, Mapping):
+        unknown = set(item) - {"text", "kind", "tags", "metadata", "occurred_at", "source"}
+        if unknown:
+            raise InvalidInputError(f"unknown memory fields: {', '.join(sorted(unknown))}")
+        item = MemoryDraft(
+            text=item.get("text"),  # type: ignore[arg-type]
+            kind=item.get("kind", "note"),
+            tags=item.get("tags") or (),
+            metadata=item.get("metadata") or {},
+            occurred_at=item.get("occurred_at"),
+            source=item.get("source"),
+        )
+    elif not isinstance(item, MemoryDraft):
+        raise InvalidInputError("each memory must be a MemoryDraft, a dict or a string")
+    return MemoryDraft(
+        text=validate.text(item.text),
+        kind=validate.kind(item.kind),
+        tags=validate.tags(item.tags),
+        metadata=validate.metadata(item.metadata),
+        occurred_at=validate.when(item.occurred_at, "occurred_at"),
+        source=validate.source(item.source),
+    )

@@ -432,6 +432,7 @@ class Store:
         ]
 
     def remove_floor(self, name: str) -> None:
+        check_name(name, "floor")
         with self._backend.transaction():
             if not self._backend.delete_floor(name):
                 raise FloorNotFoundError(f"no floor named {name!r}")

@@ -185,7 +185,8 @@ class PostgresPersonaRows(IndexedVectors):
         order = "DESC" if newest_first else "ASC"
         rows = self._fetch(
             f"SELECT {_MEMORY_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
-            f" ORDER BY learned_at {order}, memory_id {order} LIMIT %(limit)s OFFSET %(offset)s",
+            f" ORDER BY learned_at {order}, seq {order}, memory_id {order}"
+            " LIMIT %(limit)s OFFSET %(offset)s",
             limit=limit,
             offset=offset,
         )

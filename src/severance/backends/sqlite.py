@@ -573,7 +573,7 @@ class SQLitePersonaRows:
         order = "DESC" if newest_first else "ASC"
         rows = self._b._query(
             f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE persona_id = ?"
-            f" ORDER BY learned_at {order}, id {order} LIMIT ? OFFSET ?",
+            f" ORDER BY learned_at {order}, seq {order}, id {order} LIMIT ? OFFSET ?",
             (self.persona_id, limit, offset),
         )
         return [_memory(r) for r in rows]

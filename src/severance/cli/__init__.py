@@ -62,8 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("severance: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        # One line, like every other error; the usage text is one --help away.
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        click.echo(f"severance: error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"severance: error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("severance: interrupted", err=True)

@@ -18,7 +18,7 @@ import click
 from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
 from ..search import SearchMode
-from ..session import Session, read_turns
+from ..session import Session, read_turns, to_draft
 from .common import context_from, json_option, open_store, print_json, session_options, settings
 
 
@@ -113,9 +113,7 @@ def remember(
         with awake(floor_name, client, path, host, override) as s:
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
-            with progressbar(
-                length=len(drafts), label="Remembering turns", file=sys.stderr
-            ) as bar:
+            with progressbar(length=len(drafts), label="Remembering turns", file=sys.stderr) as bar:
                 done = [0]
 
                 def progress(n: int, _total: int) -> None:
@@ -132,15 +130,19 @@ def remember(
             click.echo(f"Remembered {len(memories)} turns in persona {persona}.")
         return
     assert text is not None
+    # Validate before waking anyone, so a bad call leaves not even an enter/exit in the audit.
+    draft = to_draft(
+        {
+            "text": text,
+            "kind": kind,
+            "tags": tags,
+            "metadata": _metadata(meta),
+            "occurred_at": occurred,
+            "source": source,
+        }
+    )
     with awake(floor_name, client, path, host, override) as s:
-        memory = s.remember(
-            text,
-            kind=kind,
-            tags=tags,
-            metadata=_metadata(meta),
-            occurred_at=occurred,
-            source=source,
-        )
+        memory = s.remember_many([draft])[0]
         persona = s.persona
     if as_json:
         print_json({"persona": persona, "memory": memory.to_dict()})
@@ -388,13 +390,18 @@ def import_(
     for n, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise InvalidInputError(f"record {n}: expected a JSON object")
-        items.append(
-            {
-                key: record[key]
-                for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
-                if key in record
-            }
-        )
+        try:
+            items.append(
+                to_draft(
+                    {
+                        key: record[key]
+                        for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
+                        if key in record
+                    }
+                )
+            )
+        except InvalidInputError as e:
+            raise InvalidInputError(f"record {n}: {e}") from None
     with awake(floor_name, client, path, host, override) as s:
         memories_ = s.remember_many(items)
         persona = s.persona

@@ -38,7 +38,7 @@ HNSW_DTYPE = "i8"
 #: Neighbours per node (usearch's ``connectivity``, HNSW's M).
 HNSW_CONNECTIVITY = 16
 #: Beam width while inserting (HNSW's efConstruction).
-HNSW_EXPANSION_ADD = 128
+HNSW_EXPANSION_ADD = 64
 #: Minimum beam width while searching (HNSW's ef); a search for more results widens it.
 HNSW_EXPANSION_SEARCH = 64
 

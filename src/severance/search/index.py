@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,9 +43,13 @@ __all__ = [
 ]
 
 SearchMode = Literal["hybrid", "dense", "keyword"]
-#: 2 adds the HNSW graph (``hnsw``, ``hnsw_keys``); format 1 snapshots are still read.
+#: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
+#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). Both are
+#: read.
 _SNAPSHOT_FORMAT = 2
 _READABLE_FORMATS = frozenset({1, 2})
+_MAGIC = b"SEVIDX\x00\x02"
+_ALIGN = 64
 DEFAULT_FUSION = Fusion()
 
 #: Live memories from which dense search goes through an HNSW graph instead of scoring every
@@ -98,6 +102,48 @@ class Hit:
     keyword_rank: int | None
     dense_score: float | None
     keyword_score: float | None
+
+
+def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
+    """``meta`` and named arrays as one flat buffer: magic, header length (u64 LE), a JSON
+    header (meta plus each array's dtype, shape and offset), then the raw little-endian array
+    bytes, each 64-byte aligned. No pickles, nothing executable."""
+    parts: list[bytes | memoryview] = []
+    layout: dict[str, tuple[str, list[int], int]] = {}
+    offset = 0
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        layout[name] = (data.dtype.str, list(data.shape), offset)
+        parts.append(data.data.cast("B"))
+        pad = -data.nbytes % _ALIGN
+        if pad:
+            parts.append(b"\0" * pad)
+        offset += data.nbytes + pad
+    header = json.dumps({"meta": meta, "arrays": layout}).encode()
+    header += b" " * (-(len(_MAGIC) + 8 + len(header)) % _ALIGN)
+    return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *parts])
+
+
+def unpack_arrays(
+    data: bytes, views: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The inverse of :func:`pack_arrays`. Arrays are copied out (writable, not keeping
+    ``data`` alive), except those named in ``views``: read-only views into ``data``."""
+    if not data.startswith(_MAGIC):
+        raise ValueError("not an index snapshot")
+    start = len(_MAGIC) + 8
+    size = int.from_bytes(data[len(_MAGIC) : start], "little")
+    header = json.loads(data[start : start + size])
+    base = start + size
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name, (dtype, shape, offset) in header["arrays"].items():
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        view = np.frombuffer(data, dtype=dt, count=count, offset=base + int(offset))
+        view = view.reshape(shape)
+        arrays[name] = view if name in views else view.astype(dt.newbyteorder("="), copy=True)
+    meta: dict[str, Any] = header["meta"]
+    return meta, arrays
 
 
 def _grow(array: npt.NDArray[np.generic], n: int) -> npt.NDArray[np.generic]:
@@ -423,16 +469,19 @@ class PersonaIndex:
             meta["hnsw_covered"] = int(np.count_nonzero(self.alive[:covered]))
             arrays["hnsw"] = self.hnsw.to_array()
             arrays["hnsw_keys"] = self.hnsw.compacted_keys(remap)
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        return buffer.getvalue()
+        return pack_arrays(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PersonaIndex:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(arrays["meta"].tobytes().decode())
+        meta: dict[str, Any]
+        arrays: dict[str, npt.NDArray[Any]]
+        if data.startswith(_MAGIC):
+            # The graph is copied by usearch itself: no need for a copy of our own.
+            meta, arrays = unpack_arrays(data, views=frozenset({"hnsw"}))
+        else:  # format 1: an .npz archive
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            meta = json.loads(arrays["meta"].tobytes().decode())
         if meta.get("format") not in _READABLE_FORMATS:
             raise ValueError("unknown snapshot format")
         index = cls(int(meta["dimension"]))
