@@ -138,9 +138,12 @@ class PersonaInfo:
     sealed: bool
     embedder: str
     dimension: int
+    #: ``sealed`` (vectors encrypted, searched in memory) or ``indexed`` (plain in pgvector).
+    vectors: str = "sealed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "vectors": self.vectors,
             "id": self.id,
             "name": self.name,
             "created_at": self.created_at.isoformat(),

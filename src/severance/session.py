@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from . import validate
 from .audit import to_entries
-from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot
+from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .errors import (
     InvalidInputError,
     InvalidTurnsError,
@@ -76,6 +76,15 @@ class Session:
         self._persona = persona
         self._sealer = Sealer(data_key)
         self._rows = store._backend.rows(persona.id)
+        # Indexed mode (PostgreSQL + pgvector): plain vectors also live in the database and
+        # dense search runs there. Decided once, at wake.
+        self._vector_rows: VectorRows | None = None
+        if (
+            store._backend.indexed_vectors
+            and isinstance(self._rows, VectorRows)
+            and self._rows.vector_dimension() is not None
+        ):
+            self._vector_rows = self._rows
         self._lock = threading.RLock()
         self._index: PersonaIndex | None = None
         self._seen = 0
@@ -297,7 +306,10 @@ class Session:
                     provenance=tuple(dict(o) for o in origin),
                 )
             )
-        seqs = self._rows.insert(rows)
+        with self._store._backend.transaction():
+            seqs = self._rows.insert(rows)
+            if self._vector_rows is not None:
+                self._vector_rows.set_vectors({r.id: v for r, v in zip(rows, vectors, strict=True)})
         if self._index is not None:
             self._index.upsert(
                 [
@@ -380,7 +392,10 @@ class Session:
                 replaced_at=now,
                 payload=row.payload,
             )
-            seq = self._rows.replace(new_row, previous)
+            with self._store._backend.transaction():
+                seq = self._rows.replace(new_row, previous)
+                if self._vector_rows is not None and merged.text != old.text:
+                    self._vector_rows.set_vectors({row.id: vector})
             if self._index is not None:
                 self._index.upsert(
                     [

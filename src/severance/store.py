@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
-from .backends.base import FloorRow, PersonaRow
+from .backends.base import FloorRow, PersonaRow, VectorRows
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -262,13 +265,25 @@ class Store:
                 return row
         raise PersonaNotFoundError(f"no persona named {name!r}")
 
-    def add_persona(self, name: str, *, sealed_with: Secret | None = None) -> PersonaInfo:
+    def add_persona(
+        self,
+        name: str,
+        *,
+        sealed_with: Secret | None = None,
+        vectors: Literal["sealed", "indexed"] = "sealed",
+    ) -> PersonaInfo:
         """Create a persona with a fresh data key.
 
         The key is wrapped by the master key, or — with ``sealed_with`` — only by the persona's
-        own secret, so that the person's master key cannot open it.
+        own secret, so that the person's master key cannot open it. ``vectors="indexed"``
+        (PostgreSQL with pgvector only) keeps its vectors *plain* in the database under an HNSW
+        index, for very large personas: the database's administrators can then read them.
         """
         check_name(name, "persona")
+        if vectors not in ("sealed", "indexed"):
+            raise InvalidInputError("vectors must be 'sealed' or 'indexed'")
+        if vectors == "indexed" and not self._backend.indexed_vectors:
+            raise InvalidInputError("this back-end keeps vectors sealed only (use PostgreSQL)")
         embedder = self.embedder
         persona_id = new_id("p_")
         data_key = new_key()
@@ -287,8 +302,14 @@ class Store:
             if any(p.name == name for p in self._backend.personas()):
                 raise AlreadyExistsError(f"a persona named {name!r} already exists")
             self._backend.insert_persona(row)
-            self._audit.append("persona_added", persona_id, name, sealed=row.sealed)
-        return _info(row)
+            if vectors == "indexed":
+                rows = self._backend.rows(persona_id)
+                assert isinstance(rows, VectorRows)
+                rows.enable_vectors(embedder.dimension)
+            self._audit.append(
+                "persona_added", persona_id, name, sealed=row.sealed, vectors=vectors
+            )
+        return _info(row, vectors)
 
     def _wrap_for(
         self, persona_id: str, data_key: bytes, secret: Secret | None
@@ -314,7 +335,7 @@ class Store:
         with self._backend.transaction():
             self._backend.update_persona(sealed)
             self._audit.append("persona_sealed", row.id, row.name)
-        return _info(sealed)
+        return _info(sealed, self._vector_mode(row.id))
 
     def unseal_persona(self, name: str, secret: Secret) -> PersonaInfo:
         """Wrap a sealed persona's data key with the master key again (needs its secret)."""
@@ -333,7 +354,7 @@ class Store:
         with self._backend.transaction():
             self._backend.update_persona(unsealed)
             self._audit.append("persona_unsealed", row.id, row.name)
-        return _info(unsealed)
+        return _info(unsealed, self._vector_mode(row.id))
 
     def reembed(
         self,
@@ -356,11 +377,14 @@ class Store:
             rows = [r for batch in session._rows.scan(2_000) for r in batch]
             texts = [session._to_memory(r).text for r in rows]
             sealed: dict[str, bytes] = {}
+            plain: dict[str, npt.NDArray[np.float32]] = {}
             for start in range(0, len(rows), 256):
                 part = rows[start : start + 256]
                 vectors = embedder.embed(texts[start : start + 256])
                 for r, v in zip(part, vectors, strict=True):
                     sealed[r.id] = session._seal_vector(r.id, r.version, v)
+                    if session._vector_rows is not None:
+                        plain[r.id] = v
                 if progress is not None:
                     progress(min(start + 256, len(rows)), len(rows))
             updated = PersonaRow(
@@ -368,6 +392,8 @@ class Store:
             )
             with self._backend.transaction():
                 session._rows.update_vectors(sealed)
+                if session._vector_rows is not None:
+                    session._vector_rows.set_vectors(plain)
                 session._rows.drop_snapshot()
                 self._backend.update_persona(updated)
                 self._audit.append(
@@ -378,10 +404,18 @@ class Store:
         return len(rows)
 
     def personas(self) -> list[PersonaInfo]:
-        return [_info(r) for r in self._backend.personas()]
+        return [_info(r, self._vector_mode(r.id)) for r in self._backend.personas()]
 
     def persona(self, name: str) -> PersonaInfo:
-        return _info(self._persona_row(name))
+        row = self._persona_row(name)
+        return _info(row, self._vector_mode(row.id))
+
+    def _vector_mode(self, persona_id: str) -> str:
+        if not self._backend.indexed_vectors:
+            return "sealed"
+        rows = self._backend.rows(persona_id)
+        indexed = isinstance(rows, VectorRows) and rows.vector_dimension() is not None
+        return "indexed" if indexed else "sealed"
 
     # -- floors -------------------------------------------------------------------------------
     def add_floor(
@@ -718,8 +752,9 @@ def _fields(row: PersonaRow) -> dict[str, Any]:
     return {f: getattr(row, f) for f in row.__slots__}
 
 
-def _info(row: PersonaRow) -> PersonaInfo:
+def _info(row: PersonaRow, vectors: str = "sealed") -> PersonaInfo:
     return PersonaInfo(
+        vectors=vectors,
         id=row.id,
         name=row.name,
         created_at=from_epoch(row.created_at),

@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "AuditRow",
@@ -33,6 +36,7 @@ __all__ = [
     "PersonaRow",
     "PersonaRows",
     "Snapshot",
+    "VectorRows",
 ]
 
 
@@ -194,11 +198,34 @@ class PersonaRows(Protocol):
     def drop_snapshot(self) -> None: ...
 
 
+@runtime_checkable
+class VectorRows(Protocol):
+    """Persona rows that can also keep *plain* vectors indexed in the database (the
+    ``indexed`` vector mode; PostgreSQL + pgvector). The database's administrators can read
+    such vectors: a persona opts in explicitly."""
+
+    def enable_vectors(self, dimension: int) -> None: ...
+
+    def disable_vectors(self) -> None: ...
+
+    def vector_dimension(self) -> int | None:
+        """The indexed dimension, or None if the persona keeps its vectors sealed."""
+        ...
+
+    def set_vectors(self, vectors: Mapping[str, npt.NDArray[np.float32]]) -> None: ...
+
+    def nearest(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[str, float]]:
+        """Memory ids and cosine similarities of the ``k`` nearest vectors, best first."""
+        ...
+
+
 class Backend(Protocol):
     """A store's storage: one SQLite database or one store inside a PostgreSQL database."""
 
     #: URL scheme(s) that select this back-end in :data:`severance.backends.BACKENDS`.
     schemes: ClassVar[tuple[str, ...]]
+    #: Whether persona rows also implement :class:`VectorRows` (the ``indexed`` mode).
+    indexed_vectors: ClassVar[bool]
     url: str
 
     def exists(self) -> bool:

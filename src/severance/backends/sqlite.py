@@ -172,6 +172,7 @@ class SQLiteBackend:
     """A store in one directory: ``<path>/store.db`` (+ ``-wal`` and ``-shm`` while open)."""
 
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    indexed_vectors: ClassVar[bool] = False  # vectors are always sealed here
 
     def __init__(self, location: str | Path) -> None:
         text = str(location)

@@ -453,13 +453,22 @@ class PersonaIndex:
             "dimension": self.dimension,
             "ids": ids,
             "kind_names": self.kind_names,
-            "tags": [list(self.tags[s]) for s in live],
         }
+        # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
+        # and waking then needs no per-memory JSON parsing.
+        tag_sets: dict[tuple[str, ...], int] = {}
+        tag_codes = np.fromiter(
+            (tag_sets.setdefault(self.tags[s], len(tag_sets)) for s in live.tolist()),
+            dtype=np.int32,
+            count=len(live),
+        )
+        meta["tag_sets"] = [list(t) for t in tag_sets]
         arrays: dict[str, npt.NDArray[np.generic]] = {
             "seqs": self.seqs[live],
             "kind_codes": self.kind_codes[live],
             "occurred": self.occurred[live],
             "learned": self.learned[live],
+            "tag_codes": tag_codes,
             "vectors": self.dense.vectors()[live],
             "doc_len": keyword.doc_len[: len(live)],
             **keyword.arrays(),
@@ -488,18 +497,28 @@ class PersonaIndex:
         ids: list[str] = meta["ids"]
         n = len(ids)
         index.ids = ids
-        index.slot_of = {memory_id: slot for slot, memory_id in enumerate(ids)}
+        index.slot_of = dict(zip(ids, range(n), strict=True))
         index.seqs = arrays["seqs"].astype(np.int64, copy=False)
         index.alive = np.ones(n, dtype=np.bool_)
         index.kind_codes = arrays["kind_codes"].astype(np.int32, copy=False)
         index.kind_names = list(meta["kind_names"])
         index.occurred = arrays["occurred"].astype(np.float64, copy=False)
         index.learned = arrays["learned"].astype(np.float64, copy=False)
-        index.tags = [tuple(t) for t in meta["tags"]]
         tag_slots = index.tag_slots
-        for slot, tags in enumerate(index.tags):
-            for tag in tags:
-                tag_slots.setdefault(tag, []).append(slot)
+        if "tag_codes" in arrays:
+            tag_sets = [tuple(t) for t in meta["tag_sets"]]
+            codes = arrays["tag_codes"].astype(np.int64, copy=False)
+            index.tags = [tag_sets[c] for c in codes.tolist()]
+            order = np.argsort(codes, kind="stable")
+            for group in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+                if len(group):
+                    for tag in tag_sets[int(codes[group[0]])]:
+                        tag_slots.setdefault(tag, []).extend(group.tolist())
+        else:  # format 1: one list of tags per memory
+            index.tags = [tuple(t) for t in meta["tags"]]
+            for slot, tags in enumerate(index.tags):
+                for tag in tags:
+                    tag_slots.setdefault(tag, []).append(slot)
         index.dense = DenseIndex(index.dimension, arrays["vectors"].reshape(n, index.dimension))
         index.keyword = KeywordIndex.from_arrays(arrays, arrays["doc_len"])
         if "hnsw" in arrays:
