@@ -21,6 +21,7 @@ Every system receives identical texts and vectors.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -209,38 +210,43 @@ class LookupEmbedder:
         self.dimension = dimension
         self.batch_size = batch_size
         self._rows: dict[str, int] = {}
+        # Blocks are kept apart (no concatenation): at a million rows a copy is 1.5 GB.
         self._blocks: list[Vectors] = []
+        self._starts: list[int] = []
         self._offset = 0
         if vectors is not None:
             self.add(texts, vectors)
 
     def add(self, texts: Sequence[str], vectors: Vectors) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
         if len(texts) != len(vectors):
             raise ValueError("one vector per text")
         self._blocks.append(vectors)
+        self._starts.append(self._offset)
         base = self._offset
+        rows = self._rows
         for i, t in enumerate(texts):
-            self._rows.setdefault(t, base + i)
+            rows.setdefault(t, base + i)
         self._offset += len(vectors)
-        self._matrix: Vectors | None = None
 
-    def _all(self) -> Vectors:
-        if getattr(self, "_matrix", None) is None:
-            self._matrix = (
-                np.concatenate(self._blocks)
-                if self._blocks
-                else np.zeros((0, self.dimension), np.float32)
-            )
-            self._blocks = [self._matrix]
-        assert self._matrix is not None
-        return self._matrix
+    def _block(self, row: int) -> tuple[Vectors, int]:
+        b = bisect.bisect_right(self._starts, row) - 1
+        return self._blocks[b], row - self._starts[b]
 
     def vector(self, text: str) -> Vectors:
-        return self._all()[self._rows[text]]
+        block, i = self._block(self._rows[text])
+        return block[i]
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if isinstance(texts, str | bytes):
             raise TypeError("embed() takes a sequence of strings")
-        rows = [self._rows[t] for t in texts]
-        return self._all()[rows]
+        rows = np.fromiter((self._rows[t] for t in texts), dtype=np.int64, count=len(texts))
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        if len(self._blocks) == 1:
+            out[:] = self._blocks[0][rows]
+            return out
+        which = np.searchsorted(np.asarray(self._starts), rows, side="right") - 1
+        for b in np.unique(which).tolist():
+            sel = which == b
+            out[sel] = self._blocks[b][rows[sel] - self._starts[b]]
+        return out

@@ -15,22 +15,17 @@ Headline (categories 1-4) BM25 by hand: recall@1 = (1 + 0.5) / 2 = 0.75, hit@1 =
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# The harness lives in bench/ at the repository root, next to tests/.
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from bench import report  # noqa: E402
-from bench.__main__ import main as bench_main  # noqa: E402
-from bench.locomo import load_locomo, parse_evidence, parse_session_datetime  # noqa: E402
-from bench.locomo_bench import LocomoOptions, run_locomo  # noqa: E402
-from bench.metrics import score_question  # noqa: E402
+# bench/ is importable because pytest puts the repository root on sys.path (pyproject).
+from bench import report
+from bench.__main__ import main as bench_main
+from bench.locomo import load_locomo, parse_evidence, parse_session_datetime
+from bench.locomo_bench import LocomoOptions, run_locomo
+from bench.metrics import score_question
 
 FIXTURE: list[dict[str, Any]] = [
     {

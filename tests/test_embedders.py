@@ -8,7 +8,6 @@ import importlib.util
 import json
 import shutil
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,11 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-try:
-    import severance.embedders  # noqa: F401
-except ModuleNotFoundError:  # not installed: run from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from severance.embedders import DEFAULT_EMBEDDER, SCHEMES, Embedder, load_embedder
 from severance.embedders.minilm import MAX_SEQ_LENGTH, NAME, PINNED_SHA256, MiniLM

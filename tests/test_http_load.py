@@ -3,22 +3,17 @@ crossings. The full-size run is ``python -m bench.load_http`` (8 clients x 500 r
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+# bench/ is importable because pytest puts the repository root on sys.path (pyproject).
+from bench.load_http import percentile, run_load, summarise
+
 import severance
 from server_process import server_env, serving
 from severance.passes import Passes
-
-# The load generator lives in bench/ at the repository root, next to tests/.
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from bench.load_http import percentile, run_load, summarise  # noqa: E402
 
 
 @pytest.fixture

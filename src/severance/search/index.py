@@ -64,10 +64,13 @@ HNSW_BATCH = 1024
 #: latency of one call while a graph catches up (right after crossing the threshold, or after
 #: waking from a snapshot without one).
 HNSW_FOLD_MAX = 16_384
-#: A filtered search with at most this many candidates scores them all exactly; so does one
-#: whose graph search would have to return more than this many neighbours to find ``depth``
-#: that pass the filter.
+#: A filtered search with at most this many candidates scores them all exactly.
 HNSW_EXACT_BELOW = 8_192
+#: Roughly how many vectors a graph search compares per neighbour it returns (its beam visits
+#: ``connectivity`` neighbours per expanded node, at int8). A filtered search scores its
+#: candidates exactly when that is cheaper than a graph search wide enough to find ``depth``
+#: of them, i.e. when the filter is selective.
+_GRAPH_VISIT_COST = 8
 #: Neighbours asked from the graph per wanted result (beyond ``depth``), against misses.
 _HNSW_OVERSAMPLE = 1.5
 
@@ -330,7 +333,9 @@ class PersonaIndex:
             return []
         wanted = min(pool, n_candidates)
         count = math.ceil(pool * live / n_candidates * _HNSW_OVERSAMPLE)
-        if mask is not None and (n_candidates <= HNSW_EXACT_BELOW or count > HNSW_EXACT_BELOW):
+        if mask is not None and (
+            n_candidates <= HNSW_EXACT_BELOW or count * _GRAPH_VISIT_COST > n_candidates
+        ):
             candidates = np.flatnonzero(mask)
             return self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
         found = hnsw.search(query, min(count, len(hnsw)))

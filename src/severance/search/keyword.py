@@ -180,13 +180,27 @@ def _stem(word: str) -> str:
     return word
 
 
+# Word -> its token (None: dropped). Stemming a word is pure, and a persona's vocabulary is
+# small next to its token count, so this saves most of the work of tokenising. Bounded.
+_TOKEN_OF: dict[str, str | None] = {}
+_TOKEN_MEMO_MAX = 200_000
+
+
+def _token(word: str) -> str | None:
+    token = None if word in STOPWORDS or len(word) > _MAX_TOKEN else _stem(word)
+    if len(_TOKEN_OF) < _TOKEN_MEMO_MAX:
+        _TOKEN_OF[word] = token
+    return token
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens with stop words dropped and light stemming applied."""
     out = []
+    memo = _TOKEN_OF
     for word in _WORD.findall(text.lower()):
-        if word in STOPWORDS or len(word) > _MAX_TOKEN:
-            continue
-        out.append(_stem(word))
+        token = memo[word] if word in memo else _token(word)
+        if token is not None:
+            out.append(token)
     return out
 
 
@@ -204,12 +218,6 @@ class KeywordIndex:
         self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
         self.doc_len = np.zeros(0, dtype=np.float32)
 
-    def _term_id(self, term: str) -> int:
-        tid = self.vocab.get(term)
-        if tid is None:
-            tid = self.vocab[term] = len(self.vocab)
-        return tid
-
     def add(self, slot: int, tokens: Iterable[str]) -> None:
         """Index the document at ``slot`` (slots are appended in increasing order)."""
         counts = Counter(tokens)
@@ -218,11 +226,18 @@ class KeywordIndex:
             grown[: len(self.doc_len)] = self.doc_len
             self.doc_len = grown
         self.doc_len[slot] = sum(counts.values())
+        vocab = self.vocab
+        tail = self._tail
         for term, tf in counts.items():
-            tid = self._term_id(term)
-            slots, tfs = self._tail.setdefault(tid, ([], []))
-            slots.append(slot)
-            tfs.append(float(tf))
+            tid = vocab.get(term)
+            if tid is None:
+                tid = vocab[term] = len(vocab)
+            entry = tail.get(tid)
+            if entry is None:
+                tail[tid] = ([slot], [float(tf)])
+            else:
+                entry[0].append(slot)
+                entry[1].append(float(tf))
 
     def _base(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         if tid + 1 < len(self._base_offsets):
