@@ -46,6 +46,7 @@ from .model import (
 from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
+from .search.query import rerank_hits, search_depth
 
 if TYPE_CHECKING:
     from .store import Store
@@ -550,16 +551,22 @@ class Session:
             )
             index = self._sync()
             vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
+            fusion = fusion or Fusion()
             while True:
                 hits = index.search(
                     vector,
                     tokenize(query),
-                    k,
+                    search_depth(k, fusion, mode),
                     flt,
                     mode=mode,
-                    fusion=fusion or Fusion(),
+                    fusion=fusion,
                     recency=float(recency),
                     now=time.time(),
+                    dense_hits=(
+                        self._vector_rows.nearest(vector, max(100, 4 * k))
+                        if self._vector_rows is not None and vector is not None
+                        else None
+                    ),
                 )
                 if min_similarity is not None:
                     hits = [
@@ -578,12 +585,13 @@ class Session:
                 for memory_id in ghosts:
                     index.remove(memory_id)
                 self._unsnapshotted += len(ghosts)
+            memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
+            hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
-                row = rows[hit.id]
                 results.append(
                     Recall(
-                        memory=self._to_memory(row),
+                        memory=memories[hit.id],
                         score=hit.score,
                         dense_rank=hit.dense_rank,
                         keyword_rank=hit.keyword_rank,

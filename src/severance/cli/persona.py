@@ -16,12 +16,19 @@ def persona() -> None:
 @click.argument("name")
 @click.option("--sealed", is_flag=True, help="Seal it with its own secret (see `persona seal`).")
 @click.option(
+    "--vectors",
+    type=click.Choice(["sealed", "indexed"]),
+    default="sealed",
+    show_default=True,
+    help="indexed: plain vectors searched by pgvector (PostgreSQL only; visible to its admins).",
+)
+@click.option(
     "--secret-file",
     type=click.Path(dir_okay=False),
     help="With --sealed: the key file (created if it does not exist).",
 )
 @json_option
-def add(name: str, sealed: bool, secret_file: str | None, as_json: bool) -> None:
+def add(name: str, sealed: bool, vectors: str, secret_file: str | None, as_json: bool) -> None:
     """Create persona NAME with its own data key."""
     from .crossings import persona_secret
 
@@ -29,7 +36,9 @@ def add(name: str, sealed: bool, secret_file: str | None, as_json: bool) -> None
         persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}") if sealed else None
     )
     with open_store() as store:
-        info = store.add_persona(name, sealed_with=secret)
+        info = store.add_persona(
+            name, sealed_with=secret, vectors="indexed" if vectors == "indexed" else "sealed"
+        )
     if as_json:
         print_json(info.to_dict())
     else:

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .dense import DenseIndex, HNSWIndex
-from .hybrid import Fusion, rrf
+from .hybrid import Fusion, dense_scorer, fuse
 from .keyword import KeywordIndex
 
 __all__ = [
@@ -362,8 +362,12 @@ class PersonaIndex:
         recency: float = 0.0,
         half_life_days: float = 30.0,
         now: float = 0.0,
+        dense_hits: Sequence[tuple[str, float]] | None = None,
     ) -> list[Hit]:
-        """The best ``k`` memories for a query, best first."""
+        """The best ``k`` memories for a query, best first.
+
+        ``dense_hits`` (memory id, similarity), when given, replaces the in-memory dense search.
+        """
         n = self.n_slots
         if n == 0 or k <= 0:
             return []
@@ -377,7 +381,14 @@ class PersonaIndex:
         query: npt.NDArray[np.float32] | None = None
         if mode in ("hybrid", "dense") and query_vector is not None:
             query = np.asarray(query_vector, dtype=np.float32)
-            if self.hnsw is None:
+            if dense_hits is not None:
+                # The nearest neighbours came from elsewhere (the database's own vector index,
+                # in the "indexed" mode): keep the live ones that pass the filter.
+                slots = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
+                dense_list = [
+                    s for s in slots if s is not None and (mask is None or mask[s])
+                ][:pool]
+            elif self.hnsw is None:
                 dense_list, dense_scores = self._dense_exact(query, mask, pool)
             else:
                 dense_list = self._dense_graph(self.hnsw, query, mask, pool)
@@ -402,7 +413,8 @@ class PersonaIndex:
         elif mode == "keyword" and keyword_scores is not None:
             fused = {s: float(keyword_scores[s]) for s in keyword_list}
         else:
-            fused = rrf(dense_list, keyword_list, fusion)
+            scorer = dense_scorer(self, query, dense_scores, dense_of)
+            fused = fuse(self, dense_list, keyword_list, scorer, keyword_scores, fusion, mask)
         if recency > 0.0 and fused:
             # Blend in an exponential decay by age of the memory (occurred_at).
             for slot in fused:
