@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,15 +115,32 @@ def context_options(f: F) -> F:
     return f
 
 
-def session_options(f: F) -> F:
-    """The context options plus --override, for commands that wake a persona."""
-    f = click.option(
+@dataclass(frozen=True)
+class Wake:
+    """Which persona a memory command wakes: a context, or a running override."""
+
+    floor_name: str | None
+    client: str | None
+    path: str | None
+    host: str | None
+    override: str | None
+
+
+def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The context options plus --override, handed to the command as one ``wake`` argument."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        wake = Wake(*(kwargs.pop(k) for k in ("floor_name", "client", "path", "host", "override")))
+        return f(*args, wake=wake, **kwargs)
+
+    wrapped = click.option(
         "--override",
         "override",
         metavar="PERSONA",
         help="Use the running override of PERSONA (see `severance override`).",
-    )(f)
-    return context_options(f)
+    )(wrapper)
+    return context_options(wrapped)
 
 
 def context_from(

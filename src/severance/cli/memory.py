@@ -19,23 +19,26 @@ from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
 from ..search import SearchMode
 from ..session import Session, read_turns, to_draft
-from .common import context_from, json_option, open_store, print_json, session_options, settings
+from .common import (
+    Wake,
+    context_from,
+    json_option,
+    open_store,
+    print_json,
+    session_options,
+    settings,
+)
 
 
 @contextmanager
-def awake(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None = None,
-) -> Iterator[Session]:
+def awake(wake: Wake) -> Iterator[Session]:
     secret = settings().secret()
     with open_store() as store:
-        if override is not None:
-            session = store.resume_override(override, secret=secret)
+        if wake.override is not None:
+            session = store.resume_override(wake.override, secret=secret)
         else:
-            session = store.enter(context_from(floor_name, client, path, host), secret=secret)
+            context = context_from(wake.floor_name, wake.client, wake.path, wake.host)
+            session = store.enter(context, secret=secret)
         with session:
             yield session
 
@@ -91,11 +94,7 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
 )
 @json_option
 def remember(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     text: str | None,
     kind: str,
     tags: tuple[str, ...],
@@ -110,7 +109,7 @@ def remember(
         raise InvalidInputError("give either TEXT or --file")
     if file is not None:
         drafts = read_turns(_load_records(file))
-        with awake(floor_name, client, path, host, override) as s:
+        with awake(wake) as s:
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
             with progressbar(length=len(drafts), label="Remembering turns", file=sys.stderr) as bar:
@@ -141,7 +140,7 @@ def remember(
             "source": source,
         }
     )
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         memory = s.remember_many([draft])[0]
         persona = s.persona
     if as_json:
@@ -168,11 +167,7 @@ def remember(
 )
 @json_option
 def recall(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     query: str,
     k: int,
     kinds: tuple[str, ...],
@@ -184,7 +179,7 @@ def recall(
     as_json: bool,
 ) -> None:
     """Recall what the awake persona knows about QUERY."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         results = s.recall(
             query,
             k,
@@ -212,16 +207,12 @@ def recall(
 @click.argument("memory_id")
 @json_option
 def get(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     memory_id: str,
     as_json: bool,
 ) -> None:
     """Show one memory."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         memory = s.get(memory_id)
     if as_json:
         print_json(memory.to_dict())
@@ -239,11 +230,7 @@ def get(
 @click.option("--occurred", help="When it happened (ISO-8601).")
 @json_option
 def update(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     memory_id: str,
     text: str | None,
     kind: str | None,
@@ -253,7 +240,7 @@ def update(
     as_json: bool,
 ) -> None:
     """Change a memory; the previous version is kept in its history."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         memory = s.update(
             memory_id,
             text,
@@ -272,15 +259,11 @@ def update(
 @session_options
 @click.argument("memory_id")
 def forget(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     memory_id: str,
 ) -> None:
     """Delete a memory for good, history included."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         s.forget(memory_id)
     click.echo(f"Forgot {memory_id}.")
 
@@ -290,16 +273,12 @@ def forget(
 @click.argument("memory_id")
 @json_option
 def history(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     memory_id: str,
     as_json: bool,
 ) -> None:
     """Every version of a memory, oldest first."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         versions = s.history(memory_id)
     if as_json:
         print_json([v.to_dict() for v in versions])
@@ -315,18 +294,14 @@ def history(
 @click.option("--oldest-first", is_flag=True)
 @json_option
 def memories(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     limit: int,
     offset: int,
     oldest_first: bool,
     as_json: bool,
 ) -> None:
     """List the awake persona's memories, a page at a time."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         page = s.memories(limit=limit, offset=offset, newest_first=not oldest_first)
         persona = s.persona
     if as_json:
@@ -355,15 +330,11 @@ def memories(
     help="Write here instead of standard output.",
 )
 def export(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     output: Path | None,
 ) -> None:
     """Export the awake persona's memories as JSON Lines (plaintext: keep it safe)."""
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         lines = [json.dumps(m.to_dict(), ensure_ascii=False) for m in s.export()]
     text = "".join(line + "\n" for line in lines)
     if output is None:
@@ -377,11 +348,7 @@ def export(
 @session_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(
-    floor_name: str | None,
-    client: str | None,
-    path: str | None,
-    host: str | None,
-    override: str | None,
+    wake: Wake,
     file: Path,
 ) -> None:
     """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
@@ -402,7 +369,7 @@ def import_(
             )
         except InvalidInputError as e:
             raise InvalidInputError(f"record {n}: {e}") from None
-    with awake(floor_name, client, path, host, override) as s:
+    with awake(wake) as s:
         memories_ = s.remember_many(items)
         persona = s.persona
     click.echo(f"Imported {len(memories_)} memories into {persona}.")
