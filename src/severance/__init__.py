@@ -7,6 +7,7 @@
 ...     s.recall("when is the launch?")
 """
 
+from .drafts import read_turns
 from .errors import (
     AlreadyExistsError,
     EmbedderError,
@@ -38,7 +39,7 @@ from .errors import (
 )
 from .floors import Context, Floor, FloorMatch
 from .model import AuditEntry, Memory, MemoryDraft, Notice, Page, PersonaInfo, Recall
-from .session import Session, read_turns
+from .session import Session
 from .store import Store
 
 __version__ = "0.1.0"

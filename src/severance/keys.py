@@ -24,6 +24,7 @@ import binascii
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +39,18 @@ __all__ = [
     "MasterKey",
     "Secret",
     "SecretKey",
+    "check_key_file_place",
     "default_key_file",
     "derive_passphrase_key",
+    "destroy_key_file",
+    "find_master_key",
+    "key_bytes",
     "read_key_file",
     "write_key_file",
 ]
+
+#: A raw master key: 32 bytes, or their URL-safe base64.
+KeyInput = bytes | str
 
 ENV_KEY = "SEVERANCE_KEY"
 ENV_KEY_FILE = "SEVERANCE_KEY_FILE"
@@ -227,3 +235,77 @@ class SecretKey:
             return self._wrap.open(wrapped, aad(self.store_id, persona_id, "sealed-data-key"))
         except Exception:
             raise WrongKeyError("this secret does not unlock the persona") from None
+
+
+def check_key_file_place(path: Path, location: str) -> None:
+    """A key file must live outside the store directory, or a copy of the data opens it all."""
+    if "://" in location:
+        return
+    store_dir = Path(location).expanduser().absolute()
+    if path == store_dir or store_dir in path.parents:
+        raise InvalidInputError("the key file must live outside the store directory")
+
+
+def destroy_key_file(path: Path) -> None:
+    """Overwrite a retired key file before unlinking it (best effort on copy-on-write disks)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.write(os.urandom(size))
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def key_bytes(key: KeyInput) -> bytes:
+    if isinstance(key, bytes):
+        if len(key) != 32:
+            raise InvalidInputError("a raw key has 32 bytes")
+        return key
+    return decode_key(key, what="the key")
+
+
+def find_master_key(
+    meta: Mapping[str, str],
+    passphrase: str | None,
+    key: KeyInput | None,
+    key_file: str | os.PathLike[str] | None,
+) -> bytes:
+    if key is not None:
+        return key_bytes(key)
+    if key_file is not None:
+        return read_key_file(Path(key_file).expanduser())
+    if passphrase is not None:
+        if "kdf" not in meta:
+            raise UnlockError("this store is not locked with a passphrase")
+        return derive_passphrase_key(passphrase, KdfParams.from_text(meta["kdf"]))
+    if os.environ.get(ENV_KEY):
+        return decode_key(os.environ[ENV_KEY], what=ENV_KEY)
+    if os.environ.get(ENV_KEY_FILE):
+        return read_key_file(Path(os.environ[ENV_KEY_FILE]).expanduser())
+    if meta.get("key_mode") == "passphrase":
+        if os.environ.get(ENV_PASSPHRASE):
+            return derive_passphrase_key(
+                os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"])
+            )
+        raise MissingKeyError(
+            f"this store is locked with a passphrase: pass it or set {ENV_PASSPHRASE}"
+        )
+    if meta.get("key_mode") == "key-file":
+        path = Path(meta.get("key_file") or default_key_file(meta["store_id"]))
+        pending = path.with_name(path.name + ".new")
+        if pending.exists():
+            # A rotation committed but died before replacing the key file: finish it if the
+            # pending key is the one the store now expects.
+            candidate = read_key_file(pending)
+            try:
+                MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
+            except WrongKeyError:
+                pending.unlink(missing_ok=True)
+            else:
+                os.replace(pending, path)
+                return candidate
+        return read_key_file(path)
+    raise MissingKeyError(f"this store needs its key: pass it or set {ENV_KEY}")

@@ -31,7 +31,6 @@ from .errors import (
     FloorNotFoundError,
     InvalidFloorError,
     InvalidInputError,
-    MissingKeyError,
     PersonaNotFoundError,
     SessionClosedError,
     StoreError,
@@ -39,20 +38,19 @@ from .errors import (
     StoreNotFoundError,
     StorePathError,
     UnlockError,
-    WrongKeyError,
 )
 from .floors import Context, Floor, FloorMatch, check_name, resolve
 from .keys import (
-    ENV_KEY,
-    ENV_KEY_FILE,
-    ENV_PASSPHRASE,
     KdfParams,
+    KeyInput,
     MasterKey,
     Secret,
-    decode_key,
+    check_key_file_place,
     default_key_file,
     derive_passphrase_key,
-    read_key_file,
+    destroy_key_file,
+    find_master_key,
+    key_bytes,
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
@@ -68,7 +66,6 @@ STORE_FORMAT = "1"
 #: The longest an override may last.
 MAX_OVERRIDE_MINUTES = 240
 _AUDIT_KEY_ID = "audit"
-KeyInput = bytes | str
 
 
 def _location_text(location: str | os.PathLike[str]) -> str:
@@ -155,14 +152,14 @@ class Store:
             master = MasterKey(derive_passphrase_key(passphrase, params), store_id)
             meta.update(key_mode="passphrase", kdf=params.to_text())
         elif key is not None:
-            master = MasterKey(_key_bytes(key), store_id)
+            master = MasterKey(key_bytes(key), store_id)
             meta.update(key_mode="key")
         else:
             master = MasterKey.generate(store_id)
             path = (
                 Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
             )
-            _check_key_file_place(path, text)
+            check_key_file_place(path, text)
             try:
                 write_key_file(path, master.raw)
             except FileExistsError:
@@ -209,7 +206,7 @@ class Store:
                 )
             meta = backend.get_meta()
             store_id = meta["store_id"]
-            raw = _find_key(meta, passphrase, key, key_file)
+            raw = find_master_key(meta, passphrase, key, key_file)
             master = MasterKey(raw, store_id)
             master.verify(base64.b64decode(meta["key_check"]))
         except BaseException:
@@ -682,7 +679,7 @@ class Store:
                 if key_file is not None
                 else current or default_key_file(self.store_id)
             )
-            _check_key_file_place(target, self._backend.url)
+            check_key_file_place(target, self._backend.url)
             if target.exists() and target != current:
                 # Never clobber a file we do not own: it may be another store's only key.
                 raise AlreadyExistsError(f"key file {str(target)!r} already exists")
@@ -720,7 +717,7 @@ class Store:
             os.replace(pending, target)
         if current is not None and current != target:
             # The retired key must not linger: with an old copy of the data it opens everything.
-            _destroy_key_file(current)
+            destroy_key_file(current)
         self._master = master
         return str(target) if target is not None else None
 
@@ -786,77 +783,3 @@ def _context(context: Context | Mapping[str, Any] | None, kwargs: Mapping[str, A
     if not data:
         data = {"host": socket.gethostname(), "path": os.getcwd()}
     return Context.from_mapping(data)
-
-
-def _check_key_file_place(path: Path, location: str) -> None:
-    """A key file must live outside the store directory, or a copy of the data opens it all."""
-    if "://" in location:
-        return
-    store_dir = Path(location).expanduser().absolute()
-    if path == store_dir or store_dir in path.parents:
-        raise InvalidInputError("the key file must live outside the store directory")
-
-
-def _destroy_key_file(path: Path) -> None:
-    """Overwrite a retired key file before unlinking it (best effort on copy-on-write disks)."""
-    try:
-        size = path.stat().st_size
-        with open(path, "r+b") as f:
-            f.write(os.urandom(size))
-            f.flush()
-            os.fsync(f.fileno())
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _key_bytes(key: KeyInput) -> bytes:
-    if isinstance(key, bytes):
-        if len(key) != 32:
-            raise InvalidInputError("a raw key has 32 bytes")
-        return key
-    return decode_key(key, what="the key")
-
-
-def _find_key(
-    meta: Mapping[str, str],
-    passphrase: str | None,
-    key: KeyInput | None,
-    key_file: str | os.PathLike[str] | None,
-) -> bytes:
-    if key is not None:
-        return _key_bytes(key)
-    if key_file is not None:
-        return read_key_file(Path(key_file).expanduser())
-    if passphrase is not None:
-        if "kdf" not in meta:
-            raise UnlockError("this store is not locked with a passphrase")
-        return derive_passphrase_key(passphrase, KdfParams.from_text(meta["kdf"]))
-    if os.environ.get(ENV_KEY):
-        return decode_key(os.environ[ENV_KEY], what=ENV_KEY)
-    if os.environ.get(ENV_KEY_FILE):
-        return read_key_file(Path(os.environ[ENV_KEY_FILE]).expanduser())
-    if meta.get("key_mode") == "passphrase":
-        if os.environ.get(ENV_PASSPHRASE):
-            return derive_passphrase_key(
-                os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"])
-            )
-        raise MissingKeyError(
-            f"this store is locked with a passphrase: pass it or set {ENV_PASSPHRASE}"
-        )
-    if meta.get("key_mode") == "key-file":
-        path = Path(meta.get("key_file") or default_key_file(meta["store_id"]))
-        pending = path.with_name(path.name + ".new")
-        if pending.exists():
-            # A rotation committed but died before replacing the key file: finish it if the
-            # pending key is the one the store now expects.
-            candidate = read_key_file(pending)
-            try:
-                MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
-            except WrongKeyError:
-                pending.unlink(missing_ok=True)
-            else:
-                os.replace(pending, path)
-                return candidate
-        return read_key_file(path)
-    raise MissingKeyError(f"this store needs its key: pass it or set {ENV_KEY}")

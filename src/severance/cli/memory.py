@@ -15,10 +15,11 @@ from typing import Any, cast
 
 import click
 
+from ..drafts import read_turns, to_draft
 from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
 from ..search import SearchMode
-from ..session import Session, read_turns, to_draft
+from ..session import Session
 from .common import (
     Wake,
     context_from,
