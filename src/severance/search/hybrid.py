@@ -1,26 +1,90 @@
-"""Fusing dense and keyword rankings.
+"""Fusing dense and keyword rankings into one.
 
-Reciprocal-rank fusion (RRF) is the default: each list contributes ``weight / (k0 + rank)``,
-which needs no calibration between cosine similarities and BM25 scores and degrades
-gracefully when one list is empty (a query of only stop words, a memory with no vector
-neighbours). ``k0 = 60`` is the constant of the original RRF paper.
+Two methods (:attr:`Fusion.method`):
+
+* ``"convex"`` (the default): ``dense_weight * cosine + keyword_weight * bm25 / best_bm25``
+  over the union of both candidate lists. Cosine similarity is already on a fixed scale; BM25
+  is not (it grows with the query's length and the rarity of its words), so it is divided by
+  the best keyword score of the query. A strong keyword-only match (a name, a rare word) keeps
+  most of its weight, unlike with rank fusion, where a document's score depends only on its
+  places in the two lists.
+* ``"rrf"``: reciprocal-rank fusion, each list contributing ``weight / (k0 + rank)``. It needs
+  no calibration at all; ``k0 = 60`` is the constant of the original paper.
+
+Then **conversation context** (:mod:`.context`): a memory of a conversational kind gains
+``context`` times the fused score of its best neighbour (the turn said just before or after it),
+so a question matching one turn of an exchange also brings up the rest of it.
+
+The defaults were chosen on LoCoMo conversations 1-5 only and checked on 6-10 (see
+``docs/benchmarks.md``, "Ablation").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["Fusion", "rrf"]
+import numpy as np
+import numpy.typing as npt
+
+from .context import neighbours
+
+if TYPE_CHECKING:
+    from .index import PersonaIndex
+
+__all__ = ["DenseScorer", "Fusion", "FusionMethod", "convex", "dense_scorer", "fuse", "rrf"]
+
+FusionMethod = Literal["convex", "rrf"]
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """Fusion settings: list weights and the RRF constant."""
+    """How dense, keyword and query signals are combined into one ranking.
 
-    dense_weight: float = 1.0
-    keyword_weight: float = 1.0
+    ``method``, ``dense_weight``, ``keyword_weight`` and ``k0`` (RRF only) fuse the two lists;
+    ``context``, ``context_kinds`` and ``context_gap`` (seconds) set the credit a memory gets
+    from its conversational neighbours (0 turns it off). The query-analysis boosts
+    (:mod:`.query`) re-rank the best ``rerank_depth`` fused results: ``speaker_boost`` for a
+    memory whose ``speaker`` metadata is named in the question, ``time_boost`` for a memory
+    that says when something happened when the question asks when, ``date_boost`` for a
+    memory that occurred on a date the question names. Each multiplies the score by
+    ``1 + boost``; 0 turns it off. They apply to ``hybrid`` searches only.
+    """
+
+    method: FusionMethod = "convex"
+    dense_weight: float = 0.65
+    keyword_weight: float = 0.35
     k0: float = 60.0
+    context: float = 0.7
+    context_kinds: frozenset[str] = frozenset({"episode"})
+    context_gap: float = 3600.0
+    speaker_boost: float = 0.2
+    time_boost: float = 0.3
+    date_boost: float = 1.0
+    rerank_depth: int = 50
+
+    @classmethod
+    def reciprocal_rank(cls, k0: float = 60.0) -> Fusion:
+        """Plain reciprocal-rank fusion with equal weights: no context, no query boosts (the
+        default of Severance 0.1)."""
+        return cls(
+            method="rrf",
+            dense_weight=1.0,
+            keyword_weight=1.0,
+            k0=k0,
+            context=0.0,
+            speaker_boost=0.0,
+            time_boost=0.0,
+            date_boost=0.0,
+        )
+
+    @property
+    def reranks(self) -> bool:
+        """Whether the query-analysis boosts are on."""
+        return self.rerank_depth > 0 and bool(
+            self.speaker_boost or self.time_boost or self.date_boost
+        )
 
 
 def rrf(
@@ -33,3 +97,115 @@ def rrf(
     for rank, slot in enumerate(keyword, start=1):
         fused[slot] = fused.get(slot, 0.0) + fusion.keyword_weight / (fusion.k0 + rank)
     return fused
+
+
+DenseScorer = Callable[[Sequence[int]], dict[int, float]]
+
+
+def dense_scorer(
+    index: PersonaIndex,
+    query: npt.NDArray[np.float32] | None,
+    scores: npt.NDArray[np.float32] | None,
+    known: dict[int, float],
+) -> DenseScorer | None:
+    """Cosine of any slots to ``query``: from ``known``, else from ``scores`` (every slot's,
+    when the dense search computed them all), else computed for just those slots."""
+    if query is None:
+        return None
+    if scores is not None:
+        every = scores
+        return lambda slots: {s: float(every[s]) for s in slots}
+    dense, vector = index.dense, query
+
+    def at(slots: Sequence[int]) -> dict[int, float]:
+        out = {s: known[s] for s in slots if s in known}
+        todo = [s for s in slots if s not in out]
+        if todo:
+            values = dense.scores_at(np.asarray(todo, dtype=np.int64), vector).tolist()
+            out.update(zip(todo, values, strict=True))
+        return out
+
+    return at
+
+
+def convex(
+    slots: Sequence[int],
+    dense_of: DenseScorer | None,
+    keyword_scores: npt.NDArray[np.float32] | None,
+    keyword_best: float,
+    fusion: Fusion = Fusion(),
+) -> dict[int, float]:
+    """``dense_weight * cosine + keyword_weight * bm25 / keyword_best`` for each slot."""
+    fused = dict.fromkeys(slots, 0.0)
+    if dense_of is not None and fusion.dense_weight:
+        for slot, cosine in dense_of(slots).items():
+            fused[slot] += fusion.dense_weight * cosine
+    if keyword_scores is not None and keyword_best > 0.0 and fusion.keyword_weight:
+        scale = fusion.keyword_weight / keyword_best
+        for slot in slots:
+            fused[slot] += scale * float(keyword_scores[slot])
+    return fused
+
+
+def fuse(
+    index: PersonaIndex,
+    dense: Sequence[int],
+    keyword: Sequence[int],
+    dense_of: DenseScorer | None,
+    keyword_scores: npt.NDArray[np.float32] | None,
+    fusion: Fusion = Fusion(),
+    mask: npt.NDArray[np.bool_] | None = None,
+) -> dict[int, float]:
+    """Fused (and context-credited) score per slot of a hybrid search.
+
+    ``dense`` and ``keyword`` are the two ranked candidate lists; ``dense_of`` gives the
+    cosine of any slots (None: no query vector); ``keyword_scores`` is the BM25 score of every
+    slot (None: no keyword search). A neighbour brought in by context is returned only if it
+    passes the search's filter ``mask`` (None: no filter), but lends its score either way.
+    """
+    keyword_best = 0.0
+    if keyword and keyword_scores is not None:
+        keyword_best = float(keyword_scores[keyword[0]])
+
+    ranks = rrf(dense, keyword, fusion) if fusion.method == "rrf" else None
+
+    def base(slots: Sequence[int]) -> dict[int, float]:
+        if ranks is not None:
+            return {s: ranks.get(s, 0.0) for s in slots}
+        return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
+
+    candidates = list(dict.fromkeys([*dense, *keyword]))
+    fused = base(candidates)
+    if not fusion.context or not fusion.context_kinds or not fused:
+        return fused
+    kinds, gap = fusion.context_kinds, fusion.context_gap
+    slots = np.asarray(candidates, dtype=np.int64)
+    before, after = neighbours(index, slots, kinds, gap)
+    near = np.concatenate([before, after])
+    extra = np.unique(near[(near >= 0) & ~np.isin(near, slots)])
+    if len(extra):
+        fused.update(base(extra.tolist()))
+        extra_before, extra_after = neighbours(index, extra, kinds, gap)
+        slots = np.concatenate([slots, extra])
+        before = np.concatenate([before, extra_before])
+        after = np.concatenate([after, extra_after])
+    # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
+    own = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    keys = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
+    sort = np.argsort(keys)
+    keys, own = keys[sort], own[sort]
+
+    def score_of(targets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
+        return np.where((targets >= 0) & (keys[at] == targets), own[at], 0.0)
+
+    best = np.maximum(score_of(before), score_of(after))
+    credit = fusion.context * np.maximum(best, 0.0)
+    credited = {
+        slot: fused[slot] + bonus
+        for slot, bonus in zip(slots.tolist(), credit.tolist(), strict=True)
+    }
+    if len(extra) and mask is not None:
+        for slot in extra[~mask[extra]].tolist():
+            del credited[slot]
+    return credited

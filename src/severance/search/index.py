@@ -117,7 +117,7 @@ def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generi
     for name, array in arrays.items():
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         layout[name] = (data.dtype.str, list(data.shape), offset)
-        parts.append(data.data.cast("B"))
+        parts.append(data.reshape(-1).view(np.uint8).data)
         pad = -data.nbytes % _ALIGN
         if pad:
             parts.append(b"\0" * pad)

@@ -1,0 +1,297 @@
+"""Query analysis: what a question asks beyond its words, and a light re-ranking that uses it.
+
+The index ranks by meaning (dense) and words (BM25). Three generic signals of a question are
+not captured by either, and :func:`rerank` applies them to the best fused candidates, whose
+text and metadata the session has decrypted anyway:
+
+* **who** — a word of the question that names the speaker of a memory (its ``speaker``
+  metadata, as :func:`severance.session.read_turns` records for conversation turns). A
+  question about what Ana did is most often answered by what Ana said. Words of the question
+  are compared case-insensitively with the speaker's name, capitalised words only unless the
+  whole question is lower case.
+* **when it was asked about** — a question asking *when* something happened or *how long ago*
+  is answered by a memory that carries time: "yesterday", "last week", "in 2019", a weekday, a
+  month. Such memories get a boost.
+* **when it happened** — an absolute date in the question ("on 7 July, 2023", "in May 2023",
+  "in 2021") favours memories whose ``occurred_at`` falls on that day (give or take
+  :data:`DAY_SLACK` days), in that month or in that year.
+
+Every boost multiplies a candidate's fused score by ``1 + boost`` (boosts add up), so they
+re-order close candidates and never promote a memory from far down the list. Each is set on
+:class:`severance.search.Fusion` and can be turned off (``0``) for comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from .hybrid import Fusion
+from .index import Hit
+
+if TYPE_CHECKING:
+    from ..model import Memory
+    from .index import SearchMode
+
+__all__ = [
+    "DAY_SLACK",
+    "Candidate",
+    "DateSpec",
+    "QueryAnalysis",
+    "analyze",
+    "has_time_expression",
+    "rerank",
+    "rerank_hits",
+    "search_depth",
+]
+
+#: A day named in the question matches memories that occurred this many days before or after.
+DAY_SLACK = 1
+
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH_OF = {name: i for i, name in enumerate(_MONTHS, start=1)} | {
+    name[:3]: i for i, name in enumerate(_MONTHS, start=1) if name != "may"
+}
+_MONTH_OF["sept"] = 9
+_MONTH = (
+    r"(?P<month>january|february|march|april|may|june|july|august|september|october|november"
+    r"|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?"
+)
+_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>(?:19|20)\d\d)"
+_IN = r"(?:in|during|since|until|by|of)\s+"
+
+# Absolute dates, most specific first. Each match is removed before the next pattern runs.
+_DATE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b",  # 7 July, 2023 / 7th of July 2023
+        rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b",  # July 7, 2023 / July 7th 2023
+        r"\b(?P<year>(?:19|20)\d\d)-(?P<month>[01]?\d)-(?P<day>[0-3]?\d)\b",  # 2023-07-07
+        rf"\b{_MONTH},?\s+{_YEAR}\b",  # July 2023
+        # in July / during early July (a bare month needs a preposition: "may" is also a verb)
+        rf"\b{_IN}(?:early\s+|mid-?\s*|late\s+)?{_MONTH}\b",
+        rf"\b{_IN}{_YEAR}\b",  # in 2021
+    )
+)
+
+# A question about when something happened or how long ago / how long it lasted.
+_TEMPORAL_QUESTION = re.compile(
+    r"\bwhen\b|\bhow\s+long\b|\bhow\s+many\s+(?:days|weeks|months|years)\b|\bsince\s+when\b"
+    r"|\bwhat\s+(?:year|month|date|day|time|week|season)\b"
+    r"|\bwhich\s+(?:year|month|date|day|week|season)\b",
+    re.IGNORECASE,
+)
+
+# Time carried by a memory's text: relative expressions, weekdays, months, years, dates.
+_TIME_EXPRESSION = re.compile(
+    r"\b(?:yesterday|today|tonight|tomorrow|ago|recently|lately|weekend|"
+    r"(?:last|next|this|past|coming|previous)\s+(?:\w+\s+)?"
+    r"(?:night|morning|evening|week|weekend|month|year|summer|winter|spring|fall|autumn|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|time)|"
+    r"mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?|sundays?|"
+    r"january|february|march|april|june|july|august|september|october|november|december|"
+    r"(?:19|20)\d\d|"
+    r"\d+\s+(?:days?|weeks?|months?|years?)|"
+    r"(?:a|one|two|three|four|five|six|few|couple\s+of)\s+(?:days?|weeks?|months?|years?))\b",
+    re.IGNORECASE,
+)
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class DateSpec:
+    """A date named in a question: a year, a month (of any year when ``year`` is None) or a
+    day. ``month`` and ``day`` are None when not given."""
+
+    year: int | None
+    month: int | None = None
+    day: int | None = None
+
+    def matches(self, when: datetime) -> bool:
+        """Whether ``when`` (a memory's ``occurred_at``) falls within this date."""
+        when = when.astimezone(UTC) if when.tzinfo is not None else when
+        if self.day is not None and self.month is not None:
+            year = self.year if self.year is not None else when.year
+            try:
+                target = date(year, self.month, self.day)
+            except ValueError:
+                return False
+            return abs((when.date() - target).days) <= DAY_SLACK
+        if self.year is not None and when.year != self.year:
+            return False
+        return self.month is None or when.month == self.month
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnalysis:
+    """What :func:`analyze` found in a question."""
+
+    query: str
+    #: Lower-case words that may name a person (the question's capitalised words, or all of
+    #: its words when it has no capital letter).
+    names: frozenset[str]
+    #: The question asks when something happened, or how long ago.
+    temporal: bool
+    #: Absolute dates named in the question.
+    dates: tuple[DateSpec, ...]
+
+    @property
+    def has_signals(self) -> bool:
+        return bool(self.names or self.temporal or self.dates)
+
+
+def _strip_possessive(word: str) -> str:
+    for suffix in ("'s", "’s", "'", "’"):
+        if word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _dates(query: str) -> tuple[DateSpec, ...]:
+    found: list[DateSpec] = []
+    rest = query
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(rest):
+            groups = m.groupdict()
+            month_name = groups.get("month")
+            month: int | None = None
+            if month_name is not None:
+                month = (
+                    int(month_name)
+                    if month_name.isdigit()
+                    else _MONTH_OF.get(month_name.lower().rstrip("."))
+                )
+                if month is None or not 1 <= month <= 12:
+                    continue
+            day = int(groups["day"]) if groups.get("day") else None
+            if day is not None and not 1 <= day <= 31:
+                continue
+            year = int(groups["year"]) if groups.get("year") else None
+            found.append(DateSpec(year, month, day))
+        rest = pattern.sub(" ", rest)
+    return tuple(dict.fromkeys(found))
+
+
+def analyze(query: str) -> QueryAnalysis:
+    """Find the names, the temporal intent and the dates of a question."""
+    words = [_strip_possessive(w) for w in _WORD.findall(query)]
+    lower_only = not any(ch.isupper() for ch in query)
+    names = frozenset(w.lower() for w in words if len(w) > 1 and (lower_only or w[0].isupper()))
+    return QueryAnalysis(
+        query=query,
+        names=names,
+        temporal=_TEMPORAL_QUESTION.search(query) is not None,
+        dates=_dates(query),
+    )
+
+
+def has_time_expression(text: str) -> bool:
+    """Whether a memory's text says when something happened (relative or absolute)."""
+    return _TIME_EXPRESSION.search(text) is not None
+
+
+@lru_cache(maxsize=1024)
+def _name_words(speaker: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORD.findall(speaker) if len(w) > 1)
+
+
+def _speaker_words(metadata: Mapping[str, Any]) -> frozenset[str]:
+    speaker = metadata.get("speaker")
+    return _name_words(speaker) if isinstance(speaker, str) else frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the re-ranking reads of one fused candidate."""
+
+    score: float
+    text: str
+    metadata: Mapping[str, Any]
+    occurred_at: datetime
+
+
+def rerank(
+    analysis: QueryAnalysis,
+    candidates: Sequence[Candidate],
+    *,
+    speaker_boost: float = 0.0,
+    time_boost: float = 0.0,
+    date_boost: float = 0.0,
+) -> list[float]:
+    """The re-ranked score of each candidate (in the order given)."""
+    scores: list[float] = []
+    # "I" or a name that is also a common capitalised word is harmless: it only matches a
+    # memory whose speaker is called that.
+    for c in candidates:
+        boost = 0.0
+        if speaker_boost and analysis.names and analysis.names & _speaker_words(c.metadata):
+            boost += speaker_boost
+        if time_boost and analysis.temporal and has_time_expression(c.text):
+            boost += time_boost
+        if date_boost and analysis.dates and any(d.matches(c.occurred_at) for d in analysis.dates):
+            boost += date_boost
+        scores.append(c.score + boost * abs(c.score))
+    return scores
+
+
+def search_depth(k: int, fusion: Fusion, mode: SearchMode) -> int:
+    """How many fused results to fetch so that re-ranking can choose the best ``k``."""
+    if mode != "hybrid" or not fusion.reranks:
+        return k
+    return max(k, fusion.rerank_depth)
+
+
+def rerank_hits(
+    query: str,
+    hits: Sequence[Hit],
+    memories: Mapping[str, Memory],
+    fusion: Fusion,
+    mode: SearchMode,
+) -> list[Hit]:
+    """``hits`` re-ranked by the query-analysis boosts of ``fusion`` (best first, scores
+    updated); unchanged if the search was not hybrid or no boost is on."""
+    if mode != "hybrid" or not fusion.reranks or not hits:
+        return list(hits)
+    analysis = analyze(query)
+    if not analysis.has_signals:
+        return list(hits)
+    depth = min(len(hits), fusion.rerank_depth)
+    head = hits[:depth]
+    scores = rerank(
+        analysis,
+        [
+            Candidate(
+                h.score, memories[h.id].text, memories[h.id].metadata, memories[h.id].occurred_at
+            )
+            for h in head
+        ],
+        speaker_boost=fusion.speaker_boost,
+        time_boost=fusion.time_boost,
+        date_boost=fusion.date_boost,
+    )
+    order = sorted(range(depth), key=lambda i: -scores[i])  # stable: ties keep fused order
+    reranked = [
+        Hit(h.id, scores[i], h.dense_rank, h.keyword_rank, h.dense_score, h.keyword_score)
+        for i in order
+        for h in (head[i],)
+    ]
+    return reranked + list(hits[depth:])
