@@ -4,6 +4,11 @@ Each conversation becomes one persona / collection / user holding one memory per
 (``"Speaker: text"`` plus ``" [image: caption]"``). Each question is run against its own
 conversation only, and the returned turn ids are scored against the question's evidence
 (:mod:`bench.metrics`). Categories 1-4 make the headline; 5 (adversarial) is reported apart.
+
+Every figure is also given per *split* (:data:`SPLITS`): retrieval constants are chosen on the
+first five conversations of the file (``dev``) only, and the other five (``test``) show whether
+they hold on conversations they were not chosen on. ``--split dev`` runs the dev conversations
+alone (for tuning); the published run covers all ten and reports dev, test and all.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from bench.metrics import KS, QuestionScore, aggregate, latency_stats, score_que
 __all__ = [
     "QUICK_CONVERSATIONS",
     "QUICK_QUESTIONS",
+    "SPLITS",
     "LocomoOptions",
     "add_arguments",
     "run",
@@ -58,6 +64,12 @@ QUICK_QUESTIONS = 60
 LICENCE = "CC BY-NC 4.0 (LoCoMo, snap-research/locomo); read at run time, never copied"
 #: The research notes' BM25 figure (categories 1-4), kept beside the measured one as a check.
 BM25_REFERENCE = {"recall@5": 0.497, "recall@10": 0.563, "recall@20": 0.633, "hit@10": 0.620}
+#: Conversations (sample ids) that retrieval constants may be chosen on (``dev``), and those
+#: kept for checking them (``test``): the first and the last five of ``locomo10.json``.
+SPLITS: dict[str, tuple[str, ...]] = {
+    "dev": ("conv-26", "conv-30", "conv-41", "conv-42", "conv-43"),
+    "test": ("conv-44", "conv-47", "conv-48", "conv-49", "conv-50"),
+}
 
 Log = Callable[[str], None]
 
@@ -155,6 +167,12 @@ class _Tally:
         out: dict[str, Any] = {}
         variants = self.system.variants
         for v in variants:
+            scores = self.scores.get(v, [])
+            splits = {}
+            for split, members in SPLITS.items():
+                part = [q for q in scores if q.qid.split("#")[0] in members]
+                if part:
+                    splits[split] = aggregate(part, SCORED_CATEGORIES)
             out[v] = {
                 "system": self.system.name,
                 "ingest": {
@@ -167,7 +185,8 @@ class _Tally:
                 },
                 "query_latency": latency_stats(self.latencies.get(v, [])),
                 "short_result_lists": self.short_lists.get(v, 0),
-                **aggregate(self.scores.get(v, []), SCORED_CATEGORIES),
+                **aggregate(scores, SCORED_CATEGORIES),
+                "splits": splits,
             }
         return out
 
@@ -285,6 +304,7 @@ def run_locomo(
 
     results: dict[str, Any] = {}
     info: dict[str, Any] = {}
+    ablation: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     raw: list[dict[str, Any]] = []
@@ -301,6 +321,7 @@ def run_locomo(
         for name, t in tallies.items():
             results.update(t.results())
             info[name] = t.system.info()
+            ablation.extend(getattr(t.system, "ablation_steps", []))
     finally:
         for t in built.values():
             t.system.close()
@@ -329,6 +350,7 @@ def run_locomo(
             "headline_categories": list(SCORED_CATEGORIES),
             "category_names": {str(k): v for k, v in CATEGORY_NAMES.items()},
             "max_questions_per_conversation": opts.max_questions,
+            "splits": {k: list(v) for k, v in SPLITS.items()},
             "document": "'Speaker: text' + ' [image: caption]' when the turn has one",
             "aggregation": "micro-average over questions",
             "bm25_reference": BM25_REFERENCE,
@@ -336,6 +358,7 @@ def run_locomo(
         },
         "embedding": embedding,
         "systems": results,
+        "ablation": ablation,
         "system_info": info,
         "skipped": skipped,
         "failed": failed,
@@ -359,6 +382,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated subset of: " + ", ".join(systems_mod.SYSTEM_NAMES),
     )
     g.add_argument("--conversations", default=None, help="comma-separated sample ids")
+    g.add_argument(
+        "--split",
+        choices=["all", *SPLITS],
+        default="all",
+        help="run the dev conversations only (choose constants on these), the test ones, or all",
+    )
     g.add_argument("--max-questions", type=int, default=None, help="cap per conversation")
     g.add_argument(
         "--cache-dir",
@@ -381,9 +410,13 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         max_q = max_q or QUICK_QUESTIONS
         max_c = QUICK_CONVERSATIONS if not args.conversations else None
     out_dir: Path = args.out
+    conversations: list[str] | None = args.conversations.split(",") if args.conversations else None
+    split = getattr(args, "split", "all")
+    if split != "all":
+        conversations = [c for c in conversations or SPLITS[split] if c in SPLITS[split]]
     opts = LocomoOptions(
         locomo_path=args.locomo,
-        conversations=args.conversations.split(",") if args.conversations else None,
+        conversations=conversations,
         max_conversations=max_c,
         max_questions=max_q,
         systems=[s.strip() for s in args.systems.split(",") if s.strip()],
@@ -392,6 +425,7 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         raw_path=out_dir / "raw" / f"{SECTION}-questions.jsonl",
         quick=bool(args.quick),
         command=args.command_line,
+        extra={"split_run": split},
     )
     result = run_locomo(opts, log=log)
     return result, not result["failed"]

@@ -255,12 +255,13 @@ def test_update_vectors_takes_new_seqs(backend):
     assert rows.get("a").payload == b"sealed a"  # only the vector changed
 
 
-def test_page_orders_by_learned_then_id(backend):
+def test_page_orders_by_learned_then_written(backend):
+    # Memories learned at the same instant (one batch) keep the order they were written in.
     (rows,) = with_personas(backend, "p")
     rows.insert([memory("b", 2.0), memory("a", 2.0), memory("c", 1.0), memory("d", 3.0)])
-    assert [m.id for m in rows.page(0, 10, False)] == ["c", "a", "b", "d"]
-    assert [m.id for m in rows.page(0, 10, True)] == ["d", "b", "a", "c"]
-    assert [m.id for m in rows.page(1, 2, True)] == ["b", "a"]
+    assert [m.id for m in rows.page(0, 10, False)] == ["c", "b", "a", "d"]
+    assert [m.id for m in rows.page(0, 10, True)] == ["d", "a", "b", "c"]
+    assert [m.id for m in rows.page(1, 2, True)] == ["a", "b"]
     assert rows.page(10, 5, True) == []
 
 

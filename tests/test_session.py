@@ -20,6 +20,7 @@ from severance import (
     SessionClosedError,
     Store,
 )
+from severance.search import Fusion
 
 FACTS = [
     ("The Q3 launch moved to October 12", "fact", ["launch", "q3"]),
@@ -238,7 +239,7 @@ def test_recall_finds_the_right_memory(work: Session) -> None:
 
 def test_recall_results_carry_scores_and_ranks(work: Session) -> None:
     remember_facts(work)
-    results = work.recall("Acme launch", k=6)
+    results = work.recall("Acme launch", k=6, fusion=Fusion.reciprocal_rank())
     assert len(results) == 6
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)

@@ -5,6 +5,10 @@ The store lives in a temporary directory and its key file under a temporary
 ingested with ``Session.remember_many`` as ``episode`` memories; the three search modes
 (``hybrid``, ``dense``, ``keyword``) query the same store and are reported as three rows
 sharing one ingest time.
+
+The ablation variants (:data:`ABLATION`) query the same store in ``hybrid`` mode with the
+retrieval changes of Severance 0.2 switched on one at a time, from the 0.1 default (plain
+reciprocal-rank fusion) to the current default (``severance-hybrid``).
 """
 
 from __future__ import annotations
@@ -21,9 +25,47 @@ from bench.embedding import CachingEmbedder
 from bench.locomo import Conversation
 from bench.systems.base import RetrievalSystem, SystemUnavailable
 
-__all__ = ["MODES", "SeveranceSystem"]
+__all__ = ["ABLATION", "MODES", "SeveranceSystem", "ablation_fusions"]
 
 MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+
+#: The ablation, in the order the changes were made: (variant, change, Fusion keyword
+#: arguments; None for the 0.1 default). Each step keeps the ones before it; the last step
+#: is the current default, reported as ``severance-hybrid``.
+ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+    ("ablation-0-rrf", "0.1 default: reciprocal-rank fusion, k0 60, equal weights", None),
+    (
+        "ablation-1-convex",
+        "+ convex fusion: 0.65 cosine + 0.35 BM25 / best BM25",
+        {"context": 0.0, "speaker_boost": 0.0, "time_boost": 0.0, "date_boost": 0.0},
+    ),
+    (
+        "ablation-2-speaker",
+        "+ speaker boost (question names the memory's speaker)",
+        {"context": 0.0, "time_boost": 0.0, "date_boost": 0.0},
+    ),
+    (
+        "ablation-3-time",
+        "+ time boost (a 'when' question, a memory that says when)",
+        {"context": 0.0, "date_boost": 0.0},
+    ),
+    (
+        "ablation-4-date",
+        "+ date boost (a date in the question, a memory from that date)",
+        {"context": 0.0},
+    ),
+    ("severance-hybrid", "+ conversation context (= the default)", {}),
+)
+
+
+def ablation_fusions() -> dict[str, Any]:
+    """Variant -> the ``severance.search.Fusion`` it searches with."""
+    from severance.search import Fusion
+
+    return {
+        name: Fusion.reciprocal_rank() if kwargs is None else Fusion(**kwargs)
+        for name, _change, kwargs in ABLATION
+    }
 
 
 def persona_name(sample_id: str) -> str:
@@ -41,6 +83,7 @@ class SeveranceSystem(RetrievalSystem):
         *,
         modes: tuple[str, ...] = MODES,
         workdir: Path | None = None,
+        ablation: bool = True,
     ) -> None:
         try:
             import severance
@@ -48,6 +91,13 @@ class SeveranceSystem(RetrievalSystem):
             raise SystemUnavailable(f"severance is not importable ({exc})") from exc
         self._sev = severance
         self.modes = modes
+        self._fusions: dict[str, Any] = {}
+        if ablation and "hybrid" in modes:
+            self._fusions = {
+                name: fusion
+                for name, fusion in ablation_fusions().items()
+                if name != "severance-hybrid"
+            }
         self._tmp = Path(tempfile.mkdtemp(prefix="bench-severance-", dir=workdir))
         self._old_xdg = os.environ.get("XDG_CONFIG_HOME")
         os.environ["XDG_CONFIG_HOME"] = str(self._tmp / "config")
@@ -62,7 +112,25 @@ class SeveranceSystem(RetrievalSystem):
 
     @property
     def variants(self) -> tuple[str, ...]:
-        return tuple(f"severance-{m}" for m in self.modes)
+        return tuple(f"severance-{m}" for m in self.modes) + tuple(self._fusions)
+
+    @property
+    def ablation_steps(self) -> list[dict[str, Any]]:
+        """The ablation rows this system produces (variant, change, fusion settings)."""
+        if not self._fusions:
+            return []
+        fusions = ablation_fusions()
+        return [
+            {
+                "variant": name,
+                "change": change,
+                "fusion": {
+                    k: sorted(v) if isinstance(v, frozenset) else v
+                    for k, v in vars(fusions[name]).items()
+                },
+            }
+            for name, change, _kwargs in ABLATION
+        ]
 
     def index(self, conv: Conversation) -> None:
         persona = persona_name(conv.sample_id)
@@ -84,8 +152,11 @@ class SeveranceSystem(RetrievalSystem):
         self._session.remember_many(drafts, progress=None)
 
     def search(self, variant: str, query: str, k: int) -> list[str]:
-        mode = variant.removeprefix("severance-")
-        hits = self._session.recall(query, k=k, mode=mode)
+        fusion = self._fusions.get(variant)
+        if fusion is not None:
+            hits = self._session.recall(query, k=k, mode="hybrid", fusion=fusion)
+        else:
+            hits = self._session.recall(query, k=k, mode=variant.removeprefix("severance-"))
         return [str(h.memory.metadata["dia_id"]) for h in hits]
 
     def release(self) -> None:
@@ -112,7 +183,8 @@ class SeveranceSystem(RetrievalSystem):
             "conversation for ingest and all its questions",
             "ingest": "Session.remember_many(MemoryDraft(kind='episode', occurred_at=session "
             "date, metadata={dia_id, speaker, session}))",
-            "search": "Session.recall(q, k=k, mode=<hybrid|dense|keyword>), defaults otherwise",
+            "search": "Session.recall(q, k=k, mode=<hybrid|dense|keyword>), defaults otherwise; "
+            "ablation rows: mode hybrid with the fusion of each step",
             "embedder": "shared model injected, turn vectors from the cache"
             if self.embedder_injected
             else "the store's default embedder (ingest time includes embedding)",

@@ -189,10 +189,6 @@ def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Sessi
         ) from None
     except SeveranceError as e:
         raise ToolError(str(e)) from None
-    except (OverflowError, ValueError) as e:
-        # A time at the edge of datetime's range fails past validation (year 1 with a positive
-        # offset); it is still the caller's input, so it is answered as such.
-        raise ToolError(f"invalid input: {e}") from None
 
 
 # -- results ---------------------------------------------------------------------------------

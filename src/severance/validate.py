@@ -32,8 +32,9 @@ MAX_SOURCE_CHARS = 512
 MAX_QUERY_CHARS = 4_096
 MAX_K = 1_000
 _KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
-_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+# Times are stored as float seconds since the epoch; these ends survive the round trip.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def text(value: object, what: str = "text") -> str:
@@ -125,7 +126,7 @@ def when(value: object, what: str = "time") -> datetime | None:
     except (OverflowError, ValueError, OSError):
         raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range") from None
     if not _EARLIEST <= value <= _LATEST:
-        raise InvalidInputError(f"{what} must be between years 1 and 9998")
+        raise InvalidInputError(f"{what} must be between 0001-01-01 and 9999-12-31T23:59:59 UTC")
     return value
 
 

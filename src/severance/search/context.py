@@ -3,14 +3,15 @@
 A turn of a conversation is often meaningful only with its neighbours: "Seven years now, and
 I've finally found my real muses" answers the turn before it ("How long have you been
 painting?"). When the question matches one turn strongly, the turn just before or after it is
-likely part of the answer. :func:`neighbours` finds, for given slots, the memories written just
-before and after each (by ``seq``, the store's write order) that belong to the same exchange:
-live, of a kind that has conversational context (``episode`` by default, the kind
-:func:`severance.session.read_turns` gives turns), and dated within ``gap`` seconds of it.
+likely part of the answer. :func:`neighbours` finds, for given slots, the memories just before
+and after each in conversation order (by ``occurred_at``, then by ``seq``, the store's write
+order) that belong to the same exchange: live, of a kind that has conversational context
+(``episode`` by default, the kind :func:`severance.session.read_turns` gives turns), and dated
+within ``gap`` seconds of it.
 
-The seq order of a persona's slots is kept in a :class:`SeqOrder`, cached per index and brought
-up to date lazily: appending slots with increasing seqs (every ordinary write) costs only the
-new slots; anything else (rare: rows applied out of order) re-sorts once.
+That order is kept in a :class:`SeqOrder`, cached per index and brought up to date lazily:
+appending slots that come after every earlier one (every ordinary write) costs only the new
+slots; anything else (a back-dated memory, rows applied out of order) re-sorts once.
 """
 
 from __future__ import annotations
@@ -31,14 +32,22 @@ _MAX_SKIP = 64
 
 
 class SeqOrder:
-    """Slots sorted by seq (``order``) and each slot's place in it (``place``)."""
+    """Slots in conversation order (``order``: by ``occurred_at``, then by ``seq``) and each
+    slot's place in it (``place``). Ordering by time first keeps a turn written late (an edit
+    gets a new seq; an import may be back-dated) between the turns it was said between,
+    when turns carry their own times."""
 
     def __init__(self) -> None:
         self.order = np.zeros(0, dtype=np.int64)
         self.place = np.zeros(0, dtype=np.int64)
         self.n_slots = 0
 
-    def update(self, seqs: npt.NDArray[np.int64], n_slots: int) -> None:
+    def update(
+        self,
+        occurred: npt.NDArray[np.float64],
+        seqs: npt.NDArray[np.int64],
+        n_slots: int,
+    ) -> None:
         """Take in slots ``self.n_slots .. n_slots`` (or re-sort if slots were renumbered)."""
         if n_slots == self.n_slots:
             return
@@ -46,11 +55,13 @@ class SeqOrder:
             self.n_slots = 0
             self.order = np.zeros(0, dtype=np.int64)
         new = np.arange(self.n_slots, n_slots, dtype=np.int64)
-        new = new[np.argsort(seqs[new], kind="stable")]
-        if len(self.order) == 0 or seqs[new[0]] > seqs[self.order[-1]]:
-            order = np.concatenate([self.order, new])
+        new = new[np.lexsort((seqs[new], occurred[new]))]
+        first, last = int(new[0]), int(self.order[-1]) if len(self.order) else -1
+        if last < 0 or (occurred[first], seqs[first]) > (occurred[last], seqs[last]):
+            order = np.concatenate([self.order, new])  # the usual case: appended in order
         else:
-            order = np.argsort(seqs[:n_slots], kind="stable").astype(np.int64)
+            every = np.arange(n_slots, dtype=np.int64)
+            order = every[np.lexsort((seqs[:n_slots], occurred[:n_slots]))]
         place = np.empty(n_slots, dtype=np.int64)
         place[order] = np.arange(n_slots, dtype=np.int64)
         self.order, self.place, self.n_slots = order, place, n_slots
@@ -60,11 +71,11 @@ _ORDERS: weakref.WeakKeyDictionary[PersonaIndex, SeqOrder] = weakref.WeakKeyDict
 
 
 def seq_order(index: PersonaIndex) -> SeqOrder:
-    """The (cached, up to date) seq order of ``index``'s slots."""
+    """The (cached, up to date) conversation order of ``index``'s slots."""
     order = _ORDERS.get(index)
     if order is None:
         order = _ORDERS[index] = SeqOrder()
-    order.update(index.seqs, index.n_slots)
+    order.update(index.occurred, index.seqs, index.n_slots)
     return order
 
 
@@ -74,8 +85,8 @@ def neighbours(
     kinds: frozenset[str],
     gap: float,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each of ``slots``: the live memory written just before it and the one just after
-    it (by seq), each -1 unless it is of the slot's kind, that kind is in ``kinds``, and the
+    """For each of ``slots``: the live memory just before it and the one just after it in
+    conversation order, each -1 unless it is of the slot's kind, that kind is in ``kinds``, and the
     two are dated within ``gap`` seconds of each other."""
     none = np.full(len(slots), -1, dtype=np.int64)
     codes = [i for i, name in enumerate(index.kind_names) if name in kinds]

@@ -21,6 +21,7 @@ The defaults were chosen on LoCoMo conversations 1-5 only and checked on 6-10 (s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidInputError
 from .context import neighbours
 
 if TYPE_CHECKING:
@@ -63,6 +65,36 @@ class Fusion:
     time_boost: float = 0.3
     date_boost: float = 1.0
     rerank_depth: int = 50
+
+    def __post_init__(self) -> None:
+        if self.method not in ("convex", "rrf"):
+            raise InvalidInputError("fusion method must be 'convex' or 'rrf'")
+        numbers = {
+            "dense_weight": self.dense_weight,
+            "keyword_weight": self.keyword_weight,
+            "context": self.context,
+            "context_gap": self.context_gap,
+            "speaker_boost": self.speaker_boost,
+            "time_boost": self.time_boost,
+            "date_boost": self.date_boost,
+        }
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInputError(f"fusion {name} must be a number")
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"fusion {name} must be a finite number >= 0")
+        if isinstance(self.k0, bool) or not isinstance(self.k0, int | float) or not self.k0 > 0:
+            raise InvalidInputError("fusion k0 must be a number > 0")
+        if isinstance(self.rerank_depth, bool) or not isinstance(self.rerank_depth, int):
+            raise InvalidInputError("fusion rerank_depth must be an integer")
+        if not 0 <= self.rerank_depth <= 1000:
+            raise InvalidInputError("fusion rerank_depth must be from 0 to 1000")
+        if not isinstance(self.context_kinds, frozenset):
+            # Accept any collection of kinds; keep the dataclass hashable and immutable.
+            kinds = self.context_kinds
+            if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds):
+                raise InvalidInputError("fusion context_kinds must be a collection of kinds")
+            object.__setattr__(self, "context_kinds", frozenset(kinds))
 
     @classmethod
     def reciprocal_rank(cls, k0: float = 60.0) -> Fusion:
