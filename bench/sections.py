@@ -58,6 +58,12 @@ SECTIONS: tuple[Section, ...] = (
         "bench.report:render_locomo",
     ),
     Section("speed", "Speed and scale", "bench.speed", "bench.speed:render"),
+    Section(
+        "postgres",
+        "Speed on PostgreSQL (sealed and indexed vectors)",
+        "bench.speed_postgres",
+        "bench.speed_postgres:render",
+    ),
 )
 
 

@@ -74,24 +74,6 @@ def _lat(seconds: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _timed_queries(
-    fn: Callable[[str], list[str]], queries: Sequence[str], budget_s: float, min_n: int = 20
-) -> tuple[list[float], list[list[str]]]:
-    """Run queries one at a time until all ran or the time budget is spent (at least min_n)."""
-    times: list[float] = []
-    results: list[list[str]] = []
-    spent = 0.0
-    for i, q in enumerate(queries):
-        t0 = time.perf_counter()
-        results.append(fn(q))
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        spent += dt
-        if spent > budget_s and i + 1 >= min_n:
-            break
-    return times, results
-
-
 def _overlap(got: Sequence[Sequence[str]], want: Sequence[Sequence[str]]) -> float | None:
     """Mean share of the exact top-k texts found in each result list (recall@k vs exact)."""
     if not got:
@@ -116,10 +98,11 @@ def _exact_top(
 
 
 def _usearch_index() -> Any:
-    # Import through Severance so onnxruntime is loaded first (see severance.search.dense).
-    from severance.search.dense import _usearch_index as load
+    # onnxruntime must be imported before usearch (see severance.search.dense._usearch_index).
+    import onnxruntime  # noqa: F401
+    from usearch.index import Index
 
-    return load()
+    return Index
 
 
 # -- ceiling ----------------------------------------------------------------------------------
@@ -138,6 +121,12 @@ def _ceiling(
     """Raw index latencies on the same vectors, no memory layer."""
     from severance.search import dense as sdense
 
+    params = {
+        "dtype": getattr(sdense, "HNSW_DTYPE", "i8"),
+        "connectivity": getattr(sdense, "HNSW_CONNECTIVITY", 16),
+        "expansion_add": getattr(sdense, "HNSW_EXPANSION_ADD", 64),
+        "expansion_search": getattr(sdense, "HNSW_EXPANSION_SEARCH", 64),
+    }
     out: dict[str, Any] = {}
     times = []
     for q in queries:
@@ -151,14 +140,7 @@ def _ceiling(
     n_build = len(vectors)
     if 1000 <= n_build <= build_sample:
         index_cls = _usearch_index()
-        ix = index_cls(
-            ndim=vectors.shape[1],
-            metric="cos",
-            dtype=sdense.HNSW_DTYPE,
-            connectivity=sdense.HNSW_CONNECTIVITY,
-            expansion_add=sdense.HNSW_EXPANSION_ADD,
-            expansion_search=sdense.HNSW_EXPANSION_SEARCH,
-        )
+        ix = index_cls(ndim=vectors.shape[1], metric="cos", **params)
         t0 = time.perf_counter()
         ix.add(np.arange(n_build), vectors[:n_build], threads=0)
         build_s = time.perf_counter() - t0
@@ -182,77 +164,119 @@ def _ceiling(
 # -- one system at one size -------------------------------------------------------------------
 
 
-def _measure_system(
+class _Run:
+    """One system at one size, between its phases."""
+
+    def __init__(self, name: str, system: SpeedSystem, workdir: Path, n: int) -> None:
+        self.name = name
+        self.system = system
+        self.workdir = workdir
+        self.res: dict[str, Any] = {"memories": n}
+
+
+def _ingest(
     name: str,
     syn: Synthetic,
     n: int,
     corpus: Corpus,
     lookup: LookupEmbedder,
-    exact: list[list[str]],
     opts: argparse.Namespace,
     root: Path,
-    queries_npz: Path,
     log: Log,
-) -> tuple[dict[str, Any], Any]:
-    """Every figure of one system at one size; also returns Severance's graph (for the
-    ceiling) when it has one."""
+) -> _Run:
+    """Batched writes of ``n - single`` memories, then ``single`` one-call writes."""
     single = min(opts.single, n // 10)
     workdir = Path(tempfile.mkdtemp(prefix=f"speed-{name}-{n}-", dir=root))
-    system: SpeedSystem = SYSTEMS[name](workdir, lookup)
-    res: dict[str, Any] = {"memories": n}
-    graph = None
-    try:
-        if isinstance(system, SeveranceSpeed):
-            system.recall(corpus.queries[0], K)  # wake the (empty) index: writes maintain it
-        bulk = syn.slice(0, n - single)
-        t0 = time.perf_counter()
-        system.remember_batch(bulk)
-        dt = time.perf_counter() - t0
-        res["remember_batched"] = {
-            "memories": len(bulk),
-            "seconds": dt,
-            "per_second": len(bulk) / dt,
-        }
-        log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
-        t0 = time.perf_counter()
-        for i in range(n - single, n):
-            system.remember_one(syn.texts[i], syn.tags[i], float(syn.occurred_at[i]))
-        dt = time.perf_counter() - t0
-        res["remember_single"] = {"memories": single, "seconds": dt, "per_second": single / dt}
-        log(f"  {name}: {single} single in {dt:.1f}s ({single / dt:,.0f}/s)")
+    run = _Run(name, SYSTEMS[name](workdir, lookup), workdir, n)
+    system, res = run.system, run.res
+    if isinstance(system, SeveranceSpeed):
+        system.recall(corpus.queries[0], K)  # wake the (empty) index: writes maintain it
+    bulk = syn.slice(0, n - single)
+    t0 = time.perf_counter()
+    system.remember_batch(bulk)
+    dt = time.perf_counter() - t0
+    res["remember_batched"] = {"memories": len(bulk), "seconds": dt, "per_second": len(bulk) / dt}
+    log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
+    t0 = time.perf_counter()
+    for i in range(n - single, n):
+        system.remember_one(syn.texts[i], syn.tags[i], float(syn.occurred_at[i]))
+    dt = time.perf_counter() - t0
+    res["remember_single"] = {"memories": single, "seconds": dt, "per_second": single / dt}
+    log(f"  {name}: {single} single in {dt:.1f}s ({single / dt:,.0f}/s)")
+    return run
 
-        queries = corpus.queries
-        budget = opts.query_budget
-        times, got = _timed_queries(lambda q: system.recall(q, K), queries, budget)
-        res["recall"] = _lat(times)
-        if name == "severance":
-            res["recall"]["mode"] = "hybrid"
-            times, got = _timed_queries(lambda q: system.recall(q, K, dense=True), queries, budget)
-            res["recall_dense"] = {**_lat(times), "recall_at_10_vs_exact": _overlap(got, exact)}
-            assert isinstance(system, SeveranceSpeed)
-            sev = system
-            times, _ = _timed_queries(
-                lambda q: sev.recall_filtered(q, K, FILTER_TAG), queries, budget
-            )
-            res["recall_filtered"] = {**_lat(times), "filter": f"tags=[{FILTER_TAG}] (2%)"}
-            index = system.session._index
-            if index is not None and index.hnsw is not None:
-                graph = (index.hnsw._ix, index.hnsw.key_slot)
-                res["hnsw"] = {
-                    "in_graph": len(index.hnsw),
-                    "pending": index.n_slots - index.hnsw.covered,
-                    "memory_bytes": index.hnsw.memory_bytes(),
-                }
+
+def _probes(run: _Run) -> list[tuple[str, Callable[[str], list[str]]]]:
+    system = run.system
+    if isinstance(system, SeveranceSpeed):
+        sev = system
+        return [
+            ("recall", lambda q: sev.recall(q, K)),
+            ("recall_dense", lambda q: sev.recall(q, K, dense=True)),
+            ("recall_filtered", lambda q: sev.recall_filtered(q, K, FILTER_TAG)),
+        ]
+    return [("recall", lambda q: system.recall(q, K))]
+
+
+def _query_phase(
+    runs: Sequence[_Run],
+    queries: Sequence[str],
+    exact: list[list[str]],
+    budget_s: float,
+    log: Log,
+    min_n: int = 20,
+) -> None:
+    """Every probe of every system answers the same queries, interleaved query by query (so
+    a change in the machine's load hits every system alike). A probe stops once it has
+    spent ``budget_s`` (after at least ``min_n`` queries)."""
+    probes = [(run, key, fn) for run in runs for key, fn in _probes(run)]
+    times: dict[int, list[float]] = {i: [] for i in range(len(probes))}
+    got: dict[int, list[list[str]]] = {i: [] for i in range(len(probes))}
+    for _run, _key, fn in probes:
+        fn(queries[-1])  # warm-up, not timed
+    for qi, q in enumerate(queries):
+        for i, (_run, _key, fn) in enumerate(probes):
+            if qi >= min_n and sum(times[i]) > budget_s:
+                continue
+            t0 = time.perf_counter()
+            got[i].append(fn(q))
+            times[i].append(time.perf_counter() - t0)
+    for i, (run, key, _fn) in enumerate(probes):
+        block = _lat(times[i])
+        if key != "recall_filtered":
+            dense = not isinstance(run.system, SeveranceSpeed) or key == "recall_dense"
+            block["mode"] = "dense" if dense else "hybrid"
+            if dense:
+                block["recall_at_10_vs_exact"] = _overlap(got[i], exact)
         else:
-            res["recall"]["recall_at_10_vs_exact"] = _overlap(got, exact)
-            res["recall"]["mode"] = "dense"
+            block["filter"] = f"tags=[{FILTER_TAG}] (2%)"
+        run.res[key] = block
+    for run in runs:
+        r = run.res["recall"]
         log(
-            f"  {name}: recall p50 {res['recall']['p50_ms']:.2f} ms, "
-            f"p99 {res['recall']['p99_ms']:.2f} ms ({res['recall']['n']} queries)"
+            f"  {run.name}: recall p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+            f"({r['n']} queries)"
         )
-        if graph is not None:
-            # The ceiling reads the graph in this process; take it before persisting.
-            graph = (graph[0], np.array(graph[1], copy=True))
+
+
+def _finish(
+    run: _Run, n: int, corpus: Corpus, queries_npz: Path, log: Log
+) -> tuple[dict[str, Any], Any]:
+    """Snapshot / flush, disk bytes, cold wake in a fresh process; returns the figures and
+    Severance's graph (for the ceiling) when it has one."""
+    system, res = run.system, run.res
+    graph = None
+    if isinstance(system, SeveranceSpeed):
+        index = system.session._index
+        if index is not None and getattr(index, "hnsw", None) is not None:
+            # The ceiling searches this very graph with no memory layer around it.
+            graph = (index.hnsw._ix, np.array(index.hnsw.key_slot, copy=True))
+            res["hnsw"] = {
+                "in_graph": len(index.hnsw),
+                "pending": index.n_slots - index.hnsw.covered,
+                "memory_bytes": index.hnsw.memory_bytes(),
+            }
+    try:
         t0 = time.perf_counter()
         cfg = system.wake_config()
         system.persist()
@@ -267,16 +291,20 @@ def _measure_system(
             k=K,
             after=20,
         )
-        res["wake"] = _wake(cfg, workdir, log, name)
+        res["wake"] = _wake(cfg, run.workdir, log, run.name)
         if res["wake"].get("rss_delta_bytes") is not None:
             res["wake"]["rss_delta_bytes_per_memory"] = res["wake"]["rss_delta_bytes"] / n
         res["info"] = system.info()
         res["status"] = "ok"
     finally:
-        system.close()
-        gc.collect()
-        remove_tree(workdir)
+        _discard(run)
     return res, graph
+
+
+def _discard(run: _Run) -> None:
+    run.system.close()
+    gc.collect()
+    remove_tree(run.workdir)
 
 
 def _wake(cfg: dict[str, Any], workdir: Path, log: Log, name: str) -> dict[str, Any]:
@@ -374,6 +402,7 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
         exact = _exact_top(vectors, texts, corpus.query_vectors, K)
         block: dict[str, Any] = {"memories": n, "systems": {}}
         graph = None
+        runs: list[_Run] = []
         for name in opts.systems:
             proj = _projection(previous.get(name), n, len(corpus.queries))
             if name != "severance" and proj and proj["minutes"] > opts.budget:
@@ -387,18 +416,33 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
                 log(f"  {name}: not run ({block['systems'][name]['reason']})")
                 continue
             try:
-                res, g = _measure_system(
-                    name, syn, n, corpus, lookup, exact, opts, root, queries_npz, log
-                )
+                runs.append(_ingest(name, syn, n, corpus, lookup, opts, root, log))
             except Exception as exc:  # record, keep the other systems' figures
                 ok = False
                 log(traceback.format_exc())
-                res = {"memories": n, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-                g = None
-            block["systems"][name] = res
-            previous[name] = res
+                block["systems"][name] = _failed(n, exc)
+        try:
+            _query_phase(runs, corpus.queries, exact, opts.query_budget, log)
+        except Exception as exc:
+            ok = False
+            log(traceback.format_exc())
+            for run in runs:
+                block["systems"][run.name] = _failed(n, exc)
+                _discard(run)
+            runs = []
+        for run in runs:
+            try:
+                res, g = _finish(run, n, corpus, queries_npz, log)
+            except Exception as exc:
+                ok = False
+                log(traceback.format_exc())
+                res, g = _failed(n, exc), None
+            block["systems"][run.name] = res
             if g is not None:
                 graph = g
+        for name in opts.systems:
+            if name in block["systems"]:
+                previous[name] = block["systems"][name]
         block["ceiling"] = _ceiling(
             vectors,
             corpus.query_vectors,
@@ -437,12 +481,12 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
             "single_sample": opts.single,
             "peer_budget_minutes": opts.budget,
             "hnsw": {
-                "threshold": sindex.HNSW_THRESHOLD,
-                "batch": sindex.HNSW_BATCH,
-                "dtype": sdense.HNSW_DTYPE,
-                "connectivity": sdense.HNSW_CONNECTIVITY,
-                "expansion_add": sdense.HNSW_EXPANSION_ADD,
-                "expansion_search": sdense.HNSW_EXPANSION_SEARCH,
+                "threshold": getattr(sindex, "HNSW_THRESHOLD", None),
+                "batch": getattr(sindex, "HNSW_BATCH", None),
+                "dtype": getattr(sdense, "HNSW_DTYPE", None),
+                "connectivity": getattr(sdense, "HNSW_CONNECTIVITY", None),
+                "expansion_add": getattr(sdense, "HNSW_EXPANSION_ADD", None),
+                "expansion_search": getattr(sdense, "HNSW_EXPANSION_SEARCH", None),
             },
             "data": "synthetic memories: two random LoCoMo turns concatenated (seeded); vector = "
             "normalise(v[a] + v[b]) of the two turns' real MiniLM vectors; queries: LoCoMo "
@@ -452,6 +496,10 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
         "sizes": results,
         "plot": plot,
     }
+
+
+def _failed(n: int, exc: BaseException) -> dict[str, Any]:
+    return {"memories": n, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
 
 
 def _ratios(block: dict[str, Any]) -> dict[str, Any]:
