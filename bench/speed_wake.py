@@ -75,6 +75,10 @@ def _open(cfg: dict[str, Any], lookup: Any) -> tuple[Any, Any]:
 
 def _import_system(system: str) -> None:
     if system == "severance":
+        # onnxruntime is part of Severance's footprint (its default embedder); a real wake
+        # loads it at enter. Imported here so that its cost is in the baseline, not the wake.
+        import onnxruntime  # noqa: F401
+
         import severance  # noqa: F401
     elif system == "mem0":
         from bench.systems.mem0_peer import _import_mem0

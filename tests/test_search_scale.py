@@ -144,6 +144,9 @@ def test_the_graph_survives_a_snapshot_round_trip(
     assert [dense_ids(loaded, q) for q in queries[:10]] == before
     t7 = Filter(tags=frozenset({"t7"}))
     assert dense_ids(loaded, queries[0], flt=t7) == dense_ids(index, queries[0], flt=t7)
+    # A loaded graph reads the snapshot in place; saved again unchanged, it is the same graph.
+    again = PersonaIndex.from_bytes(loaded.to_bytes())
+    assert [dense_ids(again, q) for q in queries[:10]] == before
     assert recall_at_10(loaded, vectors, queries) >= 0.95
     # It keeps growing after a wake: new keys never collide with the loaded ones.
     more = clustered(500, seed=2)
@@ -286,3 +289,58 @@ def test_a_large_persona_wakes_with_its_graph(tmp_path: Path) -> None:
         assert after == before
         assert after[0] == texts[17]
     store.close()
+
+
+def test_snapshot_container_round_trips_every_array_shape() -> None:
+    arrays = {
+        "empty_matrix": np.zeros((0, DIM), dtype=np.float32),
+        "ints": np.arange(7, dtype=np.int64),
+        "bytes": np.frombuffer(b"graph", dtype=np.uint8),
+        "matrix": clustered(3),
+    }
+    meta, back = index_mod.unpack_arrays(index_mod.pack_arrays({"format": 2}, arrays))
+    assert meta == {"format": 2}
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype
+        assert np.array_equal(back[name], array)
+        assert back[name].flags.writeable
+    with pytest.raises(ValueError):
+        index_mod.unpack_arrays(b"PK\x03\x04 not ours")
+
+
+def test_an_empty_index_snapshots() -> None:
+    empty = PersonaIndex.from_bytes(PersonaIndex(DIM).to_bytes())
+    assert len(empty) == 0
+    assert empty.search(clustered(1)[0], ["x"], 5) == []
+
+
+def test_cached_keyword_scores_equal_fresh_ones_and_follow_changes(
+    vectors: npt.NDArray[np.float32],
+) -> None:
+    index = build(vectors[:400])
+    tokens = ["w5", "common", "w7"]
+
+    def keyword(ix: PersonaIndex) -> list[tuple[str, float | None]]:
+        return [(h.id, h.keyword_score) for h in ix.search(None, tokens, 20, mode="keyword")]
+
+    def fresh(ix: PersonaIndex) -> npt.NDArray[np.float32]:
+        return ix.keyword.scores(tokens, ix.alive, ix.n_slots)  # no version: no cache
+
+    first = keyword(index)
+    assert keyword(index) == first  # served from the cache
+    assert np.array_equal(
+        index.keyword.scores(tokens, index.alive, index.n_slots, version=(index.n_slots, 0)),
+        fresh(index),
+    )
+    top = first[0][0]
+    index.remove(top)
+    after = keyword(index)
+    assert top not in [i for i, _ in after]
+    scores = fresh(index)
+    assert [s for _, s in after] == sorted((float(x) for x in scores if x > 0), reverse=True)[:20]
+    index.upsert(make_docs(vectors[:1], start=5000))  # "common": one more posting
+    keyword(index)
+    version = (index.n_slots, index.retired)
+    cached = index.keyword.scores(tokens, index.alive, index.n_slots, version=version)
+    assert cached[index.slot_of["m5000"]] > 0
+    assert np.array_equal(cached, fresh(index))

@@ -43,6 +43,7 @@ HNSW_EXPANSION_ADD = 64
 HNSW_EXPANSION_SEARCH = 64
 
 _NO_SLOT = -1
+_GATHER_ROWS = 4096
 
 
 def _usearch_index() -> Any:
@@ -119,8 +120,16 @@ class DenseIndex:
         self, slots: npt.NDArray[np.int64], query: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         """Cosine similarity of the query to the given slots only."""
-        result: npt.NDArray[np.float32] = self._m[slots] @ query.astype(np.float32)
-        return result
+        q = query.astype(np.float32)
+        if len(slots) <= _GATHER_ROWS:
+            result: npt.NDArray[np.float32] = self._m[slots] @ q
+            return result
+        # In blocks: one gather of, say, 50k rows is a 75 MB temporary, which the allocator
+        # maps fresh (and the kernel zero-fills) on every query.
+        out = np.empty(len(slots), dtype=np.float32)
+        for lo in range(0, len(slots), _GATHER_ROWS):
+            out[lo : lo + _GATHER_ROWS] = self._m[slots[lo : lo + _GATHER_ROWS]] @ q
+        return out
 
     def vectors(self) -> npt.NDArray[np.float32]:
         return self._m[: self.n]
@@ -135,9 +144,12 @@ class HNSWIndex:
     the graph (the live ones are in it); the caller scores the slots above it exactly.
 
     Removing a key only marks its node free in the graph; the node's (quantised) vector stays
-    in memory until a later insertion reuses the node. :meth:`to_bytes` therefore first fills
+    in memory until a later insertion reuses the node. :meth:`to_array` therefore first fills
     every free node with random noise, so that a snapshot never carries the vector of a
     forgotten memory.
+
+    A graph loaded from a snapshot is a read-only *view* of the snapshot's bytes (no copy, so
+    waking is not slowed by the graph's size); the first insertion or removal copies it.
     """
 
     def __init__(self, dimension: int) -> None:
@@ -155,14 +167,25 @@ class HNSWIndex:
         self.key_slot = np.zeros(0, dtype=np.int64)
         self.slot_key = np.zeros(0, dtype=np.int64)
         self._removed_since_scrub = 0
+        self._viewed: npt.NDArray[np.uint8] | None = None
 
     def __len__(self) -> int:
         return int(self._ix.size)
+
+    def _mutable(self) -> None:
+        """Replace a graph viewing snapshot bytes by a copy of its own, which can change."""
+        if self._viewed is not None:
+            ix = self._ix.copy()
+            ix.expansion_add = HNSW_EXPANSION_ADD
+            ix.expansion_search = HNSW_EXPANSION_SEARCH
+            self._ix = ix
+            self._viewed = None
 
     def add(self, slots: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
         """Insert ``vectors`` for ``slots`` (each slot at most once)."""
         if len(slots) == 0:
             return
+        self._mutable()
         keys = np.arange(self.next_key, self.next_key + len(slots), dtype=np.int64)
         self.next_key += len(slots)
         self.key_slot = _grown(self.key_slot, self.next_key)
@@ -177,6 +200,7 @@ class HNSWIndex:
         key = int(self.slot_key[slot])
         if key == _NO_SLOT:
             return
+        self._mutable()
         self._ix.remove(key)
         self.key_slot[key] = _NO_SLOT
         self.slot_key[slot] = _NO_SLOT
@@ -212,6 +236,8 @@ class HNSWIndex:
     def to_array(self) -> npt.NDArray[np.uint8]:
         """The graph, serialised (after :meth:`scrub`), as a byte array."""
         self.scrub()
+        if self._viewed is not None:  # unchanged since it was loaded
+            return self._viewed
         data = self._ix.save()
         if data is None:  # pragma: no cover - only when the index has a path of its own
             raise RuntimeError("usearch did not serialise the graph to memory")
@@ -231,15 +257,19 @@ class HNSWIndex:
         hnsw.dimension = dimension
         hnsw._removed_since_scrub = 0
         buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-        # restore() reads the graph's own metric, scalar type and connectivity.
+        buffer = np.ascontiguousarray(buffer)
+        # restore() reads the graph's own metric, scalar type and connectivity; view=True
+        # searches the bytes in place (kept alive by hnsw._viewed) until the first change.
         ix = _usearch_index().restore(
-            np.ascontiguousarray(buffer).data,
+            buffer.data,
+            view=True,
             expansion_add=HNSW_EXPANSION_ADD,
             expansion_search=HNSW_EXPANSION_SEARCH,
         )
         if ix is None or ix.ndim != dimension:
             raise ValueError("the HNSW graph is unreadable or has another dimension")
         hnsw._ix = ix
+        hnsw._viewed = buffer
         hnsw.key_slot = np.asarray(key_slot, dtype=np.int64).copy()
         hnsw.next_key = len(hnsw.key_slot)
         hnsw.covered = covered

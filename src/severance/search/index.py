@@ -49,6 +49,7 @@ SearchMode = Literal["hybrid", "dense", "keyword"]
 _SNAPSHOT_FORMAT = 2
 _READABLE_FORMATS = frozenset({1, 2})
 _MAGIC = b"SEVIDX\x00\x02"
+_SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
 _ALIGN = 64
 DEFAULT_FUSION = Fusion()
 
@@ -73,6 +74,12 @@ HNSW_EXACT_BELOW = 8_192
 _GRAPH_VISIT_COST = 8
 #: Neighbours asked from the graph per wanted result (beyond ``depth``), against misses.
 _HNSW_OVERSAMPLE = 1.5
+#: From this many live memories on, the graph search widens as ``(live / this) ** 0.6``: the
+#: same beam finds fewer of the true neighbours in a larger graph. Measured on 1M memories
+#: (``bench/speed.py`` data): recall@10 against exact search 0.89 with a beam of 150, 0.95 with
+#: 500-600 (about 4 ms), which this rule gives at 1M.
+_HNSW_WIDEN_FROM = 100_000
+_HNSW_WIDEN_POWER = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +339,8 @@ class PersonaIndex:
         if n_candidates == 0:
             return []
         wanted = min(pool, n_candidates)
-        count = math.ceil(pool * live / n_candidates * _HNSW_OVERSAMPLE)
+        widen = max(1.0, (live / _HNSW_WIDEN_FROM) ** _HNSW_WIDEN_POWER)
+        count = math.ceil(pool * live / n_candidates * _HNSW_OVERSAMPLE * widen)
         if mask is not None and (
             n_candidates <= HNSW_EXACT_BELOW or count * _GRAPH_VISIT_COST > n_candidates
         ):
@@ -385,16 +393,20 @@ class PersonaIndex:
                 # The nearest neighbours came from elsewhere (the database's own vector index,
                 # in the "indexed" mode): keep the live ones that pass the filter.
                 slots = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
-                dense_list = [
-                    s for s in slots if s is not None and (mask is None or mask[s])
-                ][:pool]
+                dense_list = [s for s in slots if s is not None and (mask is None or mask[s])][
+                    :pool
+                ]
             elif self.hnsw is None:
                 dense_list, dense_scores = self._dense_exact(query, mask, pool)
             else:
                 dense_list = self._dense_graph(self.hnsw, query, mask, pool)
         if mode in ("hybrid", "keyword"):
             keyword_scores = self.keyword.scores(
-                query_tokens, self.alive, n, stats=self._keyword_stats()
+                query_tokens,
+                self.alive,
+                n,
+                stats=self._keyword_stats(),
+                version=(n, self.retired),
             )
             touched = np.flatnonzero(keyword_scores > 0)
             if mask is not None:
@@ -421,7 +433,7 @@ class PersonaIndex:
                 age_days = max(0.0, now - float(self.occurred[slot])) / 86400.0
                 decay = 0.5 ** (age_days / half_life_days)
                 fused[slot] *= (1.0 - recency) + recency * decay
-        ranked = sorted(fused, key=lambda s: (-fused[s], int(self.seqs[s])))[:k]
+        ranked = self._best(fused, k)
         if query is not None:
             missing = [s for s in ranked if s not in dense_of]
             if missing and dense_scores is not None:
@@ -442,6 +454,16 @@ class PersonaIndex:
             )
             for s in ranked
         ]
+
+    def _best(self, scored: dict[int, float], k: int) -> list[int]:
+        """The ``k`` best slots of ``scored``, highest score first, ties to the lower seq."""
+        if not scored:
+            return []
+        slots = np.fromiter(scored.keys(), dtype=np.int64, count=len(scored))
+        values = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
+        order = np.lexsort((self.seqs[slots], -values))[:k]
+        best: list[int] = slots[order].tolist()
+        return best
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""
@@ -480,13 +502,18 @@ class PersonaIndex:
             count=len(live),
         )
         meta["tag_sets"] = [list(t) for t in tag_sets]
+        every = len(live) == n  # nothing retired: take the arrays as they are (no copies)
+
+        def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return array[:n] if every else array[live]
+
         arrays: dict[str, npt.NDArray[np.generic]] = {
-            "seqs": self.seqs[live],
-            "kind_codes": self.kind_codes[live],
-            "occurred": self.occurred[live],
-            "learned": self.learned[live],
+            "seqs": pick(self.seqs),
+            "kind_codes": pick(self.kind_codes),
+            "occurred": pick(self.occurred),
+            "learned": pick(self.learned),
             "tag_codes": tag_codes,
-            "vectors": self.dense.vectors()[live],
+            "vectors": pick(self.dense.vectors()),
             "doc_len": keyword.doc_len[: len(live)],
             **keyword.arrays(),
         }
@@ -502,8 +529,11 @@ class PersonaIndex:
         meta: dict[str, Any]
         arrays: dict[str, npt.NDArray[Any]]
         if data.startswith(_MAGIC):
-            # The graph is copied by usearch itself: no need for a copy of our own.
-            meta, arrays = unpack_arrays(data, views=frozenset({"hnsw"}))
+            # The vectors and the graph are read in place (read-only views of ``data``): the
+            # largest parts of a snapshot, and only read until the first write, which makes
+            # copies of its own (DenseIndex grows into a new matrix, the graph copies itself).
+            # Then nothing refers to ``data`` any more. Everything else is copied.
+            meta, arrays = unpack_arrays(data, views=_SNAPSHOT_VIEWS)
         else:  # format 1: an .npz archive
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}

@@ -1,27 +1,39 @@
 """BM25 keyword scoring over one persona's memories, in memory.
 
 Postings are kept per term as a compact *base* (CSR arrays loaded from a snapshot or built by
-compaction) plus a *tail* of Python lists for what was added since. The first query that reads
-a term moves its tail into a growable array kept for that term, so each posting is converted
-to an array once, not on every query. Deleted or superseded documents stay in the postings
-until the next compaction and are masked out with the caller's ``alive`` array, so removal is
-O(1).
+compaction) plus a *tail* of Python lists for what was added since. A query that reads a term,
+or the tails reaching :data:`_TAIL_FOLD` postings in all, moves a tail into a growable array
+kept for its term, so each posting is converted to an array once, not on every query.
+Deleted or superseded documents stay in the postings until the next compaction and are masked
+out with the caller's ``alive`` array, so removal is O(1).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = ["KeywordIndex", "tokenize"]
 
+# (version, live slots, their term frequencies, their BM25 denominators tf + k1 * norm(len))
+_Cached = tuple[Hashable, npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
 K1 = 1.2
 B = 0.75
+#: Postings waiting in tails (Python lists) that trigger moving every tail into its term's
+#: array: a posting costs ~60 bytes as list items and 8 in an array, and a query need not
+#: convert a long tail the first time it reads a term.
+_TAIL_FOLD = 1 << 18
+#: Live postings whose BM25 denominators are kept between queries, least recently used term
+#: first out (12 bytes each). A common term of a large persona has hundreds of thousands of
+#: postings; re-deriving its live postings and length norms on every query is most of the
+#: cost of keyword search. Entries are valid for one state of the index (``version``).
+_CACHE_POSTINGS = 1 << 22
 _MAX_TOKEN = 40
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # A short English stop list: words that carry no retrieval signal on their own.
@@ -216,6 +228,9 @@ class KeywordIndex:
         # Terms read since their tail last grew: (slots, tfs, used length) of growable arrays
         # holding the base postings followed by the tail.
         self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
+        self._tail_postings = 0
+        self._cache: OrderedDict[int, _Cached] = OrderedDict()
+        self._cached_postings = 0
         self.doc_len = np.zeros(0, dtype=np.float32)
 
     def add(self, slot: int, tokens: Iterable[str]) -> None:
@@ -238,6 +253,11 @@ class KeywordIndex:
             else:
                 entry[0].append(slot)
                 entry[1].append(float(tf))
+        self._tail_postings += len(counts)
+        if self._tail_postings >= _TAIL_FOLD:
+            for tid in list(tail):
+                self.postings(tid)
+            self._tail_postings = 0
 
     def _base(self, tid: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         if tid + 1 < len(self._base_offsets):
@@ -299,10 +319,13 @@ class KeywordIndex:
         alive: npt.NDArray[np.bool_],
         n_slots: int,
         stats: tuple[int, float] | None = None,
+        version: Hashable | None = None,
     ) -> npt.NDArray[np.float32]:
         """BM25 score of every slot (0 for slots matching no query term).
 
         ``stats`` is :meth:`collection_stats` for the same ``alive`` (computed if omitted).
+        ``version`` names the current state of the documents and of ``alive`` (it must change
+        whenever either does); with it, per-term work is cached for the next query.
         """
         scores = np.zeros(n_slots, dtype=np.float32)
         n_docs, avgdl = stats if stats is not None else self.collection_stats(alive, n_slots)
@@ -313,16 +336,34 @@ class KeywordIndex:
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            slots, tfs = self.postings(tid)
-            keep = live[slots]
-            slots, tfs = slots[keep], tfs[keep]
+            cached = self._cache.get(tid) if version is not None else None
+            if cached is not None and cached[0] == version:
+                self._cache.move_to_end(tid)
+                _, slots, tfs, denominator = cached
+            else:
+                slots, tfs = self.postings(tid)
+                keep = live[slots]
+                slots, tfs = slots[keep], tfs[keep]
+                if len(slots) == 0:
+                    continue
+                norm = K1 * (1.0 - B + B * self.doc_len[slots] / avgdl)
+                denominator = tfs + norm
+                if version is not None:
+                    self._keep(tid, (version, slots, tfs, denominator))
             df = len(slots)
-            if df == 0:
-                continue
             idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-            norm = K1 * (1.0 - B + B * self.doc_len[slots] / avgdl)
-            scores[slots] += qtf * idf * tfs * (K1 + 1.0) / (tfs + norm)
+            scores[slots] += qtf * idf * tfs * (K1 + 1.0) / denominator
         return scores
+
+    def _keep(self, tid: int, entry: _Cached) -> None:
+        old = self._cache.pop(tid, None)
+        if old is not None:
+            self._cached_postings -= len(old[1])
+        self._cache[tid] = entry
+        self._cached_postings += len(entry[1])
+        while self._cached_postings > _CACHE_POSTINGS and self._cache:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_postings -= len(evicted[1])
 
     def compacted(self, remap: npt.NDArray[np.int64]) -> KeywordIndex:
         """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it."""
