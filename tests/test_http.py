@@ -875,3 +875,20 @@ def test_served_schema_matches_in_process_schema(server: Any, store: severance.S
     with httpx.Client(base_url=server.http) as c:
         served = c.get("/openapi.json").json()
     assert served == create_app(store).openapi()
+
+
+@pytest.mark.anyio
+async def test_a_reintegrated_memory_shows_its_provenance(
+    client: httpx.AsyncClient, tokens: dict[str, str], store: severance.Store
+) -> None:
+    r = await client.post(
+        "/v1/memories", json={"text": "Offsite in Lisbon in May"}, headers=auth(tokens["office"])
+    )
+    assert r.status_code == 201
+    origin = r.json()["id"]
+    store.reintegrate("work", "home")
+    r = await client.get("/v1/memories?limit=10", headers=auth(tokens["house"]))
+    (item,) = [m for m in r.json()["items"] if m["text"] == "Offsite in Lisbon in May"]
+    assert [(p["persona"], p["memory_id"], p["mode"]) for p in item["provenance"]] == [
+        ("work", origin, "copy")
+    ]

@@ -260,6 +260,8 @@ class MemoryOut(BaseModel):
     updated_at: datetime
     version: int
     source: str | None
+    #: Where a reintegrated memory came from (origin persona, origin id, when, how).
+    provenance: list[dict[str, Any]] = []
 
     @classmethod
     def of(cls, m: Memory) -> MemoryOut:
@@ -274,6 +276,7 @@ class MemoryOut(BaseModel):
             updated_at=m.updated_at,
             version=m.version,
             source=m.source,
+            provenance=[dict(p) for p in m.provenance],
         )
 
 
