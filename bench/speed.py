@@ -745,7 +745,8 @@ def render(res: dict[str, Any]) -> str:
     rows = []
     for size, block in res["sizes"].items():
         n = int(size)
-        for name in block["systems"]:  # in the order they were run
+        # Severance's rows first, then the peers', each in the order they were run.
+        for name in sorted(block["systems"], key=lambda s: not s.startswith("severance")):
             r = block["systems"].get(name)
             if r is None:
                 continue

@@ -23,10 +23,17 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _peak_rss() -> int:
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+def _peak_rss() -> int | None:
+    """Peak RSS of this process image (VmHWM). Not ``ru_maxrss``: on Linux that one survives
+    fork and exec, so it would report the (large) benchmark process that started us."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _open(cfg: dict[str, Any], lookup: Any) -> tuple[Any, Any]:
