@@ -641,26 +641,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
+def run_options(
+    args: argparse.Namespace,
+    systems: list[str],
+    full_sizes: tuple[int, ...],
+    plot_path: Path | None,
+) -> argparse.Namespace:
+    """What :func:`run_speed` needs, from the command line (shared by the PostgreSQL section)."""
     quick = bool(args.quick)
     sizes = (
         [int(s) for s in args.speed_sizes.split(",") if s.strip()]
         if args.speed_sizes
-        else list(QUICK_SIZES if quick else FULL_SIZES)
+        else list(QUICK_SIZES if quick else full_sizes)
     )
-    systems = [s.strip() for s in args.speed_systems.split(",") if s.strip()]
-    unknown = sorted(set(systems) - set(SYSTEM_ORDER))
-    if unknown:
-        raise ValueError(f"unknown system(s): {', '.join(unknown)}")
-    if args.no_docs:
-        plot_dir = args.out
-    elif args.docs:
-        plot_dir = args.docs.parent
-    else:
-        plot_dir = args.out if quick else REPO_ROOT / "docs"
-    opts = argparse.Namespace(
+    return argparse.Namespace(
         sizes=sizes,
-        systems=[s for s in SYSTEM_ORDER if s in systems],
+        systems=systems,
         queries=args.speed_queries or (60 if quick else 200),
         single=args.speed_single or (200 if quick else 500),
         budget=args.speed_budget,
@@ -670,7 +666,26 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         workdir=args.speed_workdir,
         quick=quick,
         command=args.command_line,
-        plot_path=plot_dir / "benchmarks-speed.png",
+        plot_path=plot_path,
+    )
+
+
+def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
+    systems = [s.strip() for s in args.speed_systems.split(",") if s.strip()]
+    unknown = sorted(set(systems) - set(SYSTEM_ORDER))
+    if unknown:
+        raise ValueError(f"unknown system(s): {', '.join(unknown)}")
+    if args.no_docs:
+        plot_dir = args.out
+    elif args.docs:
+        plot_dir = args.docs.parent
+    else:
+        plot_dir = args.out if args.quick else REPO_ROOT / "docs"
+    opts = run_options(
+        args,
+        [s for s in SYSTEM_ORDER if s in systems],
+        FULL_SIZES,
+        plot_dir / "benchmarks-speed.png",
     )
     result = run_speed(opts, log=log)
     return result, bool(result["ok"])

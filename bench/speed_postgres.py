@@ -115,26 +115,8 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         _PostgresSpeed.url = url
         for cls in (PostgresSealed, PostgresIndexed):
             SYSTEMS[cls.name] = cls
-        quick = bool(args.quick)
-        sizes = (
-            [int(s) for s in args.speed_sizes.split(",") if s.strip()]
-            if args.speed_sizes
-            else list(speed.QUICK_SIZES if quick else FULL_SIZES)
-        )
-        opts = argparse.Namespace(
-            sizes=sizes,
-            systems=["severance", PostgresSealed.name, PostgresIndexed.name],
-            queries=args.speed_queries or (60 if quick else 200),
-            single=args.speed_single or (200 if quick else 500),
-            budget=args.speed_budget,
-            query_budget=20.0 if quick else 60.0,
-            embed_sample=128 if quick else 512,
-            build_sample=100_000,
-            workdir=args.speed_workdir,
-            quick=quick,
-            command=args.command_line,
-            plot_path=None,
-        )
+        systems = ["severance", PostgresSealed.name, PostgresIndexed.name]
+        opts = speed.run_options(args, systems, FULL_SIZES, plot_path=None)
         result = speed.run_speed(opts, log=log)
         result["section"] = "postgres"
         result["note"] = (
