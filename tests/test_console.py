@@ -274,8 +274,13 @@ def test_no_page_has_inline_script_or_off_site_references(browser, setup) -> Non
 def test_memory_text_is_always_escaped(browser, setup) -> None:
     xss_id = setup[1]["office"][2]
     browser.wake("work", "office")
-    for path in ("/memories", "/memories?q=alert+script", f"/memories/{xss_id}",
-                 f"/memories/{xss_id}/edit", f"/memories/{xss_id}/forget"):
+    for path in (
+        "/memories",
+        "/memories?q=alert+script",
+        f"/memories/{xss_id}",
+        f"/memories/{xss_id}/edit",
+        f"/memories/{xss_id}/forget",
+    ):
         body = browser.get(path).text
         assert "<script>alert" not in body and "<img src=x" not in body, path
         assert "&lt;script&gt;alert(" in body, path
@@ -377,8 +382,13 @@ def test_edit_creates_a_version_with_its_changes(browser, setup) -> None:
     browser.wake("work", "office")
     response = browser.post(
         f"/memories/{memory_id}/edit",
-        {"text": "Q3 launch moved to Oct 19", "kind": "fact", "tags": "t1, launch",
-         "metadata": '{"by": "pm"}', "occurred_at": ""},
+        {
+            "text": "Q3 launch moved to Oct 19",
+            "kind": "fact",
+            "tags": "t1, launch",
+            "metadata": '{"by": "pm"}',
+            "occurred_at": "",
+        },
     )
     assert response.status_code == 303
     page = browser.get(f"/memories/{memory_id}").text
@@ -387,7 +397,10 @@ def test_edit_creates_a_version_with_its_changes(browser, setup) -> None:
     with store.enter(floor="office") as s:
         m = s.get(memory_id)
         assert (m.text, m.version, m.tags, m.metadata) == (
-            "Q3 launch moved to Oct 19", 2, ("t1", "launch"), {"by": "pm"}
+            "Q3 launch moved to Oct 19",
+            2,
+            ("t1", "launch"),
+            {"by": "pm"},
         )
 
 
@@ -469,13 +482,16 @@ def test_a_reviewed_reintegration_crosses_only_what_stayed_ticked(browser, setup
     store, ids = setup
     keep, drop, xss = ids["office"]
     browser.wake("work", "office")
-    rid = _review_id(browser.post("/crossings/reintegrate",
-                                  {"source": "work", "into": "home", "mode": "copy"}))
+    rid = _review_id(
+        browser.post("/crossings/reintegrate", {"source": "work", "into": "home", "mode": "copy"})
+    )
     assert events(store)[-1] == ("exit", "work")  # the review closed the awake persona
     review = browser.get(f"/crossings/review/{rid}").text
     assert "Q3 launch" in review and "Ganymede" in review and "&lt;script&gt;" in review
     assert "<strong>3</strong> selected" in review
-    updated = browser.post(f"/crossings/review/{rid}", {"action": "preview", "include": [keep, xss]})
+    updated = browser.post(
+        f"/crossings/review/{rid}", {"action": "preview", "include": [keep, xss]}
+    )
     assert updated.status_code == 303
     review = browser.get(f"/crossings/review/{rid}").text
     assert "<strong>2</strong> selected" in review
@@ -495,8 +511,11 @@ def test_a_reviewed_reintegration_crosses_only_what_stayed_ticked(browser, setup
 
 def test_a_cancelled_review_crosses_nothing(browser, setup) -> None:
     store = setup[0]
-    rid = _review_id(browser.post("/crossings/reintegrate",
-                                  {"source": "work", "into": "home", "query": "launch"}))
+    rid = _review_id(
+        browser.post(
+            "/crossings/reintegrate", {"source": "work", "into": "home", "query": "launch"}
+        )
+    )
     before = events(store)
     assert browser.post(f"/crossings/review/{rid}", {"action": "cancel"}).status_code == 303
     assert events(store) == before
@@ -515,18 +534,23 @@ def test_a_review_with_nothing_ticked_runs_nothing(browser, setup) -> None:
 def test_a_review_into_a_sealed_persona_needs_its_secret(browser, setup) -> None:
     refused = browser.post("/crossings/reintegrate", {"source": "work", "into": "vault"})
     assert refused.status_code == 400 and "sealed" in refused.text
-    ok = browser.post("/crossings/reintegrate",
-                      {"source": "work", "into": "vault", "into_passphrase": VAULT_PASSPHRASE})
+    ok = browser.post(
+        "/crossings/reintegrate",
+        {"source": "work", "into": "vault", "into_passphrase": VAULT_PASSPHRASE},
+    )
     assert ok.status_code == 303
 
 
 def test_an_override_shows_its_countdown_and_is_audited(browser, setup) -> None:
     store = setup[0]
-    refused = browser.post("/crossings/override", {"persona": "work", "minutes": "10", "reason": ""})
+    refused = browser.post(
+        "/crossings/override", {"persona": "work", "minutes": "10", "reason": ""}
+    )
     assert refused.status_code == 400
     assert "override" not in [e for e, _ in events(store)]
-    response = browser.post("/crossings/override",
-                            {"persona": "work", "minutes": "10", "reason": "release night"})
+    response = browser.post(
+        "/crossings/override", {"persona": "work", "minutes": "10", "reason": "release night"}
+    )
     assert response.status_code == 303
     page = browser.get("/memories").text
     assert "data-expires-at=" in page and "override" in page and "Q3 launch" in page
