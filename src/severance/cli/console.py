@@ -8,13 +8,16 @@ its own, so the printed one still works). Each token works once and for
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
 import webbrowser
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -122,7 +125,36 @@ def console(
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        _QuietServer(config).run(sockets=[sock])
+
+
+class _QuietServer:
+    """uvicorn's server, stopping on SIGINT/SIGTERM with exit 0 (uvicorn re-raises the signal
+    after shutting down, which would end the command as "aborted")."""
+
+    def __init__(self, config: Any) -> None:
+        import uvicorn
+
+        server = uvicorn.Server(config)
+
+        @contextlib.contextmanager
+        def capture_signals() -> Iterator[None]:
+            def stop(signum: int, frame: object) -> None:
+                server.force_exit = server.should_exit  # a second Ctrl-C means now
+                server.should_exit = True
+
+            previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        server.capture_signals = capture_signals  # type: ignore[method-assign]
+        self._server = server
+
+    def run(self, sockets: list[socket.socket]) -> None:
+        self._server.run(sockets=sockets)
 
 
 def register(cli: click.Group) -> None:
