@@ -61,6 +61,13 @@ def wake(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response
             wake_error=(persona, str(e)),
         )
     form.browser.state.flash(f"{woken.persona} is awake (floor {floor}).")
+    for notice in woken.notices():
+        # What crossed into this persona while it slept: it is told on waking, here too.
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(notice.detail.items()))
+        form.browser.state.flash(
+            f"While {woken.persona} slept: {notice.event.replace('_', ' ')}"
+            f" at {notice.at:%Y-%m-%d %H:%M} UTC ({detail})."
+        )
     return RedirectResponse("/memories", status_code=303)
 
 
@@ -99,9 +106,12 @@ def clean_slate(request: Request, name: str, form: Annotated[Posted, Depends(pos
             memories=store.memory_count(name),
             error="The name you typed does not match; nothing was erased.",
         )
-    awake_now = form.browser.state.session
+    state = form.browser.state
+    awake_now = state.session
     if awake_now is not None and awake_now.persona == name:
-        form.browser.state.sleep()
+        state.sleep()
+    if state.review is not None and name in (state.review.source, state.review.into):
+        state.drop_review()
     erased = store.clean_slate(name, confirm=typed)
     form.browser.state.flash(f"Clean slate: {name} and its {erased} memories are gone for good.")
     return RedirectResponse("/", status_code=303)

@@ -23,6 +23,23 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _when_exact(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _plain(value: Any) -> str:
+    """An audit detail value as a person reads it (not Python's ``None``/``True``)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
 def _iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat()
 
@@ -43,7 +60,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, iso=_iso, pretty=_pretty, score=_score)
+    env.filters.update(
+        when=_when, when_exact=_when_exact, iso=_iso, pretty=_pretty, score=_score, plain=_plain
+    )
     return env
 
 

@@ -67,6 +67,8 @@ class BrowserState:
             if s is None:
                 return None
             if s.closed or (s.expires_at is not None and _expired(s)):
+                ended = "override of " if s.expires_at is not None else "session of "
+                self.flashes.append(f"The {ended}{s.persona} has ended; it is asleep again.")
                 self._sleep()
                 return None
             return s
