@@ -538,8 +538,10 @@ def test_a_review_with_nothing_ticked_runs_nothing(browser, setup) -> None:
 
 
 def test_a_review_into_a_sealed_persona_needs_its_secret(browser, setup) -> None:
+    browser.wake("work", "office")
     refused = browser.post("/crossings/reintegrate", {"source": "work", "into": "vault"})
     assert refused.status_code == 400 and "sealed" in refused.text
+    assert events(setup[0])[-1] == ("enter", "work")  # a refused review leaves work awake
     ok = browser.post(
         "/crossings/reintegrate",
         {"source": "work", "into": "vault", "into_passphrase": VAULT_PASSPHRASE},

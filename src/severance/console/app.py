@@ -58,6 +58,8 @@ class Console:
         return f"{self.origins.primary}/login?token={self.tokens.issue()}"
 
 
+# Control flow, not errors: each is turned into a page (401, 403) or a redirect right here, and
+# never reaches the API's callers, so they do not join the SeveranceError tree.
 class NotLoggedIn(Exception):
     pass
 

@@ -119,7 +119,6 @@ class BrowserState:
     ) -> Review:
         """Dry-run a reintegration and keep it for review; the awake persona goes to sleep."""
         with self._lock:
-            self._sleep()
             self.review = None
             plan = self.store.reintegrate(
                 source,
@@ -130,6 +129,9 @@ class BrowserState:
                 source_secret=source_secret,
                 into_secret=into_secret,
             )
+            # Planned (so both secrets were right): now the one page with two personas opens,
+            # and the awake persona goes to sleep.
+            self._sleep()
             self.review = Review(
                 id=random.token_urlsafe(12),
                 source=source,
