@@ -19,6 +19,7 @@ import severance
 from severance.console import LOGIN_TOKEN_SECONDS, create_app
 from severance.console.security import CSP, SESSION_IDLE_SECONDS
 from severance.console.serving import check_exposure, console_origins
+from severance.crossings import Selection
 from severance.keys import Secret
 
 ORIGIN = "http://127.0.0.1:8767"
@@ -594,3 +595,43 @@ def test_origins_follow_the_address() -> None:
     assert console_origins("127.0.0.1", 8767) == ["http://127.0.0.1:8767", "http://localhost:8767"]
     assert console_origins("::1", 9000) == ["http://[::1]:9000"]
     assert console_origins("192.168.1.5", 443, tls=True)[0] == "https://192.168.1.5:443"
+
+
+# -- the API the review relies on, and every back-end ------------------------------------------
+def test_selection_ids_narrow_a_reintegration(setup) -> None:
+    store, ids = setup
+    keep, other, _ = ids["office"]
+    only = Selection(ids=(keep, ids["house"][0], "m_nosuch"))
+    plan = store.reintegrate("work", "home", select=only, dry_run=True)
+    assert [m.id for m in plan.memories] == [keep]  # home's id and a made-up one select nothing
+    narrowed = Selection(query="standup room", ids=(keep,))
+    assert store.reintegrate("work", "home", select=narrowed, dry_run=True).selected == 0
+    with pytest.raises(severance.InvalidInputError):
+        store.reintegrate("work", "home", select=Selection(ids=keep), dry_run=True)  # type: ignore[arg-type]
+    assert store.reintegrate("work", "home", select=Selection(ids=(other,))).copied == 1
+
+
+def test_the_console_over_every_backend(store: severance.Store) -> None:
+    with store.enter(floor="office") as s:
+        first = s.remember("The board meets on the first Monday", tags=["board"]).id
+        s.remember("Expense reports are due on the 5th")
+    app = create_app(store, origins=console_origins("127.0.0.1", 8767))
+    b = Browser(app)
+    assert re.search(r"<dt>Memories</dt><dd>2</dd>", b.get("/").text)
+    b.wake("work", "office")
+    assert "first Monday" in b.get("/memories?q=when+does+the+board+meet").text
+    form = {"text": "The board meets on the second Monday", "kind": "note", "tags": "board"}
+    assert b.post(f"/memories/{first}/edit", {**form, "metadata": "{}"}).status_code == 303
+    assert "<ins>second</ins>" in b.get(f"/memories/{first}").text
+    rid = _review_id(b.post("/crossings/reintegrate", {"source": "work", "into": "home"}))
+    assert (
+        b.post(f"/crossings/review/{rid}", {"action": "run", "include": [first]}).status_code == 303
+    )
+    b.wake("home", "house")
+    assert "second Monday" in b.get("/memories").text and "Expense" not in b.get("/memories").text
+    assert b.post(f"/memories/{first}/forget").status_code == 404  # work's id, not home's
+    copy = re.search(r'href="/memories/(m_\w+)"', b.get("/memories?q=board").text)
+    assert copy is not None
+    page = b.get(f"/memories/{copy[1]}").text
+    assert "copy from <strong>work</strong>" in page and first in page  # its provenance
+    assert "Verified: all" in b.get("/audit/store").text

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,8 +85,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[severance.Store]
         s.add_floor(floor, persona, **rule)
     for floor, memories in (("office", WORK), ("house", HOME), ("studio", SIDE)):
         with s.enter(floor=floor) as session:
-            for text, kind, tags in memories:
-                session.remember(text, kind=kind, tags=tags)
+            for i, (text, kind, tags) in enumerate(memories):
+                # Spread over the autumn, so the screenshots look like a real persona's.
+                when = datetime(2026, 9, 2, 9, 30, tzinfo=UTC) + timedelta(days=11 * i, hours=i)
+                session.remember(text, kind=kind, tags=tags, occurred_at=when)
     yield s
     s.close()
 
