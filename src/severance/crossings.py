@@ -52,7 +52,9 @@ class Selection:
     """Which memories cross. Empty means all of them.
 
     ``query`` selects up to ``limit`` best matches (with ``kinds``/``tags``/``since``/``until``
-    applied as filters); without a query the filters alone select.
+    applied as filters); without a query the filters alone select. ``ids``, when given,
+    narrows the selection to those source memories (e.g. what a reviewer kept after a dry
+    run): a memory that is not also selected by the rest does not cross.
     """
 
     query: str | None = None
@@ -61,6 +63,7 @@ class Selection:
     tags: tuple[str, ...] | None = None
     since: datetime | str | None = None
     until: datetime | str | None = None
+    ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ class Reintegration:
 
 
 def _select(session: Session, selection: Selection) -> list[str]:
+    ids = _select_unnarrowed(session, selection)
+    if selection.ids is None:
+        return ids
+    if isinstance(selection.ids, str):
+        raise InvalidInputError("ids must be a list of memory ids")
+    keep = {validate.memory_id(i) for i in selection.ids}
+    return [i for i in ids if i in keep]
+
+
+def _select_unnarrowed(session: Session, selection: Selection) -> list[str]:
     kinds = frozenset(map(validate.kind, selection.kinds)) if selection.kinds else None
     tags = validate.tags(selection.tags) if selection.tags else None
     if selection.query is not None:

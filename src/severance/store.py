@@ -407,6 +407,10 @@ class Store:
         row = self._persona_row(name)
         return _info(row, self._vector_mode(row.id))
 
+    def memory_count(self, name: str) -> int:
+        """How many memories persona ``name`` holds (counted without unlocking it)."""
+        return self._backend.rows(self._persona_row(name).id).count()
+
     def _vector_mode(self, persona_id: str) -> str:
         if not self._backend.indexed_vectors:
             return "sealed"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_HTTP_PORT = 8765
 DEFAULT_MCP_PORT = 8766
+DEFAULT_CONSOLE_PORT = 8767
 _LOOPBACK = ("localhost",)
 
 
@@ -179,6 +180,12 @@ async def _run(listeners: list[_Listener], stdio: SeveranceMCP | None) -> None:
     help=f"Serve MCP over streamable HTTP at /mcp, e.g. 127.0.0.1:{DEFAULT_MCP_PORT}.",
 )
 @click.option(
+    "--console",
+    "console_addr",
+    metavar="HOST:PORT",
+    help="Serve the web console too (loopback only; see `severance console`).",
+)
+@click.option(
     "--floor",
     "floor_name",
     metavar="NAME",
@@ -207,6 +214,7 @@ def serve(
     http_addr: str | None,
     mcp_stdio: bool,
     mcp_http_addr: str | None,
+    console_addr: str | None,
     floor_name: str | None,
     mcp_require_pass: bool,
     rate: float | None,
@@ -214,8 +222,8 @@ def serve(
     max_body: int | None,
 ) -> None:
     """Serve the store over HTTP (one pass per persona) and/or MCP."""
-    if not (http_addr or mcp_stdio or mcp_http_addr):
-        raise click.UsageError("give at least one of --http, --mcp and --mcp-http")
+    if not (http_addr or mcp_stdio or mcp_http_addr or console_addr):
+        raise click.UsageError("give at least one of --http, --mcp, --mcp-http and --console")
     if rate is not None and rate < 0:
         raise InvalidInputError("--rate must be 0 (no limit) or more")
     if burst is not None and burst < 1:
@@ -231,6 +239,12 @@ def serve(
         )
     http = parse_address(http_addr, DEFAULT_HTTP_PORT) if http_addr else None
     mcp_http = parse_address(mcp_http_addr, DEFAULT_MCP_PORT) if mcp_http_addr else None
+    console_at = parse_address(console_addr, DEFAULT_CONSOLE_PORT) if console_addr else None
+    if console_at is not None and not _is_loopback(console_at[0]):
+        raise InvalidInputError(
+            "serve --console listens on loopback only; for another address use"
+            " `severance console --listen ... --tls-cert ... --tls-key ...`"
+        )
     for name, address in (("HTTP API", http), ("MCP server", mcp_http)):
         if address is not None and not _is_loopback(address[0]):
             click.echo(
@@ -244,6 +258,7 @@ def serve(
         # Bind first: a busy port is an error before anything is unlocked or loaded.
         http_sock = stack.enter_context(_bind(*http)) if http else None
         mcp_sock = stack.enter_context(_bind(*mcp_http)) if mcp_http else None
+        console_sock = stack.enter_context(_bind(*console_at)) if console_at else None
         store = stack.enter_context(open_store())
         sessions = AwakeSessions(store)
         stack.callback(sessions.close)
@@ -275,6 +290,14 @@ def serve(
                     store, floor=floor_name, cwd_fallback=True, sessions=sessions
                 )
                 click.echo("severance: MCP server on stdio", err=True)
+        if console_sock is not None:
+            from .console import console_app, offer_new_links
+
+            console_asgi, console_state = console_app(store, console_sock)
+            listeners.append(_Listener("console", "", console_sock, _uvicorn(console_asgi)))
+            click.echo(f"severance: console login: {console_state.login_url()}", err=True)
+            if not mcp_stdio:  # stdin belongs to MCP over stdio
+                offer_new_links(console_state)
         anyio.run(_run, listeners, stdio)
 
 

@@ -1,0 +1,331 @@
+"""The console's ASGI app: security checks, login, and the request plumbing the pages share.
+
+:func:`create_app` builds a FastAPI app over one unlocked :class:`~severance.Store`. Pages live
+in the ``pages_*`` modules, one per area (personas, memories, audit, floors, crossings); each
+handler is a plain ``def`` (run in the thread pool: the store blocks) that gets its browser
+session from :func:`browser`, its posted form from :func:`posted` (which checks the CSRF token)
+and, for anything of a persona, the awake session from :func:`awake`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment
+from starlette.exceptions import HTTPException
+
+from ..errors import SessionClosedError, SeveranceError
+from ..http import problem_status
+from ..session import Session
+from ..store import Store
+from .render import environment, render_page
+from .security import SECURITY_HEADERS, BrowserSession, BrowserSessions, Clock, LoginTokens, Origins
+from .state import BrowserState
+
+__all__ = ["Console", "Posted", "awake", "browser", "create_app", "posted", "render"]
+
+logger = logging.getLogger("severance.console")
+
+#: The largest form the console accepts (the longest memory text is far below this).
+MAX_FORM_BYTES = 1 << 20
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Console:
+    """Everything a request handler needs, kept on ``app.state.console``."""
+
+    store: Store
+    tokens: LoginTokens
+    sessions: BrowserSessions
+    origins: Origins
+    env: Environment
+    clock: Clock
+
+    def login_url(self) -> str:
+        """A fresh one-time login URL."""
+        return f"{self.origins.primary}/login?token={self.tokens.issue()}"
+
+
+# Control flow, not errors: each is turned into a page (401, 403) or a redirect right here, and
+# never reaches the API's callers, so they do not join the SeveranceError tree.
+class NotLoggedIn(Exception):
+    pass
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+class Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A posted form (CSRF token checked) and the browser session that posted it."""
+
+    browser: BrowserSession
+    fields: dict[str, list[str]]
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[-1].strip() if values else default
+
+    def raw(self, name: str) -> str:
+        """A field exactly as typed (memory text keeps its spaces and new lines)."""
+        values = self.fields.get(name)
+        return values[-1] if values else ""
+
+    def all(self, name: str) -> list[str]:
+        return list(self.fields.get(name, ()))
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def browser(request: Request) -> BrowserSession:
+    """The logged-in browser session, or a 401 page."""
+    console = console_of(request)
+    session = console.sessions.get(request.cookies.get(console.origins.cookie_name))
+    if session is None:
+        raise NotLoggedIn()
+    return session
+
+
+async def posted(request: Request, session: Annotated[BrowserSession, Depends(browser)]) -> Posted:
+    """The urlencoded form of a POST, refused (403) without this session's CSRF token."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise CsrfRefused()  # never parsed; also keeps the check constant in shape
+    # Plain urlencoded forms (no uploads): the standard library parses them; python-multipart
+    # would only add a dependency.
+    fields: dict[str, list[str]] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, []).append(value)
+    token = request.headers.get("x-csrf-token") or next(reversed(fields.get("csrf", [])), None)
+    if not session.csrf_ok(token):
+        raise CsrfRefused()
+    return Posted(session, fields)
+
+
+def awake(session: Annotated[BrowserSession, Depends(browser)]) -> Session:
+    """The persona this browser has woken; without one, back to the persona list."""
+    s = session.state.session
+    if s is None:
+        session.state.flash("Wake a persona first: nothing of a persona is shown before that.")
+        raise Redirect("/")
+    return s
+
+
+def render(
+    request: Request,
+    session: BrowserSession | None,
+    template: str,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page, with what every page shows: the awake persona, messages, the CSRF token."""
+    console = console_of(request)
+    state = session.state if session is not None else None
+    awake_session = state.session if state is not None else None
+    page = {
+        "csrf": session.csrf if session is not None else "",
+        "logged_in": session is not None,
+        "awake": awake_session,
+        "review": state.review if state is not None else None,
+        "flashes": state.take_flashes() if state is not None else [],
+        "store_location": console.store.location,
+        "path": request.url.path,
+        **context,
+    }
+    return HTMLResponse(render_page(console.env, template, page), status_code=status)
+
+
+def create_app(
+    store: Store,
+    *,
+    origins: Iterable[str],
+    tokens: LoginTokens | None = None,
+    clock: Clock = time.time,
+) -> FastAPI:
+    """The console over ``store``, answering only at ``origins`` (``http://127.0.0.1:8767``…).
+
+    ``tokens`` issues the login tokens (pass one to print a URL before serving); ``clock``
+    is what expiry is measured with (tests inject one).
+    """
+    from . import pages_audit, pages_crossings, pages_floors, pages_memories, pages_personas
+
+    allowed = Origins(origins)
+    console = Console(
+        store=store,
+        tokens=tokens or LoginTokens(clock),
+        sessions=BrowserSessions(lambda: BrowserState(store), clock),
+        origins=allowed,
+        env=environment(),
+        clock=clock,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        console.sessions.close()  # put every woken persona back to sleep (audited exits)
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.console = console
+    app.mount(
+        "/static",
+        StaticFiles(directory=str(files("severance.console") / "static")),
+        name="static",
+    )
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # DNS rebinding: a hostile name pointed at 127.0.0.1 still sends its own Host.
+        if not allowed.host_ok(request.headers.get("host")):
+            response: Response = HTMLResponse("Unknown host.", status_code=421)
+        elif request.headers.get("origin") is not None and not allowed.origin_ok(
+            request.headers.get("origin")
+        ):
+            response = HTMLResponse("Cross-origin requests are refused.", status_code=403)
+        elif request.method not in _SAFE_METHODS and not allowed.origin_ok(
+            request.headers.get("origin")
+        ):
+            # Browsers send Origin with every POST; without it we cannot tell who posted.
+            response = HTMLResponse("Cross-origin requests are refused.", status_code=403)
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        if not request.url.path.startswith("/static/"):
+            # Pages hold a persona's memories: never keep them in a cache.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(NotLoggedIn)
+    async def not_logged_in(request: Request, exc: Exception) -> Response:
+        return render(request, None, "login_needed.html", status=401)
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, exc: Exception) -> Response:
+        return render(
+            request,
+            None,
+            "error.html",
+            status=403,
+            title="Refused",
+            message="This form was not sent by this console (missing or wrong CSRF"
+            " token). Reload the page and try again.",
+        )
+
+    @app.exception_handler(Redirect)
+    async def redirect(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Redirect)
+        return RedirectResponse(exc.url, status_code=303)
+
+    @app.exception_handler(SeveranceError)
+    async def severance_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SeveranceError)
+        session = _maybe_browser(request)
+        if isinstance(exc, SessionClosedError) and session is not None:
+            session.state.sleep()
+        return render(
+            request,
+            session,
+            "error.html",
+            status=problem_status(exc),
+            title="That did not work",
+            message=str(exc),
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = "No such page." if exc.status_code == 404 else str(exc.detail)
+        return render(
+            request,
+            _maybe_browser(request),
+            "error.html",
+            status=exc.status_code,
+            title="Not here",
+            message=message,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return render(
+            request,
+            _maybe_browser(request),
+            "error.html",
+            status=400,
+            title="Bad request",
+            message="Some of the values given are not valid.",
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("console: unexpected error")
+        return render(
+            request,
+            None,
+            "error.html",
+            status=500,
+            title="Something broke",
+            message="The console hit an unexpected error; it is in the server's log.",
+        )
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login(request: Request, token: str = "") -> Response:
+        if not console.tokens.redeem(token):
+            return render(request, None, "login_needed.html", status=403, refused=True)
+        session = console.sessions.create()
+        # Redirect so the spent token leaves the address bar and the history entry.
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            allowed.cookie_name,
+            session.id,
+            httponly=True,
+            samesite="strict",
+            secure=allowed.secure,
+            path="/",
+        )
+        return response
+
+    @app.post("/logout")
+    def logout(form: Annotated[Posted, Depends(posted)]) -> Response:
+        console.sessions.end(form.browser.id)
+        response = RedirectResponse("/logged-out", status_code=303)
+        response.delete_cookie(allowed.cookie_name, path="/")
+        return response
+
+    @app.get("/logged-out", response_class=HTMLResponse)
+    def logged_out(request: Request) -> Response:
+        return render(request, None, "login_needed.html", logged_out=True)
+
+    for module in (pages_personas, pages_memories, pages_audit, pages_floors, pages_crossings):
+        app.include_router(module.router)
+
+    return app
+
+
+def _maybe_browser(request: Request) -> BrowserSession | None:
+    console = console_of(request)
+    return console.sessions.get(request.cookies.get(console.origins.cookie_name))

@@ -1,0 +1,362 @@
+"""The web console in a real headless Chromium (Debian's ``chromium``), driven by Playwright.
+
+One browser for the whole module, with a fresh profile directory; the console runs under
+uvicorn on 127.0.0.1 in a thread, over a real store. Nothing here downloads a browser: the
+test uses ``/usr/bin/chromium`` (``.ci/run`` installs it) and skips, saying why, only when that
+binary is missing.
+
+The screenshots in ``docs/`` come from this run: set ``SEVERANCE_CONSOLE_SCREENSHOTS=docs``
+to write them there (otherwise they go to a temporary directory, and are still checked).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+import uvicorn  # noqa: E402
+
+import severance  # noqa: E402
+from severance.console import console_origins, create_app  # noqa: E402
+from severance.console.serving import bind  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[1]
+LAPTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run"
+        " does this)",
+        allow_module_level=True,
+    )
+
+WORK = [
+    ("Q3 launch moved to Oct 12", "fact", ["launch", "q3"]),
+    ("Standup is at 9:30 in room Ganymede", "fact", ["meetings"]),
+    ("Acme's renewal is due in January; Dana owns it", "note", ["acme"]),
+    ("The staging database is called pg-stage-2", "fact", ["infra"]),
+    ("Prefers short written updates over calls", "preference", []),
+    (
+        '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">',
+        "note",
+        ["xss"],
+    ),
+]
+HOME = [
+    ("Dentist appointment on Friday at 4pm", "episode", ["health"]),
+    ("Buy oat milk and coffee beans", "note", ["shopping"]),
+    ("Mum's birthday is on 14 March", "fact", ["family"]),
+]
+SIDE = [("Sketch ideas for the pottery stall", "note", [])]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[severance.Store]:
+    root = tmp_path_factory.mktemp("console-browser")
+    s = severance.Store.init(root / "store", key_file=root / "keys" / "master.key")
+    for persona, floor, rule in (
+        ("work", "office", {"clients": ["claude-code", "cursor"], "paths": ["~/work/**"]}),
+        ("home", "house", {"default": True}),
+        ("side", "studio", {"paths": ["~/studio/**"]}),
+    ):
+        s.add_persona(persona)
+        s.add_floor(floor, persona, **rule)
+    for floor, memories in (("office", WORK), ("house", HOME), ("studio", SIDE)):
+        with s.enter(floor=floor) as session:
+            for i, (text, kind, tags) in enumerate(memories):
+                # Spread over the autumn, so the screenshots look like a real persona's.
+                when = datetime(2026, 9, 2, 9, 30, tzinfo=UTC) + timedelta(days=11 * i, hours=i)
+                session.remember(text, kind=kind, tags=tags, occurred_at=when)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def console(store: severance.Store) -> Iterator[object]:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    app = create_app(store, origins=console_origins("127.0.0.1", port))
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the console did not start"
+        time.sleep(0.02)
+    yield app.state.console
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport=LAPTOP,
+        )
+        context.set_default_timeout(15_000)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wanted = os.environ.get("SEVERANCE_CONSOLE_SCREENSHOTS")
+    where = (ROOT / wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+@pytest.fixture
+def page(browser_context, console):
+    """A page logged in afresh (cookies cleared: a new browser session, nothing awake)."""
+    browser_context.clear_cookies()
+    p = browser_context.new_page()
+    p.set_viewport_size(LAPTOP)
+    problems: list[str] = []
+    p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda e: problems.append(str(e)))
+    p.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    p.goto(console.login_url())
+    p.problems = problems
+    yield p
+    # No CSP violation, script error or dialog on any page the test visited.
+    assert problems == []
+    p.close()
+
+
+def snap(page, shots: Path, name: str, phone: bool = False) -> None:
+    if phone:
+        page.set_viewport_size(PHONE)
+    path = shots / f"console-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+    if phone:
+        page.set_viewport_size(LAPTOP)
+
+
+def origin_of(page) -> str:
+    parts = urlsplit(page.url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def wake(page, persona: str) -> None:
+    page.goto(origin_of(page) + "/")
+    page.get_by_role("button", name=f"Wake {persona}").click()
+    page.wait_for_url("**/memories")
+
+
+def texts_of(memories: list[tuple[str, str, list[str]]]) -> list[str]:
+    return [t for t, _, _ in memories if "<" not in t]
+
+
+def test_login_by_url_lands_on_the_persona_list(page, console, shots) -> None:
+    assert page.url.endswith("/")  # the token left the address bar
+    assert "token" not in page.url
+    assert page.get_by_role("heading", name="Personas").is_visible()
+    body = page.inner_text("main")
+    for text in texts_of(WORK) + texts_of(HOME):
+        assert text not in body
+    cookies = page.context.cookies()
+    assert any(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+    snap(page, shots, "personas")
+    snap(page, shots, "personas-phone", phone=True)
+
+
+def test_a_used_login_link_is_refused_in_the_browser(page, console) -> None:
+    url = console.login_url()
+    page.goto(url)
+    page.context.clear_cookies()
+    response = page.goto(url)
+    assert response is not None and response.status == 403
+    assert "does not work" in page.inner_text("main")
+    page.problems.remove(
+        "Failed to load resource: the server responded with a status of 403 (Forbidden)"
+    )
+
+
+def test_waking_and_searching(page, shots) -> None:
+    wake(page, "work")
+    assert page.locator("#awake-persona").inner_text().startswith("work")
+    listed = page.inner_text("main")
+    assert all(t in listed for t in texts_of(WORK))
+    page.get_by_label("Search").fill("when is the launch?")
+    page.get_by_role("button", name="Search").click()
+    first = page.locator(".result").first
+    assert "Q3 launch moved to Oct 12" in first.inner_text()
+    assert re.search(r"score \d\.\d{3}", first.inner_text())
+    assert "dense #" in first.inner_text()
+    snap(page, shots, "search")
+    snap(page, shots, "search-phone", phone=True)
+
+
+def test_a_persona_text_never_appears_in_pages_for_another(page, console) -> None:
+    wake(page, "work")
+    wake(page, "home")  # switching puts work to sleep
+    origin = origin_of(page)
+    seen = []
+    for path in (
+        "/",
+        "/memories",
+        "/memories?q=launch+standup+renewal",
+        "/audit",
+        "/floors",
+        "/crossings",
+        "/audit/store",
+    ):
+        page.goto(origin + path)
+        seen.append(page.content())
+    page.goto(origin + "/memories?q=dentist")
+    page.locator(".result a").first.click()
+    seen.append(page.content())
+    for html in seen:
+        for text in texts_of(WORK):
+            assert text not in html
+    assert any("Dentist appointment" in html for html in seen)
+
+
+def test_opening_a_memory_editing_it_and_its_history(page, shots) -> None:
+    wake(page, "work")
+    page.get_by_label("Search").fill("staging database")
+    page.get_by_role("button", name="Search").click()
+    page.locator(".result a", has_text="pg-stage-2").click()
+    assert page.locator("#memory-text").inner_text() == "The staging database is called pg-stage-2"
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Text").fill("The staging database is called pg-stage-3 since the move")
+    page.get_by_role("button", name="Save version 2").click()
+    assert "Saved as version 2" in page.inner_text("main")
+    history = page.locator(".history")
+    assert history.locator("del").first.inner_text() == "pg-stage-2"
+    assert "pg-stage-3" in history.locator("ins").first.inner_text()
+    assert "Version 1" in history.inner_text()
+    snap(page, shots, "memory")
+
+
+def test_forgetting_asks_then_forgets(page) -> None:
+    wake(page, "work")
+    page.locator(".result a", has_text="short written updates").click()
+    page.get_by_role("link", name="Forget…").click()
+    assert "Forget this memory?" in page.inner_text("main")
+    page.get_by_role("button", name="Forget it").click()
+    page.wait_for_url("**/memories")
+    assert "short written updates" not in page.inner_text("main")
+
+
+def test_stored_markup_stays_inert_text(page) -> None:
+    wake(page, "work")
+    page.locator(".result a", has_text="document.title").click()
+    assert page.locator("#memory-text").inner_text().startswith("<script>")
+    assert page.title() != "pwned"
+    page.go_back()
+    assert page.title() != "pwned"
+    assert page.locator("main img").count() == 0
+
+
+def test_floors_list_and_test(page, shots) -> None:
+    origin = origin_of(page)
+    page.goto(origin + "/floors")
+    names = page.locator("table.floors tbody tr td:nth-child(2) strong").all_inner_texts()
+    assert names == ["office", "house", "studio"]
+    page.locator("input[name=client]").fill("cursor")
+    page.locator("input[name=path]").fill("~/work/acme")
+    page.get_by_role("button", name="Test").click()
+    answer = page.locator("#floor-answer").inner_text()
+    assert "This wakes work through floor office" in answer and "~/work/**" in answer
+    snap(page, shots, "floors")
+
+
+def test_a_reintegration_review_excludes_one_memory_and_runs(page, store, shots) -> None:
+    origin = origin_of(page)
+    page.goto(origin + "/crossings")
+    page.get_by_label("Source persona").select_option("work")
+    page.get_by_label("Target persona").select_option("home")
+    page.get_by_label("Kinds").fill("fact")
+    page.get_by_role("button", name="Dry run and review").click()
+    page.wait_for_url("**/crossings/review/*")
+    summary = page.locator("#plan-summary").inner_text()
+    assert "3 selected" in summary  # the three facts of work
+    assert "3 of 3 ticked" in page.locator("#ticked-count").inner_text()
+    page.get_by_label("Standup is at 9:30 in room Ganymede").uncheck()
+    assert "2 of 3 ticked" in page.locator("#ticked-count").inner_text()
+    snap(page, shots, "review")
+    page.get_by_role("button", name="Run: copy the ticked memories").click()
+    result = page.locator("#result-summary").inner_text()
+    assert "2 crossed" in result and "1 excluded by you" in result
+    assert "reintegrated_into" in page.locator("#result-audit").inner_text()
+    snap(page, shots, "reintegrated")
+    with store.enter(floor="house") as home:
+        texts = {m.text for m in home.memories(limit=100).items}
+    assert "Standup is at 9:30 in room Ganymede" not in texts
+    assert any(t.startswith("Q3 launch") for t in texts)
+
+
+def test_an_override_counts_down(page, shots) -> None:
+    origin = origin_of(page)
+    page.goto(origin + "/crossings")
+    form = page.locator("form", has=page.get_by_role("button", name="Start the override"))
+    form.locator("select[name=persona]").select_option("side")
+    form.get_by_label("Minutes").fill("5")
+    form.get_by_label("Reason").fill("pottery fair tomorrow")
+    form.get_by_role("button", name="Start the override").click()
+    page.wait_for_url("**/memories")
+    countdown = page.locator(".countdown")
+    assert re.fullmatch(r"[45]:\d\d left", countdown.inner_text())
+    first = countdown.inner_text()
+    page.wait_for_function(
+        "(t) => document.querySelector('.countdown').textContent !== t", arg=first
+    )
+    snap(page, shots, "override")
+
+
+def test_clean_slate_waits_for_the_name(page, store, shots) -> None:
+    origin = origin_of(page)
+    page.goto(origin + "/personas/side/clean-slate")
+    erase = page.get_by_role("button", name="Erase side for good")
+    assert erase.is_disabled()
+    page.get_by_label("Type side to confirm").fill("sid")
+    assert erase.is_disabled()
+    page.get_by_label("Type side to confirm").fill("side")
+    snap(page, shots, "clean-slate")
+    assert erase.is_enabled()
+    erase.click()
+    page.wait_for_url(origin + "/")
+    assert "gone for good" in page.inner_text("main")
+    assert "side" not in [p.name for p in store.personas()]
+
+
+def test_the_store_audit_verifies(page, shots) -> None:
+    origin = origin_of(page)
+    page.goto(origin + "/audit/store")
+    assert page.locator("#verify").inner_text().startswith("✓ Verified")
+    events = page.locator("table.audit tbody tr td:nth-child(3)").all_inner_texts()
+    assert "clean_slate" in events and "reintegrated_into" in events and "override" in events
+    snap(page, shots, "audit")
