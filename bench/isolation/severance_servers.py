@@ -1,0 +1,249 @@
+"""Vector 8 for Severance: its HTTP API with a pass for scope A, and its MCP server over stdio
+driven by the official MCP SDK client from scope A's workspace.
+
+Both servers are real ``severance serve`` processes on the same store (``--http 127.0.0.1:0``;
+``--mcp`` on stdio, started in A's workspace folder with A's workspace as its root, the way
+Claude Code starts it: docs/servers.md). Every call a holder of A's credential can make with
+B's ids, canaries and topics is made; answers for B's ids are compared with answers for ids
+that exist nowhere (status, error type and text), and a request without a pass, with an empty
+one and with a forged one is made too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.isolation.base import BIG_K
+from bench.isolation.plants import Plant
+from bench.isolation.tally import Outcome, Tally
+
+__all__ = ["probe_servers"]
+
+_ENTRY = "from severance.cli import main; main()"
+_LISTENING = re.compile(r"severance: (.+?) listening on (http://\S+)")
+_START_TIMEOUT = 90.0
+_MARKER = "overwritten-by-the-work-pass"
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVERANCE_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+    return env
+
+
+@contextmanager
+def _http_server(location: str, home: Path) -> Iterator[str]:
+    cmd = [sys.executable, "-c", _ENTRY, "--store", location, "serve", "--http", "127.0.0.1:0"]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(home),
+    )
+    assert proc.stderr is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"severance serve did not start: {''.join(seen)}") from None
+            if line is None:
+                raise RuntimeError(f"severance serve exited: {''.join(seen)}")
+            if m := _LISTENING.search(line):
+                url = m[2]
+                break
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=5)
+        proc.stderr.close()
+
+
+def _http_outcome(r: Any) -> Outcome:
+    return Outcome(str(r.status_code), r.text)
+
+
+def _probe_http(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    import httpx
+
+    from bench.isolation.severance_api import FLOORS
+    from severance.passes import Passes
+
+    token = Passes(adapter.store).issue(FLOORS[scope], label="isolation bench").token
+    with _http_server(adapter.location, adapter.workdir / "serverhome") as url:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
+
+            def call(method: str, path: str, body: Any = None) -> tuple[str, Outcome]:
+                r = http.request(method, path, json=body)
+                shown = f"{method} {path}" + (f" {json.dumps(body)}" if body is not None else "")
+                return f"{shown}  (Authorization: Bearer <{scope}'s pass>)", _http_outcome(r)
+
+            for path in ("/v1/memories?limit=1000", "/v1/memories?limit=1000&order=oldest"):
+                tally.read("servers", *call("GET", path))
+            for path in ("/v1/audit", "/v1/notices", "/v1/pass"):
+                tally.read("servers", *call("GET", path))
+            for v in victims:
+                for q in (v.canary, v.tag, v.topic):
+                    tally.read("servers", *call("POST", "/v1/recall", {"query": q, "k": BIG_K}))
+                tally.read(
+                    "servers",
+                    *call("POST", "/v1/recall", {"query": v.topic, "k": BIG_K, "tags": [v.tag]}),
+                )
+            for v in victims:
+                ident = adapter.ids[v.key]
+                absent = adapter.absent_id()
+                for method, suffix, body in (
+                    ("GET", "", None),
+                    ("GET", "/history", None),
+                    ("PATCH", "", {"text": f"{_MARKER} {v.topic}"}),
+                    ("DELETE", "", None),
+                ):
+                    c1, theirs = call(method, f"/v1/memories/{ident}{suffix}", body)
+                    c2, nobodys = call(method, f"/v1/memories/{absent}{suffix}", body)
+                    tally.read("servers", c1, theirs)
+                    tally.oracle(
+                        f"{c1}  vs  {c2}", v, theirs, nobodys, ids=[ident, absent], vector="servers"
+                    )
+        # Without a (valid) pass: refused, never a default persona.
+        with httpx.Client(base_url=url, timeout=30) as anon:
+            for shown, headers in (
+                ("no Authorization header", {}),
+                ("Authorization: Bearer (no token)", {"Authorization": "Bearer"}),
+                ("Authorization: Bearer sev_forged", {"Authorization": "Bearer sev_forged0000"}),
+            ):
+                r = anon.get("/v1/memories?limit=1000", headers=headers)
+                tally.read("servers", f"GET /v1/memories?limit=1000  ({shown})", _http_outcome(r))
+    tally.note(
+        "servers",
+        "HTTP API: `severance serve --http 127.0.0.1:0`, a pass for the floor of "
+        f"{scope!r} (`Passes.issue`)",
+    )
+
+
+def _tool_outcome(result: Any) -> Outcome:
+    body = (
+        json.dumps(result.structured_content)
+        if result.structured_content is not None
+        else " ".join(getattr(c, "text", "") for c in result.content)
+    )
+    return Outcome("tool-error" if result.is_error else "ok", body)
+
+
+async def _mcp_session(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    from mcp import Client, StdioServerParameters
+    from mcp.types import Implementation, ListRootsResult, Root
+
+    workspace: Path = adapter.workspaces[scope]
+    env = _env(adapter.workdir / "serverhome")
+
+    async def roots(_ctx: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=workspace.as_uri())])  # type: ignore[arg-type]
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", _ENTRY, "--store", adapter.location, "serve", "--mcp"],
+        env=env,
+        cwd=workspace,
+    )
+    where = f"MCP stdio, client 'claude-code', root {scope}'s workspace"
+    async with Client(
+        params,
+        mode="legacy",
+        client_info=Implementation(name="claude-code", version="1"),
+        list_roots_callback=roots,
+    ) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        me = _tool_outcome(await c.call_tool("list_memories", {"limit": 100}))
+        if f'"persona": "{scope}"' not in me.text:
+            raise RuntimeError(f"MCP server did not wake {scope!r}: {me.text[:200]}")
+        tally.read("servers", f"[{where}] list_memories(limit=100)", me)
+        for v in victims:
+            for q in (v.canary, v.tag, v.topic):
+                args = {"query": q, "k": 50}
+                out = _tool_outcome(await c.call_tool("recall", args))
+                tally.read("servers", f"[{where}] recall({json.dumps(args)})", out)
+        # Every tool taking a memory id, with B's ids and with ids that exist nowhere.
+        by_id = [
+            name
+            for name, t in tools.items()
+            if "memory_id" in (t.input_schema or {}).get("properties", {})
+        ]
+        for v in victims:
+            ident, absent = adapter.ids[v.key], adapter.absent_id()
+            for name in by_id:
+                props = tools[name].input_schema.get("properties", {})
+                extra = {"text": f"{_MARKER} {v.topic}"} if "text" in props else {}
+                a1 = {"memory_id": ident, **extra}
+                a2 = {"memory_id": absent, **extra}
+                theirs = _tool_outcome(await c.call_tool(name, a1))
+                nobodys = _tool_outcome(await c.call_tool(name, a2))
+                c1 = f"[{where}] {name}({json.dumps(a1)})"
+                tally.read("servers", c1, theirs)
+                tally.oracle(
+                    f"{c1}  vs  {name}({json.dumps(a2)})",
+                    v,
+                    theirs,
+                    nobodys,
+                    ids=[ident, absent],
+                    vector="servers",
+                )
+    tally.note("servers", f"MCP server tools probed: {', '.join(sorted(tools))}")
+
+
+async def _mcp_forgotten(adapter: Any, tally: Tally) -> None:
+    """The MCP server started outside every workspace, by a client that names nothing."""
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", _ENTRY, "--store", adapter.location, "serve", "--mcp"],
+        env=_env(adapter.workdir / "serverhome"),
+        cwd=adapter.workdir,
+    )
+    async with Client(params, mode="legacy") as c:
+        for name, args in (("list_memories", {"limit": 100}), ("recall", {"query": "a", "k": 50})):
+            out = _tool_outcome(await c.call_tool(name, args))
+            where = "MCP stdio, no client name, no roots, cwd outside every floor"
+            tally.read("forgotten", f"[{where}] {name}({json.dumps(args)})", out)
+
+
+def probe_servers(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    import anyio
+
+    _probe_http(adapter, scope, victims, tally)
+    anyio.run(_mcp_session, adapter, scope, victims, tally)
+    anyio.run(_mcp_forgotten, adapter, tally)
