@@ -1,11 +1,12 @@
 """The eight vectors, run against one adapter: plant, probe as scope A, count what leaks.
 
-Order matters, because some probes write: reads first (search, listing, the forgotten
-filter), then direct access by id (get and history on every victim memory; update on half of
-them, delete on the other half), then the existence oracles (on the victims still there),
-then the servers, then the files (at rest while running and after close), and last the
-deletion residue (each victim scope erased through its own handle, every byte scanned while
-the system runs and after it is closed).
+Order matters, because some probes write: first the files at rest (while running, after
+close, then reopened), while every victim memory is as planted; then the reads (search,
+listing, the forgotten filter), then direct access by id (get and history on every victim
+memory; update on half of them, delete on the other half), then the existence oracles (on
+the victims still there), then the servers, and last the deletion residue (each victim
+scope erased through its own handle, every byte scanned while the system runs and after it
+is closed).
 
 Before any probe, a self-check: the caller's handle must find and list the caller's *own*
 memories, so a zero below is never an adapter that simply returns nothing.
@@ -206,17 +207,18 @@ def run_probes(
     adapter.plant(plants)
     check = _self_check(adapter, own)
     log(f"   {adapter.label}: planted {sum(len(v) for v in plants.values())}; self-check ok")
+    # At rest first, while every victim memory is still as planted.
+    _scan(adapter, tally, "at_rest", "while running", victims)
+    adapter.close()
+    _scan(adapter, tally, "at_rest", "after close", victims)
+    adapter.reopen()
     _search(adapter, tally, victims)
     _listing(adapter, tally, len(own))
     _forgotten(adapter, tally)
     _ids(adapter, tally, victims)
     _oracles(adapter, tally, victims, timing_reps)
     _servers(adapter, tally, victims)
-    log(f"   {adapter.label}: API probes done; scanning files")
-    _scan(adapter, tally, "at_rest", "while running", victims)
-    adapter.close()
-    _scan(adapter, tally, "at_rest", "after close", victims)
-    adapter.reopen()
+    log(f"   {adapter.label}: API probes done; erasing the victim scopes")
     erase_calls: list[str] = []
     for scope in VICTIMS:
         erase_calls += adapter.erase(scope, plants[scope])

@@ -39,7 +39,7 @@ def cell(vector: dict[str, Any] | None) -> str:
     if vector is None:
         return "—"
     if vector["leaked"] is None:
-        return "n/a" if not vector.get("measured", False) and vector["notes"] else "—"
+        return "n/a" if vector.get("status") == "n/a" else "not run"
     n = vector["leaked"]
     return "**0**" if n == 0 else f"**{n}** ⚠"
 

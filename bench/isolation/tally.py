@@ -84,6 +84,7 @@ class Leak:
 @dataclass
 class VectorTally:
     applicable: bool = True
+    not_run: bool = False
     probes: int = 0
     keys: set[str] = field(default_factory=set)
     counted: int = 0  # victims revealed only as a number (a count, a total)
@@ -119,6 +120,12 @@ class Tally:
         """The system's design has no scope for this vector (reported as n/a, not zero)."""
         v = self._v(vector)
         v.applicable = False
+        v.notes.append(why)
+
+    def not_run(self, vector: str, why: str) -> None:
+        """The vector applies but could not be measured here (reported as "not run")."""
+        v = self._v(vector)
+        v.not_run = True
         v.notes.append(why)
 
     def note(self, vector: str, text: str) -> None:
@@ -189,12 +196,18 @@ class Tally:
         out: dict[str, Any] = {}
         for key, _title in VECTORS:
             v = self.vectors[key]
-            if not v.applicable:
-                out[key] = {"leaked": None, "probes": v.probes, "notes": v.notes, "leaks": []}
+            if not v.applicable or v.not_run:
+                out[key] = {
+                    "leaked": None,
+                    "status": "n/a" if not v.applicable else "not run",
+                    "probes": v.probes,
+                    "notes": v.notes,
+                    "leaks": [],
+                }
                 continue
             out[key] = {
                 "leaked": v.leaked if v.probes else None,
-                "measured": v.probes > 0,
+                "status": "measured" if v.probes else "not run",
                 "probes": v.probes,
                 "notes": v.notes,
                 "leaks": [leak.to_dict() for leak in v.leaks],
