@@ -25,6 +25,7 @@ __all__ = [
     "canaries_in",
     "file_stats",
     "make_plants",
+    "revealed_in",
     "scan_files",
 ]
 
@@ -99,6 +100,11 @@ class Plant:
         """The id, where the caller picks ids (Chroma, the MCP memory server's entity names)."""
         return f"id{self.canary}"
 
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The four planted forms of the canary; no form is a substring of another."""
+        return (f"ref {self.canary})", self.tag, self.metadata["ref"], self.chosen_id)
+
 
 def make_plants(per_scope: int, *, scopes: Iterable[str] = SCOPES) -> dict[str, list[Plant]]:
     """Fresh canaries: ``per_scope`` memories in every scope."""
@@ -126,6 +132,24 @@ def canaries_in(text: str | bytes, keys: Iterable[str]) -> set[str]:
     else:
         found = set(_TEXT_RE.findall(text))
     return found & wanted
+
+
+def revealed_in(answer: str, call: str, victims: Iterable[Plant]) -> set[str]:
+    """The victims (keys) an answer reveals, not counting echoes of the call's own input.
+
+    A victim is revealed when one of its planted forms occurs in the answer more often than
+    in the call: an error that repeats the id it was asked about ("Entity with name
+    id<canary> not found") reveals nothing, the memory's text, tag, metadata or id returned
+    beside it does. A search for a bare canary contains no planted form, so anything planted
+    that comes back counts.
+    """
+    out: set[str] = set()
+    for v in victims:
+        if v.key not in answer:
+            continue
+        if any(answer.count(f) > call.count(f) for f in v.forms):
+            out.add(v.key)
+    return out
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.isolation.plants import FileHit, Plant, canaries_in
+from bench.isolation.plants import FileHit, Plant, revealed_in
 
 __all__ = [
     "VECTORS",
@@ -140,9 +140,9 @@ class Tally:
         return keys
 
     def read(self, vector: str, call: str, answer: Outcome | str) -> set[str]:
-        """A read: the victims' canaries in its answer are leaked items."""
+        """A read: the victims its answer reveals (echoes of the call's input aside)."""
         text = answer.text if isinstance(answer, Outcome) else answer
-        found = canaries_in(text, self.victims)
+        found = revealed_in(text, call, self.victims.values())
         return self._record(vector, call, found, _excerpt(text, found))
 
     def changed(self, vector: str, call: str, keys: Iterable[str], evidence: str) -> set[str]:
