@@ -55,7 +55,9 @@ class SeveranceAdapter(Adapter):
         self.sessions: dict[str, Any] = {}
         for path in self.workspaces.values():
             path.mkdir(parents=True, exist_ok=True)
-        store = severance.Store.init(self.location, key_file=self.key_file, embedder=embedder)
+        # Created with the default embedder *spec* (what `severance serve` loads); the shared,
+        # already loaded model is handed to this process's Store.open only.
+        store = severance.Store.init(self.location, key_file=self.key_file)
         try:
             for scope in SCOPES:
                 store.add_persona(scope)
