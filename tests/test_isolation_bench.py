@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bench.__main__ import main as bench_main
 from bench.isolation import report
 from bench.isolation.base import Adapter, Call, capture
