@@ -21,6 +21,7 @@ __all__ = [
     "SCOPES",
     "TOPICS",
     "VICTIMS",
+    "FileHit",
     "Plant",
     "canaries_in",
     "file_stats",

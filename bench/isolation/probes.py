@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.isolation.base import Adapter, Call, clock
 from bench.isolation.plants import (
     ATTACKER,
     VICTIMS,
+    FileHit,
     Plant,
     canaries_in,
     file_stats,
@@ -183,12 +185,21 @@ def _servers(adapter: Adapter, tally: Tally, victims: Sequence[Plant]) -> None:
         tally.changed("servers", "(a server call above)", {key}, f"victim now {after[key]!r}")
 
 
+def _relative(hit: FileHit, roots: Sequence[Path]) -> FileHit:
+    """The hit with its path shown from its root's name (temporary directories vary)."""
+    path = Path(hit.path)
+    for root in roots:
+        if path == root or root in path.parents:
+            return FileHit(str(Path(root.name) / path.relative_to(root)), hit.keys)
+    return hit
+
+
 def _scan(
     adapter: Adapter, tally: Tally, vector: str, phase: str, victims: Sequence[Plant]
 ) -> None:
     roots = adapter.files()
     files, size = file_stats(roots)
-    hits = scan_files(roots, [v.key for v in victims])
+    hits = [_relative(h, roots) for h in scan_files(roots, [v.key for v in victims])]
     tally.files(vector, f"scan {phase}", hits)
     tally.note(vector, f"{phase}: scanned {files} files, {size:,} bytes")
 

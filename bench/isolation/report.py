@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.isolation.tally import VECTORS
 
-__all__ = ["cell", "render_document", "render_summary", "summary_table"]
+__all__ = ["cell", "leak_examples", "render_document", "render_summary", "summary_table"]
 
 _SHOWN_LEAKS = 4  # per system and vector in the document; the JSON keeps every one
 
@@ -56,6 +56,28 @@ def summary_table(result: dict[str, Any]) -> str:
     for name, why in {**result.get("skipped", {}), **result.get("failed", {})}.items():
         lines.append(f"| {name} | " + " | ".join("—" for _ in VECTORS) + f" |  <!-- {why} -->")
     return "\n".join(lines)
+
+
+def leak_examples(result: dict[str, Any]) -> str:
+    """One row per leaking (system, vector): the count and the first call that leaked."""
+    rows = [
+        "| system | vector | victim memories | first call that leaked |",
+        "| --- | --- | ---: | --- |",
+    ]
+    titles = dict(VECTORS)
+    for sys_res in result.get("systems", {}).values():
+        for key, _t in VECTORS:
+            v = sys_res["vectors"][key]
+            if v.get("leaked") and v.get("leaks"):
+                first = v["leaks"][0]
+                call = first["call"]
+                if key in ("at_rest", "residue"):
+                    call = f"{call}: {first['evidence']}"
+                call = call.replace("|", "\\|")
+                if len(call) > 180:
+                    call = call[:177] + "..."
+                rows.append(f"| {sys_res['label']} | {titles[key]} | {v['leaked']} | `{call}` |")
+    return "\n".join(rows) if len(rows) > 2 else "No leak was found in any system."
 
 
 def _victims(result: dict[str, Any]) -> int:
@@ -132,6 +154,10 @@ def render_document(result: dict[str, Any]) -> str:
         "",
         summary_table(result),
         "",
+        "### Leaks found (the first call of each; every call is in the JSON)",
+        "",
+        leak_examples(result),
+        "",
         "## The vectors",
         "",
         *[f"- **{t}**: {d}." for t, d in VECTOR_DEFINITIONS],
@@ -159,7 +185,11 @@ def render_document(result: dict[str, Any]) -> str:
         + ".",
         "",
     ]
-    skipped = {**result.get("skipped", {}), **result.get("failed", {})}
+    skipped = {
+        **result.get("not_included", {}),
+        **result.get("skipped", {}),
+        **result.get("failed", {}),
+    }
     if skipped:
         parts += ["Not run:", ""]
         parts += [f"- **{k}**: {v}" for k, v in skipped.items()]

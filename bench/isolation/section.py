@@ -40,6 +40,12 @@ SYSTEMS: tuple[str, ...] = (
     "mcp-memory",
 )
 
+#: Peers the issue names that cannot run here, and why (reported under "Not run").
+NOT_INCLUDED: dict[str, str] = {
+    "basic-memory (projects)": "every release on PyPI requires Python >= 3.12; Severance, its "
+    "test suite and CI run Python 3.11, so it cannot be installed beside them",
+}
+
 
 @dataclass
 class IsolationOptions:
@@ -134,6 +140,7 @@ def run_isolation(opts: IsolationOptions, *, log: Log = print) -> dict[str, Any]
             "timing_reps": opts.timing_reps,
         },
         "systems": {},
+        "not_included": dict(NOT_INCLUDED),
         "skipped": {},
         "failed": {},
     }

@@ -35,6 +35,8 @@ _ENTRY = "from severance.cli import main; main()"
 _LISTENING = re.compile(r"severance: (.+?) listening on (http://\S+)")
 _START_TIMEOUT = 90.0
 _MARKER = "overwritten-by-the-work-pass"
+_RETRIES = 400
+_RETRY_PAUSE = 0.05
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -109,6 +111,14 @@ def _probe_http(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally
 
             def call(method: str, path: str, body: Any = None) -> tuple[str, Outcome]:
                 r = http.request(method, path, json=body)
+                # The pass's rate limit (50/s, burst 100) answers 429 to a fast prober; a
+                # well-behaved client waits and asks again, and so do we (a 429 says nothing
+                # about the id asked for, and must not stand in for the real answer).
+                for _ in range(_RETRIES):
+                    if r.status_code != 429:
+                        break
+                    time.sleep(_RETRY_PAUSE)
+                    r = http.request(method, path, json=body)
                 shown = f"{method} {path}" + (f" {json.dumps(body)}" if body is not None else "")
                 return f"{shown}  (Authorization: Bearer <{scope}'s pass>)", _http_outcome(r)
 
