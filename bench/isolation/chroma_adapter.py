@@ -66,9 +66,10 @@ class ChromaAdapter(Adapter):
             self.handle = "`where={'user_id': <scope>}` on one shared collection"
         self.client: Any = None
         self.reopen()
+        client: Any = self.client
         names = SCOPES if per_scope == "collection" else (_SHARED,)
         for name in names:
-            self.client.create_collection(
+            client.create_collection(
                 name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
             )
 

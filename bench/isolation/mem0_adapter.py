@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import uuid
@@ -200,14 +201,14 @@ class Mem0Adapter(Adapter):
             out.append(
                 capture(
                     f"m.search('Saturday', top_k={BIG_K}{sep}{shown})",
-                    lambda kw=kwargs: self.m.search("Saturday", top_k=BIG_K, **kw),
+                    functools.partial(self.m.search, "Saturday", top_k=BIG_K, **kwargs),
                     _render,
                 )
             )
             out.append(
                 capture(
                     f"m.get_all(top_k={BIG_K}{sep}{shown})",
-                    lambda kw=kwargs: self.m.get_all(top_k=BIG_K, **kw),
+                    functools.partial(self.m.get_all, top_k=BIG_K, **kwargs),
                     _render,
                 )
             )

@@ -11,6 +11,7 @@ The master key is a key file beside the store (created by ``Store.init``). The s
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class SeveranceAdapter(Adapter):
         return [
             capture(
                 f"{scope}.recall({query!r}, k={BIG_K}, mode={mode!r})",
-                lambda mode=mode: s.recall(query, k=BIG_K, mode=mode),
+                functools.partial(s.recall, query, k=BIG_K, mode=mode),
             )
             for mode in MODES
         ]
