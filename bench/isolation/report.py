@@ -117,6 +117,10 @@ def _system_section(name: str, sys_res: dict[str, Any]) -> list[str]:
         out.append(head)
         for note in v.get("notes", []):
             out.append(f"  - {note}")
+        calls = v.get("calls") or {}
+        if calls:
+            shown = "; ".join(f"`{c}`" + (f" ×{n}" if n > 1 else "") for c, n in calls.items())
+            out.append(f"  - calls made (ids, canaries: <…>; topic sentences: <topic>): {shown}")
         leaks = v.get("leaks", [])
         for leak in leaks[:_SHOWN_LEAKS]:
             items = f"{len(leak['items'])} victim memories" if leak["items"] else "a count"

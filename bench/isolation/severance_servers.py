@@ -148,15 +148,20 @@ def _probe_http(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally
                     tally.oracle(
                         f"{c1}  vs  {c2}", v, theirs, nobodys, ids=[ident, absent], vector="servers"
                     )
-        # Without a (valid) pass: refused, never a default persona.
+        # Without a (valid) pass -- the forgotten scope of an HTTP client: refused, never a
+        # default persona.
         with httpx.Client(base_url=url, timeout=30) as anon:
             for shown, headers in (
                 ("no Authorization header", {}),
                 ("Authorization: Bearer (no token)", {"Authorization": "Bearer"}),
                 ("Authorization: Bearer sev_forged", {"Authorization": "Bearer sev_forged0000"}),
             ):
-                r = anon.get("/v1/memories?limit=1000", headers=headers)
-                tally.read("servers", f"GET /v1/memories?limit=1000  ({shown})", _http_outcome(r))
+                for path in ("/v1/memories?limit=1000", "/v1/audit"):
+                    r = anon.get(path, headers=headers)
+                    tally.read("forgotten", f"[HTTP API] GET {path}  ({shown})", _http_outcome(r))
+                r = anon.post("/v1/recall", json={"query": "Saturday", "k": BIG_K}, headers=headers)
+                shown_call = f'[HTTP API] POST /v1/recall {{"query": "Saturday", "k": {BIG_K}}}'
+                tally.read("forgotten", f"{shown_call}  ({shown})", _http_outcome(r))
     tally.note(
         "servers",
         "HTTP API: `severance serve --http 127.0.0.1:0`, a pass for the floor of "

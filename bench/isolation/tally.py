@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.isolation.plants import FileHit, Plant, revealed_in
+from bench.isolation.plants import TOPICS, FileHit, Plant, revealed_in
 
 __all__ = [
     "VECTORS",
@@ -44,6 +44,17 @@ VECTORS: tuple[tuple[str, str], ...] = (
 )
 _VECTOR_KEYS = frozenset(k for k, _ in VECTORS)
 _EVIDENCE_CHARS = 300
+_MAX_SHAPES = 60
+# Ids, canaries and topic sentences vary per call; masked, the calls group by operation.
+_SHAPE_RE = re.compile(
+    r"(?:id|t|m)?cnry[0-9a-f]{12}|\bm_[0-9a-z]{20}\b|\bps_[0-9a-z]{20}\b"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|id[0-9a-f]{32}"
+)
+_TOPIC_RE = re.compile(
+    r"(?:overwritten-by-the-work-(?:handle|pass) )?(?:"
+    + "|".join(re.escape(t) for ts in TOPICS.values() for t in ts)
+    + r")(?: \(ref <…>\))?"
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,13 @@ class VectorTally:
     counted: int = 0  # victims revealed only as a number (a count, a total)
     leaks: list[Leak] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    shapes: dict[str, int] = field(default_factory=dict)  # masked call -> times made
+
+    def saw(self, call: str) -> None:
+        self.probes += 1
+        shape = _TOPIC_RE.sub("<topic>", _SHAPE_RE.sub("<…>", call))
+        if shape in self.shapes or len(self.shapes) < _MAX_SHAPES:
+            self.shapes[shape] = self.shapes.get(shape, 0) + 1
 
     @property
     def leaked(self) -> int:
@@ -133,7 +151,7 @@ class Tally:
 
     def _record(self, vector: str, call: str, keys: set[str], evidence: str) -> set[str]:
         v = self._v(vector)
-        v.probes += 1
+        v.saw(call)
         if keys:
             v.keys |= keys
             v.leaks.append(Leak(call, tuple(sorted(keys)), evidence))
@@ -153,7 +171,7 @@ class Tally:
     def counted(self, vector: str, call: str, reported: int, own: int) -> int:
         """A count or total: what exceeds the caller's own memories counts victims."""
         v = self._v(vector)
-        v.probes += 1
+        v.saw(call)
         excess = max(0, min(reported - own, len(self.victims)))
         if excess:
             v.counted = max(v.counted, excess)
@@ -209,6 +227,7 @@ class Tally:
                 "leaked": v.leaked if v.probes else None,
                 "status": "measured" if v.probes else "not run",
                 "probes": v.probes,
+                "calls": v.shapes,
                 "notes": v.notes,
                 "leaks": [leak.to_dict() for leak in v.leaks],
             }
