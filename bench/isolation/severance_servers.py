@@ -46,8 +46,11 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _http_server(location: str, home: Path) -> Iterator[str]:
-    cmd = [sys.executable, "-c", _ENTRY, "--store", location, "serve", "--http", "127.0.0.1:0"]
+def _http_server(location: str, home: Path) -> Iterator[dict[str, str]]:
+    """``severance serve`` with the HTTP API and MCP over streamable HTTP (pass required, as
+    docs/servers.md says to run it when others share the machine); their URLs by name."""
+    cmd = [sys.executable, "-c", _ENTRY, "--store", location, "serve"]
+    cmd += ["--http", "127.0.0.1:0", "--mcp-http", "127.0.0.1:0", "--mcp-require-pass"]
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
@@ -69,6 +72,7 @@ def _http_server(location: str, home: Path) -> Iterator[str]:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    urls: dict[str, str] = {}
     try:
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
@@ -79,9 +83,10 @@ def _http_server(location: str, home: Path) -> Iterator[str]:
             if line is None:
                 raise RuntimeError(f"severance serve exited: {''.join(seen)}")
             if m := _LISTENING.search(line):
-                url = m[2]
-                break
-        yield url
+                urls[m[1]] = m[2]
+                if len(urls) == 2:
+                    break
+        yield urls
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -98,74 +103,71 @@ def _http_outcome(r: Any) -> Outcome:
     return Outcome(str(r.status_code), r.text)
 
 
-def _probe_http(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+def _probe_http(
+    adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally, url: str, token: str
+) -> None:
     import httpx
 
-    from bench.isolation.severance_api import FLOORS
-    from severance.passes import Passes
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
 
-    token = Passes(adapter.store).issue(FLOORS[scope], label="isolation bench").token
-    with _http_server(adapter.location, adapter.workdir / "serverhome") as url:
-        auth = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
-
-            def call(method: str, path: str, body: Any = None) -> tuple[str, Outcome]:
+        def call(method: str, path: str, body: Any = None) -> tuple[str, Outcome]:
+            r = http.request(method, path, json=body)
+            # The pass's rate limit (50/s, burst 100) answers 429 to a fast prober; a
+            # well-behaved client waits and asks again, and so do we (a 429 says nothing
+            # about the id asked for, and must not stand in for the real answer).
+            for _ in range(_RETRIES):
+                if r.status_code != 429:
+                    break
+                time.sleep(_RETRY_PAUSE)
                 r = http.request(method, path, json=body)
-                # The pass's rate limit (50/s, burst 100) answers 429 to a fast prober; a
-                # well-behaved client waits and asks again, and so do we (a 429 says nothing
-                # about the id asked for, and must not stand in for the real answer).
-                for _ in range(_RETRIES):
-                    if r.status_code != 429:
-                        break
-                    time.sleep(_RETRY_PAUSE)
-                    r = http.request(method, path, json=body)
-                shown = f"{method} {path}" + (f" {json.dumps(body)}" if body is not None else "")
-                return f"{shown}  (Authorization: Bearer <{scope}'s pass>)", _http_outcome(r)
+            shown = f"{method} {path}" + (f" {json.dumps(body)}" if body is not None else "")
+            return f"{shown}  (Authorization: Bearer <{scope}'s pass>)", _http_outcome(r)
 
-            for path in ("/v1/memories?limit=1000", "/v1/memories?limit=1000&order=oldest"):
-                tally.read("servers", *call("GET", path))
-            for path in ("/v1/audit", "/v1/notices", "/v1/pass"):
-                tally.read("servers", *call("GET", path))
-            for v in victims:
-                for q in (v.canary, v.tag, v.topic):
-                    tally.read("servers", *call("POST", "/v1/recall", {"query": q, "k": BIG_K}))
-                tally.read(
-                    "servers",
-                    *call("POST", "/v1/recall", {"query": v.topic, "k": BIG_K, "tags": [v.tag]}),
-                )
-            for v in victims:
-                ident = adapter.ids[v.key]
-                absent = adapter.absent_id()
-                for method, suffix, body in (
-                    ("GET", "", None),
-                    ("GET", "/history", None),
-                    ("PATCH", "", {"text": f"{_MARKER} {v.topic}"}),
-                    ("DELETE", "", None),
-                ):
-                    c1, theirs = call(method, f"/v1/memories/{ident}{suffix}", body)
-                    c2, nobodys = call(method, f"/v1/memories/{absent}{suffix}", body)
-                    tally.read("servers", c1, theirs)
-                    tally.oracle(
-                        f"{c1}  vs  {c2}", v, theirs, nobodys, ids=[ident, absent], vector="servers"
-                    )
-        # Without a (valid) pass -- the forgotten scope of an HTTP client: refused, never a
-        # default persona.
-        with httpx.Client(base_url=url, timeout=30) as anon:
-            for shown, headers in (
-                ("no Authorization header", {}),
-                ("Authorization: Bearer (no token)", {"Authorization": "Bearer"}),
-                ("Authorization: Bearer sev_forged", {"Authorization": "Bearer sev_forged0000"}),
+        for path in ("/v1/memories?limit=1000", "/v1/memories?limit=1000&order=oldest"):
+            tally.read("servers", *call("GET", path))
+        for path in ("/v1/audit", "/v1/notices", "/v1/pass"):
+            tally.read("servers", *call("GET", path))
+        for v in victims:
+            for q in (v.canary, v.tag, v.topic):
+                tally.read("servers", *call("POST", "/v1/recall", {"query": q, "k": BIG_K}))
+            tally.read(
+                "servers",
+                *call("POST", "/v1/recall", {"query": v.topic, "k": BIG_K, "tags": [v.tag]}),
+            )
+        for v in victims:
+            ident = adapter.ids[v.key]
+            absent = adapter.absent_id()
+            for method, suffix, body in (
+                ("GET", "", None),
+                ("GET", "/history", None),
+                ("PATCH", "", {"text": f"{_MARKER} {v.topic}"}),
+                ("DELETE", "", None),
             ):
-                for path in ("/v1/memories?limit=1000", "/v1/audit"):
-                    r = anon.get(path, headers=headers)
-                    tally.read("forgotten", f"[HTTP API] GET {path}  ({shown})", _http_outcome(r))
-                r = anon.post("/v1/recall", json={"query": "Saturday", "k": BIG_K}, headers=headers)
-                shown_call = f'[HTTP API] POST /v1/recall {{"query": "Saturday", "k": {BIG_K}}}'
-                tally.read("forgotten", f"{shown_call}  ({shown})", _http_outcome(r))
+                c1, theirs = call(method, f"/v1/memories/{ident}{suffix}", body)
+                c2, nobodys = call(method, f"/v1/memories/{absent}{suffix}", body)
+                tally.read("servers", c1, theirs)
+                tally.oracle(
+                    f"{c1}  vs  {c2}", v, theirs, nobodys, ids=[ident, absent], vector="servers"
+                )
+    # Without a (valid) pass -- the forgotten scope of an HTTP client: refused, never a
+    # default persona.
+    with httpx.Client(base_url=url, timeout=30) as anon:
+        for shown, headers in (
+            ("no Authorization header", {}),
+            ("Authorization: Bearer (no token)", {"Authorization": "Bearer"}),
+            ("Authorization: Bearer sev_forged", {"Authorization": "Bearer sev_forged0000"}),
+        ):
+            for path in ("/v1/memories?limit=1000", "/v1/audit"):
+                r = anon.get(path, headers=headers)
+                tally.read("forgotten", f"[HTTP API] GET {path}  ({shown})", _http_outcome(r))
+            r = anon.post("/v1/recall", json={"query": "Saturday", "k": BIG_K}, headers=headers)
+            shown_call = f'[HTTP API] POST /v1/recall {{"query": "Saturday", "k": {BIG_K}}}'
+            tally.read("forgotten", f"{shown_call}  ({shown})", _http_outcome(r))
     tally.note(
         "servers",
-        "HTTP API: `severance serve --http 127.0.0.1:0`, a pass for the floor of "
-        f"{scope!r} (`Passes.issue`)",
+        "HTTP API: `severance serve --http 127.0.0.1:0 --mcp-http 127.0.0.1:0 "
+        f"--mcp-require-pass`, a pass for the floor of {scope!r} (`Passes.issue`)",
     )
 
 
@@ -178,20 +180,66 @@ def _tool_outcome(result: Any) -> Outcome:
     return Outcome("tool-error" if result.is_error else "ok", body)
 
 
-async def _mcp_session(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
-    from mcp import Client, StdioServerParameters
-    from mcp.types import Implementation, ListRootsResult, Root
+async def _mcp_probes(
+    c: Any, where: str, adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally
+) -> list[str]:
+    """Every MCP tool, as the client ``c`` (woken on ``scope``), against the victims."""
+    tools = {t.name: t for t in (await c.list_tools()).tools}
+    me = _tool_outcome(await c.call_tool("list_memories", {"limit": 100}))
+    if f'"persona": "{scope}"' not in me.text:
+        raise RuntimeError(f"MCP server did not wake {scope!r}: {me.text[:200]}")
+    tally.read("servers", f"[{where}] list_memories(limit=100)", me)
+    for v in victims:
+        for q in (v.canary, v.tag, v.topic):
+            args = {"query": q, "k": 50}
+            out = _tool_outcome(await c.call_tool("recall", args))
+            tally.read("servers", f"[{where}] recall({json.dumps(args)})", out)
+    # Every tool taking a memory id, with B's ids and with ids that exist nowhere.
+    by_id = [
+        name
+        for name, t in tools.items()
+        if "memory_id" in (t.input_schema or {}).get("properties", {})
+    ]
+    for v in victims:
+        ident, absent = adapter.ids[v.key], adapter.absent_id()
+        for name in by_id:
+            props = tools[name].input_schema.get("properties", {})
+            extra = {"text": f"{_MARKER} {v.topic}"} if "text" in props else {}
+            a1 = {"memory_id": ident, **extra}
+            a2 = {"memory_id": absent, **extra}
+            theirs = _tool_outcome(await c.call_tool(name, a1))
+            nobodys = _tool_outcome(await c.call_tool(name, a2))
+            c1 = f"[{where}] {name}({json.dumps(a1)})"
+            tally.read("servers", c1, theirs)
+            tally.oracle(
+                f"{c1}  vs  {name}({json.dumps(a2)})",
+                v,
+                theirs,
+                nobodys,
+                ids=[ident, absent],
+                vector="servers",
+            )
+    return sorted(tools)
 
-    workspace: Path = adapter.workspaces[scope]
-    env = _env(adapter.workdir / "serverhome")
+
+def _roots(path: Path) -> Any:
+    from mcp.types import ListRootsResult, Root
 
     async def roots(_ctx: Any) -> ListRootsResult:
-        return ListRootsResult(roots=[Root(uri=workspace.as_uri())])  # type: ignore[arg-type]
+        return ListRootsResult(roots=[Root(uri=path.as_uri())])  # type: ignore[arg-type]
 
+    return roots
+
+
+async def _mcp_stdio(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    from mcp import Client, StdioServerParameters
+    from mcp.types import Implementation
+
+    workspace: Path = adapter.workspaces[scope]
     params = StdioServerParameters(
         command=sys.executable,
         args=["-c", _ENTRY, "--store", adapter.location, "serve", "--mcp"],
-        env=env,
+        env=_env(adapter.workdir / "serverhome"),
         cwd=workspace,
     )
     where = f"MCP stdio, client 'claude-code', root {scope}'s workspace"
@@ -199,44 +247,53 @@ async def _mcp_session(adapter: Any, scope: str, victims: Sequence[Plant], tally
         params,
         mode="legacy",
         client_info=Implementation(name="claude-code", version="1"),
-        list_roots_callback=roots,
+        list_roots_callback=_roots(workspace),
     ) as c:
-        tools = {t.name: t for t in (await c.list_tools()).tools}
-        me = _tool_outcome(await c.call_tool("list_memories", {"limit": 100}))
-        if f'"persona": "{scope}"' not in me.text:
-            raise RuntimeError(f"MCP server did not wake {scope!r}: {me.text[:200]}")
-        tally.read("servers", f"[{where}] list_memories(limit=100)", me)
-        for v in victims:
-            for q in (v.canary, v.tag, v.topic):
-                args = {"query": q, "k": 50}
-                out = _tool_outcome(await c.call_tool("recall", args))
-                tally.read("servers", f"[{where}] recall({json.dumps(args)})", out)
-        # Every tool taking a memory id, with B's ids and with ids that exist nowhere.
-        by_id = [
-            name
-            for name, t in tools.items()
-            if "memory_id" in (t.input_schema or {}).get("properties", {})
-        ]
-        for v in victims:
-            ident, absent = adapter.ids[v.key], adapter.absent_id()
-            for name in by_id:
-                props = tools[name].input_schema.get("properties", {})
-                extra = {"text": f"{_MARKER} {v.topic}"} if "text" in props else {}
-                a1 = {"memory_id": ident, **extra}
-                a2 = {"memory_id": absent, **extra}
-                theirs = _tool_outcome(await c.call_tool(name, a1))
-                nobodys = _tool_outcome(await c.call_tool(name, a2))
-                c1 = f"[{where}] {name}({json.dumps(a1)})"
-                tally.read("servers", c1, theirs)
-                tally.oracle(
-                    f"{c1}  vs  {name}({json.dumps(a2)})",
-                    v,
-                    theirs,
-                    nobodys,
-                    ids=[ident, absent],
-                    vector="servers",
-                )
-    tally.note("servers", f"MCP server tools probed: {', '.join(sorted(tools))}")
+        tools = await _mcp_probes(c, where, adapter, scope, victims, tally)
+    tally.note("servers", f"MCP over stdio, tools probed: {', '.join(tools)}")
+
+
+async def _mcp_http(
+    adapter: Any,
+    scope: str,
+    victims: Sequence[Plant],
+    tally: Tally,
+    url: str,
+    token: str,
+    decoy: str,
+) -> None:
+    """MCP over streamable HTTP with scope A's pass, from a client claiming to be in another
+    scope's workspace: the pass, not the claim, must decide."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.types import Implementation
+
+    where = f"MCP over HTTP, {scope}'s pass, roots of {decoy}'s workspace"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(
+            transport,
+            mode="legacy",
+            client_info=Implementation(name="claude-code", version="1"),
+            list_roots_callback=_roots(adapter.workspaces[decoy]),
+        ) as c:
+            tools = await _mcp_probes(c, where, adapter, scope, victims, tally)
+    tally.note("servers", f"MCP over streamable HTTP with a pass, tools probed: {', '.join(tools)}")
+    # Without a pass, claiming the victim's workspace: refused (--mcp-require-pass).
+    async with httpx2.AsyncClient(timeout=30) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(
+            transport,
+            mode="legacy",
+            client_info=Implementation(name="claude-code", version="1"),
+            list_roots_callback=_roots(adapter.workspaces[decoy]),
+        ) as c:
+            for name, args in (("list_memories", {"limit": 100}), ("recall", {"query": "a"})):
+                out = _tool_outcome(await c.call_tool(name, args))
+                shown = f"[MCP over HTTP, no pass, roots of {decoy}'s workspace] {name}"
+                tally.read("forgotten", f"{shown}({json.dumps(args)})", out)
 
 
 async def _mcp_forgotten(adapter: Any, tally: Tally) -> None:
@@ -257,8 +314,24 @@ async def _mcp_forgotten(adapter: Any, tally: Tally) -> None:
 
 
 def probe_servers(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    """Vector 8 (and the servers' part of vector 5) for Severance."""
     import anyio
 
-    _probe_http(adapter, scope, victims, tally)
-    anyio.run(_mcp_session, adapter, scope, victims, tally)
-    anyio.run(_mcp_forgotten, adapter, tally)
+    from bench.isolation.severance_api import FLOORS
+    from severance.passes import Passes
+
+    token = Passes(adapter.store).issue(FLOORS[scope], label="isolation bench").token
+    decoy = next(v.scope for v in victims) if victims else scope
+    with _http_server(adapter.location, adapter.workdir / "serverhome") as urls:
+        _probe_http(adapter, scope, victims, tally, urls["HTTP API"], token)
+        anyio.run(_mcp_http, adapter, scope, victims, tally, urls["MCP server"], token, decoy)
+    anyio.run(_stdio_both, adapter, scope, victims, tally)
+
+
+async def _stdio_both(adapter: Any, scope: str, victims: Sequence[Plant], tally: Tally) -> None:
+    # Two independent server processes: started side by side, they start in half the time.
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_mcp_stdio, adapter, scope, victims, tally)
+        tg.start_soon(_mcp_forgotten, adapter, tally)
