@@ -262,10 +262,11 @@ class ChromaAdapter(Adapter):
 
     def servers(self, scope: str, victims: Sequence[Plant], tally: Tally) -> str | None:
         return (
-            "no per-scope credential exists: Chroma's server (`chroma run`) authenticates a "
-            "client, if at all, for the whole server, never for one collection or one "
-            "user_id (cookbook.chromadb.dev/security/auth-1.0.x), so there is no A-credential "
-            "to test; not run"
+            "no per-scope credential exists: with either layout the application itself must "
+            "act as the policy enforcement and decision point (cookbook.chromadb.dev/strategies"
+            "/multi-tenancy/naive-multi-tenancy); Chroma's server authentication, where "
+            "configured, admits a client to the whole server (cookbook.chromadb.dev/security/"
+            "auth), so there is no credential of scope A to test"
         )
 
     def victim_view(self, scope: str, plant: Plant) -> str | None:

@@ -58,6 +58,56 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Why a leak happens, by (system, vector): the API facts behind a number, shown next to it
+#: only when the run found that leak.
+WHY: dict[tuple[str, str], str] = {
+    ("mem0", "ids"): "`get`, `update`, `delete` and `history` take a memory id and nothing else; "
+    "no `user_id` is checked, so any id reads, overwrites or deletes another user's memory",
+    ("mem0", "oracles"): "`get` answers `null` for an unknown id and the memory for a known "
+    "one, and answers faster for an unknown id",
+    ("mem0", "at_rest"): "memory text and metadata are stored in plaintext (Qdrant's local "
+    "storage, `history.db`)",
+    ("mem0", "residue"): "`history.db` keeps the text of every version, deleted memories "
+    "included, after `delete` and `delete_all`",
+    ("chroma-filter", "ids"): "`Collection.update(ids=...)` takes no `where=`: a caller scoped "
+    "by its `user_id` filter overwrites another user's document by id",
+    ("chroma-filter", "forgotten"): "`query`, `get` and `peek` without `where=` return every "
+    "user's documents",
+    ("chroma-filter", "at_rest"): "documents, metadata and ids are stored in plaintext",
+    ("chroma-filter", "residue"): "deleted documents remain readable in the files",
+    ("chroma-collections", "at_rest"): "documents, metadata and ids are stored in plaintext",
+    ("chroma-collections", "residue"): "after `delete` and `delete_collection`, the documents "
+    "remain readable in the files",
+    ("mcp-memory", "at_rest"): "each scope's JSONL file holds its observations in plaintext",
+}
+
+SEVERANCE_WHY = (
+    "Why Severance's cells are zero: a session is bound to one persona for its whole life and "
+    "no read call takes a persona; another persona's id is simply not found, with the same "
+    "error as an id that never existed; text, tags, metadata and (SQLite) vectors are "
+    "encrypted with the persona's own AES-256-GCM key, so no file holds a canary in "
+    "plaintext; clean slate destroys the persona's key and rewrites the freed pages "
+    "(docs/security.md); the HTTP API and MCP over HTTP take a pass that pins one floor, and "
+    "refuse requests without one."
+)
+
+
+def why_notes(result: dict[str, Any]) -> list[str]:
+    """The explanations of the leaks this run found, one line each."""
+    out = []
+    titles = dict(VECTORS)
+    for name, sys_res in result.get("systems", {}).items():
+        for key, _t in VECTORS:
+            if sys_res["vectors"][key].get("leaked") and (name, key) in WHY:
+                out.append(f"- **{sys_res['label']}**, {titles[key]}: {WHY[name, key]}.")
+    return out
+
+
+def _severance_clean(result: dict[str, Any]) -> bool:
+    rows = [r for n, r in result.get("systems", {}).items() if n.startswith("severance")]
+    return bool(rows) and all(v["leaked"] == 0 for r in rows for v in r["vectors"].values())
+
+
 def leak_examples(result: dict[str, Any]) -> str:
     """One row per leaking (system, vector): the count and the first call that leaked."""
     rows = [
@@ -162,6 +212,8 @@ def render_document(result: dict[str, Any]) -> str:
         "",
         leak_examples(result),
         "",
+        *(["### Why", "", *why_notes(result), ""] if why_notes(result) else []),
+        *([SEVERANCE_WHY, ""] if _severance_clean(result) else []),
         "## The vectors",
         "",
         *[f"- **{t}**: {d}." for t, d in VECTOR_DEFINITIONS],
