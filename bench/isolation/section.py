@@ -86,7 +86,12 @@ def _build(
     if name == "severance-sqlite":
         from bench.isolation.severance_api import SeveranceAdapter
 
-        return SeveranceAdapter(workdir, embedder=opts.embedder, servers=opts.severance_servers)
+        return SeveranceAdapter(
+            workdir,
+            embedder=opts.embedder,
+            servers=opts.severance_servers,
+            http_timing_pairs=min(100, opts.timing_reps),
+        )
     if name == "severance-postgres":
         from bench.isolation.severance_api import SeveranceAdapter
 
@@ -104,6 +109,7 @@ def _build(
             data_dir=data_dir,
             embedder=opts.embedder,
             servers=opts.severance_servers,
+            http_timing_pairs=min(100, opts.timing_reps),
         )
     if name == "mem0":
         from bench.isolation.mem0_adapter import Mem0Adapter

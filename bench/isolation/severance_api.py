@@ -37,8 +37,10 @@ class SeveranceAdapter(Adapter):
         data_dir: Path | None = None,
         embedder: Any = None,
         servers: bool = True,
+        http_timing_pairs: int = 100,
     ) -> None:
         super().__init__(workdir)
+        self.http_timing_pairs = http_timing_pairs
         try:
             import severance
         except ImportError as exc:  # pragma: no cover - the package under test
@@ -114,7 +116,8 @@ class SeveranceAdapter(Adapter):
             "configuration": "Store.init(location, key_file=...); add_persona(work|home|client);"
             " add_floor(office|house|studio, persona=..., paths=[<workspace>/**]); no default "
             "floor; memories written with Session.remember(text, tags=[...], metadata={...})",
-            "doc": "README.md (Quick start), docs/concepts.md (floors, sessions)",
+            "doc": "README.md (In Python), docs/concepts.md (floors, sessions), docs/servers.md "
+            "(passes, MCP over stdio and HTTP, --mcp-require-pass)",
         }
 
     # -- operations ---------------------------------------------------------------------------

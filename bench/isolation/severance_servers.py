@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import re
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench.isolation.base import BIG_K
 from bench.isolation.plants import Plant
-from bench.isolation.tally import Outcome, Tally
+from bench.isolation.tally import Outcome, Tally, timing_oracle
 
 __all__ = ["probe_servers"]
 
@@ -150,6 +151,8 @@ def _probe_http(
                 tally.oracle(
                     f"{c1}  vs  {c2}", v, theirs, nobodys, ids=[ident, absent], vector="servers"
                 )
+        if victims:
+            _http_timing(http, adapter, victims[0], tally)
     # Without a (valid) pass -- the forgotten scope of an HTTP client: refused, never a
     # default persona.
     with httpx.Client(base_url=url, timeout=30) as anon:
@@ -168,6 +171,41 @@ def _probe_http(
         "servers",
         "HTTP API: `severance serve --http 127.0.0.1:0 --mcp-http 127.0.0.1:0 "
         f"--mcp-require-pass`, a pass for the floor of {scope!r} (`Passes.issue`)",
+    )
+
+
+def _http_timing(http: Any, adapter: Any, victim: Plant, tally: Tally) -> None:
+    """The timing oracle over HTTP: GET of a victim's id against an absent id, interleaved;
+    a rate-limited (429) answer is waited out and not timed."""
+    theirs = f"/v1/memories/{adapter.ids[victim.key]}"
+    nobodys = f"/v1/memories/{adapter.absent_id()}"
+
+    def timed(path: str) -> float:
+        for _ in range(_RETRIES):
+            start = time.perf_counter()
+            r = http.get(path)
+            took = time.perf_counter() - start
+            if r.status_code != 429:
+                return took
+            time.sleep(_RETRY_PAUSE)
+        raise RuntimeError(f"GET {path} stayed rate-limited")
+
+    for _ in range(5):  # warm-up
+        timed(theirs)
+        timed(nobodys)
+    tv: list[float] = []
+    ta: list[float] = []
+    rng = random.Random(8)
+    for _ in range(adapter.http_timing_pairs):
+        first, second = (theirs, nobodys) if rng.random() < 0.5 else (nobodys, theirs)
+        a, b = timed(first), timed(second)
+        tv.append(a if first == theirs else b)
+        ta.append(b if first == theirs else a)
+    tally.timing(
+        "GET /v1/memories/<id> (work's pass)",
+        [victim],
+        timing_oracle(tv, ta),
+        vector="servers",
     )
 
 

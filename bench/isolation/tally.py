@@ -198,11 +198,18 @@ class Tally:
         self._record(vector, call, {victim.key} if differs else set(), evidence)
         return differs
 
-    def timing(self, call: str, victims: Iterable[Plant], result: TimingResult) -> None:
+    def timing(
+        self,
+        call: str,
+        victims: Iterable[Plant],
+        result: TimingResult,
+        *,
+        vector: str = "oracles",
+    ) -> None:
         """A timing oracle: a significant difference reveals every victim id it was run on."""
         keys = {p.key for p in victims} if result.significant else set()
-        self._record("oracles", call, keys, result.describe())
-        self.note("oracles", f"timing of {call}: {result.describe()}")
+        self._record(vector, call, keys, result.describe())
+        self.note(vector, f"timing of {call}: {result.describe()}")
 
     def files(self, vector: str, phase: str, hits: Sequence[FileHit]) -> set[str]:
         """A scan of the system's files: victims' canaries found in their bytes."""
