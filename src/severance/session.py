@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import validate
+from . import chat, duplicates, validate
 from .audit import to_entries
 from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .drafts import to_draft
@@ -88,6 +88,7 @@ class Session:
             self._vector_rows = self._rows
         self._lock = threading.RLock()
         self._index: PersonaIndex | None = None
+        self._known: duplicates.KnownMemories | None = None
         self._seen = 0
         self._unsnapshotted = 0
         self._closed = False
@@ -248,15 +249,45 @@ class Session:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
             embedder = self._store.embedder
-            stored: list[Memory] = []
-            for start in range(0, len(drafts), batch_size):
-                batch = drafts[start : start + batch_size]
-                vectors = embedder.embed([d.text for d in batch])
-                stored.extend(self._write_new(batch, vectors))
-                if progress is not None:
-                    progress(len(stored), len(drafts))
-            self.counts["remembered"] += len(stored)
-            return stored
+
+            def write(fresh: list[MemoryDraft]) -> list[Memory]:
+                stored: list[Memory] = []
+                for start in range(0, len(fresh), batch_size):
+                    batch = fresh[start : start + batch_size]
+                    vectors = embedder.embed([d.text for d in batch])
+                    stored.extend(self._write_new(batch, vectors))
+                    if progress is not None:
+                        progress(len(stored), len(fresh))
+                self.counts["remembered"] += len(stored)
+                return stored
+
+            if self._known is None:
+                self._known = duplicates.KnownMemories(self._rows, self._to_memory)
+            return duplicates.remember_once(drafts, self._known, self._live, write)
+
+    def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
+        return {mid: self._to_memory(row) for mid, row in self._rows.get_many(memory_ids).items()}
+
+    def remember_messages(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        session: str | None = None,
+        at: datetime | str | None = None,
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[Memory]:
+        """Remember a conversation: chat messages (``role``/``content``) or turns, in order.
+
+        Each turn becomes an ``episode`` memory; see :mod:`severance.chat` for the shapes, how
+        a missing timestamp or session is filled in and which messages are skipped.
+        """
+        conversation = chat.read_conversation(
+            messages, session=session, at=at, tags=tags, metadata=metadata, source=source
+        )
+        return self.remember_many(conversation.drafts, progress=progress)
 
     def _write_new(
         self,
