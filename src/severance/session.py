@@ -522,6 +522,14 @@ class Session:
             )
             return out
 
+    def log_import(self, importer: str, **counts: int) -> None:
+        """Log one ``import`` audit entry for this persona (the importer's name and counts)."""
+        with self._lock:
+            self._check_open()
+            self._store._audit.append(
+                "import", self._persona.id, self._persona.name, importer=importer, **counts
+            )
+
     def count(self) -> int:
         with self._lock:
             self._check_open()

@@ -407,37 +407,6 @@ def export(
         click.echo(f"Exported {len(lines)} memories to {output}.", err=True)
 
 
-@click.command("import")
-@session_options
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_(
-    wake: Wake,
-    file: Path,
-) -> None:
-    """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
-    records = _load_records(file)
-    items = []
-    for n, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"record {n}: expected a JSON object")
-        try:
-            items.append(
-                to_draft(
-                    {
-                        key: record[key]
-                        for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
-                        if key in record
-                    }
-                )
-            )
-        except InvalidInputError as e:
-            raise InvalidInputError(f"record {n}: {e}") from None
-    with awake(wake) as s:
-        memories_ = s.remember_many(items)
-        persona = s.persona
-    click.echo(f"Imported {len(memories_)} memories into {persona}.")
-
-
 def register(cli: click.Group) -> None:
-    for command in (remember, recall, get, update, forget, history, memories, export, import_):
+    for command in (remember, recall, get, update, forget, history, memories, export):
         cli.add_command(command)
