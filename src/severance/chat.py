@@ -68,6 +68,8 @@ def message_text(content: object, where: str = "content") -> str:
             kind = part.get("type")
             body = part.get("text")
             if kind in _TEXT_PART_TYPES or (kind is None and "text" in part):
+                if body is None:
+                    continue  # an empty text part
                 if not isinstance(body, str):
                     raise InvalidInputError(f"{where}: a text part's 'text' must be a string")
                 texts.append(body)
@@ -86,6 +88,7 @@ def read_conversation(
     source: str | None = None,
     kind: str = "episode",
     now: datetime | None = None,
+    require_text: bool = True,
 ) -> Conversation:
     """Validate a conversation (chat messages or turns) into drafts (``episode`` by default).
 
@@ -93,7 +96,8 @@ def read_conversation(
     and metadata are added to them); without ``source``, chat messages are marked ``chat`` and
     turns ``turns``. ``now`` is the time of a first turn with no timestamp when ``at`` is not
     given (default: the clock). Raises :class:`InvalidTurnsError` naming the first bad record;
-    nothing is stored then.
+    nothing is stored then. A conversation of messages none of which holds text is refused
+    too, unless ``require_text`` is false (then it has no drafts).
     """
     if isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
         raise InvalidTurnsError("a conversation must be a list of messages")
@@ -158,12 +162,11 @@ def read_conversation(
             position += 1
         except InvalidInputError as e:
             raise InvalidTurnsError(f"turn {n}: {e}") from None
-    if not drafts:
+    if not drafts and (require_text or not skipped):
         raise InvalidTurnsError(
             "the conversation holds no text" if skipped else "the conversation holds no turns"
         )
-    assert current_session is not None
-    return Conversation(tuple(drafts), current_session, skipped)
+    return Conversation(tuple(drafts), current_session or new_id("s_"), skipped)
 
 
 def _speaker_and_text(record: Mapping[str, Any]) -> tuple[str, str, str]:

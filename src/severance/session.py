@@ -499,14 +499,37 @@ class Session:
                 )
             return [*versions, current]
 
-    def memories(self, *, limit: int = 50, offset: int = 0, newest_first: bool = True) -> Page:
-        """A page of memories in the order they were learned."""
+    def memories(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+        kind: str | Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> Page:
+        """A page of memories in the order they were learned.
+
+        Filters as :meth:`recall` takes them: ``kind`` (one or several), ``tags`` (all must
+        be present), ``since`` / ``until`` on when the memory occurred.
+        """
         with self._lock:
             self._check_open()
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
                 raise InvalidInputError("limit must be an integer from 1 to 1000")
             if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
                 raise InvalidInputError("offset must be a non-negative integer")
+            if any(f is not None for f in (kind, tags, since, until)):
+                flt = _filter(kind, tags, since, until)
+                rows = self._rows.get_many(list(self._sync().ids_matching(flt)))
+                ordered = sorted(
+                    rows.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
+                )
+                chosen = tuple(self._to_memory(r) for r in ordered[offset : offset + limit])
+                end = offset + len(chosen)
+                return Page(chosen, len(ordered), end if end < len(ordered) else None)
             total = self._rows.count()
             items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
             end = offset + len(items)
@@ -746,3 +769,24 @@ class Session:
 
 def _epoch_or_none(value: datetime | None) -> float | None:
     return None if value is None else to_epoch(value)
+
+
+def _filter(
+    kind: str | Iterable[str] | None,
+    tags: Iterable[str] | None,
+    since: datetime | str | None,
+    until: datetime | str | None,
+) -> Filter:
+    kinds: frozenset[str] | None = None
+    if kind is not None:
+        if not isinstance(kind, str | Iterable):
+            raise InvalidInputError("kind must be a kind or a list of kinds")
+        kinds = frozenset(
+            [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
+        )
+    return Filter(
+        kinds=kinds,
+        tags=frozenset(validate.tags(tags)) if tags is not None else None,
+        since=_epoch_or_none(validate.when(since, "since")),
+        until=_epoch_or_none(validate.when(until, "until")),
+    )
