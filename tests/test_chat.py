@@ -170,11 +170,18 @@ def test_remembering_a_live_memory_returns_it(store: Store, store_location: str)
         with Store.open(store_location) as other, other.enter(floor="office") as theirs:
             made = theirs.remember("Written elsewhere")
         assert s.remember("written elsewhere").id == made.id
+        # An updated memory answers for its new words only.
+        note = s.remember("Standup at 9:30")
+        s.update(note.id, "Standup at 10:00")
+        assert s.remember("standup at 10:00").id == note.id
+        moved = s.remember("Standup at 9:30")
+        assert moved.id != note.id and not moved.duplicate
+        s.forget(moved.id)
         # A forgotten memory is not a duplicate of anything any more.
         s.forget(a.id)
         back = s.remember("Invoice 4411 is paid", kind="fact", tags=["billing"])
         assert back.id != a.id and not back.duplicate
-        assert s.count() == count + 1
+        assert s.count() == count + 2  # "written elsewhere" and the standup note
     # Other personas never answer as duplicates.
     with store.enter(floor="house") as h:
         assert not h.remember("Invoice 4412 is paid", kind="fact", tags=["billing"]).duplicate

@@ -14,18 +14,17 @@ written again; :meth:`Session.remember_many` returns the live memory with
 ``Memory.duplicate`` set instead. This is also what makes an interrupted import resumable: a
 rerun finds every record the first run committed and writes only the rest.
 
-The identities of a persona's live memories are held in memory per session, built on the first
+Where to look is held in memory per session (a hash and an id a memory), built on the first
 write from one scan of the rows and kept in step with every later change (this process's or
 another's) through the back-end's change feed, as the search index is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from .model import Memory, MemoryDraft
 __all__ = ["KnownMemories", "identity", "normalise", "remember_once"]
 
 _SCAN_BATCH = 2_000
+Identity = tuple[str, str, frozenset[str], str | None]
 
 
 def normalise(text: str) -> str:
@@ -42,57 +42,51 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def _is_turn(metadata: dict[str, Any]) -> bool:
+def _is_turn(metadata: Mapping[str, Any]) -> bool:
     return "session" in metadata and "turn" in metadata
 
 
-def identity(text: str, kind: str, tags: Sequence[str], metadata: dict[str, Any]) -> str:
-    """The key two memories share when one may be a duplicate of the other."""
-    turn = [metadata.get("session"), metadata.get("turn")] if _is_turn(metadata) else None
-    body = json.dumps(
-        [normalise(text), kind, sorted(set(tags)), turn],
-        ensure_ascii=False,
-        separators=(",", ":"),
-        default=str,
+def identity(text: str, kind: str, tags: Sequence[str], metadata: Mapping[str, Any]) -> Identity:
+    """What two memories share exactly when one may be a duplicate of the other."""
+    turn = (
+        json.dumps([metadata.get("session"), metadata.get("turn")], sort_keys=True, default=str)
+        if _is_turn(metadata)
+        else None
     )
-    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+    return (normalise(text), kind, frozenset(tags), turn)
 
 
-@dataclass
-class _Plan:
-    fresh: list[int] = field(default_factory=list)  # positions to write
-    known: dict[int, str] = field(default_factory=dict)  # position -> live memory id
-    repeats: dict[int, int] = field(default_factory=dict)  # position -> earlier position
+def _same(draft: MemoryDraft, memory: Memory) -> bool:
+    """Whether ``draft`` is a duplicate of the live ``memory``."""
+    if identity(draft.text, draft.kind, draft.tags, draft.metadata) != identity(
+        memory.text, memory.kind, memory.tags, memory.metadata
+    ):
+        return False
+    if draft.occurred_at is None or _is_turn(draft.metadata):
+        return True
+    return memory.occurred_at == draft.occurred_at
 
 
 class KnownMemories:
-    """The identities of one persona's live memories, kept in step with its rows."""
+    """Where to look for a duplicate: one persona's live memories by a hash of their identity.
+
+    Only a 64-bit hash and an id are kept per memory (the search index holds the rest of the
+    persona in memory already); a hash is a lead, checked against the memory itself before
+    anything is called a duplicate, so a collision or a stale entry can cost a missed match
+    but never a merge.
+    """
 
     def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory]) -> None:
         self._rows = rows
         self._read = read
-        self._ids: dict[str, list[str]] = {}  # identity -> live memory ids, oldest first
-        self._keys: dict[str, str] = {}  # memory id -> identity
-        self._when: dict[str, datetime] = {}  # memory id -> occurred_at
+        self._ids: dict[int, str] = {}  # hash(identity) -> the newest memory id with it
+        self._fresh: set[str] = set()  # written by this session since the last refresh
         self._seen: int | None = None
 
-    def _put(self, row: MemoryRow) -> None:
-        memory = self._read(row)
-        self._drop(row.id)
-        key = identity(memory.text, memory.kind, memory.tags, memory.metadata)
-        self._keys[row.id] = key
-        self._when[row.id] = memory.occurred_at
-        # Equal memories stored before this rule existed may share a key: the oldest answers.
-        self._ids.setdefault(key, []).append(row.id)
-
-    def _drop(self, memory_id: str) -> None:
-        key = self._keys.pop(memory_id, None)
-        self._when.pop(memory_id, None)
-        if key is not None:
-            ids = self._ids[key]
-            ids.remove(memory_id)
-            if not ids:
-                del self._ids[key]
+    def _put(self, memory: Memory) -> None:
+        self._ids[hash(identity(memory.text, memory.kind, memory.tags, memory.metadata))] = (
+            memory.id
+        )
 
     def refresh(self) -> None:
         """Apply every change made since the last refresh (a full scan the first time)."""
@@ -100,35 +94,28 @@ class KnownMemories:
             self._seen = self._rows.high_water()
             for batch in self._rows.scan(_SCAN_BATCH):
                 for row in batch:
-                    self._put(row)
+                    self._put(self._read(row))
         changes = self._rows.changes_since(self._seen)
-        stale = list(changes.changed)
-        if stale:
-            for row in self._rows.get_many(stale).values():
-                self._put(row)
-        for memory_id in changes.deleted:
-            self._drop(memory_id)
+        if changes.changed:
+            for row in self._rows.get_many(list(changes.changed)).values():
+                # This session's own inserts are known already; anything else (another
+                # process's write, an update) is read.
+                if not (row.id in self._fresh and row.version == 1):
+                    self._put(self._read(row))
+        # Deleted memories stay as stale leads: every lead is checked before it is believed.
+        self._fresh.clear()
         self._seen = changes.high_water
 
-    def plan(self, drafts: Sequence[MemoryDraft]) -> _Plan:
+    def written(self, memories: Iterable[Memory]) -> None:
+        """Record memories this session just stored."""
+        for memory in memories:
+            self._put(memory)
+            self._fresh.add(memory.id)
+
+    def leads(self, drafts: Sequence[MemoryDraft]) -> list[str | None]:
+        """For each draft, the id of a live memory that may be its duplicate."""
         self.refresh()
-        plan = _Plan()
-        first: dict[tuple[str, datetime | None], int] = {}
-        for n, draft in enumerate(drafts):
-            key = identity(draft.text, draft.kind, draft.tags, draft.metadata)
-            when = None if _is_turn(draft.metadata) else draft.occurred_at
-            match = next(
-                (mid for mid in self._ids.get(key, ()) if when is None or self._when[mid] == when),
-                None,
-            )
-            if match is not None:
-                plan.known[n] = match
-            elif (key, when) in first:
-                plan.repeats[n] = first[key, when]
-            else:
-                first[key, when] = n
-                plan.fresh.append(n)
-        return plan
+        return [self._ids.get(hash(identity(d.text, d.kind, d.tags, d.metadata))) for d in drafts]
 
 
 def remember_once(
@@ -139,22 +126,36 @@ def remember_once(
 ) -> list[Memory]:
     """Write the drafts that are not duplicates; return one memory per draft, in order.
 
-    ``live`` reads memories by id (a duplicate's original may have been forgotten since the
-    plan: then the draft is written after all); ``write`` stores new drafts.
+    ``live`` reads memories by id (a lead may have been forgotten or changed since it was
+    recorded: it is believed only if it still matches); ``write`` stores new drafts.
     """
-    plan = known.plan(drafts)
-    originals = live(sorted(set(plan.known.values()))) if plan.known else {}
-    gone = sorted(n for n, mid in plan.known.items() if mid not in originals)
-    for n in gone:
-        del plan.known[n]
-    order = sorted([*plan.fresh, *gone])
-    written = dict(zip(order, write([drafts[n] for n in order]), strict=True))
+    leads = known.leads(drafts)
+    originals = live(sorted({lead for lead in leads if lead is not None}))
+    found: dict[int, Memory] = {}
+    repeats: dict[int, int] = {}
+    fresh: list[int] = []
+    first: dict[tuple[Identity, datetime | None], int] = {}
+    for n, (draft, lead) in enumerate(zip(drafts, leads, strict=True)):
+        original = originals.get(lead) if lead is not None else None
+        if original is not None and _same(draft, original):
+            found[n] = original
+            continue
+        when = None if _is_turn(draft.metadata) else draft.occurred_at
+        key = (identity(draft.text, draft.kind, draft.tags, draft.metadata), when)
+        if key in first:
+            repeats[n] = first[key]
+        else:
+            first[key] = n
+            fresh.append(n)
+    stored = write([drafts[n] for n in fresh])
+    known.written(stored)
+    written = dict(zip(fresh, stored, strict=True))
     out: list[Memory] = []
     for n in range(len(drafts)):
         if n in written:
             out.append(written[n])
-        elif n in plan.known:
-            out.append(replace(originals[plan.known[n]], duplicate=True))
+        elif n in found:
+            out.append(replace(found[n], duplicate=True))
         else:
-            out.append(replace(written[plan.repeats[n]], duplicate=True))
+            out.append(replace(written[repeats[n]], duplicate=True))
     return out
