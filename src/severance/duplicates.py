@@ -96,12 +96,12 @@ class KnownMemories:
                 for row in batch:
                     self._put(self._read(row))
         changes = self._rows.changes_since(self._seen)
-        if changes.changed:
-            for row in self._rows.get_many(list(changes.changed)).values():
-                # This session's own inserts are known already; anything else (another
-                # process's write, an update) is read.
-                if not (row.id in self._fresh and row.version == 1):
-                    self._put(self._read(row))
+        # This session's own inserts are known already (were one of them updated by another
+        # process meanwhile, its lead is stale: checked, so at worst a missed match).
+        others = [mid for mid in changes.changed if mid not in self._fresh]
+        if others:
+            for row in self._rows.get_many(others).values():
+                self._put(self._read(row))
         # Deleted memories stay as stale leads: every lead is checked before it is believed.
         self._fresh.clear()
         self._seen = changes.high_water
@@ -111,6 +111,10 @@ class KnownMemories:
         for memory in memories:
             self._put(memory)
             self._fresh.add(memory.id)
+
+    def touched(self, memory_id: str) -> None:
+        """Record that this session changed a memory (read it again at the next refresh)."""
+        self._fresh.discard(memory_id)
 
     def leads(self, drafts: Sequence[MemoryDraft]) -> list[str | None]:
         """For each draft, the id of a live memory that may be its duplicate."""

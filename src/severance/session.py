@@ -428,6 +428,8 @@ class Session:
                 seq = self._rows.replace(new_row, previous)
                 if self._vector_rows is not None and merged.text != old.text:
                     self._vector_rows.set_vectors({row.id: vector})
+            if self._known is not None:
+                self._known.touched(row.id)
             if self._index is not None:
                 self._index.upsert(
                     [
