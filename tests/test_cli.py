@@ -466,7 +466,7 @@ def test_remember_turns_from_a_file(sev, cli_store: str, tmp_path: Path, form: s
     ]
     first = items[0]
     assert first["kind"] == "episode" and first["source"] == "turns"
-    assert first["metadata"] == {"speaker": "ann", "session": "s1"}
+    assert first["metadata"] == {"speaker": "ann", "session": "s1", "turn": 0}
     assert first["occurred_at"] == "2024-05-01T10:00:00+00:00"
     assert items[2]["tags"] == ["offsite"]
     r = sev(*s, "recall", *WORK, "where is the offsite?", "-k", "1", "--json")

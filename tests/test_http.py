@@ -641,7 +641,7 @@ def test_openapi_fuzz(store: severance.Store) -> None:
     with store.enter(floor="office") as s:
         s.remember("A memory so that list and recall have something to return", tags=["t"])
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 13
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -670,6 +670,7 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
         ("POST", "/v1/memories"),
         ("GET", "/v1/memories"),
         ("POST", "/v1/memories/batch"),
+        ("POST", "/v1/conversations"),
         ("GET", "/v1/memories/{memory_id}"),
         ("PATCH", "/v1/memories/{memory_id}"),
         ("DELETE", "/v1/memories/{memory_id}"),

@@ -102,7 +102,14 @@ def counts(store: severance.Store) -> dict[str, int]:
 async def test_tools_are_described_for_an_assistant(mstore: severance.Store) -> None:
     async with client(create_mcp_server(mstore)) as c:
         tools = {t.name: t for t in (await c.list_tools()).tools}
-    assert set(tools) == {"remember", "recall", "forget", "list_memories"}
+    assert set(tools) == {
+        "remember",
+        "recall",
+        "forget",
+        "list_memories",
+        "get_memory",
+        "update_memory",
+    }
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40
         props = tool.input_schema["properties"]
@@ -157,7 +164,7 @@ async def test_every_tool_by_workspace_roots(
         assert "no memory with id" in error_text(again)
     assert counts(mstore) == {"work": 1, "home": 0, "side": 0}
     with mstore.enter(floor="office") as s:
-        assert s.memories().items[0].source == "mcp"
+        assert s.memories().items[0].source == "mcp:claude-code"
 
 
 @pytest.mark.anyio
@@ -384,7 +391,14 @@ async def test_stdio_every_tool(served: dict[str, Any], mode: str) -> None:
         list_roots_callback=roots_of(served["work"]),
     ) as c:
         tools = {t.name for t in (await c.list_tools()).tools}
-        assert tools == {"remember", "recall", "forget", "list_memories"}
+        assert tools == {
+            "remember",
+            "recall",
+            "forget",
+            "list_memories",
+            "get_memory",
+            "update_memory",
+        }
         m = data(await c.call_tool("remember", {"text": f"stdio memory {mode}", "tags": ["io"]}))
         assert m["persona"] == "work"  # the roots win over the server's working directory
         found = data(await c.call_tool("recall", {"query": f"stdio memory {mode}"}))

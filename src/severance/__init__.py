@@ -7,6 +7,7 @@
 ...     s.recall("when is the launch?")
 """
 
+from .client import Client
 from .drafts import read_turns
 from .errors import (
     AlreadyExistsError,
@@ -14,6 +15,7 @@ from .errors import (
     EmbedderMismatchError,
     FloorNotFoundError,
     IntegrityError,
+    InvalidExportError,
     InvalidFloorError,
     InvalidInputError,
     InvalidTurnsError,
@@ -47,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "AuditEntry",
+    "Client",
     "Context",
     "EmbedderError",
     "EmbedderMismatchError",
@@ -54,6 +57,7 @@ __all__ = [
     "FloorMatch",
     "FloorNotFoundError",
     "IntegrityError",
+    "InvalidExportError",
     "InvalidFloorError",
     "InvalidInputError",
     "InvalidTurnsError",

@@ -4,6 +4,7 @@
     ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
     │   ├── InvalidFloorError      a floor rule that cannot be parsed
     │   ├── InvalidTurnsError      a malformed conversation/turns file
+    │   ├── InvalidExportError     an export file (ChatGPT, Claude, mem0…) that cannot be read
     │   └── RequestTooLargeError   an HTTP request body over the server's limit
     ├── NotFoundError
     │   ├── MemoryNotFoundError    also for ids that belong to another persona
@@ -41,6 +42,7 @@ __all__ = [
     "EmbedderMismatchError",
     "FloorNotFoundError",
     "IntegrityError",
+    "InvalidExportError",
     "InvalidFloorError",
     "InvalidInputError",
     "InvalidTurnsError",
@@ -85,6 +87,12 @@ class InvalidFloorError(InvalidInputError):
 
 class InvalidTurnsError(InvalidInputError):
     code = "invalid_turns"
+
+
+class InvalidExportError(InvalidInputError):
+    """An export file that cannot be read as the format it was given as."""
+
+    code = "invalid_export"
 
 
 class NotFoundError(SeveranceError, LookupError):

@@ -1,8 +1,9 @@
 """The MCP server: memory tools for assistants, with the persona chosen by where they run.
 
-Four tools — ``remember``, ``recall``, ``forget``, ``list_memories`` — over the official MCP
-Python SDK (``mcp``; :class:`~mcp.server.mcpserver.MCPServer`). None of them takes a persona:
-each call resolves a floor from what the client says about itself, exactly as
+Tools — ``remember``, ``recall``, ``get_memory``, ``update_memory``, ``forget``,
+``list_memories`` — over the official MCP Python SDK (``mcp``;
+:class:`~mcp.server.mcpserver.MCPServer`). None of them takes a persona: each call
+resolves a floor from what the client says about itself, exactly as
 ``store.enter(client=..., paths=[...])`` would:
 
 - ``client`` is the client's name (``clientInfo.name`` from ``initialize``, or from the request
@@ -17,6 +18,11 @@ enters one floor. Over HTTP a client may instead present a pass (``Authorization
 which pins its floor; ``require_pass`` makes that mandatory. When nothing matches and there is
 no default floor, the tools answer with an error that says so and store nothing.
 
+Each tool answers with structured content (its output schema) and a compact text block for
+the model to read (one line a memory, not pretty-printed JSON). Two prompts ("what do you
+remember about …", "remember this") and a resource template, ``memory://recent{?limit}``
+(the persona's newest memories), round it off.
+
 Tool functions are synchronous: the SDK runs them in worker threads, and the awake sessions
 they share (:class:`~severance.awake.AwakeSessions`) are safe to use from several at once.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,8 +40,9 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ListRootsResult, ToolAnnotations
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.types import CallToolResult, ListRootsResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__, validate
@@ -53,8 +61,10 @@ home) that never see each other. Which persona you are talking to is decided by 
 (your client and workspace); you cannot choose or switch it, and no tool can reach another \
 persona. Use `recall` before answering questions that may depend on what the user told you \
 earlier; use `remember` for durable facts, preferences and decisions worth keeping (one \
-self-contained statement per memory, no secrets); use `forget` when the user asks you to drop \
-something; use `list_memories` to browse."""
+self-contained statement per memory, no secrets); use `update_memory` when a remembered \
+fact changed (rather than storing a contradicting one); use `forget` when the user asks you \
+to drop something; use `get_memory` to read one memory in full and `list_memories` to \
+browse."""
 
 
 # -- where a call comes from -----------------------------------------------------------------
@@ -213,6 +223,17 @@ class MemoryItem(BaseModel):
 class Remembered(BaseModel):
     persona: str = Field(description="The persona the memory was stored in.")
     memory: MemoryItem
+    duplicate: bool = Field(
+        default=False, description="True if the persona already held it: nothing was stored."
+    )
+
+
+class Got(BaseModel):
+    persona: str
+    memory: MemoryItem
+    metadata: dict[str, Any]
+    version: int = Field(description="Counts updates from 1.")
+    source: str | None = Field(description="Where the memory came from (e.g. mcp:claude-code).")
 
 
 class RecallItem(MemoryItem):
@@ -258,6 +279,27 @@ TagsArg = Annotated[
 ]
 
 
+def _line(m: Memory, score: float | None = None) -> str:
+    tags = f" #{' #'.join(m.tags)}" if m.tags else ""
+    scored = f" ({score:.3f})" if score is not None else ""
+    return f"{m.id} [{m.kind} {m.occurred_at:%Y-%m-%d}]{tags} {m.text}{scored}"
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    """Structured content for programs, and compact text for the model to read."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json"),
+    )
+
+
+def _source(ctx: Context) -> str:
+    """``mcp:<client name>`` (the name the client gave in ``initialize``), else ``mcp``."""
+    params = ctx.session.client_params
+    name = params.client_info.name if params is not None else None
+    return f"mcp:{name}"[: validate.MAX_SOURCE_CHARS] if name else "mcp"
+
+
 def remember(
     text: TextArg,
     ctx: Context,
@@ -268,17 +310,26 @@ def remember(
         str | None,
         Field(description="When it happened, ISO-8601 (default: now)."),
     ] = None,
-) -> Remembered:
+) -> Annotated[CallToolResult, Remembered]:
     """Store one memory in the user's current persona, for later conversations.
 
-    Use for durable facts, preferences, decisions and events worth recalling later. Keep each
-    memory to one self-contained statement; do not store secrets or passwords.
+    Call it when the user tells you a durable fact, preference, decision or event worth
+    recalling in a later conversation, or asks you to remember something. Keep each memory to
+    one self-contained statement; do not store secrets or passwords. If the fact replaces one
+    already stored, call `update_memory` instead. Remembering what is already stored returns
+    the stored memory (`duplicate: true`) and stores nothing.
     """
     with _awake(ctx, where, write=True) as session:
         memory = session.remember(
-            text, kind=kind, tags=tags or (), occurred_at=occurred_at, source="mcp"
+            text, kind=kind, tags=tags or (), occurred_at=occurred_at, source=_source(ctx)
         )
-        return Remembered(persona=session.persona, memory=MemoryItem.of(memory))
+        done = "Already remembered" if memory.duplicate else "Remembered"
+        return _result(
+            Remembered(
+                persona=session.persona, memory=MemoryItem.of(memory), duplicate=memory.duplicate
+            ),
+            f"{done} in {session.persona}: {_line(memory)}",
+        )
 
 
 def recall(
@@ -295,15 +346,46 @@ def recall(
     k: Annotated[int, Field(ge=1, le=50, description="How many results (default 5).")] = 5,
     kind: Annotated[KindArg | None, Field(description="Only memories of this kind.")] = None,
     tags: Annotated[TagsArg, Field(description="Only memories carrying all these tags.")] = None,
-) -> Recalled:
+    since: Annotated[
+        str | None, Field(description="Only memories that occurred at or after (ISO-8601).")
+    ] = None,
+    until: Annotated[
+        str | None, Field(description="Only memories that occurred before (ISO-8601).")
+    ] = None,
+    min_relevance: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="Drop results sharing no word with the query whose meaning is less "
+            "similar than this (default 0.3; 0 keeps every best guess).",
+        ),
+    ] = 0.3,
+) -> Annotated[CallToolResult, Recalled]:
     """Search the user's memories in the current persona, best matches first.
 
-    Call this before answering anything that may depend on what the user said earlier.
+    Call this before answering anything that may depend on what the user said in earlier
+    conversations (their projects, people, preferences, plans), and when they ask what you
+    remember. An empty result means nothing relevant is stored: say so rather than guess.
     """
     with _awake(ctx, where) as session:
-        results = session.recall(query, k, kind=kind, tags=tags)
+        results = session.recall(
+            query,
+            k,
+            kind=kind,
+            tags=tags,
+            since=since,
+            until=until,
+            min_similarity=min_relevance or None,
+        )
         items = [RecallItem(**MemoryItem.of(r.memory).model_dump(), score=r.score) for r in results]
-        return Recalled(persona=session.persona, results=items)
+        lines = [_line(r.memory, r.score) for r in results]
+        text = (
+            f"{session.persona}: {len(lines)} memories\n" + "\n".join(lines)
+            if lines
+            else f"{session.persona} remembers nothing relevant to that."
+        )
+        return _result(Recalled(persona=session.persona, results=items), text)
 
 
 def forget(
@@ -313,11 +395,14 @@ def forget(
     ],
     ctx: Context,
     where: Here,
-) -> Forgotten:
+) -> Annotated[CallToolResult, Forgotten]:
     """Delete one memory for good (with its history). Only when the user asks to forget it."""
     with _awake(ctx, where, write=True) as session:
         session.forget(memory_id)
-        return Forgotten(persona=session.persona, forgotten=memory_id)
+        return _result(
+            Forgotten(persona=session.persona, forgotten=memory_id),
+            f"Forgot {memory_id} in {session.persona}.",
+        )
 
 
 def list_memories(
@@ -328,16 +413,126 @@ def list_memories(
     order: Annotated[
         Literal["newest", "oldest"], Field(description="Newest (default) or oldest first.")
     ] = "newest",
-) -> Listed:
-    """List the memories of the current persona, a page at a time."""
+) -> Annotated[CallToolResult, Listed]:
+    """List the memories of the current persona, a page at a time (newest first by default).
+
+    Call it when the user wants to see or review what is stored; to answer a question, use
+    `recall`, which ranks by relevance.
+    """
     with _awake(ctx, where) as session:
         page = session.memories(limit=limit, offset=offset, newest_first=order == "newest")
-        return Listed(
-            persona=session.persona,
-            items=[MemoryItem.of(m) for m in page.items],
-            total=page.total,
-            next_offset=page.next_offset,
+        more = f" (more: offset {page.next_offset})" if page.next_offset is not None else ""
+        lines = [_line(m) for m in page.items]
+        return _result(
+            Listed(
+                persona=session.persona,
+                items=[MemoryItem.of(m) for m in page.items],
+                total=page.total,
+                next_offset=page.next_offset,
+            ),
+            f"{session.persona}: {page.total} memories{more}\n" + "\n".join(lines),
         )
+
+
+MemoryIdArg = Annotated[
+    str,
+    Field(min_length=1, max_length=128, description="The id of the memory (from recall or list)."),
+]
+
+
+def get_memory(memory_id: MemoryIdArg, ctx: Context, where: Here) -> Annotated[CallToolResult, Got]:
+    """Read one memory in full (its metadata, version and source) by id.
+
+    Call it when a recall result needs its details, or before updating a memory.
+    """
+    with _awake(ctx, where) as session:
+        m = session.get(memory_id)
+        got = Got(
+            persona=session.persona,
+            memory=MemoryItem.of(m),
+            metadata=m.metadata,
+            version=m.version,
+            source=m.source,
+        )
+        return _result(got, f"{_line(m)}\n(version {m.version}, source {m.source or '-'})")
+
+
+def update_memory(
+    memory_id: MemoryIdArg,
+    ctx: Context,
+    where: Here,
+    text: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=validate.MAX_TEXT_CHARS,
+            description="The corrected statement (default: unchanged).",
+        ),
+    ] = None,
+    kind: Annotated[KindArg | None, Field(description="A new kind (default: unchanged).")] = None,
+    tags: Annotated[TagsArg, Field(description="Replace the tags (default: unchanged).")] = None,
+    occurred_at: Annotated[
+        str | None, Field(description="When it happened, ISO-8601 (default: unchanged).")
+    ] = None,
+) -> Annotated[CallToolResult, Remembered]:
+    """Correct a stored memory; the previous version is kept in its history.
+
+    Call it when the user corrects something already remembered or a fact has changed (a
+    meeting moved, a preference changed), instead of remembering a contradicting statement.
+    Find the memory's id with `recall` first.
+    """
+    with _awake(ctx, where, write=True) as session:
+        m = session.update(memory_id, text, kind=kind, tags=tags, occurred_at=occurred_at)
+        return _result(
+            Remembered(persona=session.persona, memory=MemoryItem.of(m)),
+            f"Updated in {session.persona} (version {m.version}): {_line(m)}",
+        )
+
+
+# -- prompts and the recent-memories resource ------------------------------------------------
+def what_do_you_remember(
+    topic: Annotated[str, Field(min_length=1, max_length=500, description="A person, project…")],
+) -> str:
+    """Ask the assistant what it remembers about a topic."""
+    return (
+        f"What do you remember about {topic}? Search my memories with the `recall` tool "
+        "(try a few phrasings), then tell me what you found, with when each thing happened. "
+        "If nothing relevant comes back, say that you don't remember anything about it."
+    )
+
+
+def remember_this(
+    fact: Annotated[str, Field(min_length=1, max_length=validate.MAX_TEXT_CHARS)],
+) -> str:
+    """Ask the assistant to remember something."""
+    return (
+        f"Please remember this: {fact}\n\nStore it with the `remember` tool as one or more "
+        "short, self-contained statements (a fact, preference or decision each). If it changes "
+        "something you already remember, find that memory with `recall` and use "
+        "`update_memory` instead."
+    )
+
+
+async def recent_memories(ctx: Context, limit: int = 20) -> str:
+    """The current persona's newest memories, one a line."""
+    roots: ListRootsResult | None = None
+    if _ask_roots(ctx) is not None:
+        # Resources get no resolver injection, so ask for the roots the tools are given. The
+        # SDK flags roots/list as deprecated from the 2026 protocol on; until the floor is
+        # resolved some other way, the roots are what decide it, as they do for the tools.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            try:
+                roots = await ctx.session.list_roots()
+            except MCPError:
+                roots = None  # a client that declared roots but cannot answer: none, then
+    try:
+        with _awake(ctx, _where(ctx, roots)) as session:
+            page = session.memories(limit=max(1, min(int(limit), 100)))
+            lines = [_line(m) for m in page.items]
+            return f"{session.persona}: {page.total} memories, newest first\n" + "\n".join(lines)
+    except ToolError as e:
+        raise ResourceError(str(e)) from None
 
 
 _TOOLS: tuple[tuple[Callable[..., BaseModel], str, ToolAnnotations], ...] = (
@@ -360,6 +555,17 @@ _TOOLS: tuple[tuple[Callable[..., BaseModel], str, ToolAnnotations], ...] = (
         ),
     ),
     (list_memories, "List memories", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+    (get_memory, "Get a memory", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+    (
+        update_memory,
+        "Update a memory",
+        ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    ),
 )
 
 
@@ -386,4 +592,15 @@ def create_mcp_server(
     )
     for fn, title, hints in _TOOLS:
         server.add_tool(fn, title=title, annotations=hints, structured_output=True)
+    server.prompt(name="what_do_you_remember", title="What do you remember about…")(
+        what_do_you_remember
+    )
+    server.prompt(name="remember_this", title="Remember this")(remember_this)
+    server.resource(
+        "memory://recent{?limit}",
+        name="recent_memories",
+        title="Recent memories",
+        description="The current persona's newest memories (limit: 1-100, default 20).",
+        mime_type="text/plain",
+    )(recent_memories)
     return server

@@ -64,9 +64,14 @@ class Memory:
     source: str | None = None
     #: Where a reintegrated memory came from: one entry per crossing that brought it here.
     provenance: tuple[dict[str, Any], ...] = ()
+    #: Set on what ``remember`` returns when the persona already held this memory (same
+    #: normalised text, kind and tags; see :mod:`severance.duplicates`): nothing was written.
+    duplicate: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"duplicate": True} if self.duplicate else {}
         return {
+            **extra,
             "provenance": list(self.provenance),
             "id": self.id,
             "text": self.text,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import validate
+from . import chat, duplicates, validate
 from .audit import to_entries
 from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .drafts import to_draft
@@ -88,6 +88,7 @@ class Session:
             self._vector_rows = self._rows
         self._lock = threading.RLock()
         self._index: PersonaIndex | None = None
+        self._known: duplicates.KnownMemories | None = None
         self._seen = 0
         self._unsnapshotted = 0
         self._closed = False
@@ -248,15 +249,45 @@ class Session:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
             embedder = self._store.embedder
-            stored: list[Memory] = []
-            for start in range(0, len(drafts), batch_size):
-                batch = drafts[start : start + batch_size]
-                vectors = embedder.embed([d.text for d in batch])
-                stored.extend(self._write_new(batch, vectors))
-                if progress is not None:
-                    progress(len(stored), len(drafts))
-            self.counts["remembered"] += len(stored)
-            return stored
+
+            def write(fresh: list[MemoryDraft]) -> list[Memory]:
+                stored: list[Memory] = []
+                for start in range(0, len(fresh), batch_size):
+                    batch = fresh[start : start + batch_size]
+                    vectors = embedder.embed([d.text for d in batch])
+                    stored.extend(self._write_new(batch, vectors))
+                    if progress is not None:
+                        progress(len(stored), len(fresh))
+                self.counts["remembered"] += len(stored)
+                return stored
+
+            if self._known is None:
+                self._known = duplicates.KnownMemories(self._rows, self._to_memory)
+            return duplicates.remember_once(drafts, self._known, self._live, write)
+
+    def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
+        return {mid: self._to_memory(row) for mid, row in self._rows.get_many(memory_ids).items()}
+
+    def remember_messages(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        session: str | None = None,
+        at: datetime | str | None = None,
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[Memory]:
+        """Remember a conversation: chat messages (``role``/``content``) or turns, in order.
+
+        Each turn becomes an ``episode`` memory; see :mod:`severance.chat` for the shapes, how
+        a missing timestamp or session is filled in and which messages are skipped.
+        """
+        conversation = chat.read_conversation(
+            messages, session=session, at=at, tags=tags, metadata=metadata, source=source
+        )
+        return self.remember_many(conversation.drafts, progress=progress)
 
     def _write_new(
         self,
@@ -397,6 +428,8 @@ class Session:
                 seq = self._rows.replace(new_row, previous)
                 if self._vector_rows is not None and merged.text != old.text:
                     self._vector_rows.set_vectors({row.id: vector})
+            if self._known is not None:
+                self._known.touched(row.id)
             if self._index is not None:
                 self._index.upsert(
                     [
@@ -468,14 +501,37 @@ class Session:
                 )
             return [*versions, current]
 
-    def memories(self, *, limit: int = 50, offset: int = 0, newest_first: bool = True) -> Page:
-        """A page of memories in the order they were learned."""
+    def memories(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+        kind: str | Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> Page:
+        """A page of memories in the order they were learned.
+
+        Filters as :meth:`recall` takes them: ``kind`` (one or several), ``tags`` (all must
+        be present), ``since`` / ``until`` on when the memory occurred.
+        """
         with self._lock:
             self._check_open()
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
                 raise InvalidInputError("limit must be an integer from 1 to 1000")
             if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
                 raise InvalidInputError("offset must be a non-negative integer")
+            if any(f is not None for f in (kind, tags, since, until)):
+                flt = _filter(kind, tags, since, until)
+                rows = self._rows.get_many(list(self._sync().ids_matching(flt)))
+                ordered = sorted(
+                    rows.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
+                )
+                chosen = tuple(self._to_memory(r) for r in ordered[offset : offset + limit])
+                end = offset + len(chosen)
+                return Page(chosen, len(ordered), end if end < len(ordered) else None)
             total = self._rows.count()
             items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
             end = offset + len(items)
@@ -490,6 +546,14 @@ class Session:
                 "export", self._persona.id, self._persona.name, memories=len(out)
             )
             return out
+
+    def log_import(self, importer: str, **counts: int) -> None:
+        """Log one ``import`` audit entry for this persona (the importer's name and counts)."""
+        with self._lock:
+            self._check_open()
+            self._store._audit.append(
+                "import", self._persona.id, self._persona.name, importer=importer, **counts
+            )
 
     def count(self) -> int:
         with self._lock:
@@ -707,3 +771,24 @@ class Session:
 
 def _epoch_or_none(value: datetime | None) -> float | None:
     return None if value is None else to_epoch(value)
+
+
+def _filter(
+    kind: str | Iterable[str] | None,
+    tags: Iterable[str] | None,
+    since: datetime | str | None,
+    until: datetime | str | None,
+) -> Filter:
+    kinds: frozenset[str] | None = None
+    if kind is not None:
+        if not isinstance(kind, str | Iterable):
+            raise InvalidInputError("kind must be a kind or a list of kinds")
+        kinds = frozenset(
+            [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
+        )
+    return Filter(
+        kinds=kinds,
+        tags=frozenset(validate.tags(tags)) if tags is not None else None,
+        since=_epoch_or_none(validate.when(since, "since")),
+        until=_epoch_or_none(validate.when(until, "until")),
+    )

@@ -23,7 +23,20 @@ from ..errors import (
     StoreError,
     UnlockError,
 )
-from . import audit, console, crossings, demo, floor, memory, passes, persona, serve, store
+from . import (
+    audit,
+    console,
+    crossings,
+    demo,
+    floor,
+    imports,
+    mcp,
+    memory,
+    passes,
+    persona,
+    serve,
+    store,
+)
 from .common import cli
 
 __all__ = ["EXIT_CODES", "cli", "main"]
@@ -48,7 +61,20 @@ def exit_code(error: SeveranceError) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
 
 
-for module in (store, persona, floor, memory, crossings, audit, passes, serve, console, demo):
+for module in (
+    store,
+    persona,
+    floor,
+    memory,
+    imports,
+    crossings,
+    audit,
+    passes,
+    serve,
+    console,
+    mcp,
+    demo,
+):
     module.register(cli)
 
 

@@ -15,7 +15,8 @@ from typing import Any, cast
 
 import click
 
-from ..drafts import read_turns, to_draft
+from ..chat import read_conversation
+from ..drafts import to_draft
 from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
 from ..search import SearchMode
@@ -51,19 +52,38 @@ def _show(memory: Memory) -> None:
 
 
 def _load_records(file: Path) -> list[Any]:
+    """The records of a JSON array, JSON Lines or a chat body ``{"messages": [...]}``.
+
+    ``-`` reads standard input.
+    """
     try:
-        text = file.read_text(encoding="utf-8")
+        if str(file) == "-":
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidTurnsError(f"cannot read {str(file)!r}: {e}") from None
-    stripped = text.lstrip()
+    name = "standard input" if str(file) == "-" else file.name
     try:
-        if stripped.startswith("["):
-            data = json.loads(text)
-            return list(data)
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        return whole
+    if isinstance(whole, dict):
+        if isinstance(whole.get("messages"), list):
+            return list(whole["messages"])
+        if len(text.strip().splitlines()) > 1:
+            raise InvalidTurnsError(
+                f"{name}: one JSON object over several lines; expected a list of turns, "
+                'JSON Lines or {"messages": [...]}'
+            )
+        return [whole]
+    try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as e:
         raise InvalidTurnsError(
-            f"{file.name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})"
+            f"{name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})"
         ) from None
 
 
@@ -82,34 +102,51 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
 @click.command()
 @session_options
 @click.argument("text", required=False)
-@click.option("--kind", default="note", show_default=True, help="fact, episode, preference, note…")
-@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@click.option("--meta", help="Metadata as a JSON object.")
-@click.option("--occurred", help="When it happened (ISO-8601; default now).")
-@click.option("--source", help="Where this memory came from.")
+@click.option("--kind", help="fact, episode, preference, note… (default note; --file: episode)")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable; with --file, every turn's).")
+@click.option("--meta", help="Metadata as a JSON object (with --file, added to every turn's).")
+@click.option(
+    "--occurred",
+    help="When it happened (ISO-8601; default now). With --file: the time of turns before "
+    "the first timestamp.",
+)
+@click.option("--source", help="Where this memory came from (with --file, every turn's).")
 @click.option(
     "--file",
     "file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A JSON or JSONL file of conversation turns (speaker, text, timestamp, session).",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="A conversation: a JSON array, JSON Lines or {\"messages\": [...]} of chat messages "
+    "(role, content) or turns (speaker, text, timestamp, session); - reads standard input.",
 )
+@click.option("--session", "session_id", help="With --file: the conversation's session id.")
 @json_option
 def remember(
     wake: Wake,
     text: str | None,
-    kind: str,
+    kind: str | None,
     tags: tuple[str, ...],
     meta: str | None,
     occurred: str | None,
     source: str | None,
     file: Path | None,
+    session_id: str | None,
     as_json: bool,
 ) -> None:
-    """Remember TEXT (or every turn of --file) in the persona that wakes here."""
+    """Remember TEXT (- reads it from standard input) or every turn of --file, in the persona
+    that wakes here. Remembering what the persona already holds returns the existing memory."""
     if (text is None) == (file is None):
         raise InvalidInputError("give either TEXT or --file")
     if file is not None:
-        drafts = read_turns(_load_records(file))
+        conversation = read_conversation(
+            _load_records(file),
+            session=session_id,
+            at=occurred,
+            tags=tags,
+            metadata=_metadata(meta),
+            source=source,
+            kind=kind or "episode",
+        )
+        drafts = conversation.drafts
         with awake(wake) as s:
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
@@ -122,19 +159,42 @@ def remember(
 
                 memories = s.remember_many(drafts, progress=progress)
             persona = s.persona
+        known = sum(1 for m in memories if m.duplicate)
         if as_json:
             print_json(
-                {"persona": persona, "remembered": len(memories), "ids": [m.id for m in memories]}
+                {
+                    "persona": persona,
+                    "session": conversation.session,
+                    "remembered": len(memories) - known,
+                    "already_known": known,
+                    "skipped": conversation.skipped,
+                    "ids": [m.id for m in memories],
+                }
             )
         else:
-            click.echo(f"Remembered {len(memories)} turns in persona {persona}.")
+            tail = f" ({known} already known)" if known else ""
+            skipped = (
+                f"; {conversation.skipped} messages without text skipped"
+                if conversation.skipped
+                else ""
+            )
+            click.echo(
+                f"Remembered {len(memories) - known} turns in persona {persona}{tail}{skipped}."
+            )
         return
+    if session_id is not None:
+        raise InvalidInputError("--session goes with --file")
     assert text is not None
+    if text == "-":
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"standard input is not UTF-8: {e}") from None
     # Validate before waking anyone, so a bad call leaves not even an enter/exit in the audit.
     draft = to_draft(
         {
             "text": text,
-            "kind": kind,
+            "kind": kind or "note",
             "tags": tags,
             "metadata": _metadata(meta),
             "occurred_at": occurred,
@@ -146,6 +206,8 @@ def remember(
         persona = s.persona
     if as_json:
         print_json({"persona": persona, "memory": memory.to_dict()})
+    elif memory.duplicate:
+        click.echo(f"Already remembered in {persona}: {memory.id}")
     else:
         click.echo(f"Remembered in {persona}: {memory.id}")
 
@@ -345,37 +407,6 @@ def export(
         click.echo(f"Exported {len(lines)} memories to {output}.", err=True)
 
 
-@click.command("import")
-@session_options
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_(
-    wake: Wake,
-    file: Path,
-) -> None:
-    """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
-    records = _load_records(file)
-    items = []
-    for n, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"record {n}: expected a JSON object")
-        try:
-            items.append(
-                to_draft(
-                    {
-                        key: record[key]
-                        for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
-                        if key in record
-                    }
-                )
-            )
-        except InvalidInputError as e:
-            raise InvalidInputError(f"record {n}: {e}") from None
-    with awake(wake) as s:
-        memories_ = s.remember_many(items)
-        persona = s.persona
-    click.echo(f"Imported {len(memories_)} memories into {persona}.")
-
-
 def register(cli: click.Group) -> None:
-    for command in (remember, recall, get, update, forget, history, memories, export, import_):
+    for command in (remember, recall, get, update, forget, history, memories, export):
         cli.add_command(command)
