@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from llm_server import FakeLLM, serve
 from severance import Store
 from severance.chat import read_conversation
 from severance.errors import (
@@ -31,7 +32,6 @@ from severance.errors import (
 from severance.extract import meta_key, parse_spec
 from severance.keys import Secret
 from severance.session import Session
-from tests.llm_server import FakeLLM, serve
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=30)
