@@ -7,8 +7,10 @@ conversations' own timestamps, never the clock.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from llm_server import FakeLLM, serve
 from severance import Store
 from severance.chat import read_conversation
+from severance.cli import main
 from severance.errors import (
     ExtractorError,
     ExtractorOutputError,
@@ -358,3 +361,75 @@ def test_settings_are_sealed_with_the_persona(
             assert w.extractor() is None
     finally:
         store.close()
+
+
+# -- the command line -----------------------------------------------------------------------------
+def _cli(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    stdin: bytes = b"",
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_sets_an_extractor_and_remembers_with_infer(
+    store: Store,
+    store_location: str,
+    llm: FakeLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    s = ("--store", store_location)
+    code, out, err = _cli(
+        monkeypatch, capsys, *s, "persona", "set", "work", "--extractor", llm.spec(),
+        "--api-key-stdin", "--json", stdin=b"sk-cli-canary\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out) == {"persona": "work", "extractor": llm.spec(), "api_key": "sealed"}
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps({"messages": user("My city is Paris", "My team is Blue")}))
+    remember = (*s, "remember", "--floor", "office", "--file", str(chat), "--infer")
+    code, out, err = _cli(monkeypatch, capsys, *remember, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["persona"] == "work" and len(report["added"]) == 2
+    assert report["cost"]["calls"] == 1 and report["cost"]["prompt_tokens"] > 0
+    assert llm.requests[-1].authorization == "Bearer sk-cli-canary"
+
+    chat.write_text(json.dumps(user("I moved. My city is Rome.")))
+    code, out, err = _cli(monkeypatch, capsys, *remember, "--keep-turns")
+    assert code == 0, err
+    assert "1 facts added, 0 updated, 1 superseded; 1 turns kept (1 call, " in out
+    code, out, err = _cli(
+        monkeypatch, capsys, *s, "recall", "--floor", "office", "city", "--kind", "fact",
+        "--include-superseded",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "My city is Rome" in out and "superseded" in out
+
+    # Failures: one line, a non-zero exit, nothing written.
+    chat.write_text(json.dumps(user("#malformed. My city is Oslo")))
+    with store.enter(floor="office") as w:
+        before = state(w)
+    code, out, err = _cli(monkeypatch, capsys, *remember)
+    assert code == 12 and "Traceback" not in err
+    assert err.splitlines()[-1] == "severance: error: the extractor's answer is not valid JSON"
+    with store.enter(floor="office") as w:
+        assert state(w) == before
+    code, out, err = _cli(monkeypatch, capsys, *s, "remember", "--floor", "office", "x", "--infer")
+    assert code == 2 and "--infer goes with --file" in err
+    code, out, err = _cli(monkeypatch, capsys, *s, "persona", "set", "work", "--extractor", "gpt")
+    assert code == 2 and "unknown extractor" in err
+    code, out, err = _cli(monkeypatch, capsys, *s, "persona", "set", "work", "--extractor", "none")
+    assert code == 0 and "LLM-free" in out
+    code, out, err = _cli(monkeypatch, capsys, *remember)
+    assert code == 12 and "has no extractor" in err

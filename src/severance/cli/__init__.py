@@ -13,6 +13,7 @@ import click
 from ..errors import (
     AlreadyExistsError,
     EmbedderError,
+    ExtractorError,
     IntegrityError,
     InvalidInputError,
     NoFloorError,
@@ -25,6 +26,7 @@ from ..errors import (
 )
 from . import audit, crossings, demo, floor, imports, memory, passes, persona, serve, store
 from .common import cli
+from .extractor import register as register_extractor  # adds `persona set`
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
@@ -40,6 +42,7 @@ EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = (
     (StoreError, 9),
     (SessionClosedError, 10),
     (StorageError, 11),
+    (ExtractorError, 12),
     (SeveranceError, 1),
 )
 
@@ -50,6 +53,7 @@ def exit_code(error: SeveranceError) -> int:
 
 for module in (store, persona, floor, memory, imports, crossings, audit, passes, serve, demo):
     module.register(cli)
+register_extractor(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

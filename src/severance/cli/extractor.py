@@ -1,0 +1,115 @@
+"""``severance persona set NAME --extractor SPEC`` and the output of ``remember --infer``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..chat import Conversation
+from ..errors import InvalidInputError
+from ..extract import Extraction
+from ..session import Session
+from .common import json_option, open_store, print_json
+from .persona import persona
+
+
+@persona.command("set")
+@click.argument("name")
+@click.option(
+    "--extractor",
+    "spec",
+    required=True,
+    help="openai:URL#model=NAME, ollama:URL#model=NAME or none (see docs/extraction.md).",
+)
+@click.option("--api-key-env", help="Read the endpoint's API key from this variable at each call.")
+@click.option(
+    "--api-key-stdin",
+    is_flag=True,
+    help="Read the API key from standard input and keep it in the persona's sealed settings.",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="For a sealed persona: its key file (else $SEVERANCE_PERSONA_PASSPHRASE or a prompt).",
+)
+@json_option
+def set_(
+    name: str,
+    spec: str,
+    api_key_env: str | None,
+    api_key_stdin: bool,
+    secret_file: str | None,
+    as_json: bool,
+) -> None:
+    """Give persona NAME its own fact extractor (an LLM endpoint), or remove it with none."""
+    from .crossings import persona_secret
+
+    api_key = None
+    if api_key_stdin:
+        api_key = sys.stdin.readline().strip()
+        if not api_key:
+            raise InvalidInputError("--api-key-stdin read no key from standard input")
+    with open_store() as store:
+        sealed = store.persona(name).sealed
+        secret = (
+            persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}")
+            if sealed
+            else None
+        )
+        shown = store.set_extractor(
+            name, spec, api_key_env=api_key_env, api_key=api_key, secret=secret
+        )
+    if as_json:
+        print_json({"persona": name, **(shown or {"extractor": "none", "api_key": None})})
+    elif shown is None:
+        click.echo(f"Persona {name} has no extractor: writes stay LLM-free.")
+    else:
+        key = f" (API key: {shown['api_key']})" if shown["api_key"] else ""
+        click.echo(f"Persona {name} extracts facts with {shown['extractor']}{key}.")
+
+
+def remember_inferred(
+    session: Session, conversation: Conversation, keep_turns: bool, as_json: bool
+) -> None:
+    """Run ``remember --file --infer`` in an awake session and report it."""
+    settings = session.extractor()
+    if settings is None:
+        session.extract([conversation])  # raises NoExtractorError, with its hint
+        return
+    calls = -(-len(conversation.drafts) // settings.spec.batch)
+    # click's progressbar overloads do not type a length-only bar.
+    progressbar: Any = click.progressbar
+    with progressbar(length=max(1, calls), label="Extracting facts", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(n: int, _total: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
+
+        result = session.extract(
+            [conversation], keep_turns=keep_turns, progress=progress, settings=settings
+        )
+    if as_json:
+        print_json(
+            {"persona": session.persona, "session": conversation.session, **result.to_dict()}
+        )
+        return
+    click.echo(_summary(session.persona, result))
+
+
+def _summary(persona: str, result: Extraction) -> str:
+    cost = result.cost
+    calls = f"{cost.calls} call{'s' if cost.calls != 1 else ''}"
+    if cost.prompt_tokens is not None or cost.completion_tokens is not None:
+        calls += f", {cost.prompt_tokens or 0} prompt + {cost.completion_tokens or 0} answer tokens"
+    turns = f"; {len(result.episodes)} turns kept" if result.episodes else ""
+    return (
+        f"Persona {persona}: {len(result.added)} facts added, {len(result.updated)} updated, "
+        f"{len(result.superseded)} superseded{turns} ({calls})."
+    )
+
+
+def register(cli: click.Group) -> None:
+    """Nothing to add at the top level: ``set`` hangs under ``persona``."""
