@@ -433,3 +433,41 @@ def test_cli_sets_an_extractor_and_remembers_with_infer(
     assert code == 0 and "LLM-free" in out
     code, out, err = _cli(monkeypatch, capsys, *remember)
     assert code == 12 and "has no extractor" in err
+
+
+# -- HTTP -----------------------------------------------------------------------------------------
+def test_http_extract_and_recall_with_history(store: Store, llm: FakeLLM) -> None:
+    from fastapi.testclient import TestClient
+
+    from severance.http import create_app
+    from severance.passes import Passes
+
+    token = Passes(store).issue("office").token
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(store, rate=None)) as client:
+        body = {"messages": user("My city is Paris"), "at": T0.isoformat()}
+        r = client.post("/v1/extract", json=body, headers=headers)
+        assert r.status_code == 409 and r.json()["code"] == "no_extractor"
+        store.set_extractor("work", llm.spec())
+        r = client.post("/v1/extract", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        paris = r.json()["added"][0]["id"]
+        body = {"messages": user("My city is Rome"), "at": T1.isoformat(), "keep_turns": True}
+        r = client.post("/v1/extract", json=body, headers=headers)
+        out = r.json()
+        assert [m["id"] for m in out["superseded"]] == [paris] and len(out["episodes"]) == 1
+        rome = out["added"][0]["id"]
+        assert out["superseded"][0]["metadata"]["superseded_by"] == rome
+        assert out["cost"]["calls"] == 1
+        query = {"query": "my city", "kinds": ["fact"]}
+        r = client.post("/v1/recall", json=query, headers=headers)
+        assert [h["memory"]["id"] for h in r.json()["results"]] == [rome]
+        r = client.post("/v1/recall", json={**query, "include_superseded": True}, headers=headers)
+        assert {h["memory"]["id"] for h in r.json()["results"]} == {rome, paris}
+        with store.enter(floor="office") as s:
+            before = state(s)
+        body = {"messages": user("#http500. My city is Oslo")}
+        r = client.post("/v1/extract", json=body, headers=headers)
+        assert r.status_code == 502 and r.json()["code"] == "extractor_unavailable"
+        with store.enter(floor="office") as s:
+            assert state(s) == before
