@@ -11,10 +11,10 @@ Rules, over the numbered turns and the "Existing memories" lines of the prompt:
   that memory; another value -> ``add`` of the new fact and ``supersede`` of the old one;
 * markers in a turn make it misbehave: ``#malformed`` (not JSON, every time),
   ``#malformed-once`` (not JSON the first time this prompt is seen), ``#schema`` (JSON out of
-  the schema), ``#http500``, ``#body`` (HTTP 200 with a body that is not JSON), ``#sleep``
-  (waits until the test releases it — past any client timeout), ``#foreign=ID`` (an update of
-  memory ID), ``#gate`` (waits until two requests are in flight at once; 500 if not within
-  10 s).
+  the schema), ``#http500``, ``#redirect`` (a 307 elsewhere), ``#body`` (HTTP 200 with a
+  body that is not JSON), ``#sleep`` (waits until the test releases it — past any client
+  timeout), ``#foreign=ID`` (an update of memory ID), ``#gate`` (waits until two requests are
+  in flight at once; 500 if not within 10 s).
 
 Every request is recorded (path, JSON body, Authorization header) for privacy checks.
 """
@@ -86,6 +86,8 @@ class FakeLLM:
                 return 500, json.dumps({"error": {"message": "gate: no second request"}})
         if "#sleep" in text:
             self.release.wait(timeout=60)
+        if "#redirect" in text:
+            return 307, json.dumps({"error": {"message": "moved"}})
         if "#http500" in text:
             return 500, json.dumps({"error": {"message": "model overloaded"}})
         if "#malformed-once" in text:
@@ -195,6 +197,8 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, text: str) -> None:
             data = text.encode()
             self.send_response(status)
+            if status == 307:
+                self.send_header("Location", "http://198.51.100.1/v1/chat/completions")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

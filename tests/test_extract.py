@@ -178,6 +178,7 @@ def test_conversations_are_extracted_concurrently_up_to_the_limit(
         ("#schema", ExtractorOutputError, 2),
         ("#body", ExtractorOutputError, 2),
         ("#http500", ExtractorUnavailableError, 1),
+        ("#redirect", ExtractorUnavailableError, 1),
         ("#sleep", ExtractorUnavailableError, 1),
     ],
 )

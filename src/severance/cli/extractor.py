@@ -32,7 +32,8 @@ from .persona import persona
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False),
-    help="For a sealed persona: its key file (else $SEVERANCE_PERSONA_PASSPHRASE or a prompt).",
+    help="For a sealed persona: its key file (else --persona-key-file or its passphrase "
+    "in $SEVERANCE_PERSONA_PASSPHRASE).",
 )
 @json_option
 def set_(
@@ -53,11 +54,7 @@ def set_(
             raise InvalidInputError("--api-key-stdin read no key from standard input")
     with open_store() as store:
         sealed = store.persona(name).sealed
-        secret = (
-            persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}")
-            if sealed
-            else None
-        )
+        secret = persona_secret(secret_file, ask=False, prompt="") if sealed else None
         shown = store.set_extractor(
             name, spec, api_key_env=api_key_env, api_key=api_key, secret=secret
         )

@@ -105,7 +105,7 @@ class ChatClient:
             raise ExtractorUnavailableError(
                 f"{where} is unreachable ({type(e).__name__})"
             ) from None
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # redirects are not followed: text goes where told
             raise ExtractorUnavailableError(
                 f"{where} answered HTTP {response.status_code}{_reason(response.text)}"
             )
