@@ -11,10 +11,10 @@ Rules, over the numbered turns and the "Existing memories" lines of the prompt:
   that memory; another value -> ``add`` of the new fact and ``supersede`` of the old one;
 * markers in a turn make it misbehave: ``#malformed`` (not JSON, every time),
   ``#malformed-once`` (not JSON the first time this prompt is seen), ``#schema`` (JSON out of
-  the schema), ``#http500``, ``#redirect`` (a 307 elsewhere), ``#body`` (HTTP 200 with a
-  body that is not JSON), ``#sleep`` (waits until the test releases it — past any client
-  timeout), ``#foreign=ID`` (an update of memory ID), ``#gate`` (waits until two requests are
-  in flight at once; 500 if not within 10 s).
+  the schema), ``#blank`` (an ``add`` of blank text), ``#http500``, ``#redirect`` (a 307
+  elsewhere), ``#body`` (HTTP 200 with a body that is not JSON), ``#sleep`` (waits until the
+  test releases it — past any client timeout), ``#foreign=ID`` (an update of memory ID),
+  ``#gate`` (waits until two requests are in flight at once; 500 if not within 10 s).
 
 Every request is recorded (path, JSON body, Authorization header) for privacy checks.
 """
@@ -98,6 +98,8 @@ class FakeLLM:
                 return 200, "Sure! Here are the facts: {operations: ["
         elif "#malformed" in text:
             return 200, "Sure! Here are the facts: {operations: ["
+        if "#blank" in text:
+            return 200, json.dumps({"operations": [{"op": "add", "text": "  ", "turns": [0]}]})
         if "#schema" in text:
             return 200, json.dumps({"operations": [{"op": "delete", "id": "m_x", "turns": [0]}]})
         if foreign := re.search(r"#foreign=(\S+)", text):

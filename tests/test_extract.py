@@ -143,6 +143,31 @@ def test_batches_of_one_conversation_see_facts_proposed_earlier(store: Store, ll
         assert [r.memory.id for r in s.recall("my city", k=5)] == [lyon.id]
 
 
+def test_a_chain_of_replacements_in_one_run(store: Store, llm: FakeLLM) -> None:
+    store.set_extractor("work", llm.spec(batch=1))
+    with store.enter(floor="office") as s:
+        paris = s.remember("My city is Paris", kind="fact", occurred_at=T0)
+        lines = [
+            {"role": "user", "content": "My city is Lyon", "timestamp": T1.isoformat()},
+            {
+                "role": "user",
+                "content": "My city is Nice",
+                "timestamp": (T1 + timedelta(1)).isoformat(),
+            },
+        ]
+        result = s.extract([read_conversation(lines)])
+        (nice,) = result.added
+        lyon, old = result.superseded
+        # The second call was shown Lyon (proposed) and not Paris (already superseded).
+        last = llm.requests[-1].prompt()
+        assert "new-1: My city is Lyon" in last and paris.id not in last
+        assert old.id == paris.id and old.superseded_by == lyon.id and old.valid_until == T1
+        assert lyon.superseded_by == nice.id and lyon.valid_until == T1 + timedelta(1)
+        assert nice.valid_until is None
+        assert [r.memory.id for r in s.recall("my city", k=5)] == [nice.id]
+        assert len(s.recall("my city", k=5, include_superseded=True)) == 3
+
+
 def test_one_malformed_answer_is_retried_once(store: Store, llm: FakeLLM) -> None:
     store.set_extractor("work", llm.spec())
     with store.enter(floor="office") as s:
@@ -176,6 +201,7 @@ def test_conversations_are_extracted_concurrently_up_to_the_limit(
     [
         ("#malformed", ExtractorOutputError, 2),
         ("#schema", ExtractorOutputError, 2),
+        ("#blank", ExtractorOutputError, 2),
         ("#body", ExtractorOutputError, 2),
         ("#http500", ExtractorUnavailableError, 1),
         ("#redirect", ExtractorUnavailableError, 1),

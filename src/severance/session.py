@@ -329,6 +329,9 @@ class Session:
         the stored ones for this run.
         """
         self._check_open()
+        runs = list(conversations) if isinstance(conversations, Iterable) else [conversations]
+        if not all(isinstance(c, chat.Conversation) for c in runs):
+            raise InvalidInputError("extract takes conversations (see severance.chat)")
         chosen = settings if settings is not None else self.extractor()
         if chosen is None:
             raise NoExtractorError(
@@ -345,7 +348,7 @@ class Session:
         )
         with ChatClient(chosen) as client:
             result = run_extraction(
-                list(conversations),
+                runs,
                 client,
                 lambda texts, limit: relevant_memories(self.recall, texts, limit),
                 writer,

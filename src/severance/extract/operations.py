@@ -121,6 +121,9 @@ def parse_answer(
             raise ExtractorOutputError(
                 f"operation {i} cites turns {list(cited)}, not the turns it was shown"
             )
+        text: str | None = item.get("text")
+        if op in ("add", "update") and (text is None or not text.strip()):
+            raise ExtractorOutputError(f"operation {i} has blank text")
         memory_id = item.get("id")
         if op in ("update", "supersede") and memory_id not in shown_ids:
             # Same words for "exists elsewhere" and "never existed": nothing about other
@@ -134,7 +137,7 @@ def parse_answer(
         operations.append(
             Operation(
                 op=op,
-                text=item.get("text"),
+                text=text,
                 memory_id=memory_id,
                 kind=item.get("kind", "fact"),
                 turns=cited,

@@ -219,8 +219,16 @@ def _plan_batch(
 ) -> None:
     limit = client.settings.spec.context
     existing = list(context([t.text for t in turns], limit)) if limit else []
-    live = [f for f in plan.facts if f.valid_until is None]
-    shown = [Shown(m.id, m.text) for m in existing] + [Shown(f.key, f.text) for f in live]
+    # Show memories as this run has left them so far: revised text, superseded ones not at all.
+    revised: dict[str, str | None] = {}
+    for change in plan.changes:
+        revised[change.memory_id] = change.text if change.op == "update" else None
+    shown = [
+        Shown(m.id, revised.get(m.id, m.text) or "")
+        for m in existing
+        if m.id not in revised or revised[m.id] is not None
+    ]
+    shown += [Shown(f.key, f.text) for f in plan.facts if f.valid_until is None]
     numbers = {t.number: t for t in turns}
     messages = build_messages(turns, shown)
     ids = {s.id for s in shown}
