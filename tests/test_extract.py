@@ -498,3 +498,38 @@ def test_http_extract_and_recall_with_history(store: Store, llm: FakeLLM) -> Non
         assert r.status_code == 502 and r.json()["code"] == "extractor_unavailable"
         with store.enter(floor="office") as s:
             assert state(s) == before
+
+
+def test_cli_import_infer_keeps_each_persona_to_its_own_endpoint(
+    store: Store,
+    store_location: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    export = Path(__file__).parent / "fixtures" / "import" / "chatgpt" / "conversations.json"
+    command = (
+        "--store", store_location, "import", "--floor", "office", "chatgpt", str(export),
+        "--route", "title~launch -> work", "--default", "home", "--infer", "--json",
+    )  # fmt: skip
+    servers = serve(), serve()
+    work_llm, home_llm = (next(g) for g in servers)
+    try:
+        store.set_extractor("work", work_llm.spec())
+        code, out, err = _cli(monkeypatch, capsys, *command)
+        assert code == 12 and "'home' has no extractor" in err
+        for floor in ("office", "house"):
+            with store.enter(floor=floor) as s:
+                assert s.count() == 0
+        store.set_extractor("home", home_llm.spec("ollama"))
+        code, out, err = _cli(monkeypatch, capsys, *command)
+        assert code == 0, err
+        reports = {r["persona"]: r for r in json.loads(out)}
+        assert set(reports) == {"work", "home"}
+        assert all(r["cost"]["calls"] >= 1 and r["episodes"] for r in reports.values())
+        work_sent = " ".join(json.dumps(r.body) for r in work_llm.requests)
+        home_sent = " ".join(json.dumps(r.body) for r in home_llm.requests)
+        assert "Q3 launch" in work_sent and "tarte" not in work_sent
+        assert "tarte" in home_sent and "Q3 launch" not in home_sent
+    finally:
+        for g in servers:
+            g.close()

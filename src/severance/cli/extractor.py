@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 import click
 
 from ..chat import Conversation
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NoExtractorError
 from ..extract import Extraction
+from ..importers import Routed
+from ..model import new_id
 from ..session import Session
 from .common import json_option, open_store, print_json
 from .persona import persona
@@ -71,29 +75,67 @@ def remember_inferred(
     session: Session, conversation: Conversation, keep_turns: bool, as_json: bool
 ) -> None:
     """Run ``remember --file --infer`` in an awake session and report it."""
-    settings = session.extractor()
-    if settings is None:
-        session.extract([conversation])  # raises NoExtractorError, with its hint
-        return
-    calls = -(-len(conversation.drafts) // settings.spec.batch)
-    # click's progressbar overloads do not type a length-only bar.
-    progressbar: Any = click.progressbar
-    with progressbar(length=max(1, calls), label="Extracting facts", file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(n: int, _total: int) -> None:
-            bar.update(n - done[0])
-            done[0] = n
-
-        result = session.extract(
-            [conversation], keep_turns=keep_turns, progress=progress, settings=settings
-        )
+    result = _extract_with_bar(session, [conversation], keep_turns)
     if as_json:
         print_json(
             {"persona": session.persona, "session": conversation.session, **result.to_dict()}
         )
         return
     click.echo(_summary(session.persona, result))
+
+
+def import_inferred(
+    plan: Sequence[Routed],
+    wake_persona: Callable[[str], AbstractContextManager[Session]],
+    as_json: bool,
+) -> None:
+    """Run ``import --infer``: each persona's conversations through its own extractor, the
+    turns kept as episodes too (so a rerun finds them), with a progress bar per persona."""
+    by_persona: dict[str, list[Conversation]] = {}
+    for routed in plan:
+        drafts = routed.item.drafts
+        first = drafts[0].metadata.get("session") if drafts else None
+        session_id = first if isinstance(first, str) else routed.item.ref or new_id("s_")
+        by_persona.setdefault(routed.persona, []).append(Conversation(drafts, session_id))
+    reports: list[tuple[str, Extraction]] = []
+    with ExitStack() as awake:
+        sessions = {name: awake.enter_context(wake_persona(name)) for name in by_persona}
+        # Every persona must have its extractor before any of them writes.
+        for name, session in sessions.items():
+            if session.extractor() is None:
+                raise NoExtractorError(
+                    f"persona {name!r} has no extractor: set one with "
+                    f"`severance persona set {name} --extractor SPEC`, or import without --infer"
+                )
+        for name, conversations in by_persona.items():
+            reports.append((name, _extract_with_bar(sessions[name], conversations, True)))
+    if as_json:
+        print_json([{"persona": p, **r.to_dict()} for p, r in reports])
+        return
+    for name, result in reports:
+        click.echo(_summary(name, result))
+
+
+def _extract_with_bar(
+    session: Session, conversations: list[Conversation], keep_turns: bool
+) -> Extraction:
+    settings = session.extractor()
+    if settings is None:
+        return session.extract(conversations)  # raises NoExtractorError, with its hint
+    calls = sum(-(-len(c.drafts) // settings.spec.batch) for c in conversations)
+    label = f"Extracting facts in {session.persona}"
+    # click's progressbar overloads do not type a length-only bar.
+    progressbar: Any = click.progressbar
+    with progressbar(length=max(1, calls), label=label, file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(n: int, _total: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
+
+        return session.extract(
+            conversations, keep_turns=keep_turns, progress=progress, settings=settings
+        )
 
 
 def _summary(persona: str, result: Extraction) -> str:
