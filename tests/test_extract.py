@@ -496,6 +496,11 @@ def test_http_extract_and_recall_with_history(store: Store, llm: FakeLLM) -> Non
         body = {"messages": user("#http500. My city is Oslo")}
         r = client.post("/v1/extract", json=body, headers=headers)
         assert r.status_code == 502 and r.json()["code"] == "extractor_unavailable"
+        reader = Passes(store).issue("office", read_only=True).token
+        sent = len(llm.requests)
+        body = {"messages": user("My city is Oslo")}
+        r = client.post("/v1/extract", json=body, headers={"Authorization": f"Bearer {reader}"})
+        assert r.status_code == 403 and len(llm.requests) == sent
         with store.enter(floor="office") as s:
             assert state(s) == before
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ..chat import Conversation
-from ..errors import ExtractorOutputError
+from ..errors import ExtractorError, ExtractorOutputError
 from ..model import Memory, MemoryDraft, Recall
 from ..validate import MAX_K, MAX_QUERY_CHARS
 from .client import ChatClient, Reply
@@ -234,17 +234,26 @@ def _plan_batch(
     ids = {s.id for s in shown}
     reply: Reply | None = None
     try:
-        reply = client.complete(messages, ANSWER_SCHEMA)
-        cost.count(reply)
+        reply = _call(client, messages, cost)
         operations = parse_answer(reply.content, ids, numbers)
     except ExtractorOutputError as first:
-        if reply is None:  # the call was made; its body was not the protocol's JSON
-            cost.count(None)
         retry = messages + retry_message(reply.content if reply else "", str(first))
-        reply = client.complete(retry, ANSWER_SCHEMA)
-        cost.count(reply, retry=True)
+        reply = _call(client, retry, cost, retry=True)
         operations = parse_answer(reply.content, ids, numbers)
     _record(plan, operations, numbers)
+
+
+def _call(
+    client: ChatClient, messages: list[dict[str, str]], cost: Cost, *, retry: bool = False
+) -> Reply:
+    """One call, counted whether or not it succeeds (a failed call may still be billed)."""
+    try:
+        reply = client.complete(messages, ANSWER_SCHEMA)
+    except ExtractorError:
+        cost.count(None, retry=retry)
+        raise
+    cost.count(reply, retry=retry)
+    return reply
 
 
 def _record(plan: _Plan, operations: list[Operation], numbers: Mapping[int, Turn]) -> None:
