@@ -176,6 +176,7 @@ def test_operation_ids_are_named(local: tuple[httpx.Client, str]) -> None:
         ("POST", "/v1/recall"): "recall",
         ("GET", "/v1/notices"): "notices",
         ("GET", "/v1/audit"): "audit",
+        ("POST", "/v1/extract"): "extract",
     }
 
 

@@ -49,8 +49,12 @@ from .chat import read_conversation
 from .errors import (
     AlreadyExistsError,
     EmbedderError,
+    ExtractorError,
+    ExtractorOutputError,
+    ExtractorUnavailableError,
     IntegrityError,
     InvalidInputError,
+    NoExtractorError,
     NoFloorError,
     NotFoundError,
     RateLimitedError,
@@ -107,6 +111,10 @@ PROBLEM_STATUS: tuple[tuple[type[SeveranceError], int], ...] = (
     (EmbedderError, 503),
     (StoreError, 503),
     (StorageError, 503),
+    (NoExtractorError, 409),
+    (ExtractorUnavailableError, 502),
+    (ExtractorOutputError, 502),
+    (ExtractorError, 502),
     (SeveranceError, 400),
 )
 
@@ -301,6 +309,9 @@ class RecallIn(_In):
         le=1.0,
         description="Drop results sharing no keyword whose cosine similarity is below this.",
     )
+    include_superseded: bool = Field(
+        default=False, description="Also memories no longer true (their history)."
+    )
 
 
 class MemoryOut(BaseModel):
@@ -345,6 +356,32 @@ class ConversationOut(BaseModel):
     session: str
     memories: list[MemoryOut] = Field(description="One per stored turn, in order.")
     skipped: int = Field(description="Messages that held no text (images, tool calls).")
+
+class MessageIn(_In):
+    """One chat message; the stored turn reads ``role: content``."""
+
+    role: Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
+    content: Annotated[
+        str, Field(min_length=1, max_length=validate.MAX_TEXT_CHARS - 66, pattern=NOT_BLANK)
+    ]
+    timestamp: When | None = None
+
+
+class ExtractIn(_In):
+    """A conversation for the persona's own fact extractor (see docs/extraction.md)."""
+
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+    session: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)] | None = None
+    at: When | None = Field(default=None, description="The time of turns without one.")
+    keep_turns: bool = Field(default=False, description="Also keep the turns as episodes.")
+
+
+class ExtractOut(BaseModel):
+    added: list[MemoryOut]
+    updated: list[MemoryOut]
+    superseded: list[MemoryOut]
+    episodes: list[str]
+    cost: dict[str, int | None]
 
 
 class RecallHit(BaseModel):
@@ -837,8 +874,29 @@ def _routes(app: FastAPI) -> None:
             recency=body.recency,
             mode=body.mode,
             min_similarity=body.min_similarity,
+            include_superseded=body.include_superseded,
         )
         return RecallOut(results=[RecallHit.of(r) for r in results])
+
+    @app.post(
+        "/v1/extract",
+        response_model=ExtractOut,
+        tags=["memories"],
+        responses=_errors(403, 409, 413, 502),
+    )
+    def extract(body: ExtractIn, session: Writable) -> ExtractOut:
+        """Turn a conversation into facts with the persona's own extractor; a failure of the
+        extractor (502) or a persona without one (409) changes nothing."""
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        conversation = read_conversation(messages, session=body.session, at=body.at)
+        result = session.extract([conversation], keep_turns=body.keep_turns)
+        return ExtractOut(
+            added=[MemoryOut.of(m) for m in result.added],
+            updated=[MemoryOut.of(m) for m in result.updated],
+            superseded=[MemoryOut.of(m) for m in result.superseded],
+            episodes=[m.id for m in result.episodes],
+            cost=result.cost.to_dict(),
+        )
 
     @app.get("/v1/notices", response_model=NoticesOut, tags=["persona"], responses=_errors())
     def notices(session: Awake) -> NoticesOut:

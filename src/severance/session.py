@@ -30,8 +30,12 @@ from .drafts import to_draft
 from .errors import (
     InvalidInputError,
     MemoryNotFoundError,
+    NoExtractorError,
     SessionClosedError,
 )
+from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
+from .extract.run import extract as run_extraction
+from .extract.run import relevant_memories
 from .model import (
     AuditEntry,
     Memory,
@@ -278,16 +282,104 @@ class Session:
         metadata: Mapping[str, Any] | None = None,
         source: str | None = None,
         progress: Progress | None = None,
+        infer: bool = False,
+        keep_turns: bool = False,
     ) -> list[Memory]:
         """Remember a conversation: chat messages (``role``/``content``) or turns, in order.
 
         Each turn becomes an ``episode`` memory; see :mod:`severance.chat` for the shapes, how
         a missing timestamp or session is filled in and which messages are skipped.
+
+        With ``infer=True`` the persona's extractor turns the conversation into facts instead
+        (see :meth:`extract`; ``keep_turns=True`` stores the turns as episodes as well) and
+        the facts added or changed are returned.
         """
         conversation = chat.read_conversation(
             messages, session=session, at=at, tags=tags, metadata=metadata, source=source
         )
+        if infer:
+            return self.extract([conversation], keep_turns=keep_turns, progress=progress).memories
+        if keep_turns:
+            raise InvalidInputError("keep_turns goes with infer=True")
         return self.remember_many(conversation.drafts, progress=progress)
+
+    # -- extraction (optional; see severance.extract) -------------------------------------------
+    def extractor(self) -> ExtractorSettings | None:
+        """This persona's extractor settings, opened with its own key (None if it has none)."""
+        with self._lock:
+            self._check_open()
+            value = self._store._backend.get_meta().get(meta_key(self._persona.id))
+            return open_settings(value, self._sealer, self._store.store_id, self._persona.id)
+
+    def extract(
+        self,
+        conversations: Iterable[chat.Conversation],
+        *,
+        keep_turns: bool = False,
+        progress: Progress | None = None,
+        settings: ExtractorSettings | None = None,
+    ) -> Extraction:
+        """Turn conversations into facts with this persona's extractor.
+
+        Only this persona's endpoint is called, and each prompt holds only the new turns and
+        the memories this session's own recall finds relevant. Every call is made and its
+        answer validated before anything is written: a failure (endpoint down, timeout,
+        invalid answer after one retry, an id it was not shown) raises an
+        :class:`~severance.errors.ExtractorError` and changes nothing. ``settings`` overrides
+        the stored ones for this run.
+        """
+        self._check_open()
+        runs = list(conversations) if isinstance(conversations, Iterable) else [conversations]
+        if not all(isinstance(c, chat.Conversation) for c in runs):
+            raise InvalidInputError("extract takes conversations (see severance.chat)")
+        chosen = settings if settings is not None else self.extractor()
+        if chosen is None:
+            raise NoExtractorError(
+                f"persona {self.persona!r} has no extractor: set one with "
+                f"`severance persona set {self.persona} --extractor SPEC`"
+            )
+        writer = Writer(
+            get=self.get,
+            add=self._remember_with_provenance,
+            revise=lambda memory_id, text, meta, origin: self.update(
+                memory_id, text, metadata=meta, _provenance=origin
+            ),
+            episodes=self.remember_many,
+        )
+        with ChatClient(chosen) as client:
+            result = run_extraction(
+                runs,
+                client,
+                lambda texts, limit: relevant_memories(self.recall, texts, limit),
+                writer,
+                keep_turns=keep_turns,
+                progress=progress,
+            )
+        self._store._audit.append(
+            "extraction",
+            self._persona.id,
+            self._persona.name,
+            extractor=chosen.spec.protocol,
+            calls=result.cost.calls,
+            added=len(result.added),
+            updated=len(result.updated),
+            superseded=len(result.superseded),
+        )
+        return result
+
+    def _remember_with_provenance(
+        self, drafts: Sequence[MemoryDraft], provenance: Sequence[Mapping[str, Any]]
+    ) -> list[Memory]:
+        with self._lock:
+            self._check_open()
+            clean = [to_draft(d) for d in drafts]
+            stored = self._write_new(
+                clean,
+                self._store.embedder.embed([d.text for d in clean]),
+                [[p] for p in provenance],
+            )
+            self.counts["remembered"] += len(stored)
+            return stored
 
     def _write_new(
         self,
@@ -573,6 +665,7 @@ class Session:
         mode: SearchMode = "hybrid",
         fusion: Fusion | None = None,
         min_similarity: float | None = None,
+        include_superseded: bool = False,
     ) -> list[Recall]:
         """The memories that best answer ``query``: dense and keyword ranks, fused.
 
@@ -581,6 +674,8 @@ class Session:
         half-life decay. ``mode`` picks ``hybrid`` (default), ``dense`` or ``keyword``.
         ``min_similarity`` drops results that share no keyword with the query and whose
         cosine similarity is below it (useful to answer "nothing" rather than a best guess).
+        Superseded memories (see :mod:`severance.extract.supersession`) are left out unless
+        ``include_superseded`` asks for history too.
         """
         with self._lock:
             self._check_open()
@@ -616,11 +711,12 @@ class Session:
             index = self._sync()
             vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
+            depth = wanted = search_depth(k, fusion, mode)
             while True:
                 hits = index.search(
                     vector,
                     tokenize(query),
-                    search_depth(k, fusion, mode),
+                    depth,
                     flt,
                     mode=mode,
                     fusion=fusion,
@@ -641,6 +737,13 @@ class Session:
                     ]
                 rows = self._rows.get_many([h.id for h in hits])
                 ghosts = [h.id for h in hits if h.id not in rows]
+                if not ghosts and not include_superseded:
+                    memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
+                    current = [h for h in hits if memories[h.id].valid_until is None]
+                    if len(current) < wanted and len(hits) >= depth:
+                        depth *= 2  # superseded memories took places: look deeper
+                        continue
+                    hits = current
                 if not ghosts:
                     break
                 # Deleted by another process in a way our sync did not see (its tombstone was

@@ -411,6 +411,47 @@ class Store:
         """How many memories persona ``name`` holds (counted without unlocking it)."""
         return self._backend.rows(self._persona_row(name).id).count()
 
+    def set_extractor(
+        self,
+        persona: str,
+        spec: str,
+        *,
+        api_key_env: str | None = None,
+        api_key: str | None = None,
+        secret: Secret | None = None,
+    ) -> dict[str, Any] | None:
+        """Give persona ``persona`` its own fact extractor (``"none"`` removes it).
+
+        ``spec`` is ``openai:URL#model=NAME``, ``ollama:URL#model=NAME`` or ``none`` (see
+        :mod:`severance.extract.spec`). The API key is read at each call from the environment
+        variable ``api_key_env``, or ``api_key`` is kept in the settings, which are sealed with
+        the persona's own data key (so a sealed persona needs ``secret``). Returns what may be
+        shown of the new settings (never the key), or None for ``none``.
+        """
+        from .extract import ExtractorSettings, meta_key, parse_spec, seal_settings
+        from .seal import Sealer
+
+        self._check_open()
+        row = self._persona_row(persona)
+        parsed = parse_spec(spec)
+        settings = (
+            None
+            if parsed is None
+            else ExtractorSettings.build(parsed, api_key_env=api_key_env, api_key=api_key)
+        )
+        if settings is None and (api_key_env is not None or api_key is not None):
+            raise InvalidInputError("an API key goes with an extractor, not with 'none'")
+        value = seal_settings(settings, Sealer(self._unlock(row, secret)), self.store_id, row.id)
+        with self._backend.transaction():
+            self._backend.set_meta(meta_key(row.id), value)
+            self._audit.append(
+                "extractor_set",
+                row.id,
+                row.name,
+                extractor="none" if parsed is None else parsed.protocol,
+            )
+        return None if settings is None else settings.describe()
+
     def _vector_mode(self, persona_id: str) -> str:
         if not self._backend.indexed_vectors:
             return "sealed"
@@ -649,6 +690,7 @@ class Store:
             self._backend.delete_persona(row.id)
             if f"override:{row.id}" in self._backend.get_meta():
                 self._backend.set_meta(f"override:{row.id}", "0")  # end a running override
+            _erase_extractor(self._backend, row.id)
             self._audit.append("clean_slate", row.id, row.name, memories=erased)
         self._backend.reclaim()
         return erased
@@ -747,6 +789,14 @@ class Store:
 
 
 NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})
+
+
+def _erase_extractor(backend: Backend, persona_id: str) -> None:
+    """Blank a persona's sealed extractor settings (its key is being destroyed too)."""
+    from .extract import meta_key
+
+    if backend.get_meta().get(meta_key(persona_id)):
+        backend.set_meta(meta_key(persona_id), "")
 
 
 def _fields(row: PersonaRow) -> dict[str, Any]:

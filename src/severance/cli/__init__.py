@@ -13,6 +13,7 @@ import click
 from ..errors import (
     AlreadyExistsError,
     EmbedderError,
+    ExtractorError,
     IntegrityError,
     InvalidInputError,
     NoFloorError,
@@ -38,6 +39,7 @@ from . import (
     store,
 )
 from .common import cli
+from .extractor import register as register_extractor  # adds `persona set`
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
@@ -53,6 +55,7 @@ EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = (
     (StoreError, 9),
     (SessionClosedError, 10),
     (StorageError, 11),
+    (ExtractorError, 12),
     (SeveranceError, 1),
 )
 
@@ -76,6 +79,7 @@ for module in (
     demo,
 ):
     module.register(cli)
+register_extractor(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,6 +51,11 @@ from .common import (
     help="Where items no rule matches go (default: the persona the context wakes).",
 )
 @click.option("--dry-run", is_flag=True, help="Show which item goes where; write nothing.")
+@click.option(
+    "--infer",
+    is_flag=True,
+    help="Also extract facts with each persona's own extractor (docs/extraction.md).",
+)
 @json_option
 def import_(
     wake: Wake,
@@ -59,6 +64,7 @@ def import_(
     routes: tuple[str, ...],
     default: str | None,
     dry_run: bool,
+    infer: bool,
     as_json: bool,
 ) -> None:
     """Import memories from SOURCE, read as FORMAT: chatgpt, claude, mem0, mcp-memory,
@@ -111,6 +117,11 @@ def import_(
             with session:
                 yield session
 
+        if infer:
+            from .extractor import import_inferred
+
+            import_inferred(plan, wake_persona, as_json)
+            return
         # click's progressbar overloads do not type a length-only bar.
         progressbar: Any = click.progressbar
         with progressbar(length=total, label="Importing", file=sys.stderr) as bar:

@@ -119,6 +119,12 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
     "(role, content) or turns (speaker, text, timestamp, session); - reads standard input.",
 )
 @click.option("--session", "session_id", help="With --file: the conversation's session id.")
+@click.option(
+    "--infer",
+    is_flag=True,
+    help="With --file: let the persona's extractor turn the turns into facts (docs/extraction.md).",
+)
+@click.option("--keep-turns", is_flag=True, help="With --infer: keep the turns as episodes too.")
 @json_option
 def remember(
     wake: Wake,
@@ -130,12 +136,16 @@ def remember(
     source: str | None,
     file: Path | None,
     session_id: str | None,
+    infer: bool,
+    keep_turns: bool,
     as_json: bool,
 ) -> None:
     """Remember TEXT (- reads it from standard input) or every turn of --file, in the persona
     that wakes here. Remembering what the persona already holds returns the existing memory."""
     if (text is None) == (file is None):
         raise InvalidInputError("give either TEXT or --file")
+    if (infer and file is None) or (keep_turns and not infer):
+        raise InvalidInputError("--infer goes with --file, and --keep-turns with --infer")
     if file is not None:
         conversation = read_conversation(
             _load_records(file),
@@ -147,6 +157,12 @@ def remember(
             kind=kind or "episode",
         )
         drafts = conversation.drafts
+        if infer:
+            from .extractor import remember_inferred
+
+            with awake(wake) as s:
+                remember_inferred(s, conversation, keep_turns, as_json)
+            return
         with awake(wake) as s:
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
@@ -228,6 +244,7 @@ def remember(
 @click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True
 )
+@click.option("--include-superseded", is_flag=True, help="Also memories no longer true (history).")
 @json_option
 def recall(
     wake: Wake,
@@ -239,6 +256,7 @@ def recall(
     until: str | None,
     mode: str,
     min_similarity: float | None,
+    include_superseded: bool,
     as_json: bool,
 ) -> None:
     """Recall what the awake persona knows about QUERY."""
@@ -252,6 +270,7 @@ def recall(
             until=until,
             mode=cast(SearchMode, mode),
             min_similarity=min_similarity,
+            include_superseded=include_superseded,
         )
         persona = s.persona
     if as_json:
@@ -263,6 +282,9 @@ def recall(
         ranks = f"dense #{r.dense_rank or '-'}, keyword #{r.keyword_rank or '-'}"
         click.echo(f"{r.score:.4f}  {r.memory.text}")
         click.echo(f"        {r.memory.id}  [{r.memory.kind}]  {ranks}")
+        if r.memory.valid_until is not None:
+            by = f" by {r.memory.superseded_by}" if r.memory.superseded_by else ""
+            click.echo(f"        superseded {r.memory.valid_until:%Y-%m-%d %H:%M}{by}")
 
 
 @click.command()
