@@ -19,6 +19,7 @@ from severance import (
     InvalidFloorError,
     NoFloorError,
 )
+from severance import floors as floors_module
 from severance.floors import HoursWindow, path_matches, resolve
 
 # 2024-06-03 is a Monday.
@@ -28,6 +29,16 @@ MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
 def at(day: int, hour: int, minute: int = 0, tz: timezone = UTC) -> datetime:
     """A fixed moment: ``day`` 0 = Monday 2024-06-03."""
     return (MONDAY + timedelta(days=day)).replace(hour=hour, minute=minute, tzinfo=tz)
+
+
+@pytest.fixture(autouse=True)
+def no_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any floor test that would read the wall clock (an hours floor without ``at=``) fails."""
+
+    def refuse() -> datetime:
+        raise AssertionError("this test reads the wall clock: give the context at=")
+
+    monkeypatch.setattr(floors_module, "clock", refuse)
 
 
 def floor(name: str = "f", persona: str = "p", **conditions: object) -> Floor:
@@ -389,9 +400,11 @@ def test_store_floors_keep_order_and_round_trip(floored: severance.Store) -> Non
 
 
 def test_enter_wakes_the_resolved_persona(floored: severance.Store) -> None:
-    with floored.enter(client="Claude-Code", path="~/work/acme/src") as s:
+    with floored.enter(client="Claude-Code", path="~/work/acme/src", at=at(0, 19)) as s:
         assert (s.persona, s.floor) == ("work", "office")
-    with floored.enter(client="claude-code", path="~/personal") as s:
+    # Monday 08:00 UTC is 10:00 in Paris: outside "evenings", so the default wakes. (Without
+    # at= this read the wall clock and failed on weekday evenings.)
+    with floored.enter(client="claude-code", path="~/personal", at=at(0, 8)) as s:
         assert (s.persona, s.floor) == ("home", "house")
     with floored.enter({"floor": "evenings"}) as s:
         assert (s.persona, s.floor) == ("home", "evenings")

@@ -22,12 +22,12 @@ from ..search import SearchMode
 from ..session import Session
 from .common import (
     Wake,
-    context_from,
     json_option,
     open_store,
     print_json,
     session_options,
     settings,
+    wake_session,
 )
 
 
@@ -35,11 +35,7 @@ from .common import (
 def awake(wake: Wake) -> Iterator[Session]:
     secret = settings().secret()
     with open_store() as store:
-        if wake.override is not None:
-            session = store.resume_override(wake.override, secret=secret)
-        else:
-            context = context_from(wake.floor_name, wake.client, wake.path, wake.host)
-            session = store.enter(context, secret=secret)
+        session = wake_session(store, wake, secret)
         with session:
             yield session
 
