@@ -79,7 +79,7 @@ FAMILIES: tuple[ClientFamily, ...] = (
     ClientFamily("amp", "Amp", ("amp-mcp-client",)),
     ClientFamily("amazon-q", "Amazon Q Developer CLI", ("Q-DEV-CLI", "Q DEV CLI")),
     ClientFamily("chatgpt", "ChatGPT", ("ChatGPT",)),
-    ClientFamily("inspector", "MCP Inspector", ("mcp-inspector", "MCP-Inspector")),
+    ClientFamily("inspector", "MCP Inspector", ("mcp-inspector",)),
     ClientFamily("mcp-python-sdk", "MCP Python SDK (no name given)", ("mcp",)),
     ClientFamily("terminal", "Severance CLI (the terminal)", (CLI_CLIENT,)),
 )

@@ -440,11 +440,17 @@ def no_floor_message(context: Context, *, strict: bool) -> str:
     if context.client:
         suggestion.append(f"--client {shlex.quote(family or context.client)}")
     if context.paths:
-        suggestion.append(f"--path {shlex.quote(resolve_path(context.paths[0]) + '/**')}")
+        suggestion.append(f"--path {shlex.quote(_home_relative(context.paths[0]) + '/**')}")
     return (
         f"no floor matches {context.describe()} {why}, so nothing was read or stored;"
         f" add a floor for it, e.g. `{' '.join(suggestion)}`"
     )
+
+
+def _home_relative(path: str) -> str:
+    resolved = resolve_path(path)
+    home = resolve_path("~")
+    return "~" + resolved[len(home) :] if resolved.startswith(home + "/") else resolved
 
 
 # -- shadowing -----------------------------------------------------------------------------------
@@ -486,7 +492,9 @@ def covers(earlier: Floor, later: Floor) -> bool:
     condition of ``later`` (so a warning is never a false alarm; some overlaps go unreported).
     """
     return (
-        _covers_clients(earlier.clients, later.clients)
+        earlier.has_conditions
+        and later.has_conditions
+        and _covers_clients(earlier.clients, later.clients)
         and _covers_paths(earlier.paths, later.paths)
         and _covers_globs(earlier.hosts, later.hosts)
         and _covers_hours(earlier, later)
@@ -497,15 +505,14 @@ def _client_covers(a: str, b: str) -> bool:
     a, b = a.casefold(), b.casefold()
     if a == b:
         return True
-    family = next((f for f in clients.FAMILIES if f.name == a), None)
+    a_family = next((f for f in clients.FAMILIES if f.name == a), None)
     b_family = next((f for f in clients.FAMILIES if f.name == b), None)
     if b_family is not None:
-        # b stands for every name of its family: a must take in all of them.
-        return all(_client_covers(a, s) for s in b_family.sends) and (
-            family is None and fnmatch.fnmatchcase(b, a)
-        )
-    if family is not None:
-        return not _has_glob(b) and family.claims(b)
+        # b stands for every name of its family (and itself): a must take in all of them.
+        names = [b, *(s.casefold() for s in b_family.sends)]
+        return a_family is None and all(fnmatch.fnmatchcase(n, a) for n in names)
+    if a_family is not None:
+        return not _has_glob(b) and a_family.claims(b)
     return fnmatch.fnmatchcase(b, a)
 
 
