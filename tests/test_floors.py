@@ -19,8 +19,10 @@ from severance import (
     InvalidFloorError,
     NoFloorError,
 )
+from severance import clients as client_table
 from severance import floors as floors_module
-from severance.floors import HoursWindow, path_matches, resolve
+from severance.floors import HoursWindow, Shadow, covers, path_matches, resolve, shadows
+from severance.workspace import case_insensitive, resolve_path
 
 # 2024-06-03 is a Monday.
 MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
@@ -411,9 +413,6 @@ def test_enter_wakes_the_resolved_persona(floored: severance.Store) -> None:
 
 
 # -- client families -------------------------------------------------------------------------------
-from severance import clients as client_table  # noqa: E402
-from severance.floors import Shadow, covers, shadows  # noqa: E402
-from severance.workspace import case_insensitive, resolve_path  # noqa: E402
 
 #: (name as the client sends it, family). Every name comes from the client's own source or a
 #: captured ``initialize`` (see src/severance/clients.py).
