@@ -12,10 +12,18 @@ each call resolves a floor from what the client says about itself, exactly as
 - ``host`` is this machine's name.
 
 So Claude Code opened in ``~/work/acme`` wakes ``work`` and Claude Desktop at home wakes
-``home``. ``pin_floor`` (``severance serve --mcp --floor NAME``) ignores all that and always
-enters one floor. Over HTTP a client may instead present a pass (``Authorization: Bearer``),
-which pins its floor; ``require_pass`` makes that mandatory. When nothing matches and there is
-no default floor, the tools answer with an error that says so and store nothing.
+``home`` (client names are matched by family, :mod:`severance.clients`). ``pin_floor``
+(``severance serve --mcp --floor NAME``) ignores all that and always enters one floor;
+``allowed_floors`` refuses any context that resolves to a floor outside the set. Over HTTP a
+client presents a pass (``Authorization: Bearer``), which pins its floor; ``require_pass``
+(the default of ``serve --mcp-http``) refuses calls without one. When nothing matches (and
+there is no default floor, or the store is strict) the tools answer with an error that says
+which floor to add, and store nothing.
+
+Every result names the persona (and floor) it came from; the first result of a connection
+for a persona also carries that persona's *notices* (overrides, reintegrations since it last
+woke). Two more tools: ``status`` (which persona is awake here and why, with the notices) and
+``notices``.
 
 Tool functions are synchronous: the SDK runs them in worker threads, and the awake sessions
 they share (:class:`~severance.awake.AwakeSessions`) are safe to use from several at once.
@@ -25,7 +33,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
@@ -39,11 +49,14 @@ from pydantic import BaseModel, Field
 
 from . import __version__, validate
 from .awake import AwakeSessions
-from .errors import NoFloorError, SeveranceError
-from .model import Memory
+from .clients import family_of
+from .errors import FloorNotFoundError, SeveranceError
+from .model import Memory, Notice
+from .notice_text import describe as describe_notice
 from .passes import Passes, ReadOnlyPassError
 from .session import Session
 from .store import Store
+from .workspace import logical_cwd
 
 __all__ = ["SeveranceMCP", "Where", "create_mcp_server", "file_uri_to_path"]
 
@@ -54,7 +67,9 @@ home) that never see each other. Which persona you are talking to is decided by 
 persona. Use `recall` before answering questions that may depend on what the user told you \
 earlier; use `remember` for durable facts, preferences and decisions worth keeping (one \
 self-contained statement per memory, no secrets); use `forget` when the user asks you to drop \
-something; use `list_memories` to browse."""
+something; use `list_memories` to browse. If a result carries `notices`, tell the user about \
+them (something happened to this persona while it slept); `status` says which persona is \
+awake and why."""
 
 
 # -- where a call comes from -----------------------------------------------------------------
@@ -89,6 +104,12 @@ class Where:
         where = ", ".join(repr(p) for p in self.paths) or "no workspace"
         return f"client {self.client or 'unnamed'!r} in {where}"
 
+    def reasons(self, store: Store) -> list[str]:
+        """Why this call wakes the persona it wakes."""
+        if self.persona_id is not None:
+            return [f"a pass for floor {self.floor!r} was presented"]
+        return list(store.resolve(self.context()).reasons)
+
 
 class SeveranceMCP(MCPServer):
     """An :class:`MCPServer` that knows its store and how to pick floors."""
@@ -100,6 +121,7 @@ class SeveranceMCP(MCPServer):
         pin_floor: str | None = None,
         cwd_fallback: bool = False,
         require_pass: bool = False,
+        allowed_floors: Iterable[str] | None = None,
     ) -> None:
         super().__init__(
             "severance",
@@ -113,6 +135,22 @@ class SeveranceMCP(MCPServer):
         self.pin_floor = pin_floor
         self.cwd_fallback = cwd_fallback
         self.require_pass = require_pass
+        self.allowed_floors = frozenset(allowed_floors) if allowed_floors is not None else None
+        # Which personas' notices each client connection has been shown (first result only).
+        self._told: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+        self._told_lock = threading.Lock()
+
+    def first_notices(self, connection: object, session: Session) -> list[Notice] | None:
+        """The persona's notices if this connection has not been shown them yet, else None."""
+        with self._told_lock:
+            try:
+                told = self._told.setdefault(connection, set())
+            except TypeError:  # not weak-referenceable: tell every time rather than never
+                told = set()
+            if session.persona_id in told:
+                return None
+            told.add(session.persona_id)
+        return session.notices() or None
 
 
 def _server(ctx: Context) -> SeveranceMCP:
@@ -149,7 +187,10 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
             raise ToolError(str(e)) from None
         return Where(grant.floor, None, (), grant.read_only, grant.persona_id)
     if server.require_pass:
-        raise ToolError("this server needs a pass: send 'Authorization: Bearer <token>'")
+        raise ToolError(
+            "this server needs a pass: send 'Authorization: Bearer <token>' (the user issues"
+            " one with `severance pass issue FLOOR`)"
+        )
     if server.pin_floor is not None:
         return Where(server.pin_floor, None, ())
     params = ctx.session.client_params
@@ -162,7 +203,7 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
     if not paths and server.cwd_fallback:
         # A stdio server is started in the client's working directory by most clients
         # (Claude Code among them), which is the best workspace guess when there are no roots.
-        paths.append(os.getcwd())
+        paths.append(logical_cwd())
     return Where(None, client, tuple(paths))
 
 
@@ -172,26 +213,64 @@ Here = Annotated[Where, Resolve(_where)]
 @contextmanager
 def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Session]:
     """The session for this call, with Severance errors turned into tool errors."""
+    server = _server(ctx)
     try:
         if write and where.read_only:
             raise ReadOnlyPassError("this pass is read-only")
-        sessions = _server(ctx).sessions
+        sessions = server.sessions
         if where.persona_id is not None and where.floor is not None:
+            allowed = server.allowed_floors
+            if allowed is not None and where.floor not in allowed:
+                raise FloorNotFoundError(
+                    f"this server may not wake floor {where.floor!r}, the floor of this pass"
+                )
             session = sessions.for_floor(where.floor, where.persona_id)
         else:
+            if server.allowed_floors is not None:
+                match = sessions.store.resolve(where.context())
+                if match.floor.name not in server.allowed_floors:
+                    raise FloorNotFoundError(
+                        f"this server may not wake floor {match.floor.name!r} (allowed:"
+                        f" {', '.join(sorted(server.allowed_floors))}); nothing was read or stored"
+                    )
             session = sessions.for_context(where.context())
         yield session
-    except NoFloorError:
-        raise ToolError(
-            f"No floor matches this context ({where.describe()}) and no default floor is set,"
-            " so nothing was stored or read. Ask the user to add a floor for it, e.g."
-            " `severance floor add NAME --persona PERSONA --path DIR` or `--client NAME`."
-        ) from None
     except SeveranceError as e:
+        # NoFloorError's text names the floor to add; every refusal stores nothing.
         raise ToolError(str(e)) from None
 
 
+def _answer(ctx: Context, session: Session) -> dict[str, Any]:
+    """What every result carries: the persona, its floor and, first time, its notices."""
+    notices = _server(ctx).first_notices(ctx.session, session)
+    return {
+        "persona": session.persona,
+        "floor": session.floor,
+        "notices": [NoticeItem.of(session.persona, n) for n in notices] if notices else None,
+    }
+
+
 # -- results ---------------------------------------------------------------------------------
+class NoticeItem(BaseModel):
+    at: str = Field(description="When it happened (ISO-8601).")
+    event: str = Field(description="override, reintegrated_into or reintegrated_from.")
+    text: str = Field(description="What happened, in words to pass on to the user.")
+
+    @classmethod
+    def of(cls, persona: str, n: Notice) -> NoticeItem:
+        return cls(at=n.at.isoformat(), event=n.event, text=describe_notice(persona, n))
+
+
+class PersonaResult(BaseModel):
+    persona: str = Field(description="The persona this call read or wrote.")
+    floor: str | None = Field(default=None, description="The floor that woke it.")
+    notices: list[NoticeItem] | None = Field(
+        default=None,
+        description="Only on the first result for this persona: what happened to it while it"
+        " slept (overrides, reintegrations). Tell the user.",
+    )
+
+
 class MemoryItem(BaseModel):
     id: str
     text: str
@@ -210,8 +289,7 @@ class MemoryItem(BaseModel):
         )
 
 
-class Remembered(BaseModel):
-    persona: str = Field(description="The persona the memory was stored in.")
+class Remembered(PersonaResult):
     memory: MemoryItem
 
 
@@ -219,18 +297,15 @@ class RecallItem(MemoryItem):
     score: float = Field(description="Higher is more relevant (fused dense + keyword rank).")
 
 
-class Recalled(BaseModel):
-    persona: str
+class Recalled(PersonaResult):
     results: list[RecallItem]
 
 
-class Forgotten(BaseModel):
-    persona: str
+class Forgotten(PersonaResult):
     forgotten: str = Field(description="The id of the memory that was deleted.")
 
 
-class Listed(BaseModel):
-    persona: str
+class Listed(PersonaResult):
     items: list[MemoryItem]
     total: int
     next_offset: int | None = Field(description="Pass as `offset` for the next page; null at end.")
@@ -278,7 +353,7 @@ def remember(
         memory = session.remember(
             text, kind=kind, tags=tags or (), occurred_at=occurred_at, source="mcp"
         )
-        return Remembered(persona=session.persona, memory=MemoryItem.of(memory))
+        return Remembered(**_answer(ctx, session), memory=MemoryItem.of(memory))
 
 
 def recall(
@@ -303,7 +378,7 @@ def recall(
     with _awake(ctx, where) as session:
         results = session.recall(query, k, kind=kind, tags=tags)
         items = [RecallItem(**MemoryItem.of(r.memory).model_dump(), score=r.score) for r in results]
-        return Recalled(persona=session.persona, results=items)
+        return Recalled(**_answer(ctx, session), results=items)
 
 
 def forget(
@@ -317,7 +392,7 @@ def forget(
     """Delete one memory for good (with its history). Only when the user asks to forget it."""
     with _awake(ctx, where, write=True) as session:
         session.forget(memory_id)
-        return Forgotten(persona=session.persona, forgotten=memory_id)
+        return Forgotten(**_answer(ctx, session), forgotten=memory_id)
 
 
 def list_memories(
@@ -333,10 +408,60 @@ def list_memories(
     with _awake(ctx, where) as session:
         page = session.memories(limit=limit, offset=offset, newest_first=order == "newest")
         return Listed(
-            persona=session.persona,
+            **_answer(ctx, session),
             items=[MemoryItem.of(m) for m in page.items],
             total=page.total,
             next_offset=page.next_offset,
+        )
+
+
+class Status(BaseModel):
+    persona: str = Field(description="The persona awake for this client, here and now.")
+    floor: str | None = Field(description="The floor that woke it.")
+    why: list[str] = Field(description="Why that floor: the conditions that matched.")
+    client: str | None = Field(description="Your client name, as you sent it.")
+    client_family: str | None = Field(description="The client family it belongs to, if known.")
+    workspace: list[str] = Field(description="The workspace paths the floor was chosen by.")
+    notices: list[NoticeItem] = Field(
+        description="Overrides and reintegrations of this persona since it last woke."
+    )
+
+
+class Notices(BaseModel):
+    persona: str
+    notices: list[NoticeItem]
+
+
+def status(ctx: Context, where: Here) -> Status:
+    """Which of the user's personas this conversation reads and writes, and why.
+
+    Use when the user asks where their memories go, or before storing something sensitive.
+    """
+    with _awake(ctx, where) as session:
+        try:
+            why = where.reasons(_server(ctx).sessions.store)
+        except SeveranceError as e:
+            raise ToolError(str(e)) from None
+        _server(ctx).first_notices(ctx.session, session)
+        return Status(
+            persona=session.persona,
+            floor=session.floor,
+            why=why,
+            client=where.client,
+            client_family=family_of(where.client),
+            workspace=list(where.paths),
+            notices=[NoticeItem.of(session.persona, n) for n in session.notices()],
+        )
+
+
+def notices(ctx: Context, where: Here) -> Notices:
+    """What happened to the current persona while it slept: overrides (someone woke it
+    outside its floor) and reintegrations (memories copied or moved in or out). Tell the user."""
+    with _awake(ctx, where) as session:
+        _server(ctx).first_notices(ctx.session, session)
+        return Notices(
+            persona=session.persona,
+            notices=[NoticeItem.of(session.persona, n) for n in session.notices()],
         )
 
 
@@ -360,6 +485,8 @@ _TOOLS: tuple[tuple[Callable[..., BaseModel], str, ToolAnnotations], ...] = (
         ),
     ),
     (list_memories, "List memories", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+    (status, "Status", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+    (notices, "Notices", ToolAnnotations(read_only_hint=True, open_world_hint=False)),
 )
 
 
@@ -370,19 +497,25 @@ def create_mcp_server(
     cwd_fallback: bool = False,
     require_pass: bool = False,
     sessions: AwakeSessions | None = None,
+    allowed_floors: Iterable[str] | None = None,
 ) -> SeveranceMCP:
     """The MCP server for ``store``.
 
     ``floor`` pins every call to one floor. ``cwd_fallback`` uses the server's working
     directory as the workspace when the client gives no roots (right for stdio, where the
     client starts the server in its project). ``require_pass`` refuses calls without a pass
-    (HTTP only). ``sessions`` shares awake sessions with an HTTP API in the same process.
+    (HTTP; ``serve --mcp-http`` sets it unless told otherwise). ``sessions`` shares awake
+    sessions with an HTTP API in the same process. ``allowed_floors`` restricts the floors a
+    client's context may wake (a pass still pins its own floor). ``floor`` must exist.
     """
+    if floor is not None:
+        store.resolve(floor=floor)  # FloorNotFoundError now, not on every call
     server = SeveranceMCP(
         sessions if sessions is not None else AwakeSessions(store),
         pin_floor=floor,
         cwd_fallback=cwd_fallback,
         require_pass=require_pass,
+        allowed_floors=allowed_floors,
     )
     for fn, title, hints in _TOOLS:
         server.add_tool(fn, title=title, annotations=hints, structured_output=True)

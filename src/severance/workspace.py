@@ -136,3 +136,17 @@ def path_matches(pattern: str, path: str, *, fold: bool | None = None) -> bool:
         fold = case_insensitive(target)
     regex = _path_regex(resolve_pattern(pattern), fold)
     return bool(regex.match(target)) or bool(regex.match(target + "/"))
+
+
+def logical_cwd() -> str:
+    """The current directory as the user's shell spells it (``$PWD``, symlinks kept) when that
+    is really where we are, else :func:`os.getcwd` (symlinks resolved). Floors resolve both
+    spellings alike; the logical one is what the user recognises in audit entries."""
+    pwd = os.environ.get("PWD")
+    if pwd and os.path.isabs(pwd):
+        try:
+            if os.path.samefile(pwd, "."):
+                return pwd
+        except OSError:
+            pass
+    return os.getcwd()

@@ -21,6 +21,7 @@ from ..keys import ENV_PASSPHRASE, Secret
 from ..notice_text import describe as describe_notice
 from ..session import Session
 from ..store import Store
+from ..workspace import logical_cwd
 
 ENV_STORE = "SEVERANCE_STORE"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,23 +175,10 @@ def context_from(
         return {"floor": floor_name}
     return {
         "client": client or CLI_CLIENT,
-        "path": path or _cwd(),
+        "path": path or logical_cwd(),
         "host": host or socket.gethostname(),
         "strict": strict,
     }
-
-
-def _cwd() -> str:
-    # The shell's $PWD keeps the symlinked spelling the user typed (os.getcwd() has it
-    # resolved); floors resolve both sides anyway, and `floor test` shows both.
-    pwd = os.environ.get("PWD")
-    if pwd and os.path.isabs(pwd):
-        try:
-            if os.path.samefile(pwd, "."):
-                return pwd
-        except OSError:
-            pass
-    return os.getcwd()
 
 
 def wake_session(store: Store, wake: Wake, secret: Secret | None) -> Session:

@@ -187,7 +187,22 @@ async def _run(listeners: list[_Listener], stdio: SeveranceMCP | None) -> None:
 @click.option(
     "--mcp-require-pass",
     is_flag=True,
-    help="MCP over HTTP: refuse tool calls that carry no pass (Authorization: Bearer).",
+    hidden=True,
+    help="MCP over HTTP: refuse tool calls without a pass (now the default; kept for scripts).",
+)
+@click.option(
+    "--mcp-http-no-pass-single-user",
+    "mcp_no_pass",
+    is_flag=True,
+    help="MCP over HTTP: UNSAFE unless you are this machine's only user: accept tool calls"
+    " without a pass, trusting any local process's claim of client and workspace.",
+)
+@click.option(
+    "--allow-floor",
+    "allowed_floors",
+    multiple=True,
+    metavar="NAME",
+    help="MCP: only these floors may be woken by a client's context (repeatable).",
 )
 @click.option(
     "--rate",
@@ -209,6 +224,8 @@ def serve(
     mcp_http_addr: str | None,
     floor_name: str | None,
     mcp_require_pass: bool,
+    mcp_no_pass: bool,
+    allowed_floors: tuple[str, ...],
     rate: float | None,
     burst: int | None,
     max_body: int | None,
@@ -222,6 +239,10 @@ def serve(
         raise InvalidInputError("--burst must be at least 1")
     if max_body is not None and max_body < 1024:
         raise InvalidInputError("--max-body must be at least 1024 bytes")
+    if mcp_no_pass and mcp_require_pass:
+        raise click.UsageError("--mcp-require-pass and --mcp-http-no-pass-single-user conflict")
+    if mcp_no_pass and not mcp_http_addr:
+        raise click.UsageError("--mcp-http-no-pass-single-user applies to --mcp-http only")
     needed = ["uvicorn", "fastapi"] + (["mcp"] if mcp_stdio or mcp_http_addr else [])
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
@@ -245,6 +266,17 @@ def serve(
         http_sock = stack.enter_context(_bind(*http)) if http else None
         mcp_sock = stack.enter_context(_bind(*mcp_http)) if mcp_http else None
         store = stack.enter_context(open_store())
+        # A misspelt floor is an error now, not on every call once clients connect.
+        for name in ([floor_name] if floor_name else []) + list(allowed_floors):
+            store.resolve(floor=name)
+        if mcp_http is not None and mcp_no_pass:
+            click.echo(
+                "severance: WARNING: MCP over HTTP without passes: any process on this machine"
+                " (another user's, a script, a web page that gets past the Host/Origin checks)"
+                " can claim any client and workspace and read or write the persona it wakes."
+                " Use this only on a machine you are the only user of.",
+                err=True,
+            )
         sessions = AwakeSessions(store)
         stack.callback(sessions.close)
         store.embedder.embed(["warm up"])  # load the model now, not on the first request
@@ -267,12 +299,20 @@ def serve(
 
             if mcp_http is not None and mcp_sock is not None:
                 mcp_app = create_mcp_server(
-                    store, floor=floor_name, require_pass=mcp_require_pass, sessions=sessions
+                    store,
+                    floor=floor_name,
+                    require_pass=not mcp_no_pass,
+                    sessions=sessions,
+                    allowed_floors=allowed_floors or None,
                 ).streamable_http_app(host=mcp_http[0])
                 listeners.append(_Listener("MCP server", "/mcp", mcp_sock, _uvicorn(mcp_app)))
             if mcp_stdio:
                 stdio = create_mcp_server(
-                    store, floor=floor_name, cwd_fallback=True, sessions=sessions
+                    store,
+                    floor=floor_name,
+                    cwd_fallback=True,
+                    sessions=sessions,
+                    allowed_floors=allowed_floors or None,
                 )
                 click.echo("severance: MCP server on stdio", err=True)
         anyio.run(_run, listeners, stdio)
