@@ -374,7 +374,7 @@ def test_memory_commands(sev, cli_store: str, tmp_path: Path) -> None:
     r = sev(*s, "update", "--floor", "office", launch["id"], "Q3 launch moved to Oct 19", "--json")
     assert r.code == 0 and r.json()["version"] == 2
     r = sev(*s, "update", "--floor", "office", launch["id"], "--tag", "q3", "--tag", "launch")
-    assert r.out == f"Updated {launch['id']} (version 3).\n"
+    assert r.out == f"Updated {launch['id']} in work (version 3).\n"
     r = sev(
         *s,
         "update",
@@ -431,7 +431,7 @@ def test_memory_commands(sev, cli_store: str, tmp_path: Path) -> None:
     assert imported["Q3 launch moved to Oct 19"]["id"] != launch["id"]  # a new memory
 
     r = sev(*s, "forget", "--floor", "office", launch["id"])
-    assert r.out == f"Forgot {launch['id']}.\n"
+    assert r.out == f"Forgot {launch['id']} in work.\n"
     assert_error(sev(*s, "get", "--floor", "office", launch["id"]), NotFoundError)
     assert_error(sev(*s, "forget", "--floor", "office", launch["id"]), NotFoundError)
     assert_error(sev(*s, "history", "--floor", "office", launch["id"]), NotFoundError)

@@ -54,24 +54,22 @@ class ClientFamily:
 # Order matters only for globs: the first family that claims a name owns it. Exact names are
 # unique across the table (a test checks).
 FAMILIES: tuple[ClientFamily, ...] = (
-    ClientFamily(
-        "claude-desktop", "Claude Desktop (and claude.ai)", ("claude-ai", "Claude Desktop")
-    ),
+    ClientFamily("claude-desktop", "Claude Desktop (and claude.ai)", ("claude-ai",)),
     ClientFamily("claude-code", "Claude Code", ("claude-code", "Claude Code")),
-    ClientFamily("cursor", "Cursor", ("cursor-vscode", "cursor")),
+    ClientFamily("cursor", "Cursor", ("cursor-vscode",)),
     ClientFamily(
         "vscode",
         "Visual Studio Code (GitHub Copilot)",
-        ("Visual Studio Code", "Visual-Studio-Code", "Visual Studio Code - *", "vscode"),
+        ("Visual Studio Code", "Visual-Studio-Code", "Visual Studio Code - *"),
     ),
     ClientFamily("windsurf", "Windsurf", ("windsurf-client", "Windsurf")),
     ClientFamily("zed", "Zed", ("Zed",)),
     ClientFamily("codex", "OpenAI Codex", ("codex-mcp-client", "Codex")),
     ClientFamily("cline", "Cline", ("Cline",)),
     ClientFamily("roo-code", "Roo Code", ("Roo Code", "Roo-Code")),
-    ClientFamily("kilo-code", "Kilo Code", ("Kilo-Code", "Kilo Code")),
+    ClientFamily("kilo-code", "Kilo Code", ("Kilo-Code",)),
     ClientFamily("continue", "Continue", ("continue-client", "continue-cli-client")),
-    ClientFamily("goose", "Goose", ("goose", "goose-cli", "goose-desktop")),
+    ClientFamily("goose", "Goose", ("goose", "goose-cli")),
     ClientFamily("gemini-cli", "Gemini CLI", ("gemini-cli-mcp-client",)),
     ClientFamily("copilot-cli", "GitHub Copilot CLI", ("github-copilot-developer",)),
     ClientFamily("jetbrains", "JetBrains AI Assistant", ("JetBrains-*-copilot-intellij",)),

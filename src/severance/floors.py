@@ -450,7 +450,9 @@ def no_floor_message(context: Context, *, strict: bool) -> str:
 def _home_relative(path: str) -> str:
     resolved = resolve_path(path)
     home = resolve_path("~")
-    return "~" + resolved[len(home) :] if resolved.startswith(home + "/") else resolved
+    if resolved == home or resolved.startswith(home + "/"):
+        return "~" + resolved[len(home) :]
+    return resolved
 
 
 # -- shadowing -----------------------------------------------------------------------------------

@@ -137,20 +137,26 @@ class SeveranceMCP(MCPServer):
         self.require_pass = require_pass
         self.allowed_floors = frozenset(allowed_floors) if allowed_floors is not None else None
         # Which personas' notices each client connection has been shown (first result only).
-        self._told: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+        self._told: dict[int, set[str]] = {}
         self._told_lock = threading.Lock()
 
     def first_notices(self, connection: object, session: Session) -> list[Notice] | None:
         """The persona's notices if this connection has not been shown them yet, else None."""
+        key = id(connection)
         with self._told_lock:
-            try:
-                told = self._told.setdefault(connection, set())
-            except TypeError:  # not weak-referenceable: tell every time rather than never
-                told = set()
+            told = self._told.get(key)
+            if told is None:
+                told = self._told[key] = set()
+                # Keyed by id (the SDK's objects are not hashable); forgotten with the object.
+                weakref.finalize(connection, self._forget_connection, key)
             if session.persona_id in told:
                 return None
             told.add(session.persona_id)
         return session.notices() or None
+
+    def _forget_connection(self, key: int) -> None:
+        with self._told_lock:
+            self._told.pop(key, None)
 
 
 def _server(ctx: Context) -> SeveranceMCP:
@@ -189,7 +195,7 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
     if server.require_pass:
         raise ToolError(
             "this server needs a pass: send 'Authorization: Bearer <token>' (the user issues"
-            " one with `severance pass issue FLOOR`)"
+            " one with `severance pass issue --floor FLOOR`)"
         )
     if server.pin_floor is not None:
         return Where(server.pin_floor, None, ())
@@ -240,9 +246,17 @@ def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Sessi
         raise ToolError(str(e)) from None
 
 
+def _connection(ctx: Context) -> object:
+    # The SDK builds a ServerSession per request; the client's initialize params live as long
+    # as its connection (on the stateless 2026 protocol each request has its own, so there
+    # every result carries the notices: more often than needed, never less).
+    params = ctx.session.client_params
+    return params if params is not None else ctx.session
+
+
 def _answer(ctx: Context, session: Session) -> dict[str, Any]:
     """What every result carries: the persona, its floor and, first time, its notices."""
-    notices = _server(ctx).first_notices(ctx.session, session)
+    notices = _server(ctx).first_notices(_connection(ctx), session)
     return {
         "persona": session.persona,
         "floor": session.floor,
@@ -442,7 +456,7 @@ def status(ctx: Context, where: Here) -> Status:
             why = where.reasons(_server(ctx).sessions.store)
         except SeveranceError as e:
             raise ToolError(str(e)) from None
-        _server(ctx).first_notices(ctx.session, session)
+        _server(ctx).first_notices(_connection(ctx), session)
         return Status(
             persona=session.persona,
             floor=session.floor,
@@ -458,7 +472,7 @@ def notices(ctx: Context, where: Here) -> Notices:
     """What happened to the current persona while it slept: overrides (someone woke it
     outside its floor) and reintegrations (memories copied or moved in or out). Tell the user."""
     with _awake(ctx, where) as session:
-        _server(ctx).first_notices(ctx.session, session)
+        _server(ctx).first_notices(_connection(ctx), session)
         return Notices(
             persona=session.persona,
             notices=[NoticeItem.of(session.persona, n) for n in session.notices()],

@@ -246,10 +246,11 @@ def update(
             metadata=_metadata(meta),
             occurred_at=occurred,
         )
+        persona = s.persona
     if as_json:
-        print_json(memory.to_dict())
+        print_json({**memory.to_dict(), "persona": persona})
     else:
-        click.echo(f"Updated {memory.id} (version {memory.version}).")
+        click.echo(f"Updated {memory.id} in {persona} (version {memory.version}).")
 
 
 @click.command()
@@ -262,7 +263,8 @@ def forget(
     """Delete a memory for good, history included."""
     with awake(wake) as s:
         s.forget(memory_id)
-    click.echo(f"Forgot {memory_id}.")
+        persona = s.persona
+    click.echo(f"Forgot {memory_id} in {persona}.")
 
 
 @click.command()
