@@ -493,6 +493,8 @@ def test_excluded_clients() -> None:
     )
     with pytest.raises(InvalidFloorError):
         floor(clients=("!",))
+    with pytest.raises(InvalidFloorError, match="only client patterns"):
+        floor(paths=("!~/work",))
 
 
 def test_unknown_client_patterns_are_flagged() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -462,3 +463,58 @@ def test_documented_families_are_in_the_docs() -> None:
         for sent in family.sends:
             assert f"`{sent}`" in docs, sent
     assert os.path.exists(Path(__file__).parent.parent / "docs" / "servers.md")
+
+
+# -- the docs' floors do what the docs say --------------------------------------------------------
+def _doc_commands(path: Path, prefix: str) -> list[list[str]]:
+    """The ``$ severance …`` commands of a doc's console blocks that start with ``prefix``."""
+    commands, pending = [], ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = (pending + " " + line.strip()) if pending else line.strip()
+        if text.endswith("\\"):
+            pending = text[:-1]
+            continue
+        pending = ""
+        if text.startswith(f"$ {prefix}"):
+            argv = shlex.split(text[2:].split("#")[0])
+            commands.append(argv[1:])
+    return commands
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/servers.md"])
+def test_the_documented_floors_route_each_documented_client(
+    doc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from severance.cli import main
+
+    home = Path(os.environ["HOME"])
+    (home / "work" / "acme").mkdir(parents=True)
+    (home / "projects" / "garden").mkdir(parents=True)
+    store = str(tmp_path / "store")
+    with severance.Store.init(store) as s:
+        s.add_persona("work")
+        s.add_persona("home")
+    root = Path(__file__).parent.parent
+    adds = _doc_commands(root / doc, "severance floor add")
+    assert adds, doc
+    for argv in adds:
+        try:
+            main(["--store", store, *argv])
+        except SystemExit as e:
+            assert e.code in (0, None), argv
+    if doc == "README.md":  # the README's Claude Desktop floor comes with its CLI section
+        assert any(a[2] == "desktop" for a in adds)
+    expected = [
+        ("claude-code", "~/work/acme", "work"),
+        ("cursor-vscode", "~/work/acme", "work"),
+        ("severance-cli", "~/work/acme", "work"),
+        ("claude-ai", None, "home"),
+        ("claude-code", "~/projects/garden", "home"),
+    ]
+    if doc == "docs/servers.md":
+        expected.append(("Visual Studio Code", "~/work/acme", "work"))
+    with severance.Store.open(store) as s:
+        for client, path, persona in expected:
+            match = s.resolve(client=client, path=path or str(home), at=MONDAY_NOON)
+            assert match.persona == persona, (client, path, match.reasons)
+        assert s.shadowed_floors() == []

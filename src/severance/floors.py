@@ -148,6 +148,11 @@ class Floor:
             for p in patterns:
                 if not isinstance(p, str) or not p.strip() or p.strip() == "!":
                     raise InvalidFloorError("floor patterns may not be empty")
+        for p in (*self.paths, *self.hosts):
+            if p.startswith("!"):
+                raise InvalidFloorError(
+                    f"invalid pattern {p!r}: only client patterns may exclude with '!'"
+                )
 
     @property
     def has_conditions(self) -> bool:

@@ -175,7 +175,7 @@ def _bearer(ctx: Context) -> str | None:
 def _ask_roots(ctx: Context) -> ListRoots | None:
     """Ask the client for its roots, unless the floor is already fixed or it has none."""
     server = _server(ctx)
-    if server.pin_floor is not None or _bearer(ctx) is not None:
+    if server.pin_floor is not None or server.require_pass or _bearer(ctx) is not None:
         return None
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.roots is None:
