@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Implementation, ListRootsResult, Root
 
 import severance
-from server_process import server_env
+from server_process import server_env, serving
 from severance import floors as floors_module
 from severance.http import create_app
 from severance.mcp_server import create_mcp_server
@@ -518,3 +520,38 @@ def test_the_documented_floors_route_each_documented_client(
             match = s.resolve(client=client, path=path or str(home), at=MONDAY_NOON)
             assert match.persona == persona, (client, path, match.reasons)
         assert s.shadowed_floors() == []
+
+
+@pytest.mark.anyio
+async def test_a_pass_can_restrict_the_floors_a_client_may_claim(
+    routed: dict[str, Any], places: dict[str, Path]
+) -> None:
+    with severance.Store.open(routed["location"], key_file=routed["key"]) as s:
+        token = Passes(s).issue("code").token  # persona work
+    args = ("--mcp-http", "127.0.0.1:0", "--pass-routing", "restrict")
+    with serving(routed["location"], *args, env=routed["env"]) as served:
+
+        async def call(name: str, place: str, tool: str) -> CallToolResult:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                Client(
+                    streamable_http_client(served.mcp, http_client=http),
+                    mode="legacy",
+                    client_info=Implementation(name=name, version="1"),
+                    list_roots_callback=roots_of(places[place]),
+                ) as c,
+            ):
+                return await c.call_tool(tool, {} if tool == "status" else {"text": "x"})
+
+        status = data(await call("claude-code", "work", "status"))
+        assert (status["persona"], status["floor"]) == ("work", "code")
+        assert status["why"][0] == "a pass for floor 'code' allows its persona's floors"
+        for name, place in [
+            ("claude-ai", "home"),
+            ("cursor-vscode", "acme"),
+            ("claude-ai", "work"),
+        ]:
+            text = error_text(await call(name, place, "remember"))
+            assert "may wake only its own persona's floors" in text
+            assert not any(w in text for w in ("desktop", "acme", "home", "side"))

@@ -53,7 +53,7 @@ from .clients import family_of
 from .errors import FloorNotFoundError, SeveranceError
 from .model import Memory, Notice
 from .notice_text import describe as describe_notice
-from .passes import Passes, ReadOnlyPassError
+from .passes import PassError, Passes, ReadOnlyPassError
 from .session import Session
 from .store import Store
 from .workspace import logical_cwd
@@ -92,8 +92,11 @@ class Where:
     client: str | None
     paths: tuple[str, ...]
     read_only: bool = False
-    #: Set when a pass fixed the floor: the persona it was issued for.
+    #: Set when a pass was presented: the persona it was issued for. With ``floor`` set the
+    #: pass pins that floor; with ``floor`` None (``pass_routing="restrict"``) the client's
+    #: context chooses, among the floors that wake this persona only.
     persona_id: str | None = None
+    pass_floor: str | None = None
 
     def context(self) -> dict[str, Any]:
         if self.floor is not None:
@@ -106,9 +109,12 @@ class Where:
 
     def reasons(self, store: Store) -> list[str]:
         """Why this call wakes the persona it wakes."""
-        if self.persona_id is not None:
+        if self.persona_id is not None and self.floor is not None:
             return [f"a pass for floor {self.floor!r} was presented"]
-        return list(store.resolve(self.context()).reasons)
+        reasons = list(store.resolve(self.context()).reasons)
+        if self.persona_id is not None:
+            reasons.insert(0, f"a pass for floor {self.pass_floor!r} allows its persona's floors")
+        return reasons
 
 
 class SeveranceMCP(MCPServer):
@@ -122,6 +128,7 @@ class SeveranceMCP(MCPServer):
         cwd_fallback: bool = False,
         require_pass: bool = False,
         allowed_floors: Iterable[str] | None = None,
+        pass_routing: Literal["pin", "restrict"] = "pin",
     ) -> None:
         super().__init__(
             "severance",
@@ -136,6 +143,7 @@ class SeveranceMCP(MCPServer):
         self.cwd_fallback = cwd_fallback
         self.require_pass = require_pass
         self.allowed_floors = frozenset(allowed_floors) if allowed_floors is not None else None
+        self.pass_routing = pass_routing
         # Which personas' notices each client connection has been shown (first result only).
         self._told: dict[int, set[str]] = {}
         self._told_lock = threading.Lock()
@@ -175,7 +183,10 @@ def _bearer(ctx: Context) -> str | None:
 def _ask_roots(ctx: Context) -> ListRoots | None:
     """Ask the client for its roots, unless the floor is already fixed or it has none."""
     server = _server(ctx)
-    if server.pin_floor is not None or server.require_pass or _bearer(ctx) is not None:
+    has_pass = _bearer(ctx) is not None
+    if server.pin_floor is not None or (server.require_pass and not has_pass):
+        return None
+    if has_pass and server.pass_routing == "pin":
         return None
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.roots is None:
@@ -191,7 +202,10 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
             grant = server.passes.authenticate(token)
         except SeveranceError as e:
             raise ToolError(str(e)) from None
-        return Where(grant.floor, None, (), grant.read_only, grant.persona_id)
+        if server.pass_routing == "pin":
+            return Where(grant.floor, None, (), grant.read_only, grant.persona_id)
+        client, paths = _claimed(ctx, roots)
+        return Where(None, client, paths, grant.read_only, grant.persona_id, grant.floor)
     if server.require_pass:
         raise ToolError(
             "this server needs a pass: send 'Authorization: Bearer <token>' (the user issues"
@@ -199,6 +213,12 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
         )
     if server.pin_floor is not None:
         return Where(server.pin_floor, None, ())
+    client, paths = _claimed(ctx, roots)
+    return Where(None, client, paths)
+
+
+def _claimed(ctx: Context, roots: ListRootsResult | None) -> tuple[str | None, tuple[str, ...]]:
+    """What the client says about itself: its name and its workspace paths."""
     params = ctx.session.client_params
     client = params.client_info.name if params is not None else None
     paths: list[str] = []
@@ -206,11 +226,11 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
         path = file_uri_to_path(str(root.uri))
         if path:
             paths.append(path)
-    if not paths and server.cwd_fallback:
+    if not paths and _server(ctx).cwd_fallback:
         # A stdio server is started in the client's working directory by most clients
         # (Claude Code among them), which is the best workspace guess when there are no roots.
         paths.append(logical_cwd())
-    return Where(None, client, tuple(paths))
+    return client, tuple(paths)
 
 
 Here = Annotated[Where, Resolve(_where)]
@@ -232,6 +252,14 @@ def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Sessi
                 )
             session = sessions.for_floor(where.floor, where.persona_id)
         else:
+            if where.persona_id is not None:
+                match = sessions.store.resolve(where.context())
+                if sessions.store.persona(match.persona).id != where.persona_id:
+                    # Not naming the floor: the pass holder learns nothing of other personas.
+                    raise PassError(
+                        "this pass may wake only its own persona's floors, and this context"
+                        " wakes another; nothing was read or stored"
+                    )
             if server.allowed_floors is not None:
                 match = sessions.store.resolve(where.context())
                 if match.floor.name not in server.allowed_floors:
@@ -512,6 +540,7 @@ def create_mcp_server(
     require_pass: bool = False,
     sessions: AwakeSessions | None = None,
     allowed_floors: Iterable[str] | None = None,
+    pass_routing: Literal["pin", "restrict"] = "pin",
 ) -> SeveranceMCP:
     """The MCP server for ``store``.
 
@@ -520,7 +549,10 @@ def create_mcp_server(
     client starts the server in its project). ``require_pass`` refuses calls without a pass
     (HTTP; ``serve --mcp-http`` sets it unless told otherwise). ``sessions`` shares awake
     sessions with an HTTP API in the same process. ``allowed_floors`` restricts the floors a
-    client's context may wake (a pass still pins its own floor). ``floor`` must exist.
+    client's context may wake (a pass still pins its own floor). ``pass_routing`` says what a
+    pass does: ``"pin"`` (its floor, whatever the client claims) or ``"restrict"`` (the
+    client's name and workspace choose, but only among floors that wake the pass's persona).
+    ``floor`` must exist.
     """
     if floor is not None:
         store.resolve(floor=floor)  # FloorNotFoundError now, not on every call
@@ -530,6 +562,7 @@ def create_mcp_server(
         cwd_fallback=cwd_fallback,
         require_pass=require_pass,
         allowed_floors=allowed_floors,
+        pass_routing=pass_routing,
     )
     for fn, title, hints in _TOOLS:
         server.add_tool(fn, title=title, annotations=hints, structured_output=True)

@@ -198,6 +198,14 @@ async def _run(listeners: list[_Listener], stdio: SeveranceMCP | None) -> None:
     " without a pass, trusting any local process's claim of client and workspace.",
 )
 @click.option(
+    "--pass-routing",
+    type=click.Choice(["pin", "restrict"]),
+    default="pin",
+    show_default=True,
+    help="MCP over HTTP: a pass pins its floor, or restricts the client's own choice (name and"
+    " workspace) to floors of the pass's persona.",
+)
+@click.option(
     "--allow-floor",
     "allowed_floors",
     multiple=True,
@@ -226,6 +234,7 @@ def serve(
     mcp_require_pass: bool,
     mcp_no_pass: bool,
     allowed_floors: tuple[str, ...],
+    pass_routing: str,
     rate: float | None,
     burst: int | None,
     max_body: int | None,
@@ -304,6 +313,7 @@ def serve(
                     require_pass=not mcp_no_pass,
                     sessions=sessions,
                     allowed_floors=allowed_floors or None,
+                    pass_routing="restrict" if pass_routing == "restrict" else "pin",
                 ).streamable_http_app(host=mcp_http[0])
                 listeners.append(_Listener("MCP server", "/mcp", mcp_sock, _uvicorn(mcp_app)))
             if mcp_stdio:
