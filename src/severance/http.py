@@ -609,14 +609,22 @@ def _grant(
 GrantDep = Annotated[Grant, Depends(_grant)]
 
 
-def _session(request: Request, grant: GrantDep) -> Session:
-    return _server(request).sessions.for_floor(grant.floor, grant.persona_id)
+def _session(request: Request, response: Response, grant: GrantDep) -> Session:
+    session = _server(request).sessions.for_floor(grant.floor, grant.persona_id)
+    # Every answer names the persona it read or wrote (a 204 has no body to say it in).
+    response.headers[PERSONA_HEADER] = session.persona
+    response.headers[FLOOR_HEADER] = grant.floor
+    return session
 
 
-def _writable(request: Request, grant: GrantDep) -> Session:
+def _writable(request: Request, response: Response, grant: GrantDep) -> Session:
     if grant.read_only:
         raise ReadOnlyPassError("this pass is read-only")
-    return _session(request, grant)
+    return _session(request, response, grant)
+
+
+PERSONA_HEADER = "Severance-Persona"
+FLOOR_HEADER = "Severance-Floor"
 
 
 Awake = Annotated[Session, Depends(_session)]
@@ -849,7 +857,8 @@ def _routes(app: FastAPI) -> None:
     def forget(memory_id: MemoryId, session: Writable) -> Response:
         """Delete a memory for good, with its whole history."""
         session.forget(memory_id)
-        return Response(status_code=204)
+        # A returned Response does not take the headers the dependency set: name them here.
+        return Response(status_code=204, headers={PERSONA_HEADER: session.persona})
 
     @app.get(
         "/v1/memories/{memory_id}/history",

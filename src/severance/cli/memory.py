@@ -23,12 +23,12 @@ from ..search import SearchMode
 from ..session import Session
 from .common import (
     Wake,
-    context_from,
     json_option,
     open_store,
     print_json,
     session_options,
     settings,
+    wake_session,
 )
 
 
@@ -36,11 +36,7 @@ from .common import (
 def awake(wake: Wake) -> Iterator[Session]:
     secret = settings().secret()
     with open_store() as store:
-        if wake.override is not None:
-            session = store.resume_override(wake.override, secret=secret)
-        else:
-            context = context_from(wake.floor_name, wake.client, wake.path, wake.host)
-            session = store.enter(context, secret=secret)
+        session = wake_session(store, wake, secret)
         with session:
             yield session
 
@@ -334,10 +330,11 @@ def update(
             metadata=_metadata(meta),
             occurred_at=occurred,
         )
+        persona = s.persona
     if as_json:
-        print_json(memory.to_dict())
+        print_json({**memory.to_dict(), "persona": persona})
     else:
-        click.echo(f"Updated {memory.id} (version {memory.version}).")
+        click.echo(f"Updated {memory.id} in {persona} (version {memory.version}).")
 
 
 @click.command()
@@ -350,7 +347,8 @@ def forget(
     """Delete a memory for good, history included."""
     with awake(wake) as s:
         s.forget(memory_id)
-    click.echo(f"Forgot {memory_id}.")
+        persona = s.persona
+    click.echo(f"Forgot {memory_id} in {persona}.")
 
 
 @click.command()
