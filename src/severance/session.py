@@ -46,7 +46,8 @@ from .model import (
 from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
-from .search.query import rerank_hits, search_depth
+from .search.index import document
+from .search.query import analyze, has_time_expression, speaker_of
 
 if TYPE_CHECKING:
     from .store import Store
@@ -314,7 +315,7 @@ class Session:
         if self._index is not None:
             self._index.upsert(
                 [
-                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                    document(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, m.text, m.metadata)
                     for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
                 ]
             )
@@ -400,7 +401,7 @@ class Session:
             if self._index is not None:
                 self._index.upsert(
                     [
-                        Doc(
+                        document(
                             row.id,
                             seq,
                             merged.kind,
@@ -408,7 +409,8 @@ class Session:
                             new_row.occurred_at,
                             row.learned_at,
                             vector,
-                            tokenize(merged.text),
+                            merged.text,
+                            merged.metadata,
                         )
                     ]
                 )
@@ -556,7 +558,7 @@ class Session:
                 hits = index.search(
                     vector,
                     tokenize(query),
-                    search_depth(k, fusion, mode),
+                    k,
                     flt,
                     mode=mode,
                     fusion=fusion,
@@ -567,14 +569,9 @@ class Session:
                         if self._vector_rows is not None and vector is not None
                         else None
                     ),
+                    analysis=analyze(query) if mode == "hybrid" else None,
+                    min_similarity=min_similarity,
                 )
-                if min_similarity is not None:
-                    hits = [
-                        h
-                        for h in hits
-                        if h.keyword_rank is not None
-                        or (h.dense_score is not None and h.dense_score >= min_similarity)
-                    ]
                 rows = self._rows.get_many([h.id for h in hits])
                 ghosts = [h.id for h in hits if h.id not in rows]
                 if not ghosts:
@@ -586,7 +583,6 @@ class Session:
                     index.remove(memory_id)
                 self._unsnapshotted += len(ghosts)
             memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
-            hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
                 results.append(
@@ -622,7 +618,7 @@ class Session:
         for row in rows:
             data = self._open_payload(row.id, row.version, row.payload)
             docs.append(
-                Doc(
+                document(
                     row.id,
                     row.seq,
                     data["kind"],
@@ -630,7 +626,8 @@ class Session:
                     row.occurred_at,
                     row.learned_at,
                     self._open_vector(row),
-                    tokenize(data["text"]),
+                    data["text"],
+                    data["metadata"],
                 )
             )
         return docs
@@ -640,6 +637,8 @@ class Session:
         if snapshot is not None:
             try:
                 index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
+                if index.missing_features:
+                    self._fill_features(index)
                 self._seen = snapshot.watermark
                 self._index = index
                 return self._apply_changes(index)
@@ -655,6 +654,18 @@ class Session:
         self._unsnapshotted = len(index)
         self._index = index
         return self._apply_changes(index)
+
+    def _fill_features(self, index: PersonaIndex) -> None:
+        """Migrate an index woken from a snapshot written before the re-ranking features:
+        read them from the rows (the index is snapshotted again on close)."""
+        for batch in self._rows.scan(_SCAN_BATCH):
+            for row in batch:
+                data = self._open_payload(row.id, row.version, row.payload)
+                index.set_features(
+                    row.id, row.seq, speaker_of(data["metadata"]), has_time_expression(data["text"])
+                )
+        index.missing_features = False
+        self._unsnapshotted = max(self._unsnapshotted, SNAPSHOT_MIN_CHANGES)
 
     def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
         changes = self._rows.changes_since(self._seen)

@@ -19,16 +19,20 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .columns import NO_SPEAKER, Columns, SearchMode
+from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
-from .hybrid import Fusion, dense_scorer, fuse
-from .keyword import KeywordIndex
+from .hybrid import DenseScorer, Fusion, fuse
+from .keyword import KeywordIndex, tokenize
+from .query import QueryAnalysis, has_time_expression, rerank, search_depth, speaker_of
+from .threads import one_blas_thread
 
 __all__ = [
     "HNSW_BATCH",
@@ -40,14 +44,15 @@ __all__ = [
     "Hit",
     "PersonaIndex",
     "SearchMode",
+    "document",
 ]
 
-SearchMode = Literal["hybrid", "dense", "keyword"]
 #: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
-#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). Both are
-#: read.
-_SNAPSHOT_FORMAT = 2
-_READABLE_FORMATS = frozenset({1, 2})
+#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
+#: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). All are read; an
+#: index from 1 or 2 reports :attr:`PersonaIndex.missing_features` until they are filled in.
+_SNAPSHOT_FORMAT = 3
+_READABLE_FORMATS = frozenset({1, 2, 3})
 _MAGIC = b"SEVIDX\x00\x02"
 _SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
 _ALIGN = 64
@@ -94,6 +99,37 @@ class Doc:
     learned_at: float
     vector: npt.NDArray[np.float32]
     tokens: Sequence[str]
+    #: The ``speaker`` of its metadata (re-ranking reads it; see :mod:`.query`).
+    speaker: str | None = None
+    #: Whether its text says when something happened (see :func:`.query.has_time_expression`).
+    has_time: bool = False
+
+
+def document(
+    memory_id: str,
+    seq: int,
+    kind: str,
+    tags: tuple[str, ...],
+    occurred_at: float,
+    learned_at: float,
+    vector: npt.NDArray[np.float32],
+    text: str,
+    metadata: Mapping[str, Any],
+) -> Doc:
+    """What the index keeps of a memory, from its plaintext (tokens and re-ranking features
+    are derived here, once, so a search never needs the text)."""
+    return Doc(
+        memory_id,
+        seq,
+        kind,
+        tags,
+        occurred_at,
+        learned_at,
+        vector,
+        tokenize(text),
+        speaker_of(metadata),
+        has_time_expression(text),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +192,18 @@ def unpack_arrays(
     return meta, arrays
 
 
+def _ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The 1-based place of each of ``slots`` in ``ranked`` (0: not in it)."""
+    out = np.zeros(len(slots), dtype=np.int64)
+    if len(ranked) and len(slots):
+        sort = np.argsort(ranked, kind="stable")
+        at = np.clip(np.searchsorted(ranked, slots, sorter=sort), 0, len(ranked) - 1)
+        found = sort[at]
+        hit = ranked[found] == slots
+        out[hit] = found[hit] + 1
+    return out
+
+
 def _grow(array: npt.NDArray[np.generic], n: int) -> npt.NDArray[np.generic]:
     if n <= len(array):
         return array
@@ -179,10 +227,18 @@ class PersonaIndex:
         self.learned = np.zeros(0, dtype=np.float64)
         self.tags: list[tuple[str, ...]] = []
         self.tag_slots: dict[str, list[int]] = {}
+        self.has_time = np.zeros(0, dtype=np.bool_)
+        self.speaker_codes = np.zeros(0, dtype=np.int32)
+        self.speaker_names: list[str] = []
+        self._speaker_code: dict[str, int] = {}
+        #: Set on an index woken from a snapshot older than the re-ranking features: the
+        #: caller fills them in with :meth:`set_features` (and re-snapshots).
+        self.missing_features = False
         self.dense = DenseIndex(dimension)
         self.keyword = KeywordIndex()
         self.hnsw: HNSWIndex | None = None
         self.retired = 0
+        self.order = SeqOrder()
         self._kw_stats: tuple[tuple[int, int], tuple[int, float]] | None = None
 
     # -- size -----------------------------------------------------------------------------------
@@ -205,6 +261,15 @@ class PersonaIndex:
             self.kind_names.append(kind)
             return len(self.kind_names) - 1
 
+    def _speaker(self, speaker: str | None) -> int:
+        if speaker is None:
+            return NO_SPEAKER
+        code = self._speaker_code.get(speaker)
+        if code is None:
+            code = self._speaker_code[speaker] = len(self.speaker_names)
+            self.speaker_names.append(speaker)
+        return code
+
     def upsert(self, docs: Sequence[Doc]) -> None:
         """Add documents, replacing any with the same id."""
         if not docs:
@@ -218,12 +283,16 @@ class PersonaIndex:
         self.kind_codes = _grow(self.kind_codes, end)  # type: ignore[assignment]
         self.occurred = _grow(self.occurred, end)  # type: ignore[assignment]
         self.learned = _grow(self.learned, end)  # type: ignore[assignment]
+        self.has_time = _grow(self.has_time, end)  # type: ignore[assignment]
+        self.speaker_codes = _grow(self.speaker_codes, end)  # type: ignore[assignment]
         self.dense.add(start, np.stack([d.vector for d in docs]))
         self.seqs[start:end] = [d.seq for d in docs]
         self.alive[start:end] = True
         self.kind_codes[start:end] = [self._kind_code(d.kind) for d in docs]
         self.occurred[start:end] = [d.occurred_at for d in docs]
         self.learned[start:end] = [d.learned_at for d in docs]
+        self.has_time[start:end] = [d.has_time for d in docs]
+        self.speaker_codes[start:end] = [self._speaker(d.speaker) for d in docs]
         keyword = self.keyword
         tag_slots = self.tag_slots
         for slot, doc in enumerate(docs, start=start):
@@ -244,6 +313,28 @@ class PersonaIndex:
         if self.hnsw is not None and slot < self.hnsw.covered:
             self.hnsw.remove(slot)
         return True
+
+    def set_features(self, memory_id: str, seq: int, speaker: str | None, has_time: bool) -> None:
+        """Fill in the re-ranking features of a memory (see :attr:`missing_features`); a
+        memory not in the index at ``seq`` is left alone."""
+        slot = self.slot_of.get(memory_id)
+        if slot is not None and int(self.seqs[slot]) == seq:
+            self.speaker_codes[slot] = self._speaker(speaker)
+            self.has_time[slot] = has_time
+
+    def columns(self) -> Columns:
+        """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
+        return Columns(
+            n_slots=self.n_slots,
+            seqs=self.seqs,
+            alive=self.alive,
+            kind_codes=self.kind_codes,
+            kind_names=self.kind_names,
+            occurred=self.occurred,
+            has_time=self.has_time,
+            speaker_codes=self.speaker_codes,
+            speaker_names=self.speaker_names,
+        )
 
     # -- the HNSW graph -------------------------------------------------------------------------
     def _extend_graph(self) -> None:
@@ -371,17 +462,58 @@ class PersonaIndex:
         half_life_days: float = 30.0,
         now: float = 0.0,
         dense_hits: Sequence[tuple[str, float]] | None = None,
+        analysis: QueryAnalysis | None = None,
+        min_similarity: float | None = None,
     ) -> list[Hit]:
         """The best ``k`` memories for a query, best first.
 
         ``dense_hits`` (memory id, similarity), when given, replaces the in-memory dense search.
+        ``analysis`` (of the query's text) turns on the re-ranking of ``fusion``'s query
+        boosts in a hybrid search: the best :func:`.query.search_depth` fused results are
+        re-scored from the index's per-memory features, then cut to ``k``.
+        ``min_similarity`` drops, before re-ranking, results that share no keyword with the
+        query and whose cosine similarity is below it.
         """
-        n = self.n_slots
-        if n == 0 or k <= 0:
+        if self.n_slots == 0 or k <= 0:
             return []
+        with one_blas_thread():
+            return self._search(
+                query_vector,
+                query_tokens,
+                k,
+                flt,
+                mode,
+                depth,
+                fusion,
+                recency,
+                half_life_days,
+                now,
+                dense_hits,
+                analysis,
+                min_similarity,
+            )
+
+    def _search(
+        self,
+        query_vector: npt.NDArray[np.float32] | None,
+        query_tokens: Sequence[str],
+        k: int,
+        flt: Filter,
+        mode: SearchMode,
+        depth: int,
+        fusion: Fusion,
+        recency: float,
+        half_life_days: float,
+        now: float,
+        dense_hits: Sequence[tuple[str, float]] | None,
+        analysis: QueryAnalysis | None,
+        min_similarity: float | None,
+    ) -> list[Hit]:
+        n = self.n_slots
         self._extend_graph()
         mask = self._mask(flt) if self._filters(flt) else None
-        pool = max(depth, k)
+        wanted = search_depth(k, fusion, mode) if analysis is not None else k
+        pool = max(depth, wanted)
         dense_list: list[int] = []
         keyword_list: list[int] = []
         dense_scores: npt.NDArray[np.float32] | None = None
@@ -392,8 +524,8 @@ class PersonaIndex:
             if dense_hits is not None:
                 # The nearest neighbours came from elsewhere (the database's own vector index,
                 # in the "indexed" mode): keep the live ones that pass the filter.
-                slots = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
-                dense_list = [s for s in slots if s is not None and (mask is None or mask[s])][
+                known = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
+                dense_list = [s for s in known if s is not None and (mask is None or mask[s])][
                     :pool
                 ]
             elif self.hnsw is None:
@@ -413,57 +545,110 @@ class PersonaIndex:
                 touched = touched[mask[touched]]
             keyword_list = self._top_of(touched, keyword_scores[touched], pool)
 
-        dense_of: dict[int, float] = {}
-        if query is not None:
-            if dense_scores is not None:
-                dense_of = {s: float(dense_scores[s]) for s in dense_list}
-            elif dense_list:
-                exact = self.dense.scores_at(np.asarray(dense_list, dtype=np.int64), query)
-                dense_of = dict(zip(dense_list, exact.tolist(), strict=True))
-        if mode == "dense" and query is not None:
-            fused = dict(dense_of)
+        dense_slots = np.asarray(dense_list, dtype=np.int64)
+        keyword_slots = np.asarray(keyword_list, dtype=np.int64)
+        cosine = self._cosine(query, dense_scores)
+        if mode == "dense" and cosine is not None:
+            slots, fused = dense_slots, cosine(dense_slots)
         elif mode == "keyword" and keyword_scores is not None:
-            fused = {s: float(keyword_scores[s]) for s in keyword_list}
+            slots, fused = keyword_slots, keyword_scores[keyword_slots].astype(np.float64)
         else:
-            scorer = dense_scorer(self, query, dense_scores, dense_of)
-            fused = fuse(self, dense_list, keyword_list, scorer, keyword_scores, fusion, mask)
-        if recency > 0.0 and fused:
+            slots, fused = fuse(
+                self.columns(),
+                self.order,
+                dense_slots,
+                keyword_slots,
+                cosine,
+                keyword_scores,
+                fusion,
+                mask,
+            )
+        if recency > 0.0 and len(slots):
             # Blend in an exponential decay by age of the memory (occurred_at).
-            for slot in fused:
-                age_days = max(0.0, now - float(self.occurred[slot])) / 86400.0
-                decay = 0.5 ** (age_days / half_life_days)
-                fused[slot] *= (1.0 - recency) + recency * decay
-        ranked = self._best(fused, k)
-        if query is not None:
-            missing = [s for s in ranked if s not in dense_of]
-            if missing and dense_scores is not None:
-                dense_of.update((s, float(dense_scores[s])) for s in missing)
-            elif missing:
-                exact = self.dense.scores_at(np.asarray(missing, dtype=np.int64), query)
-                dense_of.update(zip(missing, exact.tolist(), strict=True))
-        dense_rank = {s: i for i, s in enumerate(dense_list, start=1)}
-        keyword_rank = {s: i for i, s in enumerate(keyword_list, start=1)}
+            age_days = np.maximum(0.0, now - self.occurred[slots]) / 86400.0
+            fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
+        order = self._best(slots, fused, wanted)
+        slots, fused = slots[order], fused[order]
+        dense_rank = _ranks(dense_slots, slots)
+        keyword_rank = _ranks(keyword_slots, slots)
+        dense_of = cosine(slots) if cosine is not None else None
+        if min_similarity is not None:
+            keep = keyword_rank > 0
+            if dense_of is not None:
+                keep |= dense_of >= min_similarity
+            slots, fused, dense_rank, keyword_rank = (
+                slots[keep],
+                fused[keep],
+                dense_rank[keep],
+                keyword_rank[keep],
+            )
+            dense_of = dense_of[keep] if dense_of is not None else None
+        if analysis is not None and mode == "hybrid" and fusion.reranks and analysis.has_signals:
+            head = min(len(slots), fusion.rerank_depth)
+            boosted = fused.copy()
+            boosted[:head] = rerank(analysis, self.columns(), slots[:head], fused[:head], fusion)
+            # Stable: ties keep the fused order.
+            again = np.concatenate(
+                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(slots))]
+            )
+            slots, fused, dense_rank, keyword_rank = (
+                slots[again],
+                boosted[again],
+                dense_rank[again],
+                keyword_rank[again],
+            )
+            dense_of = dense_of[again] if dense_of is not None else None
+        slots = slots[:k]
+        kw_of = keyword_scores[slots].tolist() if keyword_scores is not None else None
+        dense_values = dense_of[: len(slots)].tolist() if dense_of is not None else None
         return [
             Hit(
                 id=self.ids[s],
-                score=fused[s],
-                dense_rank=dense_rank.get(s),
-                keyword_rank=keyword_rank.get(s),
-                dense_score=dense_of[s] if query is not None else None,
-                keyword_score=float(keyword_scores[s]) if keyword_scores is not None else None,
+                score=score,
+                dense_rank=d_rank or None,
+                keyword_rank=k_rank or None,
+                dense_score=dense_values[i] if dense_values is not None else None,
+                keyword_score=kw_of[i] if kw_of is not None else None,
             )
-            for s in ranked
+            for i, (s, score, d_rank, k_rank) in enumerate(
+                zip(
+                    slots.tolist(),
+                    fused[: len(slots)].tolist(),
+                    dense_rank[: len(slots)].tolist(),
+                    keyword_rank[: len(slots)].tolist(),
+                    strict=True,
+                )
+            )
         ]
 
-    def _best(self, scored: dict[int, float], k: int) -> list[int]:
-        """The ``k`` best slots of ``scored``, highest score first, ties to the lower seq."""
-        if not scored:
-            return []
-        slots = np.fromiter(scored.keys(), dtype=np.int64, count=len(scored))
-        values = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
-        order = np.lexsort((self.seqs[slots], -values))[:k]
-        best: list[int] = slots[order].tolist()
-        return best
+    def _cosine(
+        self,
+        query: npt.NDArray[np.float32] | None,
+        scores: npt.NDArray[np.float32] | None,
+    ) -> DenseScorer | None:
+        """Cosine of any slots to ``query``: from ``scores`` (every slot's, when the dense
+        search computed them all), else computed for just those slots."""
+        if query is None:
+            return None
+        if scores is not None:
+            every = scores
+            return lambda slots: every[slots].astype(np.float64)
+        dense = self.dense
+        return lambda slots: dense.scores_at(slots, query).astype(np.float64)
+
+    def _best(
+        self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
+    ) -> npt.NDArray[np.intp]:
+        """Where in ``slots`` the ``k`` best are, highest value first, ties to the lower seq."""
+        if len(slots) > k:
+            # Keep every slot tied with the k-th best, then break ties by seq.
+            kth = np.partition(-values, k - 1)[k - 1]
+            keep = np.flatnonzero(-values <= kth)
+            order = np.lexsort((self.seqs[slots[keep]], -values[keep]))[:k]
+            best: npt.NDArray[np.intp] = keep[order]
+            return best
+        ranked: npt.NDArray[np.intp] = np.lexsort((self.seqs[slots], -values))[:k]
+        return ranked
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""
@@ -492,6 +677,7 @@ class PersonaIndex:
             "dimension": self.dimension,
             "ids": ids,
             "kind_names": self.kind_names,
+            "speakers": self.speaker_names,
         }
         # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
         # and waking then needs no per-memory JSON parsing.
@@ -513,6 +699,8 @@ class PersonaIndex:
             "occurred": pick(self.occurred),
             "learned": pick(self.learned),
             "tag_codes": tag_codes,
+            "has_time": pick(self.has_time),
+            "speaker_codes": pick(self.speaker_codes),
             "vectors": pick(self.dense.vectors()),
             "doc_len": keyword.doc_len[: len(live)],
             **keyword.arrays(),
@@ -551,6 +739,15 @@ class PersonaIndex:
         index.kind_names = list(meta["kind_names"])
         index.occurred = arrays["occurred"].astype(np.float64, copy=False)
         index.learned = arrays["learned"].astype(np.float64, copy=False)
+        if "has_time" in arrays:
+            index.has_time = arrays["has_time"].astype(np.bool_, copy=False)
+            index.speaker_codes = arrays["speaker_codes"].astype(np.int32, copy=False)
+            index.speaker_names = list(meta["speakers"])
+            index._speaker_code = {name: i for i, name in enumerate(index.speaker_names)}
+        else:  # formats 1 and 2: the caller fills the features in from the rows
+            index.has_time = np.zeros(n, dtype=np.bool_)
+            index.speaker_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
+            index.missing_features = True
         tag_slots = index.tag_slots
         if "tag_codes" in arrays:
             tag_sets = [tuple(t) for t in meta["tag_sets"]]
