@@ -83,7 +83,9 @@ def neighbours(
     n = len(ordered)
     alive, kind_codes, occurred = cols.alive, cols.kind_codes, cols.occurred
     slot_codes = kind_codes[slots]
-    eligible = np.isin(slot_codes, codes)
+    has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
+    has_context[codes] = True
+    eligible = has_context[slot_codes]
     found = []
     for step in (-1, 1):
         at = place[slots] + step

@@ -33,7 +33,17 @@ from ..errors import InvalidInputError
 from .columns import Columns
 from .context import SeqOrder, neighbours
 
-__all__ = ["DenseScorer", "Fusion", "FusionMethod", "convex", "fuse", "positions", "rrf", "union"]
+__all__ = [
+    "DenseScorer",
+    "Fusion",
+    "FusionMethod",
+    "convex",
+    "fuse",
+    "members",
+    "positions",
+    "rrf",
+    "union",
+]
 
 FusionMethod = Literal["convex", "rrf"]
 
@@ -123,11 +133,26 @@ Scores = npt.NDArray[np.float64]
 DenseScorer = Callable[[Slots], Scores]
 
 
-def union(first: Slots, second: Slots) -> Slots:
+def members(targets: Slots, slots: Slots, n_slots: int) -> npt.NDArray[np.bool_]:
+    """Whether each of ``targets`` (slots below ``n_slots``, or -1) is one of ``slots``.
+
+    A mark per slot rather than :func:`numpy.isin`: these arrays hold a few hundred slots,
+    where ``isin``'s sorting and set-up cost far more than one pass over the marks.
+    """
+    marks = np.zeros(n_slots + 1, dtype=np.bool_)  # the extra entry absorbs -1
+    marks[slots] = True
+    marks[-1] = False
+    found: npt.NDArray[np.bool_] = marks[targets]
+    return found
+
+
+def union(first: Slots, second: Slots, n_slots: int) -> Slots:
     """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
     if len(second) == 0:
         return first
-    return np.concatenate([first, second[~np.isin(second, first)]])
+    if len(first) == 0:
+        return second
+    return np.concatenate([first, second[~members(second, first, n_slots)]])
 
 
 def positions(slots: Slots, targets: Slots) -> npt.NDArray[np.intp]:
@@ -192,20 +217,19 @@ def fuse(
             return rrf(slots, dense, keyword, fusion)
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
-    slots = union(dense, keyword)
-    own = base(slots)
+    slots = union(dense, keyword, cols.n_slots)
     if not fusion.context or not fusion.context_kinds or len(slots) == 0:
-        return slots, own
+        return slots, base(slots)
     kinds, gap = fusion.context_kinds, fusion.context_gap
     before, after = neighbours(cols, order, slots, kinds, gap)
     near = np.concatenate([before, after])
-    extra = np.unique(near[(near >= 0) & ~np.isin(near, slots)])
+    extra = np.unique(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
     if len(extra):
         extra_before, extra_after = neighbours(cols, order, extra, kinds, gap)
         slots = np.concatenate([slots, extra])
-        own = np.concatenate([own, base(extra)])
         before = np.concatenate([before, extra_before])
         after = np.concatenate([after, extra_after])
+    own = base(slots)  # candidates and their neighbours in one pass
     # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
     sort = np.argsort(slots)
     keys, sorted_own = slots[sort], own[sort]

@@ -204,6 +204,49 @@ def _ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.N
     return out
 
 
+class _Cosines:
+    """Cosine similarity of slots to one query, each slot computed at most once per search
+    (the dense ranking, fusion, context and the results all ask for overlapping slots)."""
+
+    def __init__(
+        self,
+        dense: DenseIndex,
+        query: npt.NDArray[np.float32],
+        every: npt.NDArray[np.float32] | None = None,
+    ) -> None:
+        self._dense = dense
+        self._query = query
+        self._every = every  # every slot's score, when exact search computed them all
+        self._slots = np.zeros(0, dtype=np.int64)  # sorted
+        self._values = np.zeros(0, dtype=np.float32)
+
+    def score(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """float32 scores of ``slots`` (no repeats), computed and remembered."""
+        if self._every is not None:
+            every: npt.NDArray[np.float32] = self._every[slots]
+            return every
+        values = np.empty(len(slots), dtype=np.float32)
+        known = self._slots
+        if len(known):
+            at = np.clip(np.searchsorted(known, slots), 0, len(known) - 1)
+            hit = known[at] == slots
+            values[hit] = self._values[at[hit]]
+        else:
+            hit = np.zeros(len(slots), dtype=np.bool_)
+        miss = ~hit
+        if miss.any():
+            fresh = self._dense.scores_at(slots[miss], self._query)
+            values[miss] = fresh
+            merged = np.concatenate([known, slots[miss]])
+            order = np.argsort(merged, kind="stable")
+            self._slots = merged[order]
+            self._values = np.concatenate([self._values, fresh])[order]
+        return values
+
+    def __call__(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        return self.score(slots).astype(np.float64)
+
+
 def _grow(array: npt.NDArray[np.generic], n: int) -> npt.NDArray[np.generic]:
     if n <= len(array):
         return array
@@ -421,9 +464,12 @@ class PersonaIndex:
         query: npt.NDArray[np.float32],
         mask: npt.NDArray[np.bool_] | None,
         pool: int,
+        cosines: _Cosines | None = None,
     ) -> list[int]:
         """Dense ranking through the graph: candidates from the graph plus the slots not yet
-        in it, re-scored exactly; exact over the candidates when a filter is selective."""
+        in it, re-scored exactly; exact over the candidates when a filter is selective. The
+        exact scores are kept in ``cosines`` (for fusion), when given."""
+        cosines = cosines or _Cosines(self.dense, query)
         n = self.n_slots
         live = len(self.slot_of)
         n_candidates = live if mask is None else int(np.count_nonzero(mask))
@@ -436,17 +482,17 @@ class PersonaIndex:
             n_candidates <= HNSW_EXACT_BELOW or count * _GRAPH_VISIT_COST > n_candidates
         ):
             candidates = np.flatnonzero(mask)
-            return self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+            return self._top_of(candidates, cosines.score(candidates), pool)
         found = hnsw.search(query, min(count, len(hnsw)))
         pending = np.arange(hnsw.covered, n, dtype=np.int64)
         candidates = np.concatenate([found, pending]) if len(pending) else found
         keep = self.alive[candidates] if mask is None else mask[candidates]
         candidates = candidates[keep]
-        ranked = self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+        ranked = self._top_of(candidates, cosines.score(candidates), pool)
         if len(ranked) < wanted:
             # The graph missed too many (a filter unluckily spread): be exact instead.
             candidates = np.flatnonzero(self.alive[:n] if mask is None else mask)
-            ranked = self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+            ranked = self._top_of(candidates, cosines.score(candidates), pool)
         return ranked
 
     def search(
@@ -519,6 +565,7 @@ class PersonaIndex:
         dense_scores: npt.NDArray[np.float32] | None = None
         keyword_scores: npt.NDArray[np.float32] | None = None
         query: npt.NDArray[np.float32] | None = None
+        cosines: _Cosines | None = None
         if mode in ("hybrid", "dense") and query_vector is not None:
             query = np.asarray(query_vector, dtype=np.float32)
             if dense_hits is not None:
@@ -531,7 +578,8 @@ class PersonaIndex:
             elif self.hnsw is None:
                 dense_list, dense_scores = self._dense_exact(query, mask, pool)
             else:
-                dense_list = self._dense_graph(self.hnsw, query, mask, pool)
+                cosines = _Cosines(self.dense, query)
+                dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
         if mode in ("hybrid", "keyword"):
             keyword_scores = self.keyword.scores(
                 query_tokens,
@@ -547,7 +595,9 @@ class PersonaIndex:
 
         dense_slots = np.asarray(dense_list, dtype=np.int64)
         keyword_slots = np.asarray(keyword_list, dtype=np.int64)
-        cosine = self._cosine(query, dense_scores)
+        if query is not None and cosines is None:
+            cosines = _Cosines(self.dense, query, dense_scores)
+        cosine: DenseScorer | None = cosines
         if mode == "dense" and cosine is not None:
             slots, fused = dense_slots, cosine(dense_slots)
         elif mode == "keyword" and keyword_scores is not None:
@@ -620,21 +670,6 @@ class PersonaIndex:
                 )
             )
         ]
-
-    def _cosine(
-        self,
-        query: npt.NDArray[np.float32] | None,
-        scores: npt.NDArray[np.float32] | None,
-    ) -> DenseScorer | None:
-        """Cosine of any slots to ``query``: from ``scores`` (every slot's, when the dense
-        search computed them all), else computed for just those slots."""
-        if query is None:
-            return None
-        if scores is not None:
-            every = scores
-            return lambda slots: every[slots].astype(np.float64)
-        dense = self.dense
-        return lambda slots: dense.scores_at(slots, query).astype(np.float64)
 
     def _best(
         self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
