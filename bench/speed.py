@@ -189,14 +189,19 @@ def _ingest(
     workdir = Path(tempfile.mkdtemp(prefix=f"speed-{name}-{n}-", dir=root))
     run = _Run(name, SYSTEMS[name](workdir, lookup), workdir, n)
     system, res = run.system, run.res
-    if isinstance(system, SeveranceSpeed):
-        system.recall(corpus.queries[0], K)  # wake the (empty) index: writes maintain it
     bulk = syn.slice(0, n - single)
     t0 = time.perf_counter()
     system.remember_batch(bulk)
     dt = time.perf_counter() - t0
     res["remember_batched"] = {"memories": len(bulk), "seconds": dt, "per_second": len(bulk) / dt}
     log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
+    if isinstance(system, SeveranceSpeed):
+        # The first recall after an import in the same session: no stall (the index was
+        # kept up to date by the import itself).
+        t0 = time.perf_counter()
+        system.recall(corpus.queries[0], K)
+        res["first_recall_after_import_s"] = time.perf_counter() - t0
+        log(f"  {name}: first recall after the import {res['first_recall_after_import_s']:.3f}s")
     t0 = time.perf_counter()
     for i in range(n - single, n):
         system.remember_one(syn.texts[i], syn.tags[i], float(syn.occurred_at[i]))

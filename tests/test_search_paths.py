@@ -159,3 +159,40 @@ def test_an_old_snapshot_is_migrated_on_wake(
     store.close()
     assert len(seen) == 2
     assert seen[1].has_time.any() and seen[1].speaker_names
+
+
+def test_the_index_built_during_an_import_equals_one_rebuilt_from_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[PersonaIndex] = []
+    init = PersonaIndex.__init__
+
+    def spy(self: PersonaIndex, dimension: int) -> None:
+        init(self, dimension)
+        made.append(self)
+
+    monkeypatch.setattr(PersonaIndex, "__init__", spy)
+    path = str(tmp_path / "store")
+    store = severance.Store.init(path, embedder=WordEmbedder())
+    store.add_persona("p")
+    store.add_floor("f", persona="p")
+    items = drafts()[:N]
+    with store.enter(floor="f") as session:
+        session.remember_many(items[:200])  # small: written to the rows only
+        assert made == []
+        session.remember_many(items[200:])  # an import wakes the index and keeps it
+        assert len(made) == 1
+        during = made[0]
+        assert len(during) == N
+        got = _results(session)
+        assert len(made) == 1  # the first recall did not rebuild anything
+
+        # Another store handle on the same file, with no snapshot: rebuilt from the rows.
+        other = severance.Store.open(path, embedder=WordEmbedder())
+        with other.enter(floor="f") as again:
+            assert _results(again) == got
+            rebuilt = made[-1]
+            assert rebuilt is not during
+            assert rebuilt.to_bytes() == during.to_bytes()
+        other.close()
+    store.close()

@@ -56,6 +56,8 @@ __all__ = ["Session"]
 
 #: Snapshot the index on close once this many changes were applied since the last snapshot.
 SNAPSHOT_MIN_CHANGES = 256
+#: A ``remember_many`` of at least this many memories wakes the index before writing.
+WAKE_INDEX_FOR_IMPORT = 512
 _SNAPSHOT_CHUNK = 16 * 1024 * 1024
 _SCAN_BATCH = 2_000
 Progress = Callable[[int, int], None]
@@ -248,6 +250,11 @@ class Session:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
+            if self._index is None and len(drafts) >= WAKE_INDEX_FOR_IMPORT:
+                # Wake the index first so the writes below keep it up to date from the
+                # plaintext and vectors in hand, rather than the first recall rebuilding it
+                # from the rows (decrypting and re-tokenising everything just written).
+                self._sync()
             embedder = self._store.embedder
             stored: list[Memory] = []
             for start in range(0, len(drafts), batch_size):
