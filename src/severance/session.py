@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import validate
+from . import index_lifecycle, validate
 from .audit import to_entries
 from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .drafts import to_draft
@@ -32,6 +32,7 @@ from .errors import (
     MemoryNotFoundError,
     SessionClosedError,
 )
+from .index_snapshots import open_snapshot, seal_snapshot
 from .model import (
     AuditEntry,
     Memory,
@@ -47,7 +48,7 @@ from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
 from .search.index import document
-from .search.query import analyze, has_time_expression, speaker_of
+from .search.query import analyze
 
 if TYPE_CHECKING:
     from .store import Store
@@ -58,7 +59,6 @@ __all__ = ["Session"]
 SNAPSHOT_MIN_CHANGES = 256
 #: A ``remember_many`` of at least this many memories wakes the index before writing.
 WAKE_INDEX_FOR_IMPORT = 512
-_SNAPSHOT_CHUNK = 16 * 1024 * 1024
 _SCAN_BATCH = 2_000
 Progress = Callable[[int, int], None]
 
@@ -620,100 +620,55 @@ class Session:
             return list(self._notices)
 
     # -- the index ------------------------------------------------------------------------------
-    def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
-        docs = []
-        for row in rows:
-            data = self._open_payload(row.id, row.version, row.payload)
-            docs.append(
-                document(
-                    row.id,
-                    row.seq,
-                    data["kind"],
-                    tuple(data["tags"]),
-                    row.occurred_at,
-                    row.learned_at,
-                    self._open_vector(row),
-                    data["text"],
-                    data["metadata"],
-                )
-            )
-        return docs
+    def _doc(self, row: MemoryRow) -> Doc:
+        data = self._open_payload(row.id, row.version, row.payload)
+        return document(
+            row.id,
+            row.seq,
+            data["kind"],
+            tuple(data["tags"]),
+            row.occurred_at,
+            row.learned_at,
+            self._open_vector(row),
+            data["text"],
+            data["metadata"],
+        )
 
     def _load(self) -> PersonaIndex:
-        snapshot = self._rows.read_snapshot()
-        if snapshot is not None:
-            try:
-                index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
-                if index.missing_features:
-                    self._fill_features(index)
-                self._seen = snapshot.watermark
-                self._index = index
-                return self._apply_changes(index)
-            except Exception:
-                # A snapshot that fails authentication or parsing is never trusted; the rows
-                # are the source of truth, so rebuild from them.
-                self._rows.drop_snapshot()
-                self._store._audit.append("snapshot_rejected", self._persona.id, self._persona.name)
-        index = PersonaIndex(self._persona.dimension)
-        self._seen = self._rows.high_water()
-        for batch in self._rows.scan(_SCAN_BATCH):
-            index.upsert(self._docs(batch))
-        self._unsnapshotted = len(index)
-        self._index = index
-        return self._apply_changes(index)
-
-    def _fill_features(self, index: PersonaIndex) -> None:
-        """Migrate an index woken from a snapshot written before the re-ranking features:
-        read them from the rows (the index is snapshotted again on close)."""
-        for batch in self._rows.scan(_SCAN_BATCH):
-            for row in batch:
-                data = self._open_payload(row.id, row.version, row.payload)
-                index.set_features(
-                    row.id, row.seq, speaker_of(data["metadata"]), has_time_expression(data["text"])
-                )
-        index.missing_features = False
-        self._unsnapshotted = max(self._unsnapshotted, SNAPSHOT_MIN_CHANGES)
-
-    def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
-        changes = self._rows.changes_since(self._seen)
-        stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
-        if stale:
-            fresh = self._rows.get_many(stale)
-            index.upsert(self._docs(fresh.values()))
-            self._unsnapshotted += len(fresh)
-        for memory_id in changes.deleted:
-            if index.remove(memory_id):
-                self._unsnapshotted += 1
-        self._seen = changes.high_water
-        return index
+        awake = index_lifecycle.wake(
+            self._rows,
+            self._persona.dimension,
+            self._open_snapshot,
+            self._doc,
+            lambda row: self._open_payload(row.id, row.version, row.payload),
+            lambda: self._store._audit.append(
+                "snapshot_rejected", self._persona.id, self._persona.name
+            ),
+            migrated_pending=SNAPSHOT_MIN_CHANGES,
+        )
+        self._index, self._seen, self._unsnapshotted = awake.index, awake.seen, awake.pending
+        return awake.index
 
     def _sync(self) -> PersonaIndex:
         if self._index is None:
             return self._load()
-        return self._apply_changes(self._index)
-
-    def _snapshot_aad(self, watermark: int, part: int, parts: int) -> bytes:
-        return aad(
-            self._store.store_id, self._persona.id, "snapshot", str(watermark), f"{part}/{parts}"
+        awake = index_lifecycle.catch_up(
+            index_lifecycle.Awake(self._index, self._seen, self._unsnapshotted),
+            self._rows,
+            self._doc,
         )
+        self._seen, self._unsnapshotted = awake.seen, awake.pending
+        return awake.index
 
-    def _open_snapshot(self, snapshot: Snapshot) -> bytes:
-        parts = len(snapshot.chunks)
-        return b"".join(
-            self._sealer.open(chunk, self._snapshot_aad(snapshot.watermark, i, parts))
-            for i, chunk in enumerate(snapshot.chunks)
-        )
+    def _open_snapshot(self, snapshot: Snapshot) -> bytearray:
+        return open_snapshot(self._sealer, self._store.store_id, self._persona.id, snapshot)
 
     def _write_snapshot(self) -> None:
         index = self._sync()
-        data = index.to_bytes()
-        pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
-        watermark = self._seen
-        chunks = tuple(
-            self._sealer.seal(piece, self._snapshot_aad(watermark, i, len(pieces)))
-            for i, piece in enumerate(pieces)
+        sealed = seal_snapshot(
+            self._sealer, self._store.store_id, self._persona.id, self._seen, index.to_bytes()
         )
-        self._rows.write_snapshot(Snapshot(watermark, chunks))
+        self._rows.write_snapshot(sealed)
         self._unsnapshotted = 0
 
     def checkpoint(self) -> None:

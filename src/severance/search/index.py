@@ -171,7 +171,7 @@ def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generi
 
 
 def unpack_arrays(
-    data: bytes, views: frozenset[str] = frozenset()
+    data: bytes | bytearray, views: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """The inverse of :func:`pack_arrays`. Arrays are copied out (writable, not keeping
     ``data`` alive), except those named in ``views``: read-only views into ``data``."""
@@ -748,7 +748,7 @@ class PersonaIndex:
         return pack_arrays(meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PersonaIndex:
+    def from_bytes(cls, data: bytes | bytearray) -> PersonaIndex:
         meta: dict[str, Any]
         arrays: dict[str, npt.NDArray[Any]]
         if data.startswith(_MAGIC):
