@@ -43,6 +43,8 @@ def open_snapshot(
     :class:`~severance.errors.IntegrityError` if any chunk fails authentication."""
     parts = len(snapshot.chunks)
     size = sum(max(0, len(chunk) - OVERHEAD) for chunk in snapshot.chunks)
+    # A bytearray, not numpy.empty: numpy asks for huge pages on large allocations, whose
+    # faults were slower and far more variable here (0.2-1.8 s against 0.4 s for 224 MiB).
     out = bytearray(size)
     view = memoryview(out)
     at = 0

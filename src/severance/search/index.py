@@ -47,6 +47,8 @@ __all__ = [
     "document",
 ]
 
+#: What a snapshot may be read from.
+Buffer = bytes | bytearray | npt.NDArray[np.uint8]
 #: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
 #: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
 #: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). All are read; an
@@ -171,23 +173,28 @@ def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generi
 
 
 def unpack_arrays(
-    data: bytes | bytearray, views: frozenset[str] = frozenset()
+    data: Buffer, views: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """The inverse of :func:`pack_arrays`. Arrays are copied out (writable, not keeping
     ``data`` alive), except those named in ``views``: read-only views into ``data``."""
-    if not data.startswith(_MAGIC):
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw[: len(_MAGIC)].tobytes() != _MAGIC:
         raise ValueError("not an index snapshot")
     start = len(_MAGIC) + 8
-    size = int.from_bytes(data[len(_MAGIC) : start], "little")
-    header = json.loads(data[start : start + size])
+    size = int.from_bytes(raw[len(_MAGIC) : start].tobytes(), "little")
+    header = json.loads(raw[start : start + size].tobytes())
     base = start + size
     arrays: dict[str, npt.NDArray[Any]] = {}
     for name, (dtype, shape, offset) in header["arrays"].items():
         dt = np.dtype(dtype)
         count = int(np.prod(shape, dtype=np.int64))
-        view = np.frombuffer(data, dtype=dt, count=count, offset=base + int(offset))
+        view = np.frombuffer(raw, dtype=dt, count=count, offset=base + int(offset))
         view = view.reshape(shape)
-        arrays[name] = view if name in views else view.astype(dt.newbyteorder("="), copy=True)
+        if name in views:
+            view.flags.writeable = False
+            arrays[name] = view
+        else:
+            arrays[name] = view.astype(dt.newbyteorder("="), copy=True)
     meta: dict[str, Any] = header["meta"]
     return meta, arrays
 
@@ -748,17 +755,19 @@ class PersonaIndex:
         return pack_arrays(meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray) -> PersonaIndex:
+    def from_bytes(cls, data: Buffer) -> PersonaIndex:
+        """An index from :meth:`to_bytes` (any buffer: bytes, or the array a snapshot was
+        decrypted into)."""
         meta: dict[str, Any]
         arrays: dict[str, npt.NDArray[Any]]
-        if data.startswith(_MAGIC):
+        if np.frombuffer(data, dtype=np.uint8)[: len(_MAGIC)].tobytes() == _MAGIC:
             # The vectors and the graph are read in place (read-only views of ``data``): the
             # largest parts of a snapshot, and only read until the first write, which makes
             # copies of its own (DenseIndex grows into a new matrix, the graph copies itself).
             # Then nothing refers to ``data`` any more. Everything else is copied.
             meta, arrays = unpack_arrays(data, views=_SNAPSHOT_VIEWS)
         else:  # format 1: an .npz archive
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             meta = json.loads(arrays["meta"].tobytes().decode())
         if meta.get("format") not in _READABLE_FORMATS:
