@@ -277,6 +277,7 @@ class PersonaIndex:
         self.learned = np.zeros(0, dtype=np.float64)
         self.tags: list[tuple[str, ...]] = []
         self.tag_slots: dict[str, list[int]] = {}
+        self._tag_arrays: dict[str, npt.NDArray[np.int64]] = {}
         self.has_time = np.zeros(0, dtype=np.bool_)
         self.speaker_codes = np.zeros(0, dtype=np.int32)
         self.speaker_names: list[str] = []
@@ -419,13 +420,23 @@ class PersonaIndex:
         if flt.tags:
             for tag in flt.tags:
                 has = np.zeros(n, dtype=np.bool_)
-                has[self.tag_slots.get(tag, [])] = True
+                has[self._tag_array(tag)] = True
                 mask &= has
         if flt.since is not None:
             mask &= self.occurred[:n] >= flt.since
         if flt.until is not None:
             mask &= self.occurred[:n] < flt.until
         return mask
+
+    def _tag_array(self, tag: str) -> npt.NDArray[np.int64]:
+        """The slots that have (or had) ``tag``, as an array kept until the tag's list grows
+        (a common tag's list holds a large share of the persona: converting it on every
+        filtered search would cost more than the search)."""
+        slots = self.tag_slots.get(tag, [])
+        cached = self._tag_arrays.get(tag)
+        if cached is None or len(cached) != len(slots):
+            cached = self._tag_arrays[tag] = np.asarray(slots, dtype=np.int64)
+        return cached
 
     def _top_of(
         self, candidates: npt.NDArray[np.int64], values: npt.NDArray[np.float32], k: int
