@@ -82,6 +82,10 @@ def wake(
 def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
     """Apply the changes after ``awake.seen`` to ``awake.index`` (in place; returned)."""
     index = awake.index
+    if rows.high_water() == awake.seen:
+        # Nothing at all was written since (the usual case between two recalls): one read of
+        # the store's counter instead of a scan of the persona's changes.
+        return awake
     changes = rows.changes_since(awake.seen)
     stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
     if stale:
