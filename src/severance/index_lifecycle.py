@@ -29,8 +29,9 @@ __all__ = ["SCAN_BATCH", "Awake", "catch_up", "wake"]
 #: Rows read per batch when rebuilding or migrating.
 SCAN_BATCH = 2_000
 
-#: One row as the index keeps it (decrypted by the caller).
-OpenRow = Callable[[MemoryRow], Doc]
+#: One row as the index keeps it (decrypted by the caller), or None for a row the caller
+#: cannot open (it is then kept out of the index).
+OpenRow = Callable[[MemoryRow], Doc | None]
 #: One row's decrypted payload (text, kind, tags, metadata, ...).
 OpenPayload = Callable[[MemoryRow], Mapping[str, Any]]
 
@@ -90,7 +91,13 @@ def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
     stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
     if stale:
         fresh = rows.get_many(stale)
-        index.upsert(_docs(fresh.values(), open_row))
+        docs = _docs(fresh.values(), open_row)
+        opened = {doc.id for doc in docs}
+        for memory_id in stale:
+            if memory_id not in opened:
+                # Gone again since the change was listed, or not openable: not searchable.
+                index.remove(memory_id)
+        index.upsert(docs)
         awake.pending += len(fresh)
     for memory_id in changes.deleted:
         if index.remove(memory_id):
@@ -100,7 +107,7 @@ def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
 
 
 def _docs(rows: Iterable[MemoryRow], open_row: OpenRow) -> list[Doc]:
-    return [open_row(row) for row in rows]
+    return [doc for doc in map(open_row, rows) if doc is not None]
 
 
 def _fill_features(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPayload) -> None:
