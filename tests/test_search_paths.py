@@ -196,3 +196,30 @@ def test_the_index_built_during_an_import_equals_one_rebuilt_from_rows(
             assert rebuilt.to_bytes() == during.to_bytes()
         other.close()
     store.close()
+
+
+def test_a_snapshot_opens_into_one_buffer_and_refuses_tampering() -> None:
+    from severance.backends.base import Snapshot
+    from severance.errors import IntegrityError
+    from severance.index_snapshots import CHUNK, open_snapshot, seal_snapshot
+    from severance.seal import Sealer, new_key
+
+    sealer = Sealer(new_key())
+    data = bytes(range(256)) * ((2 * CHUNK + 1000) // 256)
+    sealed = seal_snapshot(sealer, "store", "persona", 7, data)
+    assert len(sealed.chunks) == 3
+    assert bytes(open_snapshot(sealer, "store", "persona", sealed)) == data
+    flipped = bytearray(sealed.chunks[1])
+    flipped[100] ^= 1
+    swapped = (sealed.chunks[1], sealed.chunks[0], sealed.chunks[2])
+    for bad in (
+        Snapshot(7, (sealed.chunks[0], bytes(flipped), sealed.chunks[2])),
+        Snapshot(7, swapped),
+        Snapshot(7, sealed.chunks[:2]),  # a chunk dropped
+        Snapshot(8, sealed.chunks),  # another watermark
+        Snapshot(7, (sealed.chunks[0][:10], *sealed.chunks[1:])),  # truncated
+    ):
+        with pytest.raises(IntegrityError):
+            open_snapshot(sealer, "store", "persona", bad)
+    with pytest.raises(IntegrityError):
+        open_snapshot(sealer, "store", "another persona", sealed)
