@@ -223,3 +223,30 @@ def test_a_snapshot_opens_into_one_buffer_and_refuses_tampering() -> None:
             open_snapshot(sealer, "store", "persona", bad)
     with pytest.raises(IntegrityError):
         open_snapshot(sealer, "store", "another persona", sealed)
+
+
+def test_writes_from_elsewhere_between_own_writes_are_still_seen(tmp_path: Path) -> None:
+    path = str(tmp_path / "store")
+    store = severance.Store.init(path, embedder=WordEmbedder())
+    store.add_persona("p")
+    store.add_floor("f", persona="p")
+    other = severance.Store.open(path, embedder=WordEmbedder())
+    with store.enter(floor="f") as mine, other.enter(floor="f") as theirs:
+        first = mine.remember("alpha beta gamma")
+        assert [r.memory.id for r in mine.recall("alpha", k=5)] == [first.id]
+        theirs.remember("alpha delta from elsewhere")  # between two writes of ``mine``
+        mine.remember("alpha epsilon")
+        texts = {r.memory.text for r in mine.recall("alpha", k=5)}
+        assert texts == {"alpha beta gamma", "alpha delta from elsewhere", "alpha epsilon"}
+        mine.remember("alpha zeta")  # directly after its own: nothing else to list
+        theirs.forget(first.id)
+        theirs.remember("alpha eta from elsewhere")
+        texts = {r.memory.text for r in mine.recall("alpha", k=10)}
+        assert texts == {
+            "alpha delta from elsewhere",
+            "alpha epsilon",
+            "alpha zeta",
+            "alpha eta from elsewhere",
+        }
+    other.close()
+    store.close()

@@ -16,7 +16,7 @@ keeps only thin call sites. They are handed the persona's rows and a way to open
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
 from .search.query import has_time_expression, speaker_of
 
-__all__ = ["SCAN_BATCH", "Awake", "catch_up", "wake"]
+__all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
 
 #: Rows read per batch when rebuilding or migrating.
 SCAN_BATCH = 2_000
@@ -120,3 +120,14 @@ def _fill_features(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPay
                 row.id, row.seq, speaker_of(data["metadata"]), has_time_expression(data["text"])
             )
     index.missing_features = False
+
+
+def seen_after_write(seen: int, seqs: Sequence[int]) -> int:
+    """The last ``seq`` an index has seen once the caller wrote rows ``seqs`` (increasing)
+    and applied them to it itself. Sequence numbers are store-wide, so when they directly
+    follow ``seen`` nothing else was written in between and the next :func:`catch_up` need
+    not list them again (after an import, that list would hold every row just written);
+    otherwise ``seen`` stays and the next catch-up finds the others' writes as usual."""
+    if seqs and seqs[0] == seen + 1 and seqs[-1] == seen + len(seqs):
+        return seqs[-1]
+    return seen

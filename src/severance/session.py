@@ -327,6 +327,7 @@ class Session:
                 ]
             )
             self._unsnapshotted += len(rows)
+            self._seen = index_lifecycle.seen_after_write(self._seen, seqs)
         return memories
 
     def update(
