@@ -19,19 +19,21 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns, SearchMode
+from .container import Buffer, is_container, pack_arrays, unpack_arrays
 from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
+from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
-from .keyword import KeywordIndex, tokenize
-from .query import QueryAnalysis, has_time_expression, rerank, search_depth, speaker_of
+from .keyword import KeywordIndex
+from .query import QueryAnalysis, rerank, search_depth
+from .scoring import Cosines, ranks
 from .threads import one_blas_thread
 
 __all__ = [
@@ -47,18 +49,15 @@ __all__ = [
     "document",
 ]
 
-#: What a snapshot may be read from.
-Buffer = bytes | bytearray | npt.NDArray[np.uint8]
 #: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
 #: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
 #: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). All are read; an
 #: index from 1 or 2 reports :attr:`PersonaIndex.missing_features` until they are filled in.
 _SNAPSHOT_FORMAT = 3
 _READABLE_FORMATS = frozenset({1, 2, 3})
-_MAGIC = b"SEVIDX\x00\x02"
 _SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
-_ALIGN = 64
 DEFAULT_FUSION = Fusion()
+NO_FILTER = Filter()
 
 #: Live memories from which dense search goes through an HNSW graph instead of scoring every
 #: vector. Below it exact search reads the whole float32 matrix per query (about 30 MB and a
@@ -87,171 +86,6 @@ _HNSW_OVERSAMPLE = 1.5
 #: 500-600 (about 4 ms), which this rule gives at 1M.
 _HNSW_WIDEN_FROM = 100_000
 _HNSW_WIDEN_POWER = 0.6
-
-
-@dataclass(frozen=True, slots=True)
-class Doc:
-    """What the index keeps of one memory."""
-
-    id: str
-    seq: int
-    kind: str
-    tags: tuple[str, ...]
-    occurred_at: float
-    learned_at: float
-    vector: npt.NDArray[np.float32]
-    tokens: Sequence[str]
-    #: The ``speaker`` of its metadata (re-ranking reads it; see :mod:`.query`).
-    speaker: str | None = None
-    #: Whether its text says when something happened (see :func:`.query.has_time_expression`).
-    has_time: bool = False
-
-
-def document(
-    memory_id: str,
-    seq: int,
-    kind: str,
-    tags: tuple[str, ...],
-    occurred_at: float,
-    learned_at: float,
-    vector: npt.NDArray[np.float32],
-    text: str,
-    metadata: Mapping[str, Any],
-) -> Doc:
-    """What the index keeps of a memory, from its plaintext (tokens and re-ranking features
-    are derived here, once, so a search never needs the text)."""
-    return Doc(
-        memory_id,
-        seq,
-        kind,
-        tags,
-        occurred_at,
-        learned_at,
-        vector,
-        tokenize(text),
-        speaker_of(metadata),
-        has_time_expression(text),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    kinds: frozenset[str] | None = None
-    tags: frozenset[str] | None = None  # every tag must be present
-    since: float | None = None  # occurred_at >= since
-    until: float | None = None  # occurred_at < until
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    id: str
-    score: float
-    dense_rank: int | None
-    keyword_rank: int | None
-    dense_score: float | None
-    keyword_score: float | None
-
-
-def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
-    """``meta`` and named arrays as one flat buffer: magic, header length (u64 LE), a JSON
-    header (meta plus each array's dtype, shape and offset), then the raw little-endian array
-    bytes, each 64-byte aligned. No pickles, nothing executable."""
-    parts: list[bytes | memoryview] = []
-    layout: dict[str, tuple[str, list[int], int]] = {}
-    offset = 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        layout[name] = (data.dtype.str, list(data.shape), offset)
-        parts.append(data.reshape(-1).view(np.uint8).data)
-        pad = -data.nbytes % _ALIGN
-        if pad:
-            parts.append(b"\0" * pad)
-        offset += data.nbytes + pad
-    header = json.dumps({"meta": meta, "arrays": layout}).encode()
-    header += b" " * (-(len(_MAGIC) + 8 + len(header)) % _ALIGN)
-    return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *parts])
-
-
-def unpack_arrays(
-    data: Buffer, views: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
-    """The inverse of :func:`pack_arrays`. Arrays are copied out (writable, not keeping
-    ``data`` alive), except those named in ``views``: read-only views into ``data``."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if raw[: len(_MAGIC)].tobytes() != _MAGIC:
-        raise ValueError("not an index snapshot")
-    start = len(_MAGIC) + 8
-    size = int.from_bytes(raw[len(_MAGIC) : start].tobytes(), "little")
-    header = json.loads(raw[start : start + size].tobytes())
-    base = start + size
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    for name, (dtype, shape, offset) in header["arrays"].items():
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        view = np.frombuffer(raw, dtype=dt, count=count, offset=base + int(offset))
-        view = view.reshape(shape)
-        if name in views:
-            view.flags.writeable = False
-            arrays[name] = view
-        else:
-            arrays[name] = view.astype(dt.newbyteorder("="), copy=True)
-    meta: dict[str, Any] = header["meta"]
-    return meta, arrays
-
-
-def _ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The 1-based place of each of ``slots`` in ``ranked`` (0: not in it)."""
-    out = np.zeros(len(slots), dtype=np.int64)
-    if len(ranked) and len(slots):
-        sort = np.argsort(ranked, kind="stable")
-        at = np.clip(np.searchsorted(ranked, slots, sorter=sort), 0, len(ranked) - 1)
-        found = sort[at]
-        hit = ranked[found] == slots
-        out[hit] = found[hit] + 1
-    return out
-
-
-class _Cosines:
-    """Cosine similarity of slots to one query, each slot computed at most once per search
-    (the dense ranking, fusion, context and the results all ask for overlapping slots)."""
-
-    def __init__(
-        self,
-        dense: DenseIndex,
-        query: npt.NDArray[np.float32],
-        every: npt.NDArray[np.float32] | None = None,
-    ) -> None:
-        self._dense = dense
-        self._query = query
-        self._every = every  # every slot's score, when exact search computed them all
-        self._slots = np.zeros(0, dtype=np.int64)  # sorted
-        self._values = np.zeros(0, dtype=np.float32)
-
-    def score(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """float32 scores of ``slots`` (no repeats), computed and remembered."""
-        if self._every is not None:
-            every: npt.NDArray[np.float32] = self._every[slots]
-            return every
-        values = np.empty(len(slots), dtype=np.float32)
-        known = self._slots
-        if len(known):
-            at = np.clip(np.searchsorted(known, slots), 0, len(known) - 1)
-            hit = known[at] == slots
-            values[hit] = self._values[at[hit]]
-        else:
-            hit = np.zeros(len(slots), dtype=np.bool_)
-        miss = ~hit
-        if miss.any():
-            fresh = self._dense.scores_at(slots[miss], self._query)
-            values[miss] = fresh
-            merged = np.concatenate([known, slots[miss]])
-            order = np.argsort(merged, kind="stable")
-            self._slots = merged[order]
-            self._values = np.concatenate([self._values, fresh])[order]
-        return values
-
-    def __call__(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        return self.score(slots).astype(np.float64)
 
 
 def _grow(array: npt.NDArray[np.generic], n: int) -> npt.NDArray[np.generic]:
@@ -482,12 +316,12 @@ class PersonaIndex:
         query: npt.NDArray[np.float32],
         mask: npt.NDArray[np.bool_] | None,
         pool: int,
-        cosines: _Cosines | None = None,
+        cosines: Cosines | None = None,
     ) -> list[int]:
         """Dense ranking through the graph: candidates from the graph plus the slots not yet
         in it, re-scored exactly; exact over the candidates when a filter is selective. The
         exact scores are kept in ``cosines`` (for fusion), when given."""
-        cosines = cosines or _Cosines(self.dense, query)
+        cosines = cosines or Cosines(self.dense, query)
         n = self.n_slots
         live = len(self.slot_of)
         n_candidates = live if mask is None else int(np.count_nonzero(mask))
@@ -518,7 +352,7 @@ class PersonaIndex:
         query_vector: npt.NDArray[np.float32] | None,
         query_tokens: Sequence[str],
         k: int,
-        flt: Filter = Filter(),
+        flt: Filter = NO_FILTER,
         mode: SearchMode = "hybrid",
         depth: int = 100,
         fusion: Fusion = DEFAULT_FUSION,
@@ -583,7 +417,7 @@ class PersonaIndex:
         dense_scores: npt.NDArray[np.float32] | None = None
         keyword_scores: npt.NDArray[np.float32] | None = None
         query: npt.NDArray[np.float32] | None = None
-        cosines: _Cosines | None = None
+        cosines: Cosines | None = None
         if mode in ("hybrid", "dense") and query_vector is not None:
             query = np.asarray(query_vector, dtype=np.float32)
             if dense_hits is not None:
@@ -596,7 +430,7 @@ class PersonaIndex:
             elif self.hnsw is None:
                 dense_list, dense_scores = self._dense_exact(query, mask, pool)
             else:
-                cosines = _Cosines(self.dense, query)
+                cosines = Cosines(self.dense, query)
                 dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
         if mode in ("hybrid", "keyword"):
             keyword_scores = self.keyword.scores(
@@ -614,7 +448,7 @@ class PersonaIndex:
         dense_slots = np.asarray(dense_list, dtype=np.int64)
         keyword_slots = np.asarray(keyword_list, dtype=np.int64)
         if query is not None and cosines is None:
-            cosines = _Cosines(self.dense, query, dense_scores)
+            cosines = Cosines(self.dense, query, dense_scores)
         cosine: DenseScorer | None = cosines
         if mode == "dense" and cosine is not None:
             slots, fused = dense_slots, cosine(dense_slots)
@@ -637,8 +471,8 @@ class PersonaIndex:
             fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
         order = self._best(slots, fused, wanted)
         slots, fused = slots[order], fused[order]
-        dense_rank = _ranks(dense_slots, slots)
-        keyword_rank = _ranks(keyword_slots, slots)
+        dense_rank = ranks(dense_slots, slots)
+        keyword_rank = ranks(keyword_slots, slots)
         dense_of = cosine(slots) if cosine is not None else None
         if min_similarity is not None:
             keep = keyword_rank > 0
@@ -771,7 +605,7 @@ class PersonaIndex:
         decrypted into)."""
         meta: dict[str, Any]
         arrays: dict[str, npt.NDArray[Any]]
-        if np.frombuffer(data, dtype=np.uint8)[: len(_MAGIC)].tobytes() == _MAGIC:
+        if is_container(data):
             # The vectors and the graph are read in place (read-only views of ``data``): the
             # largest parts of a snapshot, and only read until the first write, which makes
             # copies of its own (DenseIndex grows into a new matrix, the graph copies itself).
