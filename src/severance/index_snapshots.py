@@ -36,9 +36,7 @@ def seal_snapshot(
     return Snapshot(watermark, chunks)
 
 
-def open_snapshot(
-    sealer: Sealer, store_id: str, persona_id: str, snapshot: Snapshot
-) -> bytearray:
+def open_snapshot(sealer: Sealer, store_id: str, persona_id: str, snapshot: Snapshot) -> bytearray:
     """The plaintext of a snapshot, in one buffer. Raises
     :class:`~severance.errors.IntegrityError` if any chunk fails authentication."""
     parts = len(snapshot.chunks)
