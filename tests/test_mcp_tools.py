@@ -185,7 +185,7 @@ async def test_prompts_and_the_recent_memories_resource(
     async with Client(
         server, mode="legacy", client_info=Implementation(name="vim", version="1")
     ) as c:
-        with pytest.raises(Exception, match="No floor matches"):
+        with pytest.raises(Exception, match="no floor matches"):
             await c.read_resource("memory://recent")
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import chat, duplicates, validate
+from . import chat, duplicates, index_lifecycle, validate
 from .audit import to_entries
 from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .drafts import to_draft
@@ -36,6 +36,7 @@ from .errors import (
 from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
 from .extract.run import extract as run_extraction
 from .extract.run import relevant_memories
+from .index_snapshots import open_snapshot, seal_snapshot
 from .model import (
     AuditEntry,
     Memory,
@@ -50,7 +51,8 @@ from .model import (
 from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
-from .search.query import rerank_hits, search_depth
+from .search.index import document
+from .search.query import analyze
 
 if TYPE_CHECKING:
     from .store import Store
@@ -59,7 +61,8 @@ __all__ = ["Session"]
 
 #: Snapshot the index on close once this many changes were applied since the last snapshot.
 SNAPSHOT_MIN_CHANGES = 256
-_SNAPSHOT_CHUNK = 16 * 1024 * 1024
+#: A ``remember_many`` of at least this many memories wakes the index before writing.
+WAKE_INDEX_FOR_IMPORT = 512
 _SCAN_BATCH = 2_000
 Progress = Callable[[int, int], None]
 
@@ -252,6 +255,11 @@ class Session:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
+            if self._index is None and len(drafts) >= WAKE_INDEX_FOR_IMPORT:
+                # Wake the index first so the writes below keep it up to date from the
+                # plaintext and vectors in hand, rather than the first recall rebuilding it
+                # from the rows (decrypting and re-tokenising everything just written).
+                self._sync()
             embedder = self._store.embedder
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
@@ -437,11 +445,12 @@ class Session:
         if self._index is not None:
             self._index.upsert(
                 [
-                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                    document(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, m.text, m.metadata)
                     for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
                 ]
             )
             self._unsnapshotted += len(rows)
+            self._seen = index_lifecycle.seen_after_write(self._seen, seqs)
         return memories
 
     def update(
@@ -525,7 +534,7 @@ class Session:
             if self._index is not None:
                 self._index.upsert(
                     [
-                        Doc(
+                        document(
                             row.id,
                             seq,
                             merged.kind,
@@ -533,7 +542,8 @@ class Session:
                             new_row.occurred_at,
                             row.learned_at,
                             vector,
-                            tokenize(merged.text),
+                            merged.text,
+                            merged.metadata,
                         )
                     ]
                 )
@@ -711,7 +721,9 @@ class Session:
             index = self._sync()
             vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
-            depth = wanted = search_depth(k, fusion, mode)
+            # The index re-ranks and cuts to k itself; superseded memories (filtered out
+            # below) can take places, so the search widens until k current ones are found.
+            depth = wanted = k
             while True:
                 hits = index.search(
                     vector,
@@ -727,14 +739,9 @@ class Session:
                         if self._vector_rows is not None and vector is not None
                         else None
                     ),
+                    analysis=analyze(query) if mode == "hybrid" else None,
+                    min_similarity=min_similarity,
                 )
-                if min_similarity is not None:
-                    hits = [
-                        h
-                        for h in hits
-                        if h.keyword_rank is not None
-                        or (h.dense_score is not None and h.dense_score >= min_similarity)
-                    ]
                 rows = self._rows.get_many([h.id for h in hits])
                 ghosts = [h.id for h in hits if h.id not in rows]
                 if not ghosts and not include_superseded:
@@ -743,7 +750,7 @@ class Session:
                     if len(current) < wanted and len(hits) >= depth:
                         depth *= 2  # superseded memories took places: look deeper
                         continue
-                    hits = current
+                    hits = current[:wanted]
                 if not ghosts:
                     break
                 # Deleted by another process in a way our sync did not see (its tombstone was
@@ -753,7 +760,6 @@ class Session:
                     index.remove(memory_id)
                 self._unsnapshotted += len(ghosts)
             memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
-            hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
                 results.append(
@@ -784,85 +790,55 @@ class Session:
             return list(self._notices)
 
     # -- the index ------------------------------------------------------------------------------
-    def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
-        docs = []
-        for row in rows:
-            data = self._open_payload(row.id, row.version, row.payload)
-            docs.append(
-                Doc(
-                    row.id,
-                    row.seq,
-                    data["kind"],
-                    tuple(data["tags"]),
-                    row.occurred_at,
-                    row.learned_at,
-                    self._open_vector(row),
-                    tokenize(data["text"]),
-                )
-            )
-        return docs
+    def _doc(self, row: MemoryRow) -> Doc:
+        data = self._open_payload(row.id, row.version, row.payload)
+        return document(
+            row.id,
+            row.seq,
+            data["kind"],
+            tuple(data["tags"]),
+            row.occurred_at,
+            row.learned_at,
+            self._open_vector(row),
+            data["text"],
+            data["metadata"],
+        )
 
     def _load(self) -> PersonaIndex:
-        snapshot = self._rows.read_snapshot()
-        if snapshot is not None:
-            try:
-                index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
-                self._seen = snapshot.watermark
-                self._index = index
-                return self._apply_changes(index)
-            except Exception:
-                # A snapshot that fails authentication or parsing is never trusted; the rows
-                # are the source of truth, so rebuild from them.
-                self._rows.drop_snapshot()
-                self._store._audit.append("snapshot_rejected", self._persona.id, self._persona.name)
-        index = PersonaIndex(self._persona.dimension)
-        self._seen = self._rows.high_water()
-        for batch in self._rows.scan(_SCAN_BATCH):
-            index.upsert(self._docs(batch))
-        self._unsnapshotted = len(index)
-        self._index = index
-        return self._apply_changes(index)
-
-    def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
-        changes = self._rows.changes_since(self._seen)
-        stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
-        if stale:
-            fresh = self._rows.get_many(stale)
-            index.upsert(self._docs(fresh.values()))
-            self._unsnapshotted += len(fresh)
-        for memory_id in changes.deleted:
-            if index.remove(memory_id):
-                self._unsnapshotted += 1
-        self._seen = changes.high_water
-        return index
+        awake = index_lifecycle.wake(
+            self._rows,
+            self._persona.dimension,
+            self._open_snapshot,
+            self._doc,
+            lambda row: self._open_payload(row.id, row.version, row.payload),
+            lambda: self._store._audit.append(
+                "snapshot_rejected", self._persona.id, self._persona.name
+            ),
+            migrated_pending=SNAPSHOT_MIN_CHANGES,
+        )
+        self._index, self._seen, self._unsnapshotted = awake.index, awake.seen, awake.pending
+        return awake.index
 
     def _sync(self) -> PersonaIndex:
         if self._index is None:
             return self._load()
-        return self._apply_changes(self._index)
-
-    def _snapshot_aad(self, watermark: int, part: int, parts: int) -> bytes:
-        return aad(
-            self._store.store_id, self._persona.id, "snapshot", str(watermark), f"{part}/{parts}"
+        awake = index_lifecycle.catch_up(
+            index_lifecycle.Awake(self._index, self._seen, self._unsnapshotted),
+            self._rows,
+            self._doc,
         )
+        self._seen, self._unsnapshotted = awake.seen, awake.pending
+        return awake.index
 
-    def _open_snapshot(self, snapshot: Snapshot) -> bytes:
-        parts = len(snapshot.chunks)
-        return b"".join(
-            self._sealer.open(chunk, self._snapshot_aad(snapshot.watermark, i, parts))
-            for i, chunk in enumerate(snapshot.chunks)
-        )
+    def _open_snapshot(self, snapshot: Snapshot) -> bytearray:
+        return open_snapshot(self._sealer, self._store.store_id, self._persona.id, snapshot)
 
     def _write_snapshot(self) -> None:
         index = self._sync()
-        data = index.to_bytes()
-        pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
-        watermark = self._seen
-        chunks = tuple(
-            self._sealer.seal(piece, self._snapshot_aad(watermark, i, len(pieces)))
-            for i, piece in enumerate(pieces)
+        sealed = seal_snapshot(
+            self._sealer, self._store.store_id, self._persona.id, self._seen, index.to_bytes()
         )
-        self._rows.write_snapshot(Snapshot(watermark, chunks))
+        self._rows.write_snapshot(sealed)
         self._unsnapshotted = 0
 
     def checkpoint(self) -> None:
