@@ -54,6 +54,7 @@ from .keys import (
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
+from .records import AuthenticatedBackend, RecordProblem, authenticated
 from .seal import new_key
 from .session import Session
 
@@ -83,13 +84,13 @@ class Store:
     def __init__(
         self, backend: Backend, master: MasterKey, embedder: str | Embedder | None
     ) -> None:
-        self._open_backend = backend
         self._closed = False
         self._master = master
-        meta = backend.get_meta()
-        self._audit = AuditLog(
-            backend, master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
-        )
+        audit_key = master.unwrap(_AUDIT_KEY_ID, base64.b64decode(backend.get_meta()["audit_key"]))
+        self._audit = AuditLog(backend, audit_key)
+        # Everything above the store sees the back-end through the record checks.
+        self._open_backend = authenticated(backend, master.store_id, audit_key, self._audit)
+        meta = self._open_backend.get_meta()
         self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -225,7 +226,7 @@ class Store:
             self._open_backend.close()
 
     @property
-    def _backend(self) -> Backend:
+    def _backend(self) -> AuthenticatedBackend:
         # Every use of the store goes through here, so a closed store refuses them all
         # (rather than the back-end quietly reconnecting).
         if self._closed:
@@ -726,6 +727,11 @@ class Store:
         """The audit chain, or the entries about one persona."""
         persona_id = self._persona_row(persona).id if persona is not None else None
         return to_entries(self._backend.audit_rows(persona_id))
+
+    def check_records(self) -> list[RecordProblem]:
+        """Every pass, floor, persona and setting that fails authentication right now
+        (written by someone without the store's key); see :mod:`severance.records`."""
+        return self._open_backend.check()
 
     def verify_audit(self) -> VerifyResult:
         """Check the whole audit chain; names the first bad entry if any."""

@@ -79,6 +79,8 @@ class PersonaRow:
     seal_kdf: str | None
     embedder: str
     dimension: int
+    #: HMAC of the row under the store's record key (see severance.records); b"" if unsigned.
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class FloorRow:
     persona_id: str
     rule: str  # JSON of the floor's conditions
     is_default: bool
+    #: Stable id: a floor removed and added again under the same name is another floor.
+    id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,9 @@ class PassRow:
     read_only: bool
     revoked_at: float | None
     label: str | None
+    #: The id of the floor the pass was issued for (its name is kept for display).
+    floor_id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +259,7 @@ class Backend(Protocol):
     def insert_persona(self, row: PersonaRow) -> None: ...
 
     def update_persona(self, row: PersonaRow) -> None:
-        """Rewrite a persona's key material and embedder (matched by id)."""
+        """Rewrite a persona's key material, embedder and MAC (matched by id)."""
         ...
 
     def delete_persona(self, persona_id: str) -> None:
@@ -268,6 +276,10 @@ class Backend(Protocol):
     def floors(self) -> list[FloorRow]: ...
 
     def insert_floor(self, row: FloorRow) -> None: ...
+
+    def update_floor(self, row: FloorRow) -> None:
+        """Rewrite a floor (matched by name): position, persona, rule, default, id, MAC."""
+        ...
 
     def delete_floor(self, name: str) -> bool: ...
 
@@ -286,6 +298,10 @@ class Backend(Protocol):
 
     def revoke_pass(self, pass_id: str, at: float) -> bool:
         """Set ``revoked_at`` on a pass not yet revoked; False if no such unrevoked pass."""
+        ...
+
+    def update_pass(self, row: PassRow) -> None:
+        """Rewrite a pass (matched by id): every field but the id and token hash."""
         ...
 
     # -- audit --------------------------------------------------------------------------------

@@ -85,11 +85,13 @@ __all__ = [
 DEFAULT_STORE = "default"
 _AUDIT_COLUMNS = "seq, at, event, persona_id, persona, detail, prev_hash, hash"
 _PASS_COLUMNS = (
-    "pass_id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label"
+    "pass_id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label,"
+    " floor_id, mac"
 )
 _PERSONA_COLUMNS = (
-    "persona_id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension"
+    "persona_id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension, mac"
 )
+_FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 # Tables whose dead rows may hold ciphertext or keys; the audit log is append-only.
 _RECLAIMED = (*migrations.PERSONA_TABLES, "personas", "floors", "passes", "meta", "seq_counters")
 
@@ -422,19 +424,22 @@ class PostgresBackend:
             f"SELECT {_PERSONA_COLUMNS} FROM severance.personas WHERE store_id = %(s)s"
             " ORDER BY created_at, name"
         )
-        return [PersonaRow(r[0], r[1], r[2], bytes(r[3]), *r[4:]) for r in rows]
+        return [
+            PersonaRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]))
+            for r in rows
+        ]
 
     def insert_persona(self, row: PersonaRow) -> None:
         self._fetch(
             f"INSERT INTO severance.personas (store_id, {_PERSONA_COLUMNS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
         )
 
     def update_persona(self, row: PersonaRow) -> None:
         self._fetch(
             "UPDATE severance.personas SET wrapped_key = %s, sealed = %s, seal_kdf = %s,"
-            " embedder = %s, dimension = %s WHERE store_id = %s AND persona_id = %s",
+            " embedder = %s, dimension = %s, mac = %s WHERE store_id = %s AND persona_id = %s",
             (*astuple(row)[3:], self._sid, row.id),
         )
 
@@ -487,15 +492,23 @@ class PostgresBackend:
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
         rows = self._fetch(
-            "SELECT name, position, persona_id, rule, is_default FROM severance.floors"
+            f"SELECT {_FLOOR_COLUMNS} FROM severance.floors"
             " WHERE store_id = %(s)s ORDER BY position, name"
         )
-        return [FloorRow(*r) for r in rows]
+        return [FloorRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
     def insert_floor(self, row: FloorRow) -> None:
         self._fetch(
-            "INSERT INTO severance.floors VALUES (%s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO severance.floors (store_id, {_FLOOR_COLUMNS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
+        )
+
+    def update_floor(self, row: FloorRow) -> None:
+        self._fetch(
+            "UPDATE severance.floors SET position = %s, persona_id = %s, rule = %s,"
+            " is_default = %s, floor_id = %s, mac = %s WHERE store_id = %s AND name = %s",
+            (*astuple(row)[1:], self._sid, row.name),
         )
 
     def delete_floor(self, name: str) -> bool:
@@ -509,7 +522,7 @@ class PostgresBackend:
     def insert_pass(self, row: PassRow) -> None:
         self._fetch(
             f"INSERT INTO severance.passes (store_id, {_PASS_COLUMNS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
         )
 
@@ -518,7 +531,7 @@ class PostgresBackend:
             f"SELECT {_PASS_COLUMNS} FROM severance.passes WHERE store_id = %(s)s"
             " ORDER BY created_at, pass_id"
         )
-        return [PassRow(*r) for r in rows]
+        return [_pass(r) for r in rows]
 
     def pass_by_hash(self, token_hash: str) -> PassRow | None:
         rows = self._fetch(
@@ -526,7 +539,7 @@ class PostgresBackend:
             " WHERE store_id = %(s)s AND token_hash = %(hash)s",
             {"hash": token_hash},
         )
-        return PassRow(*rows[0]) if rows else None
+        return _pass(rows[0]) if rows else None
 
     def revoke_pass(self, pass_id: str, at: float) -> bool:
         rows = self._fetch(
@@ -535,6 +548,14 @@ class PostgresBackend:
             (at, self._sid, pass_id),
         )
         return bool(rows)
+
+    def update_pass(self, row: PassRow) -> None:
+        self._fetch(
+            "UPDATE severance.passes SET floor = %s, persona_id = %s, created_at = %s,"
+            " expires_at = %s, read_only = %s, revoked_at = %s, label = %s, floor_id = %s,"
+            " mac = %s WHERE store_id = %s AND pass_id = %s",
+            (*astuple(row)[2:], self._sid, row.id),
+        )
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
@@ -564,3 +585,7 @@ class PostgresBackend:
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PostgresPersonaRows:
         return PostgresPersonaRows(self, persona_id)
+
+
+def _pass(r: Sequence[Any]) -> PassRow:
+    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], bytes(r[10]))

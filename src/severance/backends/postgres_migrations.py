@@ -360,6 +360,21 @@ def m005_passes(conn: psycopg.Connection[Any]) -> None:
     _grant(conn, "SELECT, INSERT, UPDATE, DELETE", ("passes",))
 
 
+@_migration
+def m006_authenticated_records(conn: psycopg.Connection[Any]) -> None:
+    # Rows that grant access or route memories carry a MAC only the key holder can make
+    # (severance.records); floors gain a stable id that passes follow instead of a name.
+    conn.execute(
+        """
+        ALTER TABLE severance.personas ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        ALTER TABLE severance.floors ADD COLUMN floor_id text NOT NULL DEFAULT '',
+                                     ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        ALTER TABLE severance.passes ADD COLUMN floor_id text NOT NULL DEFAULT '',
+                                     ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        """
+    )
+
+
 def schema_version(conn: psycopg.Connection[Any]) -> int:
     """How many migrations the database has had (0: no Severance schema at all)."""
     row = conn.execute("SELECT to_regclass('severance.schema_version') IS NOT NULL").fetchone()
