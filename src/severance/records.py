@@ -67,6 +67,7 @@ __all__ = [
 #: Meta key whose (signed) presence says every row of the store carries a MAC.
 SIGNED_MARKER = "records_signed"
 _MAC_PREFIX = "mac:"
+_MARKER_GONE = "the signature marker was removed"
 #: Settings with their own authentication: the audit head is MAC'd by the audit log.
 _SELF_AUTHENTICATED = frozenset({"audit_head"})
 _VECTOR_METHODS = frozenset({"enable_vectors", "disable_vectors", "vector_dimension"})
@@ -223,7 +224,8 @@ class AuthenticatedBackend:
         with self._lock:
             self._scan = []
         try:
-            self.get_meta()
+            if SIGNED_MARKER not in self.get_meta():
+                self._reject("store", SIGNED_MARKER, _MARKER_GONE)
             personas = [p.id for p in self.personas()]
             self._checked_floors()
             self.passes()
@@ -447,10 +449,11 @@ def _why(mac: bytes) -> str:
 
 
 def authenticated(
-    backend: Backend, store_id: str, audit_key: bytes, audit: AuditLog
+    backend: Backend, store_id: str, audit_key: bytes, audit: AuditLog, *, may_adopt: bool = True
 ) -> AuthenticatedBackend:
     """The store's back-end as everything above the store should see it: rows checked on
-    read, signed on write, rejections audited. Signs an older store's rows on first open."""
+    read, signed on write, rejections audited. Signs an older store's rows on first open,
+    unless ``may_adopt`` is false (the anchor knows the store was signed already)."""
 
     def report(problem: RecordProblem) -> None:
         # The rejection is kept in problems() either way; a database that refuses the audit
@@ -467,6 +470,11 @@ def authenticated(
         backend, RecordAuthenticator(record_key(audit_key), store_id), report
     )
     if SIGNED_MARKER not in backend.get_meta():
+        if not may_adopt:
+            # Removing the marker must not get forged rows signed: nothing is adopted, so
+            # every unsigned row keeps failing.
+            checked._reject("store", SIGNED_MARKER, _MARKER_GONE)
+            return checked
         counts = checked.adopt()
         if backend.last_audit() is not None:
             audit.append(

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anchor
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
+from .doctor import Diagnosis
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -46,6 +48,7 @@ from .keys import (
     MasterKey,
     Secret,
     check_key_file_place,
+    default_key_dir,
     default_key_file,
     derive_passphrase_key,
     destroy_key_file,
@@ -88,8 +91,14 @@ class Store:
         self._master = master
         audit_key = master.unwrap(_AUDIT_KEY_ID, base64.b64decode(backend.get_meta()["audit_key"]))
         self._audit = AuditLog(backend, audit_key)
+        self._anchor = Anchor(
+            anchor_path(default_key_dir(), master.store_id), master.store_id, audit_key
+        )
         # Everything above the store sees the back-end through the record checks.
-        self._open_backend = authenticated(backend, master.store_id, audit_key, self._audit)
+        self._open_backend = authenticated(
+            backend, master.store_id, audit_key, self._audit, may_adopt=not self._anchor.signed
+        )
+        self._rollback = check_anchor(self._anchor, backend, self._audit)
         meta = self._open_backend.get_meta()
         self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
@@ -223,6 +232,7 @@ class Store:
             for session in list(self._sessions):
                 session.close()
             self._closed = True
+            advance_anchor(self._anchor, self._open_backend.raw)
             self._open_backend.close()
 
     @property
@@ -734,8 +744,31 @@ class Store:
         return self._open_backend.check()
 
     def verify_audit(self) -> VerifyResult:
-        """Check the whole audit chain; names the first bad entry if any."""
-        return self._audit.verify()
+        """Check the whole audit chain, and the store against its anchor (rollback, deleted
+        memories); names the first bad entry, and every missing one, if any."""
+        missing = self._anchor.check(self._backend.raw, full_audit=True)
+        return with_anchor(self._audit.verify(), missing)
+
+    @property
+    def rollback_problems(self) -> list[RecordProblem]:
+        """What the store lacked, compared with its anchor, when it was opened."""
+        return list(self._rollback)
+
+    def diagnose(self) -> Diagnosis:
+        """Every trust problem of the store (forged rows, rollback, audit chain) with what
+        can be done about each; changes nothing. See :mod:`severance.doctor`."""
+        return Diagnosis(
+            self._audit.verify(),
+            self.check_records(),
+            self._anchor.check(self._backend.raw, full_audit=True),
+        )
+
+    def accept_current_state(self) -> None:
+        """Take the store as it is now as the state to compare with from here on (after a
+        backup was restored on purpose, say). Audited."""
+        self._audit.append("anchor_reset")
+        self._anchor.advance(self._backend.raw, signed=True, accept=True)
+        self._rollback = []
 
     def _notices_for(self, persona_id: str) -> list[Notice]:
         """Crossings that touched a persona since it last woke normally."""

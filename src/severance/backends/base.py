@@ -313,5 +313,10 @@ class Backend(Protocol):
 
     def last_audit(self) -> AuditRow | None: ...
 
+    def lock_audit(self) -> None:
+        """Inside a transaction: hold the store's write lock until it ends, so that two
+        processes appending to the audit chain take turns (read the last entry, then link)."""
+        ...
+
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows: ...

@@ -582,6 +582,11 @@ class PostgresBackend:
         )
         return AuditRow(*rows[0]) if rows else None
 
+    def lock_audit(self) -> None:
+        # The counter row every memory writer locks first: one lock order, no deadlock.
+        with self._tx(None) as conn:
+            self._reserve(conn, 0)
+
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PostgresPersonaRows:
         return PostgresPersonaRows(self, persona_id)

@@ -500,6 +500,10 @@ class SQLiteBackend:
         )
         return AuditRow(*rows[0]) if rows else None
 
+    def lock_audit(self) -> None:
+        # Transactions begin IMMEDIATE: the write lock is already held.
+        pass
+
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> SQLitePersonaRows:
         return SQLitePersonaRows(self, persona_id)
