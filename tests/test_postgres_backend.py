@@ -520,7 +520,10 @@ def test_schema_after_migrating(pg, pg_url):
         assert security[name] == (True, True), name
         assert "current_store()" in policies[name]
         assert ("current_persona()" in policies[name]) == (name in persona_tables), name
-    assert security["stores"] == (False, False)
+    # m006: a store belongs to the login that made it; nobody else's login lists it.
+    assert security["stores"] == (True, True)
+    assert "session_user" in policies["stores"].lower()
+    assert tables["stores"][-1] == ("owner", "name")
 
 
 def test_row_level_security_on_its_own(pg, pg_url):

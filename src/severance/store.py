@@ -749,6 +749,13 @@ class Store:
         missing = self._anchor.check(self._backend.raw, full_audit=True)
         return with_anchor(self._audit.verify(), missing)
 
+    def shares_login(self) -> bool:
+        """Whether the database login this store uses can also reach other people's stores
+        (PostgreSQL's shared-login mode): then the database protects nothing between stores;
+        see docs/postgres.md for one login per store."""
+        probe = getattr(self._backend.raw, "shared_login", None)
+        return bool(probe()) if callable(probe) else False
+
     @property
     def rollback_problems(self) -> list[RecordProblem]:
         """What the store lacked, compared with its anchor, when it was opened."""

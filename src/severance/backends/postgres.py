@@ -359,12 +359,31 @@ class PostgresBackend:
             with suppress(Exception):
                 conn.close()
 
+    @property
+    def conninfo(self) -> str:
+        """The libpq URL (with its password, if any: never print it; :attr:`url` is masked)."""
+        return self._conninfo
+
+    def shared_login(self) -> bool:
+        """Whether this login can reach other people's stores: a superuser, a role that
+        bypasses row-level security, or the schema's owner. Per-store logins (``severance pg
+        provision``) are none of these."""
+        with self._lock, map_postgres_errors():
+            row = self._connection().execute(
+                "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_namespace n"
+                " WHERE n.nspname = 'severance' AND pg_has_role(session_user, n.nspowner,"
+                " 'MEMBER')) FROM pg_roles r WHERE r.rolname = session_user"
+            ).fetchone()
+        return bool(row and row[0])
+
     # -- lifecycle ----------------------------------------------------------------------------
     def exists(self) -> bool:
         store_id = self._lookup_store()
-        if store_id is not None:
-            self._store_id = store_id
-        return store_id is not None
+        if store_id is None:
+            return False
+        self._store_id = store_id
+        # A row provisioned for a login (`severance pg provision`) is not a store until made.
+        return bool(self._fetch("SELECT 1 FROM severance.seq_counters WHERE store_id = %(s)s"))
 
     def schema_version(self) -> int:
         """Migrations applied to the database (shared by all its stores)."""
@@ -377,6 +396,8 @@ class PostgresBackend:
             if self._depth:
                 raise StorageError("cannot migrate inside a transaction")
             conn = self._connection()
+            if migrations.schema_version(conn) == len(migrations.MIGRATIONS):
+                return  # up to date: a store's own login may not (and need not) run DDL
             try:
                 migrations.migrate(conn)
             except RuntimeError as e:
@@ -393,6 +414,19 @@ class PostgresBackend:
                     " ON CONFLICT (name) DO NOTHING RETURNING store_id",
                     (self.store_name, time.time()),
                 ).fetchone()
+                if row is None:
+                    # A store row provisioned for this login (`severance pg provision`) and
+                    # still empty is this store's to create; row-level security hides others'.
+                    row = conn.execute(
+                        "SELECT store_id FROM severance.stores WHERE name = %s",
+                        (self.store_name,),
+                    ).fetchone()
+                    if row is not None:
+                        conn.execute(_set_local("severance.store", str(row[0])))
+                        if conn.execute(
+                            "SELECT 1 FROM severance.seq_counters WHERE store_id = %s", (row[0],)
+                        ).fetchone():
+                            row = None
                 if row is None:
                     raise StoreExistsError(
                         f"a store named {self.store_name!r} exists at {self.url}"

@@ -23,7 +23,7 @@ from ..errors import (
     StoreError,
     UnlockError,
 )
-from . import audit, crossings, demo, floor, memory, passes, persona, serve, store
+from . import audit, crossings, demo, floor, memory, passes, persona, pg, serve, store
 from .common import cli
 
 __all__ = ["EXIT_CODES", "cli", "main"]
@@ -48,7 +48,7 @@ def exit_code(error: SeveranceError) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
 
 
-for module in (store, persona, floor, memory, crossings, audit, passes, serve, demo):
+for module in (store, persona, floor, memory, crossings, audit, passes, pg, serve, demo):
     module.register(cli)
 
 
