@@ -35,6 +35,7 @@ from .errors import (
     InvalidInputError,
     PersonaNotFoundError,
     SessionClosedError,
+    SeveranceError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
@@ -48,6 +49,7 @@ from .keys import (
     MasterKey,
     Secret,
     check_key_file_place,
+    check_new_passphrase,
     default_key_dir,
     default_key_file,
     derive_passphrase_key,
@@ -158,6 +160,7 @@ class Store:
         }
         written_key_file: Path | None = None
         if passphrase is not None:
+            check_new_passphrase(passphrase)
             params = KdfParams.fresh()
             master = MasterKey(derive_passphrase_key(passphrase, params), store_id)
             meta.update(key_mode="passphrase", kdf=params.to_text())
@@ -681,6 +684,7 @@ class Store:
         target: Path | None = None
         current = Path(meta["key_file"]) if meta.get("key_file") else None
         if passphrase is not None:
+            check_new_passphrase(passphrase)
             params = KdfParams.fresh()
             master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
             new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
@@ -748,6 +752,14 @@ class Store:
         memories); names the first bad entry, and every missing one, if any."""
         missing = self._anchor.check(self._backend.raw, full_audit=True)
         return with_anchor(self._audit.verify(), missing)
+
+    def reachable(self) -> bool:
+        """Whether the database answers right now (for health checks; never raises)."""
+        try:
+            self._backend.raw.last_audit()
+        except SeveranceError:
+            return False
+        return True
 
     def shares_login(self) -> bool:
         """Whether the database login this store uses can also reach other people's stores

@@ -60,6 +60,7 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from ..errors import (
     AlreadyExistsError,
     StorageError,
+    StorageTimeoutError,
     StoreExistsError,
     StoreNotFoundError,
     StorePathError,
@@ -79,6 +80,7 @@ __all__ = [
     "PostgresBackend",
     "PostgresPersonaRows",
     "map_postgres_errors",
+    "mask_url",
     "parse_url",
 ]
 
@@ -125,6 +127,11 @@ def map_postgres_errors() -> Iterator[None]:
         raise StorageError("the row refers to a persona or memory that does not exist") from None
     except psycopg.errors.InsufficientPrivilege as e:
         raise StorageError(f"PostgreSQL refused the operation: {_primary(e)}") from None
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as e:
+        # Subclasses of OperationalError, but the connection is fine: a time limit was hit.
+        raise StorageTimeoutError(
+            f"PostgreSQL cancelled the statement (a time limit was reached): {_primary(e)}"
+        ) from None
     except psycopg.OperationalError as e:
         raise StorageError(f"PostgreSQL connection failed: {_primary(e)}") from None
     except psycopg.Error as e:
@@ -145,8 +152,25 @@ def parse_url(url: str) -> tuple[str, str, str]:
     # Rebuilt by hand: urlunsplit would turn "postgresql:///db" (no host) into "postgresql:/db".
     base = url.split("?", 1)[0]
     conninfo = f"{base}?{rest}" if rest else base
+    return conninfo, store, mask_url(url)
+
+
+#: libpq parameters whose values are secrets, whether in the user-info or the query.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be printed: every password (user-info or query) shown as ``***``."""
+    parts = urlsplit(url)
     shown = url.replace(f":{parts.password}@", ":***@", 1) if parts.password else url
-    return conninfo, store, shown
+    if "?" not in shown:
+        return shown
+    base, query = shown.split("?", 1)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+        return shown
+    masked = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+    return f"{base}?{urlencode(masked, quote_via=quote, safe='/*')}"
 
 
 def _set_local(name: str, value: str) -> sql.Composed:
