@@ -220,3 +220,47 @@ def test_indexed_vector_mode_forged_by_sql_is_not_obeyed(store: Store, backend_n
     assert db.select("memory_vectors", ["memory_id"], persona_id=work) == []
     assert store.persona("work").vectors == "sealed"
     assert ("vectors", work) in [(p.kind, p.record_id) for p in store.check_records()]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_forged_pass_gets_401_from_the_running_server(store: Store) -> None:
+    # Item 1 exactly: one INSERT of a token hash she chose, then /v1/recall on the victim's
+    # own server. The server answers 401 and the victim's memory never leaves.
+    httpx = pytest.importorskip("httpx")
+    from severance.http import create_app
+
+    with store.enter(floor="office") as s:
+        s.remember("the victim's plaintext")
+    app = create_app(store, rate=None)
+    real = Passes(store).issue("office")
+    db = RawDb(store)
+    token = "sev_" + "forged" * 7
+    db.insert(
+        "passes",
+        {
+            "id": "ps_forged",
+            "token_hash": hash_token(token),
+            "floor": "office",
+            "persona_id": store.persona("work").id,
+            "created_at": time.time(),
+            "read_only": False,
+            "floor_id": db.select("passes", ["floor_id"], id=real.info.id)[0][0],
+        },
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sev.test") as client:
+        forged = {"Authorization": f"Bearer {token}"}
+        r = await client.post("/v1/recall", json={"query": "plaintext"}, headers=forged)
+        assert r.status_code == 401
+        assert "plaintext" not in r.text
+        r = await client.post("/v1/memories", json={"text": "planted"}, headers=forged)
+        assert r.status_code == 401
+        ok = {"Authorization": f"Bearer {real.token}"}
+        r = await client.post("/v1/recall", json={"query": "plaintext"}, headers=ok)
+        assert r.status_code == 200
+    assert "ps_forged" in rejected(store, "pass")
