@@ -67,6 +67,21 @@ def test_a_revoked_pass_cannot_be_revived_by_sql(store: Store) -> None:
     assert rejected(store, "pass") == [issued.info.id]
 
 
+def test_a_revoked_pass_put_back_from_an_older_row_is_diagnosed(store: Store) -> None:
+    # The row as it was before revocation carries an authentic MAC: only the audit log,
+    # which says it was revoked, gives the replay away.
+    passes = Passes(store)
+    issued = passes.issue("office")
+    db = RawDb(store)
+    columns = ["revoked_at", "mac"]
+    before = dict(zip(columns, db.select("passes", columns, id=issued.info.id)[0], strict=True))
+    passes.revoke(issued.info.id)
+    db.update("passes", before, id=issued.info.id)
+    problems = store.diagnose().records
+    assert [(p.kind, p.record_id) for p in problems] == [("pass", issued.info.id)]
+    assert "older row" in problems[0].reason
+
+
 def test_a_pass_made_read_write_by_sql_is_refused(store: Store) -> None:
     passes = Passes(store)
     issued = passes.issue("office", read_only=True)

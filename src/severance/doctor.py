@@ -9,13 +9,15 @@ each problem what can be done. Nothing here changes the store; ``severance docto
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .audit import VerifyResult
+from .backends.base import AuditRow, PassRow
 from .records import RecordProblem
 
-__all__ = ["Diagnosis", "advice"]
+__all__ = ["Diagnosis", "advice", "revived_passes"]
 
 _ADVICE = {
     "pass": "revoke it (`severance pass revoke {id}`) or ignore it: it opens nothing",
@@ -31,6 +33,17 @@ _ADVICE = {
     "memory": "restore the memory from a backup or an export; or, if it was meant to go,"
     " `severance doctor --accept`",
 }
+
+
+def revived_passes(passes: list[PassRow], audit: list[AuditRow]) -> list[RecordProblem]:
+    """Passes the audit log says were revoked but whose row says active: an older, authentic
+    row put back by someone who can write the database (a replay the MAC cannot see)."""
+    revoked = {json.loads(r.detail).get("pass_id") for r in audit if r.event == "pass_revoked"}
+    return [
+        RecordProblem("pass", p.id, "revoked, but an older row was put back")
+        for p in passes
+        if p.revoked_at is None and p.id in revoked
+    ]
 
 
 def advice(problem: RecordProblem) -> str:

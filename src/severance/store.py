@@ -25,7 +25,7 @@ from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anch
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
-from .doctor import Diagnosis
+from .doctor import Diagnosis, revived_passes
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -776,10 +776,12 @@ class Store:
     def diagnose(self) -> Diagnosis:
         """Every trust problem of the store (forged rows, rollback, audit chain) with what
         can be done about each; changes nothing. See :mod:`severance.doctor`."""
+        backend = self._backend
+        revived = revived_passes(backend.passes(), backend.audit_rows())
         return Diagnosis(
             self._audit.verify(),
-            self.check_records(),
-            self._anchor.check(self._backend.raw, full_audit=True),
+            [*self.check_records(), *revived],
+            self._anchor.check(backend.raw, full_audit=True),
         )
 
     def accept_current_state(self) -> None:
