@@ -82,6 +82,19 @@ def test_a_revoked_pass_put_back_from_an_older_row_is_diagnosed(store: Store) ->
     assert "older row" in problems[0].reason
 
 
+def test_a_removed_floor_put_back_from_its_older_row_is_diagnosed(store: Store) -> None:
+    passes = Passes(store)
+    issued = passes.issue("office")
+    db = RawDb(store)
+    columns = ["name", "position", "persona_id", "rule", "is_default", "floor_id", "mac"]
+    old = dict(zip(columns, db.select("floors", columns, name="office")[0], strict=True))
+    store.remove_floor("office")
+    db.insert("floors", old)  # authentic, MAC and all: the floor and its pass are back
+    assert passes.authenticate(issued.token).floor == "office"
+    problems = store.diagnose().records
+    assert [(p.kind, p.record_id) for p in problems] == [("floor", old["floor_id"])]
+
+
 def test_a_pass_made_read_write_by_sql_is_refused(store: Store) -> None:
     passes = Passes(store)
     issued = passes.issue("office", read_only=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .audit import VerifyResult
-from .backends.base import AuditRow, PassRow
+from .backends.base import AuditRow, FloorRow, PassRow
 from .records import RecordProblem
 
-__all__ = ["Diagnosis", "advice", "revived_passes"]
+__all__ = ["Diagnosis", "advice", "revived_floors", "revived_passes"]
 
 _ADVICE = {
     "pass": "revoke it (`severance pass revoke {id}`) or ignore it: it opens nothing",
@@ -43,6 +43,20 @@ def revived_passes(passes: list[PassRow], audit: list[AuditRow]) -> list[RecordP
         RecordProblem("pass", p.id, "revoked, but an older row was put back")
         for p in passes
         if p.revoked_at is None and p.id in revoked
+    ]
+
+
+def revived_floors(floors: list[FloorRow], audit: list[AuditRow]) -> list[RecordProblem]:
+    """Floors present although the audit log's last word on their name is ``floor_removed``:
+    an older, authentic row put back (which would revive that floor's passes)."""
+    last: dict[str, str] = {}
+    for r in audit:
+        if r.event in ("floor_added", "floor_removed"):
+            last[json.loads(r.detail).get("floor", "")] = r.event
+    return [
+        RecordProblem("floor", f.id or f.name, "removed, but an older row was put back")
+        for f in floors
+        if last.get(f.name) == "floor_removed"
     ]
 
 

@@ -25,7 +25,7 @@ from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anch
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
-from .doctor import Diagnosis, revived_passes
+from .doctor import Diagnosis, revived_floors, revived_passes
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -777,7 +777,9 @@ class Store:
         """Every trust problem of the store (forged rows, rollback, audit chain) with what
         can be done about each; changes nothing. See :mod:`severance.doctor`."""
         backend = self._backend
-        revived = revived_passes(backend.passes(), backend.audit_rows())
+        audit = backend.audit_rows()
+        revived = revived_passes(backend.passes(), audit)
+        revived += revived_floors(backend.raw.floors(), audit)
         return Diagnosis(
             self._audit.verify(),
             [*self.check_records(), *revived],
