@@ -54,7 +54,9 @@ def tenants(pg_url: str, capsys: pytest.CaptureFixture[str]) -> Iterator[Tenants
     alice = as_login(pg_url, "alice", store="alice-store")
     with Store.init(alice) as store:
         assert not store.shares_login()
-        store.add_persona("work")
+        # Indexed vectors need an HNSW index (DDL) that her login may not build itself: the
+        # schema owner's severance.persona_index builds it for her own store only.
+        store.add_persona("work", vectors="indexed")
         store.add_floor("office", persona="work")
         with store.enter(floor="office") as s:
             memory = s.remember("alice's secret plan").id
@@ -142,6 +144,8 @@ def test_bob_sees_no_row_of_alice_whatever_he_sets(tenants: Tenants) -> None:
         "SET ROLE alice",
         "SET ROLE severance_app",
         "SET SESSION AUTHORIZATION alice",
+        "SET severance.persona = 'p'; SELECT severance.persona_index(3)",
+        "SET severance.persona = 'p'; SELECT severance.persona_index(NULL)",
     ],
 )
 def test_bob_changes_nothing_of_alice(tenants: Tenants, attack: str) -> None:
@@ -153,6 +157,26 @@ def test_bob_changes_nothing_of_alice(tenants: Tenants, attack: str) -> None:
         assert store.check_records() == []
         with store.enter(floor="office") as s:
             assert s.get(tenants.alice_memory).text == "alice's secret plan"
+
+
+def test_alice_uses_indexed_vectors_and_erases_them_with_her_own_login(tenants: Tenants) -> None:
+    with Store.open(tenants.alice) as store:
+        assert store.persona("work").vectors == "indexed"
+        with store.enter(floor="office") as s:
+            assert [r.memory.id for r in s.recall("secret plan")][:1] == [tenants.alice_memory]
+        work = store.persona("work").id
+        with psycopg.connect(tenants.admin) as admin:
+            indexes = admin.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'severance'"
+                " AND indexdef LIKE '%%hnsw%%' AND indexdef LIKE %s",
+                (f"%{work}%",),
+            ).fetchall()
+        assert len(indexes) == 1
+        store.clean_slate("work", confirm="work")
+        with psycopg.connect(tenants.admin) as admin:
+            assert admin.execute(
+                "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE %s", (f"%{work}%",)
+            ).fetchone() == (0,)
 
 
 def test_bob_cannot_open_or_probe_alices_store(tenants: Tenants) -> None:

@@ -517,7 +517,9 @@ class PostgresBackend:
                     ),
                     where,
                 )
-            if has_vectors:
+            if has_vectors and migrations.has_index_function(conn):
+                conn.execute("SELECT severance.persona_index(NULL)")
+            elif has_vectors:
                 with self._as_owner(conn):
                     name = index_name(self._sid, persona_id)
                     conn.execute(

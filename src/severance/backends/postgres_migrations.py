@@ -50,6 +50,7 @@ __all__ = [
     "VECTOR_TABLES",
     "ensure_vector_tables",
     "grant_tenant",
+    "has_index_function",
     "has_vector_tables",
     "migrate",
     "provision_sql",
@@ -329,6 +330,8 @@ def ensure_vector_tables(conn: psycopg.Connection[Any]) -> bool:
     )
     _policies(conn, VECTOR_TABLES, by_persona=True)
     _grant(conn, "SELECT, INSERT, UPDATE, DELETE", VECTOR_TABLES)
+    if schema_version(conn) >= 6:  # created after m006 ran: its index function too
+        create_index_function(conn)
     if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TENANT_ROLE,)).fetchone():
         conn.execute(
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
@@ -450,6 +453,64 @@ def _store_owners(conn: psycopg.Connection[Any]) -> None:
     if _app_role_exists(conn):
         _grant(conn, "SELECT, INSERT", ("stores",))
         _grant(conn, "INSERT", ("seq_counters",))
+    if has_vector_tables(conn):
+        create_index_function(conn)  # after the roles it is granted to
+
+
+def has_index_function(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT to_regprocedure('severance.persona_index(integer)') IS NOT NULL"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def create_index_function(conn: psycopg.Connection[Any]) -> None:
+    """``severance.persona_index(dimension)``: build (or, with NULL, drop) the HNSW index of
+    the awake persona. A store's own login owns no table, so it may not run that DDL itself;
+    this function runs it as the schema's owner, and only for the store and persona the
+    caller's row-level security already lets it write (its own login's store)."""
+    conn.execute(
+        """
+        CREATE OR REPLACE FUNCTION severance.persona_index(dimension integer) RETURNS void
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $$
+            DECLARE
+                s bigint := severance.current_store();
+                p text := severance.current_persona();
+                i text;
+                v text;  -- pgvector's schema: names are qualified, the search_path is fixed
+            BEGIN
+                SELECT n.nspname INTO v FROM pg_extension e
+                    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
+                IF s IS NULL OR p IS NULL THEN
+                    RAISE EXCEPTION 'no store or persona of this login is awake'
+                        USING ERRCODE = 'insufficient_privilege';
+                END IF;
+                -- The name postgres_vectors.index_name gives it.
+                i := 'memory_vectors_' || s || '_'
+                     || left(encode(sha256(convert_to(p, 'UTF8')), 'hex'), 24);
+                IF dimension IS NULL THEN
+                    EXECUTE format('DROP INDEX IF EXISTS severance.%I', i);
+                ELSIF dimension BETWEEN 1 AND 2000 THEN
+                    EXECUTE format(
+                        'CREATE INDEX IF NOT EXISTS %I ON severance.memory_vectors USING hnsw'
+                        ' ((embedding::%I.vector(%s)) %I.vector_cosine_ops)'
+                        ' WHERE store_id = %s AND persona_id = %L',
+                        i, v, dimension, v, s, p);
+                ELSE
+                    RAISE EXCEPTION 'indexed vectors take 1 to 2000 dimensions';
+                END IF;
+            END $$;
+        REVOKE ALL ON FUNCTION severance.persona_index(integer) FROM PUBLIC;
+        """
+    )
+    for role in (TENANT_ROLE, APP_ROLE):
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION severance.persona_index(integer) TO {}").format(
+                    sql.Identifier(role)
+                )
+            )
 
 
 def grant_tenant(conn: psycopg.Connection[Any], role: str) -> None:
