@@ -509,6 +509,7 @@ def test_audit_show_and_verify(sev, cli_store: str) -> None:
         "entries": len(entries),
         "first_bad_seq": None,
         "reason": None,
+        "missing": [],
     }
     assert_error(sev(*s, "audit", "show", "--persona", "nobody"), NotFoundError)
 

@@ -476,9 +476,13 @@ def test_schema_after_migrating(pg, pg_url):
                 "SELECT tablename, qual FROM pg_policies WHERE schemaname = %s", (SCHEMA,)
             ).fetchall()
         )
-    assert pg.schema_version() == len(MIGRATIONS) == 5
+    assert pg.schema_version() == len(MIGRATIONS) == 6
     pg.migrate()  # idempotent
-    assert pg.schema_version() == 5
+    assert pg.schema_version() == 6
+    # m006: configuration rows carry the key holder's MAC; floors have ids passes follow.
+    assert tables["personas"][-1] == ("mac", "bytea")
+    assert tables["floors"][-2:] == [("floor_id", "text"), ("mac", "bytea")]
+    assert tables["passes"][-2:] == [("floor_id", "text"), ("mac", "bytea")]
     assert tables["memories"] == [
         ("store_id", "bigint"),
         ("persona_id", "text"),
@@ -516,7 +520,10 @@ def test_schema_after_migrating(pg, pg_url):
         assert security[name] == (True, True), name
         assert "current_store()" in policies[name]
         assert ("current_persona()" in policies[name]) == (name in persona_tables), name
-    assert security["stores"] == (False, False)
+    # m006: a store belongs to the login that made it; nobody else's login lists it.
+    assert security["stores"] == (True, True)
+    assert "session_user" in policies["stores"].lower()
+    assert tables["stores"][-1] == ("owner", "name")
 
 
 def test_row_level_security_on_its_own(pg, pg_url):

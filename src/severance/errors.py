@@ -2,6 +2,7 @@
 
     SeveranceError
     ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
+    │   ├── WeakPassphraseError    a new passphrase that is too easy to guess
     │   ├── InvalidFloorError      a floor rule that cannot be parsed
     │   ├── InvalidTurnsError      a malformed conversation/turns file
     │   ├── InvalidExportError     an export file (ChatGPT, Claude, mem0…) that cannot be read
@@ -24,6 +25,8 @@
     │       └── ReadOnlyPassError  a read-only pass used to change memories
     ├── RateLimitedError           a pass made more requests than its rate allows
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
+    │   ├── TamperedRecordError    a pass, floor, persona or setting not made by the key holder
+    │   └── RollbackError          the store is older than its anchor says (rows missing)
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
     ├── ExtractorError             the persona's fact extractor (an LLM endpoint) failed
@@ -32,6 +35,7 @@
     │   └── ExtractorOutputError   malformed or out-of-schema answer, or an id it was not shown
     ├── SessionClosedError         the session was closed (or its override expired)
     └── StorageError               the database failed in a way we could not classify
+        └── StorageTimeoutError    a statement ran past the database's time limit
 
 Interfaces (CLI exit codes, HTTP statuses) map these types in one table each; nothing ever
 matches on message text. Messages never say whether *another* persona exists: an id owned by
@@ -64,14 +68,18 @@ __all__ = [
     "RateLimitedError",
     "ReadOnlyPassError",
     "RequestTooLargeError",
+    "RollbackError",
     "SessionClosedError",
     "SeveranceError",
     "StorageError",
+    "StorageTimeoutError",
     "StoreError",
     "StoreExistsError",
     "StoreNotFoundError",
     "StorePathError",
+    "TamperedRecordError",
     "UnlockError",
+    "WeakPassphraseError",
     "WrongKeyError",
 ]
 
@@ -87,6 +95,12 @@ class InvalidInputError(SeveranceError, ValueError):
     """An argument was rejected before anything was changed."""
 
     code = "invalid_input"
+
+
+class WeakPassphraseError(InvalidInputError):
+    """A new passphrase is too easy to guess (see docs/security.md for the minimum)."""
+
+    code = "weak_passphrase"
 
 
 class InvalidFloorError(InvalidInputError):
@@ -164,6 +178,24 @@ class IntegrityError(SeveranceError):
     code = "integrity"
 
 
+class TamperedRecordError(IntegrityError):
+    """A row that grants access or routes memories fails its MAC: it was written by someone
+    without the store's key (raw SQL, an edited file) and is not obeyed."""
+
+    code = "tampered_record"
+
+    def __init__(self, message: str, kind: str = "", record_id: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.record_id = record_id
+
+
+class RollbackError(IntegrityError):
+    """The store holds less than its key holder last saw: an older copy, or deleted rows."""
+
+    code = "rollback_detected"
+
+
 class EmbedderError(SeveranceError):
     code = "embedder_error"
 
@@ -178,6 +210,12 @@ class SessionClosedError(SeveranceError):
 
 class StorageError(SeveranceError):
     code = "storage_error"
+
+
+class StorageTimeoutError(StorageError):
+    """A statement was cancelled by the database's time limit (not a lost connection)."""
+
+    code = "storage_timeout"
 
 
 class PassError(UnlockError):

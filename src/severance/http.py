@@ -447,7 +447,7 @@ class PassOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"]
     version: str
 
 
@@ -705,9 +705,17 @@ def create_app(
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/health", response_model=HealthOut, tags=["server"])
-    def health() -> HealthOut:
-        """Whether the server is up. Needs no pass."""
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        tags=["server"],
+        responses={503: {"model": HealthOut, "description": "The database is unreachable."}},
+    )
+    def health(request: Request) -> HealthOut | JSONResponse:
+        """Whether the server is up and its database answers (503 if not). Needs no pass."""
+        if not _server(request).sessions.store.reachable():
+            body = HealthOut(status="unavailable", version=__version__)
+            return JSONResponse(body.model_dump(), status_code=503)
         return HealthOut(status="ok", version=__version__)
 
     @app.get("/v1/pass", response_model=PassOut, tags=["server"], responses=_errors())

@@ -9,6 +9,7 @@ wakes exactly one persona chosen by the floors.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
 import threading
@@ -21,9 +22,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anchor
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
+from .doctor import Diagnosis, revived_floors, revived_passes
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -33,6 +36,7 @@ from .errors import (
     InvalidInputError,
     PersonaNotFoundError,
     SessionClosedError,
+    SeveranceError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
@@ -56,6 +60,8 @@ from .keys import (
     MasterKey,
     Secret,
     check_key_file_place,
+    check_new_passphrase,
+    default_key_dir,
     default_key_file,
     derive_passphrase_key,
     destroy_key_file,
@@ -64,6 +70,7 @@ from .keys import (
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
+from .records import AuthenticatedBackend, RecordProblem, authenticated
 from .seal import new_key
 from .session import Session
 
@@ -94,13 +101,19 @@ class Store:
     def __init__(
         self, backend: Backend, master: MasterKey, embedder: str | Embedder | None
     ) -> None:
-        self._open_backend = backend
         self._closed = False
         self._master = master
-        meta = backend.get_meta()
-        self._audit = AuditLog(
-            backend, master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
+        audit_key = master.unwrap(_AUDIT_KEY_ID, base64.b64decode(backend.get_meta()["audit_key"]))
+        self._audit = AuditLog(backend, audit_key)
+        self._anchor = Anchor(
+            anchor_path(default_key_dir(), master.store_id), master.store_id, audit_key
         )
+        # Everything above the store sees the back-end through the record checks.
+        self._open_backend = authenticated(
+            backend, master.store_id, audit_key, self._audit, may_adopt=not self._anchor.signed
+        )
+        self._rollback = check_anchor(self._anchor, backend, self._audit)
+        meta = self._open_backend.get_meta()
         self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -159,6 +172,7 @@ class Store:
         }
         written_key_file: Path | None = None
         if passphrase is not None:
+            check_new_passphrase(passphrase)
             params = KdfParams.fresh()
             master = MasterKey(derive_passphrase_key(passphrase, params), store_id)
             meta.update(key_mode="passphrase", kdf=params.to_text())
@@ -233,10 +247,11 @@ class Store:
             for session in list(self._sessions):
                 session.close()
             self._closed = True
+            advance_anchor(self._anchor, self._open_backend.raw)
             self._open_backend.close()
 
     @property
-    def _backend(self) -> Backend:
+    def _backend(self) -> AuthenticatedBackend:
         # Every use of the store goes through here, so a closed store refuses them all
         # (rather than the back-end quietly reconnecting).
         if self._closed:
@@ -520,7 +535,7 @@ class Store:
             )
             if index < len(order):
                 order.insert(index, name)
-                self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+                self._renumber_floors(order)
             self._audit.append("floor_added", row.id, row.name, floor=name, position=index + 1)
         return floor
 
@@ -541,9 +556,22 @@ class Store:
             order.remove(name)
             index = _insert_index(order, before, after)
             order.insert(index, name)
-            self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+            self._renumber_floors(order)
             self._audit.append("floor_moved", floor=name, position=index + 1)
         return index + 1
+
+    def _renumber_floors(self, order: list[str]) -> None:
+        """Give the floors positions 1, 2, … in ``order`` (inside the caller's transaction).
+
+        Each moved row is written whole through the authenticated back-end, which signs it
+        again: the position is part of a floor's MAC, so a bare position update would leave the
+        row looking forged.
+        """
+        rows = {f.name: f for f in self._backend.floors()}
+        for position, name in enumerate(order, start=1):
+            row = rows[name]
+            if row.position != position:
+                self._backend.update_floor(dataclasses.replace(row, position=position))
 
     def floors(self) -> list[Floor]:
         """The floors, in the order they are tried."""
@@ -825,6 +853,7 @@ class Store:
         target: Path | None = None
         current = Path(meta["key_file"]) if meta.get("key_file") else None
         if passphrase is not None:
+            check_new_passphrase(passphrase)
             params = KdfParams.fresh()
             master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
             new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
@@ -882,9 +911,56 @@ class Store:
         persona_id = self._persona_row(persona).id if persona is not None else None
         return to_entries(self._backend.audit_rows(persona_id))
 
+    def check_records(self) -> list[RecordProblem]:
+        """Every pass, floor, persona and setting that fails authentication right now
+        (written by someone without the store's key); see :mod:`severance.records`."""
+        return self._open_backend.check()
+
     def verify_audit(self) -> VerifyResult:
-        """Check the whole audit chain; names the first bad entry if any."""
-        return self._audit.verify()
+        """Check the whole audit chain, and the store against its anchor (rollback, deleted
+        memories); names the first bad entry, and every missing one, if any."""
+        missing = self._anchor.check(self._backend.raw, full_audit=True)
+        return with_anchor(self._audit.verify(), missing)
+
+    def reachable(self) -> bool:
+        """Whether the database answers right now (for health checks; never raises)."""
+        try:
+            self._backend.raw.last_audit()
+        except SeveranceError:
+            return False
+        return True
+
+    def shares_login(self) -> bool:
+        """Whether the database login this store uses can also reach other people's stores
+        (PostgreSQL's shared-login mode): then the database protects nothing between stores;
+        see docs/postgres.md for one login per store."""
+        probe = getattr(self._backend.raw, "shared_login", None)
+        return bool(probe()) if callable(probe) else False
+
+    @property
+    def rollback_problems(self) -> list[RecordProblem]:
+        """What the store lacked, compared with its anchor, when it was opened."""
+        return list(self._rollback)
+
+    def diagnose(self) -> Diagnosis:
+        """Every trust problem of the store (forged rows, rollback, audit chain) with what
+        can be done about each; changes nothing. See :mod:`severance.doctor`."""
+        backend = self._backend
+        audit = backend.audit_rows()
+        revived = revived_passes(backend.passes(), audit)
+        revived += revived_floors(backend.raw.floors(), audit)
+        return Diagnosis(
+            self._audit.verify(),
+            [*self.check_records(), *revived],
+            self._anchor.check(backend.raw, full_audit=True),
+        )
+
+    def accept_current_state(self) -> None:
+        """Take the store as it is now as the state to compare with from here on (after a
+        backup was restored on purpose, say). Audited."""
+        self._audit.append("anchor_reset")
+        self._anchor.advance(self._backend.raw, signed=True, accept=True)
+        self._rollback = []
 
     def _notices_for(self, persona_id: str) -> list[Notice]:
         """Crossings that touched a persona since it last woke normally."""
@@ -900,7 +976,7 @@ class Store:
 NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})
 
 
-def _erase_extractor(backend: Backend, persona_id: str) -> None:
+def _erase_extractor(backend: AuthenticatedBackend, persona_id: str) -> None:
     """Blank a persona's sealed extractor settings (its key is being destroyed too)."""
     from .extract import meta_key
 

@@ -79,6 +79,8 @@ class PersonaRow:
     seal_kdf: str | None
     embedder: str
     dimension: int
+    #: HMAC of the row under the store's record key (see severance.records); b"" if unsigned.
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class FloorRow:
     persona_id: str
     rule: str  # JSON of the floor's conditions
     is_default: bool
+    #: Stable id: a floor removed and added again under the same name is another floor.
+    id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,9 @@ class PassRow:
     read_only: bool
     revoked_at: float | None
     label: str | None
+    #: The id of the floor the pass was issued for (its name is kept for display).
+    floor_id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +259,7 @@ class Backend(Protocol):
     def insert_persona(self, row: PersonaRow) -> None: ...
 
     def update_persona(self, row: PersonaRow) -> None:
-        """Rewrite a persona's key material and embedder (matched by id)."""
+        """Rewrite a persona's key material, embedder and MAC (matched by id)."""
         ...
 
     def delete_persona(self, persona_id: str) -> None:
@@ -269,11 +277,11 @@ class Backend(Protocol):
 
     def insert_floor(self, row: FloorRow) -> None: ...
 
-    def delete_floor(self, name: str) -> bool: ...
-
-    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
-        """Give floors new positions (the order they are tried in), by name."""
+    def update_floor(self, row: FloorRow) -> None:
+        """Rewrite a floor (matched by name): position, persona, rule, default, id, MAC."""
         ...
+
+    def delete_floor(self, name: str) -> bool: ...
 
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
@@ -292,6 +300,10 @@ class Backend(Protocol):
         """Set ``revoked_at`` on a pass not yet revoked; False if no such unrevoked pass."""
         ...
 
+    def update_pass(self, row: PassRow) -> None:
+        """Rewrite a pass (matched by id): every field but the id and token hash."""
+        ...
+
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None: ...
 
@@ -300,6 +312,11 @@ class Backend(Protocol):
         ...
 
     def last_audit(self) -> AuditRow | None: ...
+
+    def lock_audit(self) -> None:
+        """Inside a transaction: hold the store's write lock until it ends, so that two
+        processes appending to the audit chain take turns (read the last entry, then link)."""
+        ...
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows: ...

@@ -43,8 +43,11 @@ __all__ = ["DB_FILENAME", "SQLiteBackend", "map_sqlite_errors"]
 DB_FILENAME = "store.db"
 _MEMORY_COLUMNS = "id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
 _PASS_COLUMNS = (
-    "id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label"
+    "id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label,"
+    " floor_id, mac"
 )
+_PERSONA_COLUMNS = "id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension, mac"
+_FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 
 
 @contextmanager
@@ -160,12 +163,28 @@ def _v2(db: sqlite3.Connection) -> None:
             label TEXT
         );
         CREATE INDEX passes_by_persona ON passes (persona_id);
+        """,
+    )
+
+
+def _v3(db: sqlite3.Connection) -> None:
+    # Authenticated configuration (severance.records): a MAC on every row that grants access
+    # or routes memories, and floors with a stable id that passes follow. Rows of an older
+    # store are signed by the key holder on first open (and that adoption is audited).
+    _run_script(
+        db,
         """
+        ALTER TABLE personas ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE floors ADD COLUMN floor_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE floors ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE passes ADD COLUMN floor_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE passes ADD COLUMN mac BLOB NOT NULL DEFAULT x''
+        """,
     )
 
 
 #: Numbered migrations; ``MIGRATIONS[i]`` takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 class SQLiteBackend:
@@ -306,17 +325,15 @@ class SQLiteBackend:
 
     # -- personas -----------------------------------------------------------------------------
     def personas(self) -> list[PersonaRow]:
-        rows = self._query(
-            "SELECT id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension"
-            " FROM personas ORDER BY created_at, name"
-        )
+        rows = self._query(f"SELECT {_PERSONA_COLUMNS} FROM personas ORDER BY created_at, name")
         return [
-            PersonaRow(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows
+            PersonaRow(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7], bytes(r[8]))
+            for r in rows
         ]
 
     def insert_persona(self, row: PersonaRow) -> None:
         self._execute(
-            "INSERT INTO personas VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO personas ({_PERSONA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.name,
@@ -326,14 +343,23 @@ class SQLiteBackend:
                 row.seal_kdf,
                 row.embedder,
                 row.dimension,
+                row.mac,
             ),
         )
 
     def update_persona(self, row: PersonaRow) -> None:
         self._execute(
             "UPDATE personas SET wrapped_key = ?, sealed = ?, seal_kdf = ?, embedder = ?,"
-            " dimension = ? WHERE id = ?",
-            (row.wrapped_key, int(row.sealed), row.seal_kdf, row.embedder, row.dimension, row.id),
+            " dimension = ?, mac = ? WHERE id = ?",
+            (
+                row.wrapped_key,
+                int(row.sealed),
+                row.seal_kdf,
+                row.embedder,
+                row.dimension,
+                row.mac,
+                row.id,
+            ),
         )
 
     def delete_persona(self, persona_id: str) -> None:
@@ -353,29 +379,45 @@ class SQLiteBackend:
 
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
-        rows = self._query(
-            "SELECT name, position, persona_id, rule, is_default FROM floors"
-            " ORDER BY position, name"
-        )
-        return [FloorRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+        rows = self._query(f"SELECT {_FLOOR_COLUMNS} FROM floors ORDER BY position, name")
+        return [FloorRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bytes(r[6])) for r in rows]
 
     def insert_floor(self, row: FloorRow) -> None:
         self._execute(
-            "INSERT INTO floors VALUES (?, ?, ?, ?, ?)",
-            (row.name, row.position, row.persona_id, row.rule, int(row.is_default)),
+            f"INSERT INTO floors ({_FLOOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.name,
+                row.position,
+                row.persona_id,
+                row.rule,
+                int(row.is_default),
+                row.id,
+                row.mac,
+            ),
+        )
+
+    def update_floor(self, row: FloorRow) -> None:
+        self._execute(
+            "UPDATE floors SET position = ?, persona_id = ?, rule = ?, is_default = ?,"
+            " floor_id = ?, mac = ? WHERE name = ?",
+            (
+                row.position,
+                row.persona_id,
+                row.rule,
+                int(row.is_default),
+                row.id,
+                row.mac,
+                row.name,
+            ),
         )
 
     def delete_floor(self, name: str) -> bool:
         return self._execute("DELETE FROM floors WHERE name = ?", (name,)).rowcount > 0
 
-    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
-        for name, position in positions.items():
-            self._execute("UPDATE floors SET position = ? WHERE name = ?", (position, name))
-
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
         self._execute(
-            "INSERT INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO passes ({_PASS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.token_hash,
@@ -386,6 +428,8 @@ class SQLiteBackend:
                 int(row.read_only),
                 row.revoked_at,
                 row.label,
+                row.floor_id,
+                row.mac,
             ),
         )
 
@@ -404,6 +448,24 @@ class SQLiteBackend:
             "UPDATE passes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, pass_id)
         )
         return cur.rowcount > 0
+
+    def update_pass(self, row: PassRow) -> None:
+        self._execute(
+            "UPDATE passes SET floor = ?, persona_id = ?, created_at = ?, expires_at = ?,"
+            " read_only = ?, revoked_at = ?, label = ?, floor_id = ?, mac = ? WHERE id = ?",
+            (
+                row.floor,
+                row.persona_id,
+                row.created_at,
+                row.expires_at,
+                int(row.read_only),
+                row.revoked_at,
+                row.label,
+                row.floor_id,
+                row.mac,
+                row.id,
+            ),
+        )
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
@@ -436,13 +498,17 @@ class SQLiteBackend:
         )
         return AuditRow(*rows[0]) if rows else None
 
+    def lock_audit(self) -> None:
+        # Transactions begin IMMEDIATE: the write lock is already held.
+        pass
+
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> SQLitePersonaRows:
         return SQLitePersonaRows(self, persona_id)
 
 
 def _pass(r: Sequence[Any]) -> PassRow:
-    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
+    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], bytes(r[10]))
 
 
 def _memory(r: Sequence[Any]) -> MemoryRow:
