@@ -10,6 +10,7 @@
 from .drafts import read_turns
 from .errors import (
     AlreadyExistsError,
+    ConflictError,
     EmbedderError,
     EmbedderMismatchError,
     FloorNotFoundError,
@@ -23,7 +24,9 @@ from .errors import (
     NotFoundError,
     PassError,
     PassNotFoundError,
+    PersonaErasedError,
     PersonaNotFoundError,
+    QuarantinedError,
     RateLimitedError,
     ReadOnlyPassError,
     RequestTooLargeError,
@@ -47,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "AuditEntry",
+    "ConflictError",
     "Context",
     "EmbedderError",
     "EmbedderMismatchError",
@@ -67,8 +71,10 @@ __all__ = [
     "Page",
     "PassError",
     "PassNotFoundError",
+    "PersonaErasedError",
     "PersonaInfo",
     "PersonaNotFoundError",
+    "QuarantinedError",
     "RateLimitedError",
     "ReadOnlyPassError",
     "Recall",

@@ -11,6 +11,7 @@
     │   ├── FloorNotFoundError
     │   └── PassNotFoundError
     ├── AlreadyExistsError         a persona or floor name already in use
+    ├── ConflictError              another writer changed the same memories first
     ├── NoFloorError               no floor matches the context and there is no default
     ├── StoreError
     │   ├── StoreNotFoundError
@@ -23,9 +24,11 @@
     │       └── ReadOnlyPassError  a read-only pass used to change memories
     ├── RateLimitedError           a pass made more requests than its rate allows
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
+    │   └── QuarantinedError       one memory fails authentication (skipped; can be forgotten)
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
     ├── SessionClosedError         the session was closed (or its override expired)
+    │   └── PersonaErasedError     its persona was erased by a clean slate (maybe elsewhere)
     └── StorageError               the database failed in a way we could not classify
 
 Interfaces (CLI exit codes, HTTP statuses) map these types in one table each; nothing ever
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "ConflictError",
     "EmbedderError",
     "EmbedderMismatchError",
     "FloorNotFoundError",
@@ -50,7 +54,9 @@ __all__ = [
     "NotFoundError",
     "PassError",
     "PassNotFoundError",
+    "PersonaErasedError",
     "PersonaNotFoundError",
+    "QuarantinedError",
     "RateLimitedError",
     "ReadOnlyPassError",
     "RequestTooLargeError",
@@ -112,6 +118,13 @@ class AlreadyExistsError(SeveranceError):
     code = "already_exists"
 
 
+class ConflictError(SeveranceError):
+    """Another writer changed the same memories between read and commit; nothing was written
+    (retry)."""
+
+    code = "conflict"
+
+
 class NoFloorError(SeveranceError):
     code = "no_floor"
 
@@ -148,6 +161,20 @@ class IntegrityError(SeveranceError):
     code = "integrity"
 
 
+class QuarantinedError(IntegrityError):
+    """One memory fails authentication (a swapped or corrupted row). Every read skips it; it
+    can be forgotten. The rest of the persona stays readable."""
+
+    code = "quarantined"
+
+    def __init__(self, memory_id: str) -> None:
+        super().__init__(
+            f"memory {memory_id!r} fails authentication (tampered or corrupted) and is"
+            f" quarantined; forget it to remove it"
+        )
+        self.memory_id = memory_id
+
+
 class EmbedderError(SeveranceError):
     code = "embedder_error"
 
@@ -158,6 +185,12 @@ class EmbedderMismatchError(EmbedderError):
 
 class SessionClosedError(SeveranceError):
     code = "session_closed"
+
+
+class PersonaErasedError(SessionClosedError):
+    """The session's persona was erased by a clean slate (perhaps by another process)."""
+
+    code = "persona_erased"
 
 
 class StorageError(SeveranceError):

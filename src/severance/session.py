@@ -1,35 +1,55 @@
 """Session: one persona awake — the only handle through which memories are read or written.
 
-A session is bound to exactly one persona for its whole life. It holds that persona's data
-key and its in-memory index; its storage calls go through a :class:`PersonaRows` handle bound
-to the persona's id; none of its methods takes a persona argument. So "recall from the wrong
-persona" is not a mistake a caller can make: there is no way to say it.
+A session is bound to exactly one persona for its whole life. It holds that persona's
+:class:`~severance.codec.MemoryCodec` (its data key) and its in-memory index; its storage calls
+go through a :class:`PersonaRows` handle bound to the persona's id; none of its methods takes a
+persona argument. So "recall from the wrong persona" is not a mistake a caller can make: there
+is no way to say it.
+
+A session is built from its collaborators (rows, codec, embedder, transaction, audit, close
+callback) and knows nothing of the :class:`~severance.store.Store` that made it. Crossings
+(reintegration, re-embedding) use its named internal methods — :meth:`Session.lock`,
+:meth:`Session.take`, :meth:`Session.put`, :meth:`Session.delete`, :meth:`Session.annotate`,
+:meth:`Session.nearest` — inside one transaction.
 
 The index is loaded lazily on the first read (from the encrypted snapshot plus the rows
 changed after it) and kept in step before every read by asking the back-end what changed
 since the last sequence number it saw — which also picks up writes made by other processes.
+
+Quarantine: a row that fails authentication (a swapped or corrupted payload or vector) never
+makes the persona unreadable. Listing, recall, export and the index skip it; ``get`` and
+``history`` raise :class:`~severance.errors.QuarantinedError` naming it; it is reported by id
+in :meth:`Session.quarantined` and in a ``memory_quarantined`` audit entry, and ``forget``
+removes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from . import validate
 from .audit import to_entries
-from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
+from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
+from .codec import MemoryCodec
 from .drafts import to_draft
+from .embedders import Embedder
 from .errors import (
+    ConflictError,
+    IntegrityError,
     InvalidInputError,
     MemoryNotFoundError,
+    PersonaErasedError,
+    PersonaNotFoundError,
+    QuarantinedError,
     SessionClosedError,
 )
 from .model import (
@@ -43,13 +63,8 @@ from .model import (
     new_id,
     to_epoch,
 )
-from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
-from .search.dense import pack_vector, unpack_vector
 from .search.query import rerank_hits, search_depth
-
-if TYPE_CHECKING:
-    from .store import Store
 
 __all__ = ["Session"]
 
@@ -57,7 +72,10 @@ __all__ = ["Session"]
 SNAPSHOT_MIN_CHANGES = 256
 _SNAPSHOT_CHUNK = 16 * 1024 * 1024
 _SCAN_BATCH = 2_000
+#: How often an update is re-applied when another writer changed the memory in between.
+_UPDATE_ATTEMPTS = 8
 Progress = Callable[[int, int], None]
+Audit = Callable[..., object]
 
 
 class Session:
@@ -65,34 +83,42 @@ class Session:
 
     def __init__(
         self,
-        store: Store,
         persona: PersonaRow,
-        data_key: bytes,
-        floor: str | None,
+        *,
+        rows: PersonaRows,
+        codec: MemoryCodec,
+        embedder: Embedder,
+        transaction: Callable[[], AbstractContextManager[None]],
+        audit: Audit,
+        audit_rows: Callable[[str], Sequence[AuditRow]],
+        on_close: Callable[[Session], None],
+        vector_rows: VectorRows | None = None,
+        floor: str | None = None,
         expires_at: float | None = None,
         notices: Sequence[Notice] = (),
         audited: bool = True,
     ) -> None:
-        self._store = store
         self._persona = persona
-        self._sealer = Sealer(data_key)
-        self._rows = store._backend.rows(persona.id)
+        self._rows = rows
+        self._codec = codec
+        self._embedder = embedder
+        self._transaction = transaction
+        self._audit = audit
+        self._audit_rows = audit_rows
+        self._on_close = on_close
         # Indexed mode (PostgreSQL + pgvector): plain vectors also live in the database and
         # dense search runs there. Decided once, at wake.
-        self._vector_rows: VectorRows | None = None
-        if (
-            store._backend.indexed_vectors
-            and isinstance(self._rows, VectorRows)
-            and self._rows.vector_dimension() is not None
-        ):
-            self._vector_rows = self._rows
+        self._vector_rows = vector_rows
         self._lock = threading.RLock()
         self._index: PersonaIndex | None = None
         self._seen = 0
         self._unsnapshotted = 0
         self._closed = False
+        self._erased = False
         self._expires_at = expires_at
         self._notices = tuple(notices)
+        #: Rows that failed authentication: id -> the version that failed.
+        self._quarantined: dict[str, int] = {}
         self.audited = audited
         self.floor = floor
         self.counts = {"remembered": 0, "recalled": 0, "updated": 0, "forgotten": 0}
@@ -113,6 +139,8 @@ class Session:
         return None if self._expires_at is None else from_epoch(self._expires_at)
 
     def _check_open(self) -> None:
+        if self._erased:
+            raise PersonaErasedError("this persona was erased (clean slate); it holds nothing")
         if self._closed:
             raise SessionClosedError("this session is closed")
         if self._expires_at is not None and time.time() >= self._expires_at:
@@ -133,78 +161,76 @@ class Session:
             try:
                 if self._index is not None and self._unsnapshotted >= SNAPSHOT_MIN_CHANGES:
                     self._write_snapshot()
+            except PersonaNotFoundError:
+                self._became_erased()
             finally:
-                self._store._session_closed(self)
                 self._index = None
+                self._on_close(self)
 
-    def _abandon(self) -> None:
-        """Close without writing anything (the persona is being erased)."""
+    def abandon(self) -> None:
+        """Close without writing anything (a crossing's helper session, or an erased persona)."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._index = None
             self.audited = False
-            self._store._session_closed(self)
+            self._on_close(self)
+
+    def _became_erased(self) -> None:
+        """The persona's row is gone (a clean slate, maybe by another process)."""
+        self._erased = True
+        self._index = None
+        self.audited = False
+        if not self._closed:
+            self._closed = True
+            self._on_close(self)
+
+    def _confirm_alive(self) -> None:
+        """Called when a read finds less than expected: was the persona erased meanwhile?"""
+        if not self._rows.alive():
+            self._became_erased()
+            self._check_open()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    # -- sealing ------------------------------------------------------------------------------
-    def _aad(self, memory_id: str, field: str, version: int) -> bytes:
-        return aad(self._store.store_id, self._persona.id, memory_id, field, str(version))
+    # -- opening rows, with quarantine --------------------------------------------------------
+    def _open(self, row: MemoryRow) -> Memory | None:
+        """The memory of ``row``, or None (quarantined) if it fails authentication."""
+        try:
+            memory = self._codec.memory(row)
+        except IntegrityError:
+            self._quarantine(row)
+            return None
+        self._quarantined.pop(row.id, None)
+        return memory
 
-    def _seal_payload(
-        self,
-        memory_id: str,
-        version: int,
-        text: str,
-        kind: str,
-        tags: Sequence[str],
-        metadata: Mapping[str, Any],
-        source: str | None,
-        provenance: Sequence[Mapping[str, Any]] = (),
-    ) -> bytes:
-        body = json.dumps(
-            {
-                "text": text,
-                "kind": kind,
-                "tags": list(tags),
-                "metadata": metadata,
-                "source": source,
-                "provenance": list(provenance),
-            },
-            separators=(",", ":"),
-        ).encode()
-        return self._sealer.seal(body, self._aad(memory_id, "payload", version))
-
-    def _open_payload(self, memory_id: str, version: int, blob: bytes) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(
-            self._sealer.open(blob, self._aad(memory_id, "payload", version))
-        )
-        return data
-
-    def _seal_vector(self, memory_id: str, version: int, vector: npt.NDArray[np.float32]) -> bytes:
-        return self._sealer.seal(pack_vector(vector), self._aad(memory_id, "vector", version))
-
-    def _open_vector(self, row: MemoryRow) -> npt.NDArray[np.float32]:
-        raw = self._sealer.open(row.vector, self._aad(row.id, "vector", row.version))
-        return unpack_vector(raw, self._persona.dimension)
-
-    def _to_memory(self, row: MemoryRow) -> Memory:
-        data = self._open_payload(row.id, row.version, row.payload)
-        return Memory(
-            id=row.id,
-            text=data["text"],
-            kind=data["kind"],
-            tags=tuple(data["tags"]),
-            metadata=data["metadata"],
-            occurred_at=from_epoch(row.occurred_at),
-            learned_at=from_epoch(row.learned_at),
-            updated_at=from_epoch(row.updated_at),
+    def _quarantine(self, row: MemoryRow) -> None:
+        if self._quarantined.get(row.id) == row.version:
+            return
+        self._quarantined[row.id] = row.version
+        self._audit(
+            "memory_quarantined",
+            self._persona.id,
+            self._persona.name,
+            memory_id=row.id,
             version=row.version,
-            source=data.get("source"),
-            provenance=tuple(data.get("provenance") or ()),
         )
+
+    def _open_or_raise(self, row: MemoryRow) -> Memory:
+        memory = self._open(row)
+        if memory is None:
+            raise QuarantinedError(row.id)
+        return memory
+
+    def quarantined(self) -> list[str]:
+        """Ids of the memories found failing authentication (skipped by every read; they can
+        only be forgotten). Complete once the index has loaded (after any recall or export)."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._quarantined)
 
     # -- writing ------------------------------------------------------------------------------
     def remember(
@@ -247,57 +273,37 @@ class Session:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
-            embedder = self._store.embedder
             stored: list[Memory] = []
             for start in range(0, len(drafts), batch_size):
                 batch = drafts[start : start + batch_size]
-                vectors = embedder.embed([d.text for d in batch])
-                stored.extend(self._write_new(batch, vectors))
+                vectors = self._embedder.embed([d.text for d in batch])
+                stored.extend(self.put(batch, vectors))
                 if progress is not None:
                     progress(len(stored), len(drafts))
             self.counts["remembered"] += len(stored)
             return stored
 
-    def _write_new(
+    def put(
         self,
         drafts: Sequence[MemoryDraft],
         vectors: npt.NDArray[np.float32],
         provenance: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[Memory]:
-        now = time.time()
-        rows: list[MemoryRow] = []
-        memories: list[Memory] = []
-        origins = provenance if provenance is not None else [()] * len(drafts)
-        for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
-            memory_id = new_id("m_")
-            occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
-            rows.append(
-                MemoryRow(
-                    id=memory_id,
-                    seq=0,
-                    version=1,
-                    learned_at=now,
-                    occurred_at=occurred,
-                    updated_at=now,
-                    payload=self._seal_payload(
-                        memory_id,
-                        1,
-                        draft.text,
-                        draft.kind,
-                        draft.tags,
-                        draft.metadata,
-                        draft.source,
-                        origin,
-                    ),
-                    vector=self._seal_vector(memory_id, 1, vector),
-                )
-            )
-            memories.append(
-                Memory(
-                    id=memory_id,
+        """Write validated drafts with their vectors as new memories, in one transaction (the
+        caller's, if one is open). ``provenance`` gives each its origin entries."""
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            rows: list[MemoryRow] = []
+            memories: list[Memory] = []
+            origins = provenance if provenance is not None else [()] * len(drafts)
+            for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
+                occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
+                memory = Memory(
+                    id=new_id("m_"),
                     text=draft.text,
                     kind=draft.kind,
-                    tags=draft.tags,
+                    tags=tuple(draft.tags),
                     metadata=draft.metadata,
                     occurred_at=from_epoch(occurred),
                     learned_at=from_epoch(now),
@@ -306,20 +312,38 @@ class Session:
                     source=draft.source,
                     provenance=tuple(dict(o) for o in origin),
                 )
-            )
-        with self._store._backend.transaction():
-            seqs = self._rows.insert(rows)
-            if self._vector_rows is not None:
-                self._vector_rows.set_vectors({r.id: v for r, v in zip(rows, vectors, strict=True)})
-        if self._index is not None:
-            self._index.upsert(
-                [
-                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
-                    for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
-                ]
-            )
-            self._unsnapshotted += len(rows)
-        return memories
+                memories.append(memory)
+                rows.append(
+                    self._codec.row(
+                        memory, vector, learned_at=now, occurred_at=occurred, updated_at=now
+                    )
+                )
+            with self._writing(), self._transaction():
+                seqs = self._rows.insert(rows)
+                if self._vector_rows is not None:
+                    self._vector_rows.set_vectors(
+                        {r.id: v for r, v in zip(rows, vectors, strict=True)}
+                    )
+            if self._index is not None:
+                self._index.upsert(
+                    [
+                        Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                        for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
+                    ]
+                )
+                self._unsnapshotted += len(rows)
+            return memories
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turns "the persona row is gone" from the back-end into this session's erasure."""
+        try:
+            yield
+        except PersonaNotFoundError:
+            self._became_erased()
+            raise PersonaErasedError(
+                "this persona was erased (clean slate); nothing was written"
+            ) from None
 
     def update(
         self,
@@ -330,60 +354,56 @@ class Session:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         occurred_at: datetime | str | None = None,
-        _provenance: Mapping[str, Any] | None = None,
     ) -> Memory:
-        """Change a memory, keeping the previous version in its history."""
+        """Change a memory, keeping the previous version in its history.
+
+        The change is applied to the current version: if another process updates the memory
+        in between, it is re-applied on top of that update (never lost, never a lost update).
+        """
         with self._lock:
             self._check_open()
             validate.memory_id(memory_id)
-            new_text = validate.text(text) if text is not None else None
-            new_kind = validate.kind(kind) if kind is not None else None
-            new_tags = validate.tags(tags) if tags is not None else None
-            new_meta = validate.metadata(metadata) if metadata is not None else None
-            new_when = validate.when(occurred_at, "occurred_at")
+            patch = _Patch(
+                text=validate.text(text) if text is not None else None,
+                kind=validate.kind(kind) if kind is not None else None,
+                tags=validate.tags(tags) if tags is not None else None,
+                metadata=validate.metadata(metadata) if metadata is not None else None,
+                occurred_at=validate.when(occurred_at, "occurred_at"),
+            )
+            memory, changed = self._apply(memory_id, patch)
+            self.counts["updated"] += changed
+            return memory
+
+    def annotate(
+        self, memory_id: str, *, add_tags: Sequence[str], provenance: Mapping[str, Any]
+    ) -> Memory:
+        """Add tags and a provenance entry to a memory (a merge by a crossing)."""
+        with self._lock:
+            self._check_open()
+            return self._apply(memory_id, _Patch(add_tags=tuple(add_tags), origin=provenance))[0]
+
+    def _apply(self, memory_id: str, patch: _Patch) -> tuple[Memory, bool]:
+        for _ in range(_UPDATE_ATTEMPTS):
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            old = self._to_memory(row)
-            merged = Memory(
-                id=old.id,
-                text=new_text if new_text is not None else old.text,
-                kind=new_kind or old.kind,
-                tags=new_tags if new_tags is not None else old.tags,
-                metadata=new_meta if new_meta is not None else old.metadata,
-                occurred_at=new_when or old.occurred_at,
-                learned_at=old.learned_at,
-                updated_at=old.updated_at,
-                version=old.version,
-                source=old.source,
-                provenance=old.provenance + ((dict(_provenance),) if _provenance else ()),
-            )
+            old = self._open_or_raise(row)
+            merged = patch.onto(old)
             if merged == old:
-                return old
+                return old, False
             now = time.time()
-            version = row.version + 1
+            new = dataclasses.replace(merged, version=row.version + 1, updated_at=from_epoch(now))
             if merged.text != old.text:
-                vector = self._store.embedder.embed([merged.text])[0]
+                vector = self._embedder.embed([merged.text])[0]
             else:
-                vector = self._open_vector(row)
-            new_row = MemoryRow(
-                id=row.id,
-                seq=0,
-                version=version,
+                vector = self._codec.open_vector(row)
+            new_row = self._codec.row(
+                new,
+                vector,
                 learned_at=row.learned_at,
-                occurred_at=to_epoch(merged.occurred_at),
+                occurred_at=to_epoch(new.occurred_at),
                 updated_at=now,
-                payload=self._seal_payload(
-                    row.id,
-                    version,
-                    merged.text,
-                    merged.kind,
-                    merged.tags,
-                    merged.metadata,
-                    merged.source,
-                    merged.provenance,
-                ),
-                vector=self._seal_vector(row.id, version, vector),
             )
             previous = HistoryRow(
                 memory_id=row.id,
@@ -393,40 +413,179 @@ class Session:
                 replaced_at=now,
                 payload=row.payload,
             )
-            with self._store._backend.transaction():
-                seq = self._rows.replace(new_row, previous)
-                if self._vector_rows is not None and merged.text != old.text:
-                    self._vector_rows.set_vectors({row.id: vector})
+            try:
+                with self._writing(), self._transaction():
+                    seq = self._rows.replace(new_row, previous)
+                    if self._vector_rows is not None and merged.text != old.text:
+                        self._vector_rows.set_vectors({row.id: vector})
+            except ConflictError:
+                continue  # another writer got there first: re-apply on its version
             if self._index is not None:
                 self._index.upsert(
                     [
                         Doc(
                             row.id,
                             seq,
-                            merged.kind,
-                            merged.tags,
+                            new.kind,
+                            new.tags,
                             new_row.occurred_at,
                             row.learned_at,
                             vector,
-                            tokenize(merged.text),
+                            tokenize(new.text),
                         )
                     ]
                 )
                 self._unsnapshotted += 1
-            self.counts["updated"] += 1
-            return dataclasses.replace(merged, version=version, updated_at=from_epoch(now))
+            return new, True
+        raise ConflictError(f"memory {memory_id!r} kept changing under this update; try again")
 
     def forget(self, memory_id: str) -> None:
-        """Delete a memory for good, with its whole history."""
+        """Delete a memory for good, with its whole history (a quarantined one too)."""
         with self._lock:
             self._check_open()
             validate.memory_id(memory_id)
-            if not self._rows.delete(memory_id):
+            with self._writing():
+                gone = self._rows.delete(memory_id)
+            if not gone:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
+            self._quarantined.pop(memory_id, None)
             if self._index is not None:
                 self._index.remove(memory_id)
                 self._unsnapshotted += 1
             self.counts["forgotten"] += 1
+
+    # -- the crossings' internal API ----------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        """The store's transaction (joined if one is open)."""
+        return self._transaction()
+
+    def lock(self) -> None:
+        """Inside a transaction: keep every other writer of the store out until it ends, so
+        what is read next cannot change before the commit."""
+        with self._writing():
+            self._rows.lock()
+
+    def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
+        """The current version of each memory in ``ids`` that exists (and opens), with its
+        vector, in the order given."""
+        with self._lock:
+            self._check_open()
+            rows = self._rows.get_many(list(ids))
+            out = []
+            for memory_id in dict.fromkeys(ids):
+                row = rows.get(memory_id)
+                if row is None:
+                    continue
+                memory = self._open(row)
+                if memory is None:
+                    continue
+                try:
+                    out.append((memory, self._codec.open_vector(row)))
+                except IntegrityError:
+                    self._quarantine(row)
+            return out
+
+    def delete(self, expected_versions: Mapping[str, int]) -> int:
+        """Delete memories (with their history) if each is still at the version given;
+        :class:`ConflictError` (nothing deleted) if any changed or vanished."""
+        with self._lock:
+            self._check_open()
+            with self._writing(), self._transaction():
+                self._rows.lock()
+                current = self._rows.get_many(list(expected_versions))
+                changed = [
+                    i
+                    for i, v in expected_versions.items()
+                    if i not in current or current[i].version != v
+                ]
+                if changed:
+                    raise ConflictError(
+                        f"{len(changed)} memories changed while being moved; nothing was moved"
+                    )
+                deleted = self._rows.delete_many(list(expected_versions))
+            if self._index is not None:
+                for memory_id in expected_versions:
+                    self._index.remove(memory_id)
+                self._unsnapshotted += deleted
+            return deleted
+
+    def matching(self, flt: Filter) -> list[str]:
+        """Ids of every memory passing ``flt`` (the index is brought up to date first)."""
+        with self._lock:
+            self._check_open()
+            return list(self._sync().ids_matching(flt))
+
+    def nearest(self, vectors: npt.NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
+        """For each vector, the ids and cosine similarities of its ``k`` nearest memories."""
+        with self._lock:
+            self._check_open()
+            index = self._sync()
+            out = []
+            for vector in vectors:
+                dense_hits = (
+                    self._vector_rows.nearest(vector, k) if self._vector_rows is not None else None
+                )
+                hits = index.search(vector, (), k, mode="dense", depth=k, dense_hits=dense_hits)
+                out.append([(h.id, float(h.dense_score or 0.0)) for h in hits])
+            return out
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def reembed(self, commit: Callable[[], None], progress: Progress | None = None) -> int:
+        """Re-embed every memory with this session's embedder; ``commit`` runs inside the
+        writing transaction (to record the persona's new embedder and the audit entry).
+
+        The bulk is embedded outside any transaction; then, under the store's writer lock,
+        every memory changed or added meanwhile is embedded again from its current version,
+        and each vector is written only onto the version it was sealed for. So a concurrent
+        update is never paired with a vector of its old text or sealed for its old version.
+        """
+        with self._lock:
+            self._check_open()
+            mark = self._rows.high_water()
+            rows = [r for batch in self._rows.scan(_SCAN_BATCH) for r in batch]
+            total = len(rows)
+            fresh = self._embed_rows(rows, progress, total)
+            with self._writing(), self._transaction():
+                self._rows.lock()
+                changes = self._rows.changes_since(mark)
+                for memory_id in changes.deleted:
+                    fresh.pop(memory_id, None)
+                moved = self._rows.get_many(list(changes.changed))
+                fresh.update(self._embed_rows(list(moved.values()), None, 0))
+                for memory_id in set(changes.changed) - set(moved):
+                    fresh.pop(memory_id, None)
+                sealed = {
+                    i: (version, self._codec.seal_vector(i, version, v))
+                    for i, (version, v) in fresh.items()
+                }
+                written = self._rows.update_vectors(sealed)
+                if written != len(sealed):
+                    raise ConflictError("memories changed during re-embedding; run it again")
+                if self._vector_rows is not None:
+                    self._vector_rows.set_vectors({i: v for i, (_, v) in fresh.items()})
+                self._rows.drop_snapshot()
+                commit()
+            self._index = None
+            return written
+
+    def _embed_rows(
+        self, rows: Sequence[MemoryRow], progress: Progress | None, total: int
+    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
+        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
+        opened = [(r, self._open(r)) for r in rows]
+        live = [(r, m) for r, m in opened if m is not None]
+        for start in range(0, len(live), 256):
+            part = live[start : start + 256]
+            vectors = self._embedder.embed([m.text for _, m in part])
+            for (r, _), v in zip(part, vectors, strict=True):
+                out[r.id] = (r.version, v)
+            if progress is not None:
+                progress(min(start + 256, len(live)), total)
+        return out
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, memory_id: str) -> Memory:
@@ -436,8 +595,9 @@ class Session:
             validate.memory_id(memory_id)
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            return self._to_memory(row)
+            return self._open_or_raise(row)
 
     def history(self, memory_id: str) -> list[Memory]:
         """Every version of a memory, oldest first; the current version is last."""
@@ -446,30 +606,19 @@ class Session:
             validate.memory_id(memory_id)
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            current = self._to_memory(row)
-            versions = []
-            for old in self._rows.history(memory_id):
-                data = self._open_payload(memory_id, old.version, old.payload)
-                versions.append(
-                    Memory(
-                        id=memory_id,
-                        text=data["text"],
-                        kind=data["kind"],
-                        tags=tuple(data["tags"]),
-                        metadata=data["metadata"],
-                        occurred_at=from_epoch(old.occurred_at),
-                        learned_at=current.learned_at,
-                        updated_at=from_epoch(old.updated_at),
-                        version=old.version,
-                        source=data.get("source"),
-                        provenance=tuple(data.get("provenance") or ()),
-                    )
-                )
+            current = self._open_or_raise(row)
+            try:
+                versions = [
+                    self._codec.past(old, row.learned_at) for old in self._rows.history(memory_id)
+                ]
+            except IntegrityError:
+                raise QuarantinedError(memory_id) from None
             return [*versions, current]
 
     def memories(self, *, limit: int = 50, offset: int = 0, newest_first: bool = True) -> Page:
-        """A page of memories in the order they were learned."""
+        """A page of memories in the order they were learned (quarantined ones skipped)."""
         with self._lock:
             self._check_open()
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
@@ -477,24 +626,40 @@ class Session:
             if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
                 raise InvalidInputError("offset must be a non-negative integer")
             total = self._rows.count()
-            items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
-            end = offset + len(items)
+            rows = self._rows.page(offset, limit, newest_first)
+            if total == 0:
+                self._confirm_alive()
+            opened = [self._open(r) for r in rows]
+            items = tuple(m for m in opened if m is not None)
+            end = offset + len(rows)
             return Page(items, total, end if end < total else None)
 
     def export(self) -> list[Memory]:
-        """Every memory of the persona, decrypted (logged in the audit chain as an export)."""
+        """Every memory of the persona, decrypted (logged in the audit chain as an export).
+        Quarantined memories are left out and named in the audit entry."""
         with self._lock:
             self._check_open()
-            out = [self._to_memory(row) for batch in self._rows.scan(_SCAN_BATCH) for row in batch]
-            self._store._audit.append(
-                "export", self._persona.id, self._persona.name, memories=len(out)
+            out: list[Memory] = []
+            for batch in self._rows.scan(_SCAN_BATCH):
+                out.extend(m for m in map(self._open, batch) if m is not None)
+            if not out:
+                self._confirm_alive()
+            self._audit(
+                "export",
+                self._persona.id,
+                self._persona.name,
+                memories=len(out),
+                **({"quarantined": sorted(self._quarantined)} if self._quarantined else {}),
             )
             return out
 
     def count(self) -> int:
         with self._lock:
             self._check_open()
-            return self._rows.count()
+            n = self._rows.count()
+            if n == 0:
+                self._confirm_alive()
+            return n
 
     def recall(
         self,
@@ -539,10 +704,8 @@ class Session:
                 )
             if fusion is not None and not isinstance(fusion, Fusion):
                 raise InvalidInputError("fusion must be a severance.search.Fusion")
-            if min_similarity is not None and (
-                isinstance(min_similarity, bool) or not isinstance(min_similarity, int | float)
-            ):
-                raise InvalidInputError("min_similarity must be a number")
+            if min_similarity is not None:
+                min_similarity = validate.similarity(min_similarity)
             flt = Filter(
                 kinds=kinds,
                 tags=frozenset(validate.tags(tags)) if tags is not None else None,
@@ -550,8 +713,10 @@ class Session:
                 until=_epoch_or_none(validate.when(until, "until")),
             )
             index = self._sync()
-            vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
+            vector = self._embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
+            memories: dict[str, Memory] = {}
+            checked = False
             while True:
                 hits = index.search(
                     vector,
@@ -576,16 +741,23 @@ class Session:
                         or (h.dense_score is not None and h.dense_score >= min_similarity)
                     ]
                 rows = self._rows.get_many([h.id for h in hits])
-                ghosts = [h.id for h in hits if h.id not in rows]
+                for h in hits:
+                    if h.id in rows and h.id not in memories:
+                        memory = self._open(rows[h.id])
+                        if memory is not None:
+                            memories[h.id] = memory
+                ghosts = [h.id for h in hits if h.id not in memories]
                 if not ghosts:
                     break
+                if not checked and not rows:
+                    self._confirm_alive()  # every hit gone: was the persona erased?
+                    checked = True
                 # Deleted by another process in a way our sync did not see (its tombstone was
-                # dropped by another session's snapshot): drop them and search again, so they
-                # do not take the places of live memories.
+                # dropped by another session's snapshot), or quarantined: drop them and search
+                # again, so they do not take the places of live memories.
                 for memory_id in ghosts:
                     index.remove(memory_id)
                 self._unsnapshotted += len(ghosts)
-            memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
             hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
@@ -607,30 +779,46 @@ class Session:
         """The audit entries about this persona (never another persona's)."""
         with self._lock:
             self._check_open()
-            return to_entries(self._store._backend.audit_rows(self._persona.id))
+            return to_entries(self._audit_rows(self._persona.id))
 
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched this persona since it last woke normally
-        (as of when this session woke)."""
+        (as of when this session woke), and memories found quarantined since."""
         with self._lock:
             self._check_open()
-            return list(self._notices)
+            notices = list(self._notices)
+            if self._quarantined:
+                notices.append(
+                    Notice(
+                        from_epoch(time.time()),
+                        "memory_quarantined",
+                        {"memory_ids": sorted(self._quarantined)},
+                    )
+                )
+            return notices
 
     # -- the index ------------------------------------------------------------------------------
     def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
         docs = []
         for row in rows:
-            data = self._open_payload(row.id, row.version, row.payload)
+            memory = self._open(row)
+            if memory is None:
+                continue
+            try:
+                vector = self._codec.open_vector(row)
+            except IntegrityError:
+                self._quarantine(row)
+                continue
             docs.append(
                 Doc(
                     row.id,
                     row.seq,
-                    data["kind"],
-                    tuple(data["tags"]),
+                    memory.kind,
+                    memory.tags,
                     row.occurred_at,
                     row.learned_at,
-                    self._open_vector(row),
-                    tokenize(data["text"]),
+                    vector,
+                    tokenize(memory.text),
                 )
             )
         return docs
@@ -639,7 +827,7 @@ class Session:
         snapshot = self._rows.read_snapshot()
         if snapshot is not None:
             try:
-                index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
+                index = PersonaIndex.from_bytes(self._codec.open_snapshot(snapshot))
                 self._seen = snapshot.watermark
                 self._index = index
                 return self._apply_changes(index)
@@ -647,8 +835,8 @@ class Session:
                 # A snapshot that fails authentication or parsing is never trusted; the rows
                 # are the source of truth, so rebuild from them.
                 self._rows.drop_snapshot()
-                self._store._audit.append("snapshot_rejected", self._persona.id, self._persona.name)
-        index = PersonaIndex(self._persona.dimension)
+                self._audit("snapshot_rejected", self._persona.id, self._persona.name)
+        index = PersonaIndex(self._codec.dimension)
         self._seen = self._rows.high_water()
         for batch in self._rows.scan(_SCAN_BATCH):
             index.upsert(self._docs(batch))
@@ -661,9 +849,16 @@ class Session:
         stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
         if stale:
             fresh = self._rows.get_many(stale)
-            index.upsert(self._docs(fresh.values()))
+            for memory_id in stale:
+                if memory_id not in fresh:
+                    index.remove(memory_id)
+            docs = self._docs(fresh.values())
+            for memory_id in set(fresh) - {d.id for d in docs}:
+                index.remove(memory_id)  # an update that fails authentication: quarantined
+            index.upsert(docs)
             self._unsnapshotted += len(fresh)
         for memory_id in changes.deleted:
+            self._quarantined.pop(memory_id, None)
             if index.remove(memory_id):
                 self._unsnapshotted += 1
         self._seen = changes.high_water
@@ -674,28 +869,12 @@ class Session:
             return self._load()
         return self._apply_changes(self._index)
 
-    def _snapshot_aad(self, watermark: int, part: int, parts: int) -> bytes:
-        return aad(
-            self._store.store_id, self._persona.id, "snapshot", str(watermark), f"{part}/{parts}"
-        )
-
-    def _open_snapshot(self, snapshot: Snapshot) -> bytes:
-        parts = len(snapshot.chunks)
-        return b"".join(
-            self._sealer.open(chunk, self._snapshot_aad(snapshot.watermark, i, parts))
-            for i, chunk in enumerate(snapshot.chunks)
-        )
-
     def _write_snapshot(self) -> None:
         index = self._sync()
         data = index.to_bytes()
         pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
-        watermark = self._seen
-        chunks = tuple(
-            self._sealer.seal(piece, self._snapshot_aad(watermark, i, len(pieces)))
-            for i, piece in enumerate(pieces)
-        )
-        self._rows.write_snapshot(Snapshot(watermark, chunks))
+        with self._writing():
+            self._rows.write_snapshot(self._codec.seal_snapshot(self._seen, pieces))
         self._unsnapshotted = 0
 
     def checkpoint(self) -> None:
@@ -703,6 +882,32 @@ class Session:
         with self._lock:
             self._check_open()
             self._write_snapshot()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Patch:
+    """The change an update (or a crossing's merge) makes to a memory."""
+
+    text: str | None = None
+    kind: str | None = None
+    tags: tuple[str, ...] | None = None
+    metadata: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    add_tags: tuple[str, ...] = ()
+    origin: Mapping[str, Any] | None = None
+
+    def onto(self, old: Memory) -> Memory:
+        tags = self.tags if self.tags is not None else old.tags
+        tags = (tags + tuple(t for t in self.add_tags if t not in tags))[: validate.MAX_TAGS]
+        return dataclasses.replace(
+            old,
+            text=self.text if self.text is not None else old.text,
+            kind=self.kind or old.kind,
+            tags=tags,
+            metadata=self.metadata if self.metadata is not None else old.metadata,
+            occurred_at=self.occurred_at or old.occurred_at,
+            provenance=old.provenance + ((dict(self.origin),) if self.origin else ()),
+        )
 
 
 def _epoch_or_none(value: datetime | None) -> float | None:

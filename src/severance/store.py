@@ -14,16 +14,14 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import numpy as np
-import numpy.typing as npt
 
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
+from .codec import MemoryCodec
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
@@ -369,36 +367,21 @@ class Store:
         row = self._persona_row(name)
         data_key = self._unlock(row, secret)
         embedder = self.embedder
-        session = Session(self, row, data_key, None, audited=False)
-        try:
-            rows = [r for batch in session._rows.scan(2_000) for r in batch]
-            texts = [session._to_memory(r).text for r in rows]
-            sealed: dict[str, bytes] = {}
-            plain: dict[str, npt.NDArray[np.float32]] = {}
-            for start in range(0, len(rows), 256):
-                part = rows[start : start + 256]
-                vectors = embedder.embed(texts[start : start + 256])
-                for r, v in zip(part, vectors, strict=True):
-                    sealed[r.id] = session._seal_vector(r.id, r.version, v)
-                    if session._vector_rows is not None:
-                        plain[r.id] = v
-                if progress is not None:
-                    progress(min(start + 256, len(rows)), len(rows))
-            updated = PersonaRow(
-                **{**_fields(row), "embedder": embedder.name, "dimension": embedder.dimension}
+        updated = PersonaRow(
+            **{**_fields(row), "embedder": embedder.name, "dimension": embedder.dimension}
+        )
+        session = self._session(updated, data_key, audited=False)
+
+        def commit() -> None:
+            self._backend.update_persona(updated)
+            self._audit.append(
+                "reembedded", row.id, row.name, memories=session.count(), embedder=embedder.name
             )
-            with self._backend.transaction():
-                session._rows.update_vectors(sealed)
-                if session._vector_rows is not None:
-                    session._vector_rows.set_vectors(plain)
-                session._rows.drop_snapshot()
-                self._backend.update_persona(updated)
-                self._audit.append(
-                    "reembedded", row.id, row.name, memories=len(rows), embedder=embedder.name
-                )
+
+        try:
+            return session.reembed(commit, progress)
         finally:
-            session._abandon()
-        return len(rows)
+            session.abandon()
 
     def personas(self) -> list[PersonaInfo]:
         return [_info(r, self._vector_mode(r.id)) for r in self._backend.personas()]
@@ -509,13 +492,50 @@ class Store:
         data_key = self._unlock(row, secret)
         self._check_embedder(row)
         notices = self._notices_for(row.id) if expires_at is None else []
-        session = Session(
-            self, row, data_key, floor, expires_at=expires_at, notices=notices, audited=audited
+        session = self._session(
+            row, data_key, floor=floor, expires_at=expires_at, notices=notices, audited=audited
         )
         if audited:
             self._audit.append(
                 "enter", row.id, row.name, floor=floor, by=by, override=expires_at is not None
             )
+        return session
+
+    def _session(
+        self,
+        row: PersonaRow,
+        data_key: bytes,
+        *,
+        floor: str | None = None,
+        expires_at: float | None = None,
+        notices: Sequence[Notice] = (),
+        audited: bool = True,
+    ) -> Session:
+        """A session of persona ``row`` built from its collaborators (no link back to us)."""
+        backend = self._backend
+        rows = backend.rows(row.id)
+        vector_rows = (
+            rows
+            if backend.indexed_vectors
+            and isinstance(rows, VectorRows)
+            and rows.vector_dimension() is not None
+            else None
+        )
+        session = Session(
+            row,
+            rows=rows,
+            codec=MemoryCodec(data_key, self.store_id, row.id, row.dimension),
+            embedder=self.embedder,
+            transaction=backend.transaction,
+            audit=self._audit.append,
+            audit_rows=backend.audit_rows,
+            on_close=self._session_closed,
+            vector_rows=vector_rows,
+            floor=floor,
+            expires_at=expires_at,
+            notices=notices,
+            audited=audited,
+        )
         with self._lock:
             self._sessions.add(session)
         return session
@@ -605,26 +625,48 @@ class Store:
         select: Selection | None = None,
         mode: Literal["copy", "move"] = "copy",
         dry_run: bool = False,
+        merge_similar: bool = False,
         source_secret: Secret | None = None,
         into_secret: Secret | None = None,
     ) -> Reintegration:
         """Copy or move memories from persona ``source`` into persona ``into``.
 
-        See :mod:`severance.crossings` for selection, de-duplication and provenance.
+        Only memories with identical (normalised) text merge; ``merge_similar=True`` also
+        merges near-duplicates. See :mod:`severance.crossings` for selection, de-duplication,
+        provenance and concurrency.
         """
         from .crossings import reintegrate
 
         self._check_open()
-        return reintegrate(
-            self,
-            source,
-            into,
-            select=select,
-            mode=mode,
-            dry_run=dry_run,
-            source_secret=source_secret,
-            into_secret=into_secret,
-        )
+        if mode not in ("copy", "move"):
+            raise InvalidInputError("mode must be 'copy' or 'move'")
+        src_row = self._persona_row(source)
+        dst_row = self._persona_row(into)
+        if src_row.id == dst_row.id:
+            raise InvalidInputError("a persona cannot be reintegrated into itself")
+        if (src_row.embedder, src_row.dimension) != (dst_row.embedder, dst_row.dimension):
+            raise EmbedderMismatchError(
+                f"{source!r} and {into!r} use different embedders; re-embed one of them first"
+            )
+        src = self._wake(src_row, source_secret, floor=None, by="reintegration", audited=False)
+        try:
+            dst = self._wake(dst_row, into_secret, floor=None, by="reintegration", audited=False)
+        except BaseException:
+            src.abandon()
+            raise
+        try:
+            return reintegrate(
+                src,
+                dst,
+                select=select,
+                mode=mode,
+                dry_run=dry_run,
+                merge_similar=merge_similar,
+                audit=self._audit.append,
+            )
+        finally:
+            src.abandon()
+            dst.abandon()
 
     def clean_slate(self, persona: str, *, confirm: str) -> int:
         """Erase a persona for good: destroy its wrapped key, delete its rows, history, index
@@ -639,9 +681,13 @@ class Store:
             raise InvalidInputError("to erase a persona, confirm= must repeat its name exactly")
         with self._lock:
             for session in [s for s in self._sessions if s.persona_id == row.id]:
-                session._abandon()
-        erased = self._backend.rows(row.id).count()
+                session.abandon()
+        rows = self._backend.rows(row.id)
         with self._backend.transaction():
+            # Under the writer lock, so the count is of exactly what is erased, and every
+            # write another process makes after it finds the persona gone (and fails).
+            rows.lock()
+            erased = rows.count()
             self._backend.delete_persona(row.id)
             if f"override:{row.id}" in self._backend.get_meta():
                 self._backend.set_meta(f"override:{row.id}", "0")  # end a running override

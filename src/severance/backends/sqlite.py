@@ -22,6 +22,9 @@ from typing import Any, ClassVar
 
 from ..errors import (
     AlreadyExistsError,
+    ConflictError,
+    MemoryNotFoundError,
+    PersonaNotFoundError,
     StorageError,
     StoreExistsError,
     StoreNotFoundError,
@@ -160,7 +163,7 @@ def _v2(db: sqlite3.Connection) -> None:
             label TEXT
         );
         CREATE INDEX passes_by_persona ON passes (persona_id);
-        """
+        """,
     )
 
 
@@ -451,10 +454,19 @@ class SQLitePersonaRows:
         self._b = backend
         self.persona_id = persona_id
 
+    def lock(self) -> None:
+        # BEGIN IMMEDIATE already holds the database's write lock; only check the persona.
+        if not self.alive():
+            raise PersonaNotFoundError("this persona was erased")
+
+    def alive(self) -> bool:
+        return bool(self._b._query("SELECT 1 FROM personas WHERE id = ?", (self.persona_id,)))
+
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         if not rows:
             return []
         with self._b.transaction():
+            self.lock()
             last = self._b._next_seqs(len(rows))
             seqs = list(range(last - len(rows) + 1, last + 1))
             with map_sqlite_errors():
@@ -480,7 +492,27 @@ class SQLitePersonaRows:
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
         with self._b.transaction():
+            self.lock()
             seq = self._b._next_seqs(1)
+            cur = self._b._execute(
+                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
+                " payload = ?, vector = ? WHERE persona_id = ? AND id = ? AND version = ?",
+                (
+                    seq,
+                    row.version,
+                    row.occurred_at,
+                    row.updated_at,
+                    row.payload,
+                    row.vector,
+                    self.persona_id,
+                    row.id,
+                    previous.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                if self.get(row.id) is None:
+                    raise MemoryNotFoundError(row.id)
+                raise ConflictError(f"memory {row.id!r} was changed by another writer")
             self._b._execute(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -493,38 +525,28 @@ class SQLitePersonaRows:
                     previous.payload,
                 ),
             )
-            cur = self._b._execute(
-                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
-                " payload = ?, vector = ? WHERE persona_id = ? AND id = ?",
-                (
-                    seq,
-                    row.version,
-                    row.occurred_at,
-                    row.updated_at,
-                    row.payload,
-                    row.vector,
-                    self.persona_id,
-                    row.id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StorageError("the memory to replace vanished")
         return seq
 
     def delete(self, memory_id: str) -> bool:
         return self.delete_many([memory_id]) == 1
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
+        done = 0
         with self._b.transaction():
-            for memory_id, vector in vectors.items():
-                self._b._execute(
-                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?",
-                    (vector, self._b._next_seqs(1), self.persona_id, memory_id),
+            self.lock()
+            for memory_id, (version, vector) in vectors.items():
+                cur = self._b._execute(
+                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?"
+                    " AND version = ?",
+                    (vector, self._b._next_seqs(1), self.persona_id, memory_id, version),
                 )
+                done += cur.rowcount
+        return done
 
     def delete_many(self, memory_ids: Sequence[str]) -> int:
         deleted = 0
         with self._b.transaction():
+            self.lock()
             for memory_id in memory_ids:
                 cur = self._b._execute(
                     "DELETE FROM memories WHERE persona_id = ? AND id = ?",
@@ -620,6 +642,7 @@ class SQLitePersonaRows:
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         with self._b.transaction():
+            self.lock()
             self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
             with map_sqlite_errors():
                 self._b.db.executemany(
