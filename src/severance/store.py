@@ -9,6 +9,7 @@ wakes exactly one persona chosen by the floors.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
 import threading
@@ -27,6 +28,7 @@ from .errors import (
     AlreadyExistsError,
     EmbedderMismatchError,
     FloorNotFoundError,
+    IntegrityError,
     InvalidFloorError,
     InvalidInputError,
     PersonaNotFoundError,
@@ -92,6 +94,13 @@ class Store:
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._lock = threading.RLock()
+        # What opened us, to pick up a key rotation made by another process (_refresh_master).
+        self._key_check = meta["key_check"]
+        self._key_args: tuple[str | None, KeyInput | None, str | os.PathLike[str] | None] = (
+            None,
+            None,
+            None,
+        )
 
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
@@ -210,7 +219,9 @@ class Store:
         except BaseException:
             backend.close()
             raise
-        return cls(backend, master, embedder)
+        store = cls(backend, master, embedder)
+        store._key_args = (passphrase, key, key_file)
+        return store
 
     def close(self) -> None:
         """Close every open session and the database connection."""
@@ -294,6 +305,9 @@ class Store:
             dimension=embedder.dimension,
         )
         with self._backend.transaction():
+            self._backend.lock()
+            if sealed_with is None and self._refresh_master():
+                row = dataclasses.replace(row, wrapped_key=self._master.wrap(persona_id, data_key))
             if any(p.name == name for p in self._backend.personas()):
                 raise AlreadyExistsError(f"a persona named {name!r} already exists")
             self._backend.insert_persona(row)
@@ -595,7 +609,35 @@ class Store:
             if secret is None:
                 raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
             return secret.derive(self.store_id, row.seal_kdf).unwrap(row.id, row.wrapped_key)
-        return self._master.unwrap(row.id, row.wrapped_key)
+        try:
+            return self._master.unwrap(row.id, row.wrapped_key)
+        except IntegrityError:
+            # Another process may have rotated the master key since we opened the store.
+            if not self._refresh_master():
+                raise
+        fresh = next((p for p in self._backend.personas() if p.id == row.id), None)
+        if fresh is None:
+            raise PersonaNotFoundError(f"no persona named {row.name!r}")
+        return self._master.unwrap(fresh.id, fresh.wrapped_key)
+
+    def _refresh_master(self) -> bool:
+        """Pick up a key rotation made by another process: True if the master key changed.
+
+        A key-file store re-reads its (replaced) key file; a store opened with an explicit key
+        or passphrase that the rotation retired gets a typed error, not "tampered"."""
+        meta = self._backend.get_meta()
+        if meta.get("key_check") == self._key_check:
+            return False
+        try:
+            master = MasterKey(find_master_key(meta, *self._key_args), self.store_id)
+            master.verify(base64.b64decode(meta["key_check"]))
+        except (UnlockError, InvalidInputError):
+            raise UnlockError(
+                "the store's master key was rotated by another process; the key this process"
+                " was opened with no longer opens it: open the store again with the new key"
+            ) from None
+        self._master, self._key_check = master, meta["key_check"]
+        return True
 
     def _check_embedder(self, row: PersonaRow) -> None:
         embedder = self.embedder
@@ -734,9 +776,16 @@ class Store:
             pending.unlink(missing_ok=True)
             write_key_file(pending, master.raw)
             new_meta.update(key_mode="key-file", key_file=str(target), kdf="")
-        audit_key = self._master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
         try:
             with self._backend.transaction():
+                # Under the writer lock, the personas read are all there are until commit (no
+                # persona added meanwhile stays wrapped by the retired key).
+                self._backend.lock()
+                self._refresh_master()
+                meta = self._backend.get_meta()
+                audit_key = self._master.unwrap(
+                    _AUDIT_KEY_ID, base64.b64decode(meta["audit_key"])
+                )
                 rotated = 0
                 for row in self._backend.personas():
                     if row.sealed:
@@ -764,7 +813,8 @@ class Store:
         if current is not None and current != target:
             # The retired key must not linger: with an old copy of the data it opens everything.
             destroy_key_file(current)
-        self._master = master
+        self._master, self._key_check = master, new_meta["key_check"]
+        self._key_args = (passphrase, None, None) if passphrase is not None else (None, None, None)
         return str(target) if target is not None else None
 
     # -- audit --------------------------------------------------------------------------------

@@ -261,6 +261,11 @@ class Backend(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
+    def lock(self) -> None:
+        """Inside a transaction: wait for, then keep out, every other writer of the store until
+        it ends (SQLite's ``BEGIN IMMEDIATE`` already does; PostgreSQL takes the counter row)."""
+        ...
+
     def close(self) -> None: ...
 
     # -- store-wide settings ------------------------------------------------------------------

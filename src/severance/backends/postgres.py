@@ -225,6 +225,10 @@ class PostgresBackend:
         with self._tx(None):
             yield
 
+    def lock(self) -> None:
+        with self._tx(None) as conn:
+            self._reserve(conn, 0)
+
     @contextmanager
     def _tx(self, persona_id: str | None) -> Iterator[psycopg.Connection[Any]]:
         """A transaction (joined if one is open) scoped to the store and, if given, a persona."""

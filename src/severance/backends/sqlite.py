@@ -240,6 +240,9 @@ class SQLiteBackend:
             with map_sqlite_errors():
                 db.execute("COMMIT")
 
+    def lock(self) -> None:
+        """Nothing to do: every transaction begins IMMEDIATE, holding the write lock."""
+
     def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock, map_sqlite_errors():
             return self.db.execute(sql, params)
