@@ -155,7 +155,6 @@ def test_a_move_keeps_every_update_acknowledged_while_it_runs(
         w.wait_acks(3)
         store.reintegrate("work", "home", mode="move")
         w.finish()
-    assert w.stopped_by == "MemoryNotFoundError"  # updates after the move find it gone
     lineage = [
         m
         for floor in ("office", "house")
@@ -166,6 +165,7 @@ def test_a_move_keeps_every_update_acknowledged_while_it_runs(
     assert len(lineage) == 1
     assert lineage[0].text == w.acks[-1]
     assert len(every_memory(store, "house")) == N_MOVED + 1
+    assert w.stopped_by == "MemoryNotFoundError"  # updates after the move find it gone
 
 
 # -- finding 3: a forgotten memory comes back ----------------------------------------------------
