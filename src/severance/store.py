@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import validate
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
@@ -66,6 +67,7 @@ STORE_FORMAT = "1"
 #: The longest an override may last.
 MAX_OVERRIDE_MINUTES = 240
 _AUDIT_KEY_ID = "audit"
+_NOTICE_PAGE = 32
 
 
 def _location_text(location: str | os.PathLike[str]) -> str:
@@ -122,6 +124,8 @@ class Store:
         """
         if sum(x is not None for x in (passphrase, key, key_file)) > 1:
             raise InvalidInputError("give at most one of passphrase, key and key_file")
+        if passphrase is not None:
+            validate.new_passphrase(passphrase)
         text = _location_text(location)
         backend = open_backend(text)
         try:
@@ -212,6 +216,10 @@ class Store:
                     f"no store at {backend.url!r}; create one with `severance init`"
                 )
             meta = backend.get_meta()
+            if not {"store_id", "key_check", "audit_key"} <= set(meta):
+                raise StorePathError(
+                    f"{backend.url!r} holds no Severance store (its settings are missing)"
+                )
             store_id = meta["store_id"]
             raw = find_master_key(meta, passphrase, key, key_file)
             master = MasterKey(raw, store_id)
@@ -752,6 +760,8 @@ class Store:
         self._check_open()
         if passphrase is not None and key_file is not None:
             raise InvalidInputError("give a passphrase or a key file, not both")
+        if passphrase is not None:
+            validate.new_passphrase(passphrase)
         meta = self._backend.get_meta()
         new_meta: dict[str, str] = {}
         pending: Path | None = None
@@ -783,9 +793,7 @@ class Store:
                 self._backend.lock()
                 self._refresh_master()
                 meta = self._backend.get_meta()
-                audit_key = self._master.unwrap(
-                    _AUDIT_KEY_ID, base64.b64decode(meta["audit_key"])
-                )
+                audit_key = self._master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
                 rotated = 0
                 for row in self._backend.personas():
                     if row.sealed:
@@ -829,13 +837,20 @@ class Store:
 
     def _notices_for(self, persona_id: str) -> list[Notice]:
         """Crossings that touched a persona since it last woke normally."""
+        # Read back from the newest entry, a page at a time, only as far as the last normal
+        # wake: the cost is what happened since, not the persona's whole history.
         notices: list[Notice] = []
-        for entry in reversed(to_entries(self._backend.audit_rows(persona_id))):
-            if entry.event == "enter" and not entry.detail.get("override"):
-                break
-            if entry.event in NOTICE_EVENTS:
-                notices.append(Notice(entry.at, entry.event, entry.detail))
-        return list(reversed(notices))
+        before: int | None = None
+        while True:
+            page = self._backend.audit_page(persona_id, before, _NOTICE_PAGE)
+            for entry in to_entries(page):
+                if entry.event == "enter" and not entry.detail.get("override"):
+                    return list(reversed(notices))
+                if entry.event in NOTICE_EVENTS:
+                    notices.append(Notice(entry.at, entry.event, entry.detail))
+            if len(page) < _NOTICE_PAGE:
+                return list(reversed(notices))
+            before = page[-1].seq
 
 
 NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})

@@ -325,5 +325,10 @@ class Backend(Protocol):
 
     def last_audit(self) -> AuditRow | None: ...
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        """Up to ``limit`` entries about one persona with ``seq`` below ``before`` (None: the
+        newest), newest first — to read back from the end only as far as needed."""
+        ...
+
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows: ...

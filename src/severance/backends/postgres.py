@@ -558,6 +558,14 @@ class PostgresBackend:
             )
         return [AuditRow(*r) for r in rows]
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._fetch(
+            f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
+            " AND persona_id = %(about)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(n)s",
+            {"about": persona_id, "before": 2**62 if before is None else before, "n": limit},
+        )
+        return [AuditRow(*r) for r in rows]
+
     def last_audit(self) -> AuditRow | None:
         rows = self._fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"

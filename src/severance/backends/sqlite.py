@@ -209,6 +209,12 @@ class SQLiteBackend:
         if self._db is None:
             if not self.db_path.is_file():
                 raise StoreNotFoundError(f"no store at {self.url!r}")
+            if self.db_path.stat().st_size == 0:
+                # SQLite would take an empty file as a new database and build tables in it.
+                raise StorePathError(
+                    f"{str(self.db_path)!r} is empty (0 bytes): it holds no store; restore it"
+                    " from a backup, or delete it to start afresh"
+                )
             self._db = self._connect()
             # A store made by an older version gains the newer tables on first use.
             if self.schema_version() < len(MIGRATIONS):
@@ -428,6 +434,14 @@ class SQLiteBackend:
             rows = self._query(sql + " ORDER BY seq")
         else:
             rows = self._query(sql + " WHERE persona_id = ? ORDER BY seq", (persona_id,))
+        return [AuditRow(*r) for r in rows]
+
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._query(
+            "SELECT seq, at, event, persona_id, persona, detail, prev_hash, hash FROM audit"
+            " WHERE persona_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (persona_id, 2**62 if before is None else before, limit),
+        )
         return [AuditRow(*r) for r in rows]
 
     def last_audit(self) -> AuditRow | None:
