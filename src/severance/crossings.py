@@ -17,8 +17,9 @@ are copied and listed in the report as "similar, kept apart"; ``merge_similar=Tr
 ``--merge-similar``) merges them instead, keeping the crossing text, kind and metadata in the
 provenance entry whenever they differ.
 
-Merge candidates are the target's nearest memories by vector (the same embedder made both
-sides, so an identical text is its own nearest neighbour), confirmed by comparing text.
+Identical texts are found by comparing the normalised text with every memory of the target
+(decrypted inside the crossing: a cost linear in the target's size); similar ones among the
+target's nearest memories by vector.
 
 Concurrency. The selection is read, planned and written inside *one* transaction that first
 takes the store's writer lock (see :meth:`Session.lock`): no other process can update, forget
@@ -174,11 +175,12 @@ def _plan(
 ) -> _Plan:
     plan = _Plan()
     by_key: dict[tuple[str, ...], int] = {}  # key -> the copy that carries it
+    in_target: dict[tuple[str, ...], str] = {}
+    for existing in targets.values():
+        in_target.setdefault(_key(existing, mode), existing.id)
     for i, memory in enumerate(memories):
         key = _key(memory, mode)
-        same = next(
-            (t for t, _ in neighbours[i] if t in targets and _key(targets[t], mode) == key), None
-        )
+        same = in_target.get(key)
         if same is not None:
             plan.into_target[i] = same
             continue
@@ -187,10 +189,10 @@ def _plan(
             continue
         close = [(t, s) for t, s in neighbours[i] if s >= DUPLICATE_SIMILARITY and t in targets]
         if close:
-            target, score = close[0]
-            plan.similar.append(Similar(memory.id, target, True, score, merge_similar))
+            near, score = close[0]
+            plan.similar.append(Similar(memory.id, near, True, score, merge_similar))
             if merge_similar:
-                plan.into_target[i] = target
+                plan.into_target[i] = near
                 continue
         twin = None
         if plan.copies:
@@ -272,7 +274,8 @@ def reintegrate(
         dim = src.embedder.dimension
         vectors = np.stack([v for _, v in taken]) if taken else np.zeros((0, dim), np.float32)
         neighbours = dst.nearest(vectors, _CANDIDATES) if taken else []
-        targets = {m.id: m for m, _ in dst.take([t for hits in neighbours for t, _ in hits])}
+        # Every target memory, so an identical text is found whatever the vectors say.
+        targets = {m.id: m for m in dst.texts()} if taken else {}
         plan = _plan(memories, vectors, neighbours, targets, mode, merge_similar)
         merged = len(plan.into_target) + sum(len(t) for t in plan.twins.values())
         report = Reintegration(

@@ -167,9 +167,12 @@ class Session:
                 self._index = None
                 self._on_close(self)
 
-    def abandon(self) -> None:
-        """Close without writing anything (a crossing's helper session, or an erased persona)."""
+    def abandon(self, *, erased: bool = False) -> None:
+        """Close without writing anything: a crossing's helper session, or (``erased``) a
+        session whose persona a clean slate is erasing — its calls then raise
+        :class:`PersonaErasedError`."""
         with self._lock:
+            self._erased = self._erased or erased
             if self._closed:
                 return
             self._closed = True
@@ -484,6 +487,16 @@ class Session:
                     out.append((memory, self._codec.open_vector(row)))
                 except IntegrityError:
                     self._quarantine(row)
+            return out
+
+    def texts(self) -> list[Memory]:
+        """Every memory of the persona (the current version; quarantined ones left out),
+        without an audit entry: for a crossing's planning inside its own audited step."""
+        with self._lock:
+            self._check_open()
+            out: list[Memory] = []
+            for batch in self._rows.scan(_SCAN_BATCH):
+                out.extend(m for m in map(self._open, batch) if m is not None)
             return out
 
     def delete(self, expected_versions: Mapping[str, int]) -> int:

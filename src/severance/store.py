@@ -731,7 +731,7 @@ class Store:
             raise InvalidInputError("to erase a persona, confirm= must repeat its name exactly")
         with self._lock:
             for session in [s for s in self._sessions if s.persona_id == row.id]:
-                session.abandon()
+                session.abandon(erased=True)
         rows = self._backend.rows(row.id)
         with self._backend.transaction():
             # Under the writer lock, so the count is of exactly what is erased, and every
