@@ -40,7 +40,7 @@ from . import validate
 from .audit import to_entries
 from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
 from .codec import MemoryCodec
-from .drafts import to_draft
+from .drafts import Patch, to_draft
 from .embedders import Embedder
 from .errors import (
     ConflictError,
@@ -63,22 +63,21 @@ from .model import (
     new_id,
     to_epoch,
 )
+from .quarantine import RowReader
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.query import rerank_hits, search_depth
+from .session_crossing import CrossingAPI
+from .session_index import SCAN_BATCH, IndexKeeper
 
 __all__ = ["Session"]
 
-#: Snapshot the index on close once this many changes were applied since the last snapshot.
-SNAPSHOT_MIN_CHANGES = 256
-_SNAPSHOT_CHUNK = 16 * 1024 * 1024
-_SCAN_BATCH = 2_000
 #: How often an update is re-applied when another writer changed the memory in between.
 _UPDATE_ATTEMPTS = 8
 Progress = Callable[[int, int], None]
 Audit = Callable[..., object]
 
 
-class Session:
+class Session(CrossingAPI):
     """A persona awake. Create one with :meth:`Store.enter`; use it as a context manager."""
 
     def __init__(
@@ -110,15 +109,12 @@ class Session:
         # dense search runs there. Decided once, at wake.
         self._vector_rows = vector_rows
         self._lock = threading.RLock()
-        self._index: PersonaIndex | None = None
-        self._seen = 0
-        self._unsnapshotted = 0
+        self._reader = RowReader(codec, self._report_quarantined)
+        self._index = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
         self._closed = False
         self._erased = False
         self._expires_at = expires_at
         self._notices = tuple(notices)
-        #: Rows that failed authentication: id -> the version that failed.
-        self._quarantined: dict[str, int] = {}
         self.audited = audited
         self.floor = floor
         self.counts = {"remembered": 0, "recalled": 0, "updated": 0, "forgotten": 0}
@@ -159,12 +155,12 @@ class Session:
                 return
             self._closed = True
             try:
-                if self._index is not None and self._unsnapshotted >= SNAPSHOT_MIN_CHANGES:
+                if self._index.snapshot_due():
                     self._write_snapshot()
-            except PersonaNotFoundError:
-                self._became_erased()
+            except PersonaErasedError:
+                pass
             finally:
-                self._index = None
+                self._index.drop()
                 self._on_close(self)
 
     def abandon(self, *, erased: bool = False) -> None:
@@ -176,14 +172,14 @@ class Session:
             if self._closed:
                 return
             self._closed = True
-            self._index = None
+            self._index.drop()
             self.audited = False
             self._on_close(self)
 
     def _became_erased(self) -> None:
         """The persona's row is gone (a clean slate, maybe by another process)."""
         self._erased = True
-        self._index = None
+        self._index.drop()
         self.audited = False
         if not self._closed:
             self._closed = True
@@ -199,41 +195,25 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
-    # -- opening rows, with quarantine --------------------------------------------------------
-    def _open(self, row: MemoryRow) -> Memory | None:
-        """The memory of ``row``, or None (quarantined) if it fails authentication."""
-        try:
-            memory = self._codec.memory(row)
-        except IntegrityError:
-            self._quarantine(row)
-            return None
-        self._quarantined.pop(row.id, None)
-        return memory
-
-    def _quarantine(self, row: MemoryRow) -> None:
-        if self._quarantined.get(row.id) == row.version:
-            return
-        self._quarantined[row.id] = row.version
+    # -- quarantine ---------------------------------------------------------------------------
+    def _report_quarantined(self, memory_id: str, version: int) -> None:
         self._audit(
             "memory_quarantined",
             self._persona.id,
             self._persona.name,
-            memory_id=row.id,
-            version=row.version,
+            memory_id=memory_id,
+            version=version,
         )
 
-    def _open_or_raise(self, row: MemoryRow) -> Memory:
-        memory = self._open(row)
-        if memory is None:
-            raise QuarantinedError(row.id)
-        return memory
+    def _report_rejected_snapshot(self) -> None:
+        self._audit("snapshot_rejected", self._persona.id, self._persona.name)
 
     def quarantined(self) -> list[str]:
         """Ids of the memories found failing authentication (skipped by every read; they can
         only be forgotten). Complete once the index has loaded (after any recall or export)."""
         with self._lock:
             self._check_open()
-            return sorted(self._quarantined)
+            return self._reader.ids()
 
     # -- writing ------------------------------------------------------------------------------
     def remember(
@@ -327,14 +307,12 @@ class Session:
                     self._vector_rows.set_vectors(
                         {r.id: v for r, v in zip(rows, vectors, strict=True)}
                     )
-            if self._index is not None:
-                self._index.upsert(
-                    [
-                        Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
-                        for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
-                    ]
-                )
-                self._unsnapshotted += len(rows)
+            self._index.upsert(
+                [
+                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                    for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
+                ]
+            )
             return memories
 
     @contextmanager
@@ -366,7 +344,7 @@ class Session:
         with self._lock:
             self._check_open()
             validate.memory_id(memory_id)
-            patch = _Patch(
+            patch = Patch(
                 text=validate.text(text) if text is not None else None,
                 kind=validate.kind(kind) if kind is not None else None,
                 tags=validate.tags(tags) if tags is not None else None,
@@ -383,15 +361,15 @@ class Session:
         """Add tags and a provenance entry to a memory (a merge by a crossing)."""
         with self._lock:
             self._check_open()
-            return self._apply(memory_id, _Patch(add_tags=tuple(add_tags), origin=provenance))[0]
+            return self._apply(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))[0]
 
-    def _apply(self, memory_id: str, patch: _Patch) -> tuple[Memory, bool]:
+    def _apply(self, memory_id: str, patch: Patch) -> tuple[Memory, bool]:
         for _ in range(_UPDATE_ATTEMPTS):
             row = self._rows.get(memory_id)
             if row is None:
                 self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            old = self._open_or_raise(row)
+            old = self._reader.open_or_raise(row)
             merged = patch.onto(old)
             if merged == old:
                 return old, False
@@ -423,22 +401,20 @@ class Session:
                         self._vector_rows.set_vectors({row.id: vector})
             except ConflictError:
                 continue  # another writer got there first: re-apply on its version
-            if self._index is not None:
-                self._index.upsert(
-                    [
-                        Doc(
-                            row.id,
-                            seq,
-                            new.kind,
-                            new.tags,
-                            new_row.occurred_at,
-                            row.learned_at,
-                            vector,
-                            tokenize(new.text),
-                        )
-                    ]
-                )
-                self._unsnapshotted += 1
+            self._index.upsert(
+                [
+                    Doc(
+                        row.id,
+                        seq,
+                        new.kind,
+                        new.tags,
+                        new_row.occurred_at,
+                        row.learned_at,
+                        vector,
+                        tokenize(new.text),
+                    )
+                ]
+            )
             return new, True
         raise ConflictError(f"memory {memory_id!r} kept changing under this update; try again")
 
@@ -452,153 +428,9 @@ class Session:
             if not gone:
                 self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            self._quarantined.pop(memory_id, None)
-            if self._index is not None:
-                self._index.remove(memory_id)
-                self._unsnapshotted += 1
+            self._reader.forget(memory_id)
+            self._index.remove([memory_id])
             self.counts["forgotten"] += 1
-
-    # -- the crossings' internal API ----------------------------------------------------------
-    def transaction(self) -> AbstractContextManager[None]:
-        """The store's transaction (joined if one is open)."""
-        return self._transaction()
-
-    def lock(self) -> None:
-        """Inside a transaction: keep every other writer of the store out until it ends, so
-        what is read next cannot change before the commit."""
-        with self._writing():
-            self._rows.lock()
-
-    def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
-        """The current version of each memory in ``ids`` that exists (and opens), with its
-        vector, in the order given."""
-        with self._lock:
-            self._check_open()
-            rows = self._rows.get_many(list(ids))
-            out = []
-            for memory_id in dict.fromkeys(ids):
-                row = rows.get(memory_id)
-                if row is None:
-                    continue
-                memory = self._open(row)
-                if memory is None:
-                    continue
-                try:
-                    out.append((memory, self._codec.open_vector(row)))
-                except IntegrityError:
-                    self._quarantine(row)
-            return out
-
-    def texts(self) -> list[Memory]:
-        """Every memory of the persona (the current version; quarantined ones left out),
-        without an audit entry: for a crossing's planning inside its own audited step."""
-        with self._lock:
-            self._check_open()
-            out: list[Memory] = []
-            for batch in self._rows.scan(_SCAN_BATCH):
-                out.extend(m for m in map(self._open, batch) if m is not None)
-            return out
-
-    def delete(self, expected_versions: Mapping[str, int]) -> int:
-        """Delete memories (with their history) if each is still at the version given;
-        :class:`ConflictError` (nothing deleted) if any changed or vanished."""
-        with self._lock:
-            self._check_open()
-            with self._writing(), self._transaction():
-                self._rows.lock()
-                current = self._rows.get_many(list(expected_versions))
-                changed = [
-                    i
-                    for i, v in expected_versions.items()
-                    if i not in current or current[i].version != v
-                ]
-                if changed:
-                    raise ConflictError(
-                        f"{len(changed)} memories changed while being moved; nothing was moved"
-                    )
-                deleted = self._rows.delete_many(list(expected_versions))
-            if self._index is not None:
-                for memory_id in expected_versions:
-                    self._index.remove(memory_id)
-                self._unsnapshotted += deleted
-            return deleted
-
-    def matching(self, flt: Filter) -> list[str]:
-        """Ids of every memory passing ``flt`` (the index is brought up to date first)."""
-        with self._lock:
-            self._check_open()
-            return list(self._sync().ids_matching(flt))
-
-    def nearest(self, vectors: npt.NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
-        """For each vector, the ids and cosine similarities of its ``k`` nearest memories."""
-        with self._lock:
-            self._check_open()
-            index = self._sync()
-            out = []
-            for vector in vectors:
-                dense_hits = (
-                    self._vector_rows.nearest(vector, k) if self._vector_rows is not None else None
-                )
-                hits = index.search(vector, (), k, mode="dense", depth=k, dense_hits=dense_hits)
-                out.append([(h.id, float(h.dense_score or 0.0)) for h in hits])
-            return out
-
-    @property
-    def embedder(self) -> Embedder:
-        return self._embedder
-
-    def reembed(self, commit: Callable[[], None], progress: Progress | None = None) -> int:
-        """Re-embed every memory with this session's embedder; ``commit`` runs inside the
-        writing transaction (to record the persona's new embedder and the audit entry).
-
-        The bulk is embedded outside any transaction; then, under the store's writer lock,
-        every memory changed or added meanwhile is embedded again from its current version,
-        and each vector is written only onto the version it was sealed for. So a concurrent
-        update is never paired with a vector of its old text or sealed for its old version.
-        """
-        with self._lock:
-            self._check_open()
-            mark = self._rows.high_water()
-            rows = [r for batch in self._rows.scan(_SCAN_BATCH) for r in batch]
-            total = len(rows)
-            fresh = self._embed_rows(rows, progress, total)
-            with self._writing(), self._transaction():
-                self._rows.lock()
-                changes = self._rows.changes_since(mark)
-                for memory_id in changes.deleted:
-                    fresh.pop(memory_id, None)
-                moved = self._rows.get_many(list(changes.changed))
-                fresh.update(self._embed_rows(list(moved.values()), None, 0))
-                for memory_id in set(changes.changed) - set(moved):
-                    fresh.pop(memory_id, None)
-                sealed = {
-                    i: (version, self._codec.seal_vector(i, version, v))
-                    for i, (version, v) in fresh.items()
-                }
-                written = self._rows.update_vectors(sealed)
-                if written != len(sealed):
-                    raise ConflictError("memories changed during re-embedding; run it again")
-                if self._vector_rows is not None:
-                    self._vector_rows.set_vectors({i: v for i, (_, v) in fresh.items()})
-                self._rows.drop_snapshot()
-                commit()
-            self._index = None
-            return written
-
-    def _embed_rows(
-        self, rows: Sequence[MemoryRow], progress: Progress | None, total: int
-    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
-        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
-        opened = [(r, self._open(r)) for r in rows]
-        live = [(r, m) for r, m in opened if m is not None]
-        for start in range(0, len(live), 256):
-            part = live[start : start + 256]
-            vectors = self._embedder.embed([m.text for _, m in part])
-            for (r, _), v in zip(part, vectors, strict=True):
-                out[r.id] = (r.version, v)
-            if progress is not None:
-                progress(min(start + 256, len(live)), total)
-        return out
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, memory_id: str) -> Memory:
@@ -610,7 +442,7 @@ class Session:
             if row is None:
                 self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            return self._open_or_raise(row)
+            return self._reader.open_or_raise(row)
 
     def history(self, memory_id: str) -> list[Memory]:
         """Every version of a memory, oldest first; the current version is last."""
@@ -621,7 +453,7 @@ class Session:
             if row is None:
                 self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            current = self._open_or_raise(row)
+            current = self._reader.open_or_raise(row)
             try:
                 versions = [
                     self._codec.past(old, row.learned_at) for old in self._rows.history(memory_id)
@@ -642,7 +474,7 @@ class Session:
             rows = self._rows.page(offset, limit, newest_first)
             if total == 0:
                 self._confirm_alive()
-            opened = [self._open(r) for r in rows]
+            opened = [self._reader.open(r) for r in rows]
             items = tuple(m for m in opened if m is not None)
             end = offset + len(rows)
             return Page(items, total, end if end < total else None)
@@ -653,8 +485,8 @@ class Session:
         with self._lock:
             self._check_open()
             out: list[Memory] = []
-            for batch in self._rows.scan(_SCAN_BATCH):
-                out.extend(m for m in map(self._open, batch) if m is not None)
+            for batch in self._rows.scan(SCAN_BATCH):
+                out.extend(m for m in map(self._reader.open, batch) if m is not None)
             if not out:
                 self._confirm_alive()
             self._audit(
@@ -662,7 +494,7 @@ class Session:
                 self._persona.id,
                 self._persona.name,
                 memories=len(out),
-                **({"quarantined": sorted(self._quarantined)} if self._quarantined else {}),
+                **({"quarantined": self._reader.ids()} if self._reader.ids() else {}),
             )
             return out
 
@@ -756,7 +588,7 @@ class Session:
                 rows = self._rows.get_many([h.id for h in hits])
                 for h in hits:
                     if h.id in rows and h.id not in memories:
-                        memory = self._open(rows[h.id])
+                        memory = self._reader.open(rows[h.id])
                         if memory is not None:
                             memories[h.id] = memory
                 ghosts = [h.id for h in hits if h.id not in memories]
@@ -768,9 +600,7 @@ class Session:
                 # Deleted by another process in a way our sync did not see (its tombstone was
                 # dropped by another session's snapshot), or quarantined: drop them and search
                 # again, so they do not take the places of live memories.
-                for memory_id in ghosts:
-                    index.remove(memory_id)
-                self._unsnapshotted += len(ghosts)
+                self._index.remove(ghosts)
             hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
@@ -800,127 +630,29 @@ class Session:
         with self._lock:
             self._check_open()
             notices = list(self._notices)
-            if self._quarantined:
+            if self._reader.ids():
                 notices.append(
                     Notice(
                         from_epoch(time.time()),
                         "memory_quarantined",
-                        {"memory_ids": sorted(self._quarantined)},
+                        {"memory_ids": self._reader.ids()},
                     )
                 )
             return notices
 
     # -- the index ------------------------------------------------------------------------------
-    def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
-        docs = []
-        for row in rows:
-            memory = self._open(row)
-            if memory is None:
-                continue
-            try:
-                vector = self._codec.open_vector(row)
-            except IntegrityError:
-                self._quarantine(row)
-                continue
-            docs.append(
-                Doc(
-                    row.id,
-                    row.seq,
-                    memory.kind,
-                    memory.tags,
-                    row.occurred_at,
-                    row.learned_at,
-                    vector,
-                    tokenize(memory.text),
-                )
-            )
-        return docs
-
-    def _load(self) -> PersonaIndex:
-        snapshot = self._rows.read_snapshot()
-        if snapshot is not None:
-            try:
-                index = PersonaIndex.from_bytes(self._codec.open_snapshot(snapshot))
-                self._seen = snapshot.watermark
-                self._index = index
-                return self._apply_changes(index)
-            except Exception:
-                # A snapshot that fails authentication or parsing is never trusted; the rows
-                # are the source of truth, so rebuild from them.
-                self._rows.drop_snapshot()
-                self._audit("snapshot_rejected", self._persona.id, self._persona.name)
-        index = PersonaIndex(self._codec.dimension)
-        self._seen = self._rows.high_water()
-        for batch in self._rows.scan(_SCAN_BATCH):
-            index.upsert(self._docs(batch))
-        self._unsnapshotted = len(index)
-        self._index = index
-        return self._apply_changes(index)
-
-    def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
-        changes = self._rows.changes_since(self._seen)
-        stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
-        if stale:
-            fresh = self._rows.get_many(stale)
-            for memory_id in stale:
-                if memory_id not in fresh:
-                    index.remove(memory_id)
-            docs = self._docs(fresh.values())
-            for memory_id in set(fresh) - {d.id for d in docs}:
-                index.remove(memory_id)  # an update that fails authentication: quarantined
-            index.upsert(docs)
-            self._unsnapshotted += len(fresh)
-        for memory_id in changes.deleted:
-            self._quarantined.pop(memory_id, None)
-            if index.remove(memory_id):
-                self._unsnapshotted += 1
-        self._seen = changes.high_water
-        return index
-
     def _sync(self) -> PersonaIndex:
-        if self._index is None:
-            return self._load()
-        return self._apply_changes(self._index)
+        return self._index.sync()
 
     def _write_snapshot(self) -> None:
-        index = self._sync()
-        data = index.to_bytes()
-        pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
         with self._writing():
-            self._rows.write_snapshot(self._codec.seal_snapshot(self._seen, pieces))
-        self._unsnapshotted = 0
+            self._index.write_snapshot()
 
     def checkpoint(self) -> None:
         """Write the encrypted index snapshot now, so the next wake starts from it."""
         with self._lock:
             self._check_open()
             self._write_snapshot()
-
-
-@dataclasses.dataclass(frozen=True)
-class _Patch:
-    """The change an update (or a crossing's merge) makes to a memory."""
-
-    text: str | None = None
-    kind: str | None = None
-    tags: tuple[str, ...] | None = None
-    metadata: dict[str, Any] | None = None
-    occurred_at: datetime | None = None
-    add_tags: tuple[str, ...] = ()
-    origin: Mapping[str, Any] | None = None
-
-    def onto(self, old: Memory) -> Memory:
-        tags = self.tags if self.tags is not None else old.tags
-        tags = (tags + tuple(t for t in self.add_tags if t not in tags))[: validate.MAX_TAGS]
-        return dataclasses.replace(
-            old,
-            text=self.text if self.text is not None else old.text,
-            kind=self.kind or old.kind,
-            tags=tags,
-            metadata=self.metadata if self.metadata is not None else old.metadata,
-            occurred_at=self.occurred_at or old.occurred_at,
-            provenance=old.provenance + ((dict(self.origin),) if self.origin else ()),
-        )
 
 
 def _epoch_or_none(value: datetime | None) -> float | None:

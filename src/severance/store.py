@@ -52,6 +52,7 @@ from .keys import (
     destroy_key_file,
     find_master_key,
     key_bytes,
+    read_key_file,
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
@@ -816,8 +817,15 @@ class Store:
             raise
         if pending is not None and target is not None:
             # Committed: the new key is the only one that opens the store now. If we die before
-            # this rename, opening finds the ".new" file (see _find_key).
-            os.replace(pending, target)
+            # this rename, opening finds the ".new" file (see find_master_key) — as another
+            # process may already have done, finishing the rename for us.
+            try:
+                os.replace(pending, target)
+            except FileNotFoundError:
+                if read_key_file(target) != master.raw:
+                    raise StoreError(
+                        f"the new key file {str(pending)!r} vanished after the rotation committed"
+                    ) from None
         if current is not None and current != target:
             # The retired key must not linger: with an old copy of the data it opens everything.
             destroy_key_file(current)
