@@ -21,15 +21,16 @@ Identical texts are found by comparing the normalised text with every memory of 
 (decrypted inside the crossing: a cost linear in the target's size); similar ones among the
 target's nearest memories by vector.
 
-Concurrency. The selection is read, planned and written inside *one* transaction that first
-takes the store's writer lock (see :meth:`Session.lock`): no other process can update, forget
-or add a memory of either persona between what the crossing reads and what it commits, so an
-update acknowledged elsewhere is never lost with a moved memory and a forgotten memory never
-reappears in the target. ``move`` deletes the crossed memories from the source, checking each
-is still at the version that was copied, in the same transaction as the copy and the audit
-entries: an interruption leaves the state before or the state after, never a memory in both or
-in neither. A dry run computes the same plan, writes no memory, and records one audit entry
-(it decrypted the selection).
+Concurrency. The crossing is planned first (the slow part), then written in *one* transaction
+that takes the store's writer lock (see :meth:`Session.lock`) and checks, before writing, that
+nothing the plan read has changed — the selected memories are at the versions planned, the
+target is untouched — and otherwise plans again under the lock, where nothing can change. So
+an update acknowledged to another process is never lost with a moved memory and a forgotten
+memory never reappears in the target, while other writers wait only for the write itself.
+``move`` deletes the crossed memories from the source, checking each is still at the version
+copied, in the same transaction as the copy and the audit entries: an interruption leaves the
+state before or the state after, never a memory in both or in neither. A dry run computes the
+same plan, writes no memory, and records one audit entry (it decrypted the selection).
 """
 
 from __future__ import annotations
@@ -262,21 +263,19 @@ def reintegrate(
     if not isinstance(merge_similar, bool):
         raise InvalidInputError("merge_similar must be True or False")
     selection = select or Selection()
-    # Bring both indexes up to date first, so the locked part below only applies deltas.
-    src.matching(Filter())
-    dst.matching(Filter())
+    # Plan outside the writer lock (the slow part: decrypting and comparing), then, under the
+    # lock, check nothing it read has changed since — else plan again there, where nothing can
+    # change. Other processes' writers then wait only for the write itself.
+    dst_mark = dst.mark()
+    prepared = _prepare(src, dst, selection, mode, merge_similar)
     with src.transaction():
         if not dry_run:
             src.lock()
-        ids = _select(src, selection)
-        taken = src.take(ids)
-        memories = [m for m, _ in taken]
-        dim = src.embedder.dimension
-        vectors = np.stack([v for _, v in taken]) if taken else np.zeros((0, dim), np.float32)
-        neighbours = dst.nearest(vectors, _CANDIDATES) if taken else []
-        # Every target memory, so an identical text is found whatever the vectors say.
-        targets = {m.id: m for m in dst.texts()} if taken else {}
-        plan = _plan(memories, vectors, neighbours, targets, mode, merge_similar)
+            current = src.versions([m.id for m in prepared.memories])
+            planned = {m.id: m.version for m in prepared.memories}
+            if current != planned or dst.changed_since(dst_mark):
+                prepared = _prepare(src, dst, selection, mode, merge_similar)
+        memories, vectors, plan = prepared.memories, prepared.vectors, prepared.plan
         merged = len(plan.into_target) + sum(len(t) for t in plan.twins.values())
         report = Reintegration(
             source=src.persona,
@@ -309,6 +308,29 @@ def reintegrate(
         audit("reintegrated_into", src.persona_id, src.persona, into=dst.persona, **counts)
         audit("reintegrated_from", dst.persona_id, dst.persona, source=src.persona, **counts)
     return report
+
+
+@dataclass
+class _Prepared:
+    memories: list[Memory]
+    vectors: npt.NDArray[np.float32]
+    plan: _Plan
+
+
+def _prepare(
+    src: Session, dst: Session, selection: Selection, mode: str, merge_similar: bool
+) -> _Prepared:
+    ids = _select(src, selection)
+    taken = src.take(ids)
+    memories = [m for m, _ in taken]
+    dim = src.embedder.dimension
+    vectors = np.stack([v for _, v in taken]) if taken else np.zeros((0, dim), np.float32)
+    neighbours = dst.nearest(vectors, _CANDIDATES) if taken else []
+    # Every target memory, so an identical text is found whatever the vectors say.
+    targets = {m.id: m for m in dst.texts()} if taken else {}
+    return _Prepared(
+        memories, vectors, _plan(memories, vectors, neighbours, targets, mode, merge_similar)
+    )
 
 
 def _write(

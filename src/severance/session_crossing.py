@@ -58,6 +58,25 @@ class CrossingAPI:
         with self._writing():
             self._rows.lock()
 
+    def mark(self) -> int:
+        """The store-wide sequence number now (for :meth:`changed_since`)."""
+        with self._lock:
+            self._check_open()
+            return self._rows.high_water()
+
+    def changed_since(self, mark: int) -> bool:
+        """Whether any memory of the persona was written or deleted after ``mark``."""
+        with self._lock:
+            self._check_open()
+            changes = self._rows.changes_since(mark)
+            return bool(changes.changed or changes.deleted)
+
+    def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each memory in ``ids`` that exists (nothing decrypted)."""
+        with self._lock:
+            self._check_open()
+            return {i: r.version for i, r in self._rows.get_many(list(ids)).items()}
+
     def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
         """The current version of each memory in ``ids`` that exists (and opens), with its
         vector, in the order given."""
