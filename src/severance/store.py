@@ -49,10 +49,8 @@ from .keys import (
     check_key_file_place,
     default_key_file,
     derive_passphrase_key,
-    destroy_key_file,
     find_master_key,
     key_bytes,
-    read_key_file,
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
@@ -758,78 +756,28 @@ class Store:
         written to ``key_file`` (default: the store's key file, replaced once the new key is
         committed). The old key stops working. Returns the key file path, if any.
         """
+        from .rotation import rotate_master_key
+
         self._check_open()
         if passphrase is not None and key_file is not None:
             raise InvalidInputError("give a passphrase or a key file, not both")
         if passphrase is not None:
             validate.new_passphrase(passphrase)
-        meta = self._backend.get_meta()
-        new_meta: dict[str, str] = {}
-        pending: Path | None = None
-        target: Path | None = None
-        current = Path(meta["key_file"]) if meta.get("key_file") else None
-        if passphrase is not None:
-            params = KdfParams.fresh()
-            master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
-            new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
-        else:
-            target = (
-                Path(key_file).expanduser().absolute()
-                if key_file is not None
-                else current or default_key_file(self.store_id)
-            )
-            check_key_file_place(target, self._backend.url)
-            if target.exists() and target != current:
-                # Never clobber a file we do not own: it may be another store's only key.
-                raise AlreadyExistsError(f"key file {str(target)!r} already exists")
-            master = MasterKey.generate(self.store_id)
-            pending = target.with_name(target.name + ".new")
-            pending.unlink(missing_ok=True)
-            write_key_file(pending, master.raw)
-            new_meta.update(key_mode="key-file", key_file=str(target), kdf="")
-        try:
-            with self._backend.transaction():
-                # Under the writer lock, the personas read are all there are until commit (no
-                # persona added meanwhile stays wrapped by the retired key).
-                self._backend.lock()
-                self._refresh_master()
-                meta = self._backend.get_meta()
-                audit_key = self._master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
-                rotated = 0
-                for row in self._backend.personas():
-                    if row.sealed:
-                        continue  # wrapped by its own secret, not by the master key
-                    data_key = self._master.unwrap(row.id, row.wrapped_key)
-                    self._backend.update_persona(
-                        PersonaRow(**{**_fields(row), "wrapped_key": master.wrap(row.id, data_key)})
-                    )
-                    rotated += 1
-                new_meta["key_check"] = base64.b64encode(master.check_value()).decode()
-                new_meta["audit_key"] = base64.b64encode(
-                    master.wrap(_AUDIT_KEY_ID, audit_key)
-                ).decode()
-                for key, value in new_meta.items():
-                    self._backend.set_meta(key, value)
-                self._audit.append("key_rotated", personas=rotated, key_mode=new_meta["key_mode"])
-        except BaseException:
-            if pending is not None:
-                pending.unlink(missing_ok=True)
-            raise
-        if pending is not None and target is not None:
-            # Committed: the new key is the only one that opens the store now. If we die before
-            # this rename, opening finds the ".new" file (see find_master_key) — as another
-            # process may already have done, finishing the rename for us.
-            try:
-                os.replace(pending, target)
-            except FileNotFoundError:
-                if read_key_file(target) != master.raw:
-                    raise StoreError(
-                        f"the new key file {str(pending)!r} vanished after the rotation committed"
-                    ) from None
-        if current is not None and current != target:
-            # The retired key must not linger: with an old copy of the data it opens everything.
-            destroy_key_file(current)
-        self._master, self._key_check = master, new_meta["key_check"]
+
+        def current_master() -> MasterKey:
+            self._refresh_master()  # under the writer lock: a rotation made elsewhere counts
+            return self._master
+
+        master, target = rotate_master_key(
+            self._backend,
+            self._audit,
+            self.store_id,
+            current_master,
+            passphrase=passphrase,
+            key_file=key_file,
+            audit_key_id=_AUDIT_KEY_ID,
+        )
+        self._master, self._key_check = master, self._backend.get_meta()["key_check"]
         self._key_args = (passphrase, None, None) if passphrase is not None else (None, None, None)
         return str(target) if target is not None else None
 
