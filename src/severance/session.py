@@ -110,7 +110,7 @@ class Session(CrossingAPI):
         self._vector_rows = vector_rows
         self._lock = threading.RLock()
         self._reader = RowReader(codec, self._report_quarantined)
-        self._index = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
+        self._keeper = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
         self._closed = False
         self._erased = False
         self._expires_at = expires_at
@@ -155,12 +155,12 @@ class Session(CrossingAPI):
                 return
             self._closed = True
             try:
-                if self._index.snapshot_due():
+                if self._keeper.snapshot_due():
                     self._write_snapshot()
             except PersonaErasedError:
                 pass
             finally:
-                self._index.drop()
+                self._keeper.drop()
                 self._on_close(self)
 
     def abandon(self, *, erased: bool = False) -> None:
@@ -172,14 +172,14 @@ class Session(CrossingAPI):
             if self._closed:
                 return
             self._closed = True
-            self._index.drop()
+            self._keeper.drop()
             self.audited = False
             self._on_close(self)
 
     def _became_erased(self) -> None:
         """The persona's row is gone (a clean slate, maybe by another process)."""
         self._erased = True
-        self._index.drop()
+        self._keeper.drop()
         self.audited = False
         if not self._closed:
             self._closed = True
@@ -190,6 +190,11 @@ class Session(CrossingAPI):
         if not self._rows.alive():
             self._became_erased()
             self._check_open()
+
+    @property
+    def _index(self) -> PersonaIndex | None:
+        """The loaded index, if any (for tests and benchmarks that inspect it)."""
+        return self._keeper.current
 
     @property
     def closed(self) -> bool:
@@ -307,7 +312,7 @@ class Session(CrossingAPI):
                     self._vector_rows.set_vectors(
                         {r.id: v for r, v in zip(rows, vectors, strict=True)}
                     )
-            self._index.upsert(
+            self._keeper.upsert(
                 [
                     Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
                     for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
@@ -401,7 +406,7 @@ class Session(CrossingAPI):
                         self._vector_rows.set_vectors({row.id: vector})
             except ConflictError:
                 continue  # another writer got there first: re-apply on its version
-            self._index.upsert(
+            self._keeper.upsert(
                 [
                     Doc(
                         row.id,
@@ -429,7 +434,7 @@ class Session(CrossingAPI):
                 self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
             self._reader.forget(memory_id)
-            self._index.remove([memory_id])
+            self._keeper.remove([memory_id])
             self.counts["forgotten"] += 1
 
     # -- reading ------------------------------------------------------------------------------
@@ -600,7 +605,7 @@ class Session(CrossingAPI):
                 # Deleted by another process in a way our sync did not see (its tombstone was
                 # dropped by another session's snapshot), or quarantined: drop them and search
                 # again, so they do not take the places of live memories.
-                self._index.remove(ghosts)
+                self._keeper.remove(ghosts)
             hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
@@ -642,11 +647,11 @@ class Session(CrossingAPI):
 
     # -- the index ------------------------------------------------------------------------------
     def _sync(self) -> PersonaIndex:
-        return self._index.sync()
+        return self._keeper.sync()
 
     def _write_snapshot(self) -> None:
         with self._writing():
-            self._index.write_snapshot()
+            self._keeper.write_snapshot()
 
     def checkpoint(self) -> None:
         """Write the encrypted index snapshot now, so the next wake starts from it."""

@@ -40,7 +40,7 @@ class CrossingAPI:
     _codec: MemoryCodec
     _embedder: Embedder
     _reader: RowReader
-    _index: IndexKeeper
+    _keeper: IndexKeeper
     _vector_rows: VectorRows | None
     _transaction: Callable[[], AbstractContextManager[None]]
     _check_open: Callable[[], None]
@@ -125,7 +125,7 @@ class CrossingAPI:
                         f"{len(changed)} memories changed while being moved; nothing was moved"
                     )
                 deleted = self._rows.delete_many(list(expected_versions))
-            self._index.remove(expected_versions)
+            self._keeper.remove(expected_versions)
             return deleted
 
     def matching(self, flt: Filter) -> list[str]:
@@ -187,7 +187,7 @@ class CrossingAPI:
                     self._vector_rows.set_vectors({i: v for i, (_, v) in fresh.items()})
                 self._rows.drop_snapshot()
                 commit()
-            self._index.drop()
+            self._keeper.drop()
             return written
 
     def _embed_rows(

@@ -45,6 +45,11 @@ class IndexKeeper:
     def loaded(self) -> bool:
         return self._index is not None
 
+    @property
+    def current(self) -> PersonaIndex | None:
+        """The index as loaded (None before the first read), without syncing it."""
+        return self._index
+
     def drop(self) -> None:
         self._index = None
 

@@ -123,8 +123,6 @@ class Store:
         """
         if sum(x is not None for x in (passphrase, key, key_file)) > 1:
             raise InvalidInputError("give at most one of passphrase, key and key_file")
-        if passphrase is not None:
-            validate.new_passphrase(passphrase)
         text = _location_text(location)
         backend = open_backend(text)
         try:
@@ -146,6 +144,8 @@ class Store:
         if backend.exists():
             # backend.url, not the text given: a PostgreSQL URL may carry a password.
             raise StoreExistsError(f"a store already exists at {backend.url!r}")
+        if passphrase is not None:
+            validate.new_passphrase(passphrase)
         spec = embedder if isinstance(embedder, str) else DEFAULT_EMBEDDER
         if not isinstance(embedder, str) and embedder is not None:
             spec = embedder.name
