@@ -152,7 +152,7 @@ def test_http_fuzz_with_hostile_bodies_leaves_the_persona_readable(
 
         @given(case=operation.as_strategy(), metadata=HOSTILE_METADATA, text=HOSTILE_TEXT)
         @settings(
-            max_examples=20,
+            max_examples=15,
             deadline=None,
             derandomize=True,
             database=None,

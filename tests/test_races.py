@@ -31,7 +31,7 @@ from severance import PersonaErasedError
 from severance.awake import AwakeSessions
 
 #: Memories in the moved persona: enough that a move takes long enough to race.
-N_MOVED = 1_500
+N_MOVED = 800
 #: At most this many writes per child (the loops are bounded whatever happens).
 MAX_WRITES = 400
 
