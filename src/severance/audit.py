@@ -77,7 +77,9 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one entry (inside the caller's transaction, if any)."""
         with self._backend.transaction():
-            self._backend.lock_audit()  # another process may be appending right now
+            # Appenders in other processes take turns (PostgreSQL reads the last entry under
+            # READ COMMITTED: without the lock two would both write seq + 1).
+            self._backend.lock()
             last = self._backend.last_audit()
             seq = 1 if last is None else last.seq + 1
             prev = GENESIS if last is None else last.hash

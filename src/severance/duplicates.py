@@ -76,14 +76,16 @@ class KnownMemories:
     but never a merge.
     """
 
-    def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory]) -> None:
+    def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory | None]) -> None:
         self._rows = rows
         self._read = read
         self._ids: dict[int, str] = {}  # hash(identity) -> the newest memory id with it
         self._fresh: set[str] = set()  # written by this session since the last refresh
         self._seen: int | None = None
 
-    def _put(self, memory: Memory) -> None:
+    def _put(self, memory: Memory | None) -> None:
+        if memory is None:
+            return  # quarantined: it matches nothing
         self._ids[hash(identity(memory.text, memory.kind, memory.tags, memory.metadata))] = (
             memory.id
         )

@@ -13,6 +13,7 @@
     │   ├── FloorNotFoundError
     │   └── PassNotFoundError
     ├── AlreadyExistsError         a persona or floor name already in use
+    ├── ConflictError              another writer changed the same memories first
     ├── NoFloorError               no floor matches the context and there is no default
     ├── StoreError
     │   ├── StoreNotFoundError
@@ -26,7 +27,8 @@
     ├── RateLimitedError           a pass made more requests than its rate allows
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
     │   ├── TamperedRecordError    a pass, floor, persona or setting not made by the key holder
-    │   └── RollbackError          the store is older than its anchor says (rows missing)
+    │   ├── RollbackError          the store is older than its anchor says (rows missing)
+    │   └── QuarantinedError       one memory fails authentication (skipped; can be forgotten)
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
     ├── ExtractorError             the persona's fact extractor (an LLM endpoint) failed
@@ -34,6 +36,7 @@
     │   ├── ExtractorUnavailableError  endpoint down, HTTP error or timeout
     │   └── ExtractorOutputError   malformed or out-of-schema answer, or an id it was not shown
     ├── SessionClosedError         the session was closed (or its override expired)
+    │   └── PersonaErasedError     its persona was erased by a clean slate (maybe elsewhere)
     └── StorageError               the database failed in a way we could not classify
         └── StorageTimeoutError    a statement ran past the database's time limit
 
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "ConflictError",
     "EmbedderError",
     "EmbedderMismatchError",
     "ExtractorError",
@@ -64,7 +68,9 @@ __all__ = [
     "NotFoundError",
     "PassError",
     "PassNotFoundError",
+    "PersonaErasedError",
     "PersonaNotFoundError",
+    "QuarantinedError",
     "RateLimitedError",
     "ReadOnlyPassError",
     "RequestTooLargeError",
@@ -142,6 +148,13 @@ class AlreadyExistsError(SeveranceError):
     code = "already_exists"
 
 
+class ConflictError(SeveranceError):
+    """Another writer changed the same memories between read and commit; nothing was written
+    (retry)."""
+
+    code = "conflict"
+
+
 class NoFloorError(SeveranceError):
     code = "no_floor"
 
@@ -196,6 +209,20 @@ class RollbackError(IntegrityError):
     code = "rollback_detected"
 
 
+class QuarantinedError(IntegrityError):
+    """One memory fails authentication (a swapped or corrupted row). Every read skips it; it
+    can be forgotten. The rest of the persona stays readable."""
+
+    code = "quarantined"
+
+    def __init__(self, memory_id: str) -> None:
+        super().__init__(
+            f"memory {memory_id!r} fails authentication (tampered or corrupted) and is"
+            f" quarantined; forget it to remove it"
+        )
+        self.memory_id = memory_id
+
+
 class EmbedderError(SeveranceError):
     code = "embedder_error"
 
@@ -206,6 +233,12 @@ class EmbedderMismatchError(EmbedderError):
 
 class SessionClosedError(SeveranceError):
     code = "session_closed"
+
+
+class PersonaErasedError(SessionClosedError):
+    """The session's persona was erased by a clean slate (perhaps by another process)."""
+
+    code = "persona_erased"
 
 
 class StorageError(SeveranceError):

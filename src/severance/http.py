@@ -48,6 +48,7 @@ from .awake import AwakeSessions
 from .chat import read_conversation
 from .errors import (
     AlreadyExistsError,
+    ConflictError,
     EmbedderError,
     ExtractorError,
     ExtractorOutputError,
@@ -57,6 +58,8 @@ from .errors import (
     NoExtractorError,
     NoFloorError,
     NotFoundError,
+    PersonaErasedError,
+    QuarantinedError,
     RateLimitedError,
     RequestTooLargeError,
     SessionClosedError,
@@ -104,6 +107,9 @@ PROBLEM_STATUS: tuple[tuple[type[SeveranceError], int], ...] = (
     (InvalidInputError, 422),
     (NotFoundError, 404),
     (AlreadyExistsError, 409),
+    (ConflictError, 409),
+    (QuarantinedError, 409),
+    (PersonaErasedError, 410),
     (NoFloorError, 404),
     (UnlockError, 403),
     (SessionClosedError, 503),

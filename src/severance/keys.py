@@ -365,7 +365,10 @@ def find_master_key(
             try:
                 MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
             except WrongKeyError:
-                pending.unlink(missing_ok=True)
+                # Not (yet) the store's key: a rotation still in flight in another process, or
+                # one that died before committing. Never delete it — the first case would lose
+                # the key that rotation is about to commit; the rotation cleans up after itself.
+                pass
             else:
                 os.replace(pending, path)
                 return candidate

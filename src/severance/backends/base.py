@@ -151,24 +151,47 @@ class Changes:
 
 
 class PersonaRows(Protocol):
-    """Storage of one persona's rows. Every method is scoped to :attr:`persona_id`."""
+    """Storage of one persona's rows. Every method is scoped to :attr:`persona_id`.
+
+    Every write checks, inside its transaction, that the persona still exists, and raises
+    :class:`~severance.errors.PersonaNotFoundError` (writing nothing) if it was erased — so a
+    process still holding an erased persona's key can never leave rows behind it.
+    """
 
     persona_id: str
+
+    def lock(self) -> None:
+        """Inside a transaction: wait for, then keep out, every other writer of the store until
+        the transaction ends (so what is read next cannot change before the commit);
+        PersonaNotFoundError if the persona is gone."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether the persona still exists (it is gone after a clean slate)."""
+        ...
 
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         """Insert new memories; returns their assigned ``seq`` values in order."""
         ...
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
-        """Replace a memory with a new version, keeping ``previous`` in its history."""
+        """Replace a memory with a new version, keeping ``previous`` in its history.
+
+        Only if the stored version is still ``previous.version``: otherwise
+        :class:`~severance.errors.ConflictError` (another writer came first), or
+        :class:`~severance.errors.MemoryNotFoundError` if the memory is gone.
+        """
         ...
 
     def delete(self, memory_id: str) -> bool:
         """Delete a memory and its whole history; False if there was none."""
         ...
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
-        """Replace the sealed vectors of existing memories (a re-embed); each takes a new seq."""
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
+        """Replace the sealed vectors of existing memories (a re-embed); each takes a new seq.
+
+        ``vectors`` maps a memory id to (the version the vector was sealed for, the vector);
+        rows at another version are left alone. Returns how many were replaced."""
         ...
 
     def delete_many(self, memory_ids: Sequence[str]) -> int: ...
@@ -246,6 +269,11 @@ class Backend(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
+    def lock(self) -> None:
+        """Inside a transaction: wait for, then keep out, every other writer of the store until
+        it ends (SQLite's ``BEGIN IMMEDIATE`` already does; PostgreSQL takes the counter row)."""
+        ...
+
     def close(self) -> None: ...
 
     # -- store-wide settings ------------------------------------------------------------------
@@ -313,9 +341,9 @@ class Backend(Protocol):
 
     def last_audit(self) -> AuditRow | None: ...
 
-    def lock_audit(self) -> None:
-        """Inside a transaction: hold the store's write lock until it ends, so that two
-        processes appending to the audit chain take turns (read the last entry, then link)."""
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        """Up to ``limit`` entries about one persona with ``seq`` below ``before`` (None: the
+        newest), newest first — to read back from the end only as far as needed."""
         ...
 
     # -- memories -----------------------------------------------------------------------------

@@ -251,6 +251,10 @@ class PostgresBackend:
         with self._tx(None):
             yield
 
+    def lock(self) -> None:
+        with self._tx(None) as conn:
+            self._reserve(conn, 0)
+
     @contextmanager
     def _tx(self, persona_id: str | None) -> Iterator[psycopg.Connection[Any]]:
         """A transaction (joined if one is open) scoped to the store and, if given, a persona."""
@@ -639,17 +643,20 @@ class PostgresBackend:
             )
         return [AuditRow(*r) for r in rows]
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._fetch(
+            f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
+            " AND persona_id = %(about)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(n)s",
+            {"about": persona_id, "before": 2**62 if before is None else before, "n": limit},
+        )
+        return [AuditRow(*r) for r in rows]
+
     def last_audit(self) -> AuditRow | None:
         rows = self._fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
             " ORDER BY seq DESC LIMIT 1"
         )
         return AuditRow(*rows[0]) if rows else None
-
-    def lock_audit(self) -> None:
-        # The counter row every memory writer locks first: one lock order, no deadlock.
-        with self._tx(None) as conn:
-            self._reserve(conn, 0)
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PostgresPersonaRows:

@@ -22,6 +22,9 @@ from typing import Any, ClassVar
 
 from ..errors import (
     AlreadyExistsError,
+    ConflictError,
+    MemoryNotFoundError,
+    PersonaNotFoundError,
     StorageError,
     StoreExistsError,
     StoreNotFoundError,
@@ -225,6 +228,12 @@ class SQLiteBackend:
         if self._db is None:
             if not self.db_path.is_file():
                 raise StoreNotFoundError(f"no store at {self.url!r}")
+            if self.db_path.stat().st_size == 0:
+                # SQLite would take an empty file as a new database and build tables in it.
+                raise StorePathError(
+                    f"{str(self.db_path)!r} is empty (0 bytes): it holds no store; restore it"
+                    " from a backup, or delete it to start afresh"
+                )
             self._db = self._connect()
             # A store made by an older version gains the newer tables on first use.
             if self.schema_version() < len(MIGRATIONS):
@@ -255,6 +264,9 @@ class SQLiteBackend:
             self._depth = 0
             with map_sqlite_errors():
                 db.execute("COMMIT")
+
+    def lock(self) -> None:
+        """Nothing to do: every transaction begins IMMEDIATE, holding the write lock."""
 
     def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock, map_sqlite_errors():
@@ -491,16 +503,20 @@ class SQLiteBackend:
             rows = self._query(sql + " WHERE persona_id = ? ORDER BY seq", (persona_id,))
         return [AuditRow(*r) for r in rows]
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._query(
+            "SELECT seq, at, event, persona_id, persona, detail, prev_hash, hash FROM audit"
+            " WHERE persona_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (persona_id, 2**62 if before is None else before, limit),
+        )
+        return [AuditRow(*r) for r in rows]
+
     def last_audit(self) -> AuditRow | None:
         rows = self._query(
             "SELECT seq, at, event, persona_id, persona, detail, prev_hash, hash"
             " FROM audit ORDER BY seq DESC LIMIT 1"
         )
         return AuditRow(*rows[0]) if rows else None
-
-    def lock_audit(self) -> None:
-        # Transactions begin IMMEDIATE: the write lock is already held.
-        pass
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> SQLitePersonaRows:
@@ -522,10 +538,19 @@ class SQLitePersonaRows:
         self._b = backend
         self.persona_id = persona_id
 
+    def lock(self) -> None:
+        # BEGIN IMMEDIATE already holds the database's write lock; only check the persona.
+        if not self.alive():
+            raise PersonaNotFoundError("this persona was erased")
+
+    def alive(self) -> bool:
+        return bool(self._b._query("SELECT 1 FROM personas WHERE id = ?", (self.persona_id,)))
+
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         if not rows:
             return []
         with self._b.transaction():
+            self.lock()
             last = self._b._next_seqs(len(rows))
             seqs = list(range(last - len(rows) + 1, last + 1))
             with map_sqlite_errors():
@@ -551,7 +576,27 @@ class SQLitePersonaRows:
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
         with self._b.transaction():
+            self.lock()
             seq = self._b._next_seqs(1)
+            cur = self._b._execute(
+                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
+                " payload = ?, vector = ? WHERE persona_id = ? AND id = ? AND version = ?",
+                (
+                    seq,
+                    row.version,
+                    row.occurred_at,
+                    row.updated_at,
+                    row.payload,
+                    row.vector,
+                    self.persona_id,
+                    row.id,
+                    previous.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                if self.get(row.id) is None:
+                    raise MemoryNotFoundError(row.id)
+                raise ConflictError(f"memory {row.id!r} was changed by another writer")
             self._b._execute(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -564,38 +609,28 @@ class SQLitePersonaRows:
                     previous.payload,
                 ),
             )
-            cur = self._b._execute(
-                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
-                " payload = ?, vector = ? WHERE persona_id = ? AND id = ?",
-                (
-                    seq,
-                    row.version,
-                    row.occurred_at,
-                    row.updated_at,
-                    row.payload,
-                    row.vector,
-                    self.persona_id,
-                    row.id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StorageError("the memory to replace vanished")
         return seq
 
     def delete(self, memory_id: str) -> bool:
         return self.delete_many([memory_id]) == 1
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
+        done = 0
         with self._b.transaction():
-            for memory_id, vector in vectors.items():
-                self._b._execute(
-                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?",
-                    (vector, self._b._next_seqs(1), self.persona_id, memory_id),
+            self.lock()
+            for memory_id, (version, vector) in vectors.items():
+                cur = self._b._execute(
+                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?"
+                    " AND version = ?",
+                    (vector, self._b._next_seqs(1), self.persona_id, memory_id, version),
                 )
+                done += cur.rowcount
+        return done
 
     def delete_many(self, memory_ids: Sequence[str]) -> int:
         deleted = 0
         with self._b.transaction():
+            self.lock()
             for memory_id in memory_ids:
                 cur = self._b._execute(
                     "DELETE FROM memories WHERE persona_id = ? AND id = ?",
@@ -691,6 +726,7 @@ class SQLitePersonaRows:
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         with self._b.transaction():
+            self.lock()
             self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
             with map_sqlite_errors():
                 self._b.db.executemany(
