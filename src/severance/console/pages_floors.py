@@ -48,8 +48,8 @@ def test(
     at: str = "",
 ) -> Response:
     asked = {"floor": floor, "client": client, "path": path, "host": host, "at": at}
-    context = Context.from_mapping({k: v.strip() for k, v in asked.items() if v.strip()})
     try:
+        context = Context.from_mapping({k: v.strip() for k, v in asked.items() if v.strip()})
         match = console_of(request).store.resolve(context)
     except SeveranceError as e:
         return _page(request, session, asked=asked, test_error=str(e))

@@ -135,6 +135,8 @@ def memories(
     context.update(
         next_link=f.link(f.page + 1) if more else None,
         prev_link=f.link(f.page - 1) if f.page > 1 else None,
+        first_link=f.link(1),
+        max_hits=validate.MAX_K,
     )
     return render(request, browser_session, "memories.html", **context)
 
@@ -198,17 +200,22 @@ def edit(
         )
     except (ValueError, InvalidInputError) as e:
         message = str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
-        draft = session.get(memory_id)
+        # The form comes back as it was typed (every field), with what was wrong.
         return render(
             request,
             form.browser,
             "edit.html",
             status=400,
-            m=draft,
+            m=session.get(memory_id),
             kinds=KINDS,
             metadata_text=metadata_text,
             error=message,
-            typed_text=text,
+            typed={
+                "text": text,
+                "kind": form.get("kind"),
+                "tags": form.get("tags"),
+                "occurred_at": form.get("occurred_at"),
+            },
         )
     form.browser.state.flash(f"Saved as version {updated.version}.")
     return RedirectResponse(f"/memories/{updated.id}", status_code=303)

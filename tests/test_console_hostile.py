@@ -1,0 +1,315 @@
+"""The web console under a hostile review: what an attacker, a second tab, a second process on
+the same store, or a demanding user would try, each found wrong once and kept right here.
+
+In-process over HTTP (Starlette's test client, real store files); the real-browser checks of
+the same review are in ``test_console_browser.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import severance
+from severance.cli.console import open_in_browser
+from severance.console import create_app
+from severance.console.app import MAX_FORM_BYTES
+from severance.console.security import Origins
+from severance.console.serving import console_origins
+from severance.console.state import BrowserState
+from severance.crossings import Selection
+from test_console import (
+    ORIGIN,
+    REFRESH,
+    VAULT_PASSPHRASE,
+    Browser,
+    FakeClock,
+    anonymous,
+    events,
+    make_store,
+)
+
+MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[severance.Store, dict[str, list[str]], Path]]:
+    store, ids = make_store(tmp_path)
+    yield store, ids, tmp_path
+    store.close()
+
+
+@pytest.fixture
+def app(setup):
+    return create_app(setup[0], origins=console_origins("127.0.0.1", 8767), clock=FakeClock())
+
+
+@pytest.fixture
+def browser(app) -> Iterator[Browser]:
+    b = Browser(app)
+    yield b
+    b.client.close()
+
+
+def state_of(app, browser: Browser) -> BrowserState:
+    console = app.state.console
+    session = console.sessions.get(browser.client.cookies.get(console.origins.cookie_name))
+    assert session is not None
+    return session.state
+
+
+def error_of(html: str) -> str:
+    found = re.search(r'class="error"[^>]*>([^<]*)<', html)
+    return found.group(1) if found else ""
+
+
+# -- login and origins -------------------------------------------------------------------------
+def test_logging_in_again_ends_the_previous_browser_session(app, browser, setup) -> None:
+    # A second login link opened in the same browser used to leave the first session, and
+    # the persona it had woken, awake and unreachable until it idled out (12 hours).
+    browser.wake("work", "office")
+    again = browser.get(app.state.console.login_url())
+    assert again.status_code == 200
+    assert events(setup[0])[-1] == ("exit", "work")
+    assert "no persona awake" in browser.get("/").text
+
+
+@pytest.mark.parametrize(("scheme", "port"), [("http", 80), ("https", 443)])
+def test_a_console_on_its_schemes_default_port_answers_browsers(setup, scheme, port) -> None:
+    # Browsers leave the default port out of Host and Origin; the console once refused them all.
+    tls = scheme == "https"
+    origin = f"{scheme}://127.0.0.1"
+    app = create_app(setup[0], origins=console_origins("127.0.0.1", port, tls=tls))
+    client = TestClient(app, base_url=origin, follow_redirects=False)
+    client.headers["origin"] = origin
+    assert client.get(app.state.console.login_url()).status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    woken = client.post("/wake", data={"csrf": csrf[1], "persona": "work", "floor": "office"})
+    assert woken.status_code == 303
+    assert Origins([f"{scheme}://127.0.0.1:{port}"]).origin_ok(origin)
+    assert not Origins([f"{scheme}://127.0.0.1:{port}"]).origin_ok(f"{scheme}://127.0.0.1:8")
+    assert not Origins([f"{scheme}://127.0.0.1:{port}"]).host_ok("127.0.0.1:8")
+
+
+def test_the_browser_is_given_a_private_page_not_the_token(tmp_path: Path) -> None:
+    # webbrowser.open(url) puts the unspent token on the browser's command line, where every
+    # user of the machine can read it (ps); the browser now gets a file only its owner reads.
+    opened: list[str] = []
+    url = "http://127.0.0.1:8767/login?token=Qm9-secret_token"
+    page = open_in_browser(url, tmp_path, opener=opened.append)
+    assert opened == [page.as_uri()] and "token" not in opened[0]
+    assert stat.S_IMODE(os.stat(page).st_mode) == 0o600
+    assert f'content="0; url={url}"' in page.read_text()
+
+
+# -- two tabs, and a second process on the same store ---------------------------------------
+def test_a_stale_tabs_sleep_button_leaves_the_other_persona_awake(browser, setup) -> None:
+    browser.wake("work", "office")
+    stale_page = browser.get("/memories").text  # tab A, drawn while work was awake
+    assert 'name="persona" value="work"' in stale_page
+    browser.wake("home", "house")  # tab B
+    response = browser.post("/sleep", {"persona": "work"})  # tab A's Sleep button
+    assert response.status_code == 303
+    assert events(setup[0])[-1] == ("enter", "home")  # home was not put to sleep
+    assert "work was already asleep" in browser.get("/").text
+    assert browser.post("/sleep", {"persona": "home"}).status_code == 303
+    assert events(setup[0])[-1] == ("exit", "home")
+
+
+def test_a_stale_sessions_error_leaves_the_persona_woken_since_awake(app, browser) -> None:
+    # A request that began with work can fail (its session closed) after another tab woke
+    # home; the error handler used to put whatever was awake — home — to sleep.
+    browser.wake("work", "office")
+    state = state_of(app, browser)
+    work = state.session
+    assert work is not None
+    browser.wake("home", "house")
+    state.sleep_if(work)
+    awake = state.session
+    assert awake is not None and awake.persona == "home"
+    state.sleep_if(awake)
+    assert state.session is None
+
+
+def test_a_persona_erased_by_another_process_is_not_shown_as_awake(browser, setup) -> None:
+    root = setup[2]
+    browser.wake("work", "office")
+    with severance.Store.open(root / "store", key_file=root / "keys" / "master.key") as cli:
+        cli.clean_slate("work", confirm="work")  # the CLI, on the same store
+    response = browser.get("/memories")
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    page = browser.get("/").text
+    assert "work was erased (clean slate) elsewhere" in page
+    assert "no persona awake" in page
+
+
+# -- secrets, errors, edges --------------------------------------------------------------------
+def test_a_reviews_secrets_are_never_in_a_repr(app, browser) -> None:
+    rid = browser.post(
+        "/crossings/reintegrate",
+        {"source": "work", "into": "vault", "into_passphrase": VAULT_PASSPHRASE},
+    )
+    assert rid.status_code == 303
+    state = state_of(app, browser)
+    assert state.review is not None and state.review.into_secret is not None
+    assert VAULT_PASSPHRASE not in repr(state.review) and VAULT_PASSPHRASE not in repr(state)
+
+
+def test_an_oversized_form_is_refused_as_too_large_and_changes_nothing(browser, setup) -> None:
+    store, ids, _ = setup
+    browser.wake("work", "office")
+    memory_id = ids["office"][0]
+    form = {"text": "x" * (MAX_FORM_BYTES + 1), "kind": "fact", "metadata": "{}"}
+    response = browser.post(f"/memories/{memory_id}/edit", form)
+    assert response.status_code == 413
+    assert "larger than the console accepts" in error_of(response.text)
+    assert "CSRF" not in response.text
+    with store.enter(floor="office") as s:
+        assert s.get(memory_id).version == 1
+
+
+def test_a_bad_edit_comes_back_with_everything_typed(browser, setup) -> None:
+    store, ids, _ = setup
+    browser.wake("work", "office")
+    memory_id = ids["office"][0]
+    typed = {
+        "text": "Q3 launch moved again",
+        "kind": "note",
+        "tags": "launch, risk",
+        "occurred_at": "2026-11-02T10:00:00+00:00",
+        "metadata": "{not json",
+    }
+    response = browser.post(f"/memories/{memory_id}/edit", typed)
+    assert response.status_code == 400 and "JSON object" in error_of(response.text)
+    for name in ("kind", "tags", "occurred_at"):
+        assert f'name="{name}" value="{typed[name]}"' in response.text, name
+    assert ">Q3 launch moved again</textarea>" in response.text
+    with store.enter(floor="office") as s:
+        assert s.get(memory_id).version == 1
+
+
+def test_a_floor_test_with_a_bad_time_answers_on_the_floors_page(browser) -> None:
+    response = browser.get("/floors/test?client=cursor&at=next+tuesday")
+    assert response.status_code == 200
+    assert 'id="floor-answer"' in response.text and "invalid time" in response.text
+    assert 'value="next tuesday"' in response.text  # the form keeps what was typed
+
+
+def test_error_pages_are_never_cached_even_under_static(browser) -> None:
+    browser.wake("work", "office")
+    missing = browser.get("/static/nope.css")
+    assert missing.status_code == 404
+    assert missing.headers["cache-control"] == "no-store"  # it carries the CSRF token
+    assert "no-store" not in browser.get("/static/console.css").headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py", "/static/"])
+def test_static_files_stay_in_their_folder(browser, path: str) -> None:
+    response = browser.get(path)
+    assert response.status_code == 404 and "create_app" not in response.text
+
+
+@pytest.mark.parametrize("query", ["", "q=launch"])
+def test_a_page_past_the_end_says_so(browser, query: str) -> None:
+    browser.wake("work", "office")
+    page = browser.get(f"/memories?{query}&page=7").text
+    assert 'id="past-the-end"' in page and "Nothing more on page 7" in page
+    assert "Nothing in work matches" not in page and "No memories" not in page
+    assert 'href="/memories?' in page and "page=1" in page
+
+
+# -- what a memory, a persona, a floor or an audit entry can carry ----------------------------
+class _Injected(HTMLParser):
+    """Elements and attributes that markup smuggled in through a stored value would add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img" or (tag == "script" and not dict(attrs).get("src")):
+            self.found.append(tag)
+        self.found.extend(f"{tag} {name}" for name, _ in attrs if name.startswith("on"))
+
+
+def test_markup_in_every_stored_field_stays_text(browser, setup) -> None:
+    store, _, _ = setup
+    store.add_floor("lab", "home", paths=[f"~/{MARKUP}/**"], hosts=[MARKUP])
+    with store.enter(floor="office") as s:
+        m = s.remember(
+            MARKUP,
+            kind="note",
+            tags=["a<b>", '"quoted"'],
+            metadata={MARKUP: MARKUP, "nested": {"k": MARKUP}},
+            source=MARKUP,
+        )
+        s.update(m.id, MARKUP + " v2", metadata={MARKUP: "changed"})
+    store.reintegrate("work", "home", select=Selection(ids=(m.id,)))
+    browser.post("/crossings/override", {"persona": "work", "minutes": "5", "reason": MARKUP})
+    pages = [f"/memories/{m.id}", f"/memories/{m.id}/edit", "/memories?q=script+alert", "/audit"]
+    pages += ["/audit/store", "/floors", f"/floors/test?path=~/{MARKUP}/x&host={MARKUP}"]
+    pages += [f"/memories?kind={MARKUP}", f"/memories?since={MARKUP}", "/memories/<script>x"]
+    browser.wake("home", "house")
+    copied = re.search(r'href="/memories/(m_\w+)"', browser.get("/memories?q=alert").text)
+    assert copied is not None
+    home_page = browser.get(f"/memories/{copied[1]}").text  # with its provenance
+    browser.wake("work", "office")
+    for html in [home_page] + [browser.get(p).text for p in pages]:
+        parser = _Injected()
+        parser.feed(html)
+        assert parser.found == [], html[:200]
+        assert "&lt;script&gt;" in html, html[html.index("<main") :][:300]
+
+
+# -- accessibility basics ----------------------------------------------------------------------
+class _Controls(HTMLParser):
+    """Form controls without a label: neither inside a <label>, nor named by aria-label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.unlabelled: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        if tag == "label":
+            self.depth += 1
+        control = tag in ("input", "select", "textarea") and names.get("type") != "hidden"
+        if control and not self.depth and not names.get("aria-label"):
+            self.unlabelled.append(f"{tag} {names.get('name')}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.depth -= 1
+
+
+def test_every_control_has_a_label(browser, setup) -> None:
+    browser.wake("work", "office")
+    memory = setup[1]["office"][0]
+    paths = ["/", "/memories", f"/memories/{memory}/edit", "/audit", "/audit/store", "/floors"]
+    paths += ["/crossings", "/personas/home/clean-slate"]
+    review = browser.post("/crossings/reintegrate", {"source": "work", "into": "home"})
+    paths.append(review.headers["location"])
+    for path in paths:
+        parser = _Controls()
+        parser.feed(browser.get(path).text)
+        assert parser.unlabelled == [], path
+
+
+def test_a_fresh_browser_is_told_to_log_in_not_shown_a_traceback(app) -> None:
+    client = anonymous(app)
+    client.cookies.set(app.state.console.origins.cookie_name, "made-up")
+    response = client.get("/memories")
+    assert response.status_code == 401 and "Traceback" not in response.text
+    assert REFRESH not in response.text
+    assert client.get(f"{ORIGIN}/login?token=&token=").status_code == 403
