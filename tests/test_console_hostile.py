@@ -141,6 +141,48 @@ def test_a_stale_sessions_error_leaves_the_persona_woken_since_awake(app, browse
     assert state.session is None
 
 
+def test_an_edit_drawn_before_another_save_does_not_overwrite_it(browser, setup) -> None:
+    store, ids, _ = setup
+    memory_id = ids["office"][0]
+    browser.wake("work", "office")
+    assert 'name="version" value="1"' in browser.get(f"/memories/{memory_id}/edit").text
+    with store.enter(floor="office") as cli:  # another tab, the CLI or an assistant
+        cli.update(memory_id, "Q3 launch moved to Oct 26")
+    mine = {"text": "Q3 launch moved to Oct 19", "kind": "fact", "metadata": "{}"}
+    stale = browser.post(f"/memories/{memory_id}/edit", {**mine, "version": "1"})
+    assert stale.status_code == 409 and "now version 2" in error_of(stale.text)
+    assert ">Q3 launch moved to Oct 19</textarea>" in stale.text  # nothing typed is lost
+    assert 'name="version" value="2"' in stale.text
+    with store.enter(floor="office") as s:
+        assert s.get(memory_id).text == "Q3 launch moved to Oct 26"
+    assert browser.post(f"/memories/{memory_id}/edit", {**mine, "version": "2"}).status_code == 303
+    with store.enter(floor="office") as s:
+        assert (s.get(memory_id).text, s.get(memory_id).version) == (mine["text"], 3)
+
+
+def test_forgetting_a_memory_changed_since_it_was_confirmed_asks_again(browser, setup) -> None:
+    store, ids, _ = setup
+    memory_id = ids["office"][1]
+    browser.wake("work", "office")
+    assert 'name="version" value="1"' in browser.get(f"/memories/{memory_id}/forget").text
+    with store.enter(floor="office") as cli:
+        cli.update(memory_id, "Standup moved to 10:00, room Europa")
+    asked = browser.post(f"/memories/{memory_id}/forget", {"version": "1"})
+    assert asked.status_code == 409 and "now version 2" in error_of(asked.text)
+    assert "room Europa" in asked.text
+    with store.enter(floor="office") as s:
+        assert s.get(memory_id).version == 2  # still there
+    assert browser.post(f"/memories/{memory_id}/forget", {"version": "2"}).status_code == 303
+    with store.enter(floor="office") as s, pytest.raises(severance.MemoryNotFoundError):
+        s.get(memory_id)
+
+
+def test_a_foreign_host_is_told_where_the_console_answers(app) -> None:
+    # Opening the console by the machine's IP or 0.0.0.0 gave a bare "Unknown host.".
+    refused = anonymous(app).get("/", headers={"host": "0.0.0.0:8767"})
+    assert refused.status_code == 421 and ORIGIN in refused.text
+
+
 def test_a_persona_erased_by_another_process_is_not_shown_as_awake(browser, setup) -> None:
     root = setup[2]
     browser.wake("work", "office")

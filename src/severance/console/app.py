@@ -10,6 +10,7 @@ and, for anything of a persona, the awake session from :func:`awake`.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -207,7 +208,11 @@ def create_app(
     ) -> Response:
         # DNS rebinding: a hostile name pointed at 127.0.0.1 still sends its own Host.
         if not allowed.host_ok(request.headers.get("host")):
-            response: Response = HTMLResponse("Unknown host.", status_code=421)
+            response: Response = HTMLResponse(
+                f"This console answers only at {html.escape(allowed.primary)}"
+                " (and its loopback names); open it there.",
+                status_code=421,
+            )
         elif request.headers.get("origin") is not None and not allowed.origin_ok(
             request.headers.get("origin")
         ):

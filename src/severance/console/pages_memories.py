@@ -186,39 +186,66 @@ def edit(
 ) -> Response:
     text = form.raw("text").strip()
     metadata_text = form.raw("metadata").strip() or "{}"
-    try:
-        metadata = json.loads(metadata_text)
-        if not isinstance(metadata, dict):
-            raise ValueError
-        updated = session.update(
-            memory_id,
-            text,
-            kind=form.get("kind"),
-            tags=split_list(form.get("tags")),
-            metadata=metadata,
-            occurred_at=form.get("occurred_at") or None,
+    current = session.get(memory_id)
+    status = 400
+    if _changed_since(form, current):
+        # Another tab, the CLI or an assistant saved a version after this form was drawn:
+        # saving now would silently put the older text back over it.
+        status, message = (
+            409,
+            _changed_message(current, "Your edit is kept below; save again to replace it."),
         )
-    except (ValueError, InvalidInputError) as e:
-        message = str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
-        # The form comes back as it was typed (every field), with what was wrong.
-        return render(
-            request,
-            form.browser,
-            "edit.html",
-            status=400,
-            m=session.get(memory_id),
-            kinds=KINDS,
-            metadata_text=metadata_text,
-            error=message,
-            typed={
-                "text": text,
-                "kind": form.get("kind"),
-                "tags": form.get("tags"),
-                "occurred_at": form.get("occurred_at"),
-            },
-        )
-    form.browser.state.flash(f"Saved as version {updated.version}.")
-    return RedirectResponse(f"/memories/{updated.id}", status_code=303)
+    else:
+        try:
+            metadata = json.loads(metadata_text)
+            if not isinstance(metadata, dict):
+                raise ValueError
+            updated = session.update(
+                memory_id,
+                text,
+                kind=form.get("kind"),
+                tags=split_list(form.get("tags")),
+                metadata=metadata,
+                occurred_at=form.get("occurred_at") or None,
+            )
+        except (ValueError, InvalidInputError) as e:
+            message = (
+                str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
+            )
+        else:
+            form.browser.state.flash(f"Saved as version {updated.version}.")
+            return RedirectResponse(f"/memories/{updated.id}", status_code=303)
+    # The form comes back as it was typed (every field), with what was wrong; its version is
+    # the current one, so saving again is a deliberate choice.
+    return render(
+        request,
+        form.browser,
+        "edit.html",
+        status=status,
+        m=current,
+        kinds=KINDS,
+        metadata_text=metadata_text,
+        error=message,
+        typed={
+            "text": text,
+            "kind": form.get("kind"),
+            "tags": form.get("tags"),
+            "occurred_at": form.get("occurred_at"),
+        },
+    )
+
+
+def _changed_since(form: Posted, current: Memory) -> bool:
+    """Whether the memory has a newer version than the one the posted form was drawn from."""
+    seen = form.get("version")
+    return bool(seen) and seen != str(current.version)
+
+
+def _changed_message(current: Memory, then: str) -> str:
+    return (
+        f"This memory changed after this page was drawn: it is now version {current.version}"
+        f" (see its history). {then}"
+    )
 
 
 @router.get("/memories/{memory_id}/forget")
@@ -233,10 +260,22 @@ def forget_page(
 
 @router.post("/memories/{memory_id}/forget")
 def forget(
+    request: Request,
     memory_id: str,
     form: Annotated[Posted, Depends(posted)],
     session: Annotated[Session, Depends(awake)],
 ) -> Response:
+    current = session.get(memory_id)
+    if _changed_since(form, current):
+        # Asked about one version; a newer one (which nobody confirmed) would go with it.
+        return render(
+            request,
+            form.browser,
+            "forget.html",
+            status=409,
+            m=current,
+            error=_changed_message(current, "Here it is as it is now: forget it?"),
+        )
     session.forget(memory_id)
     form.browser.state.flash("Forgotten, with its whole history.")
     return RedirectResponse("/memories", status_code=303)
