@@ -261,6 +261,30 @@ def test_static_files_stay_in_their_folder(browser, path: str) -> None:
     assert response.status_code == 404 and "create_app" not in response.text
 
 
+def test_every_audit_entry_stays_reachable_page_by_page(browser, setup) -> None:
+    # The audit pages used to stop at the newest 500 entries, with no way to older ones.
+    store = setup[0]
+    for i in range(260):
+        store.add_floor(f"f{i}", "home", paths=[f"~/f{i}/**"])
+        store.remove_floor(f"f{i}")
+    total = len(store.audit())
+    assert total > 520
+    first = browser.get("/audit/store").text
+    assert first.count('<td class="num">') == 100 and f"{total} entries" in first
+    last_page = (total + 99) // 100
+    assert 'href="/audit/store?page=2" rel="next"' in first
+    last = browser.get(f"/audit/store?page={last_page}").text
+    assert "store_created" in last and 'rel="next"' not in last
+    assert f"page={last_page - 1}" in last
+    filtered = browser.get("/audit/store?event=floor_added&page=3").text
+    rows = filtered.split("<tbody>")[1]
+    assert rows.count('<td class="num">') == 63 and "floor_removed" not in rows  # 263 added
+    assert "event=floor_added&amp;page=2" in filtered  # the pager keeps the filter
+    past = browser.get(f"/audit/store?page={last_page + 1}").text
+    assert f"Nothing more on page {last_page + 1}" in past
+    assert browser.get("/audit/store?page=0").status_code == 422
+
+
 @pytest.mark.parametrize("query", ["", "q=launch"])
 def test_a_page_past_the_end_says_so(browser, query: str) -> None:
     browser.wake("work", "office")
