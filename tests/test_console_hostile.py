@@ -101,6 +101,13 @@ def test_a_console_on_its_schemes_default_port_answers_browsers(setup, scheme, p
     assert not Origins([f"{scheme}://127.0.0.1:{port}"]).host_ok("127.0.0.1:8")
 
 
+def test_the_printed_address_is_the_one_listened_on() -> None:
+    # --listen 127.0.0.2 printed (and answered only at) http://127.0.0.1:…, where nothing listens.
+    assert console_origins("127.0.0.2", 8767) == ["http://127.0.0.2:8767"]
+    assert console_origins("localhost", 8767)[0] == "http://127.0.0.1:8767"
+    assert console_origins("::1", 8767) == ["http://[::1]:8767"]
+
+
 def test_the_browser_is_given_a_private_page_not_the_token(tmp_path: Path) -> None:
     # webbrowser.open(url) puts the unspent token on the browser's command line, where every
     # user of the machine can read it (ps); the browser now gets a file only its owner reads.
