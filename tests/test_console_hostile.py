@@ -366,17 +366,47 @@ class _Controls(HTMLParser):
             self.depth -= 1
 
 
-def test_every_control_has_a_label(browser, setup) -> None:
+def _every_page(browser: Browser, ids: dict[str, list[str]]) -> list[str]:
+    """The HTML of every kind of page, work awake (and then its review open)."""
     browser.wake("work", "office")
-    memory = setup[1]["office"][0]
-    paths = ["/", "/memories", f"/memories/{memory}/edit", "/audit", "/audit/store", "/floors"]
-    paths += ["/crossings", "/personas/home/clean-slate"]
+    memory = ids["office"][0]
+    paths = ["/", "/memories", f"/memories/{memory}", f"/memories/{memory}/edit"]
+    paths += [f"/memories/{memory}/forget", "/audit", "/audit/store", "/floors", "/crossings"]
+    paths += ["/personas/home/clean-slate"]
+    pages = [browser.get(path).text for path in paths]
     review = browser.post("/crossings/reintegrate", {"source": "work", "into": "home"})
-    paths.append(review.headers["location"])
-    for path in paths:
+    pages.append(browser.get(review.headers["location"]).text)
+    return pages
+
+
+def test_every_control_has_a_label(browser, setup) -> None:
+    for page in _every_page(browser, setup[1]):
         parser = _Controls()
-        parser.feed(browser.get(path).text)
-        assert parser.unlabelled == [], path
+        parser.feed(page)
+        assert parser.unlabelled == [], page[page.index("<title>") :][:80]
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.remembered: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        if tag == "form" and names.get("autocomplete") != "off":
+            self.remembered.append(f"form {names.get('action')}")
+
+
+def test_no_form_feeds_the_browsers_autocomplete_history(browser, setup) -> None:
+    # The browser keeps one autocomplete history per site: what was typed into work's search
+    # or tags would be offered, under home's, in the forms drawn for home.
+    forms = 0
+    for page in _every_page(browser, setup[1]):
+        parser = _Forms()
+        parser.feed(page)
+        assert parser.remembered == [], page[page.index("<title>") :][:80]
+        forms += page.count("<form ")
+    assert forms > 20
 
 
 def test_a_fresh_browser_is_told_to_log_in_not_shown_a_traceback(app) -> None:
