@@ -247,6 +247,18 @@ def test_a_bad_edit_comes_back_with_everything_typed(browser, setup) -> None:
         assert s.get(memory_id).version == 1
 
 
+def test_a_floor_with_several_days_in_one_window_can_be_added(browser, setup) -> None:
+    # The hours field was split at every comma, so "mon,wed 09:00-12:00" (a valid window of
+    # two days) became "mon" and "wed 09:00-12:00", and the floor could not be added.
+    store = setup[0]
+    hours = "mon,wed 09:00-12:00, sat 10:00-14:00; sun 18:00-20:00"
+    added = browser.post("/floors", {"name": "lab", "persona": "home", "hours": hours})
+    assert added.status_code == 303, error_of(added.text)
+    floor = next(f for f in store.floors() if f.name == "lab")
+    assert floor.hours == ("mon,wed 09:00-12:00", "sat 10:00-14:00", "sun 18:00-20:00")
+    assert "mon,wed 09:00-12:00; sat 10:00-14:00" in browser.get("/floors").text
+
+
 def test_a_floor_test_with_a_bad_time_answers_on_the_floors_page(browser) -> None:
     response = browser.get("/floors/test?client=cursor&at=next+tuesday")
     assert response.status_code == 200
