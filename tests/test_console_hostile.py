@@ -247,6 +247,36 @@ def test_a_bad_edit_comes_back_with_everything_typed(browser, setup) -> None:
         assert s.get(memory_id).version == 1
 
 
+def test_tags_and_paths_may_hold_spaces(browser, setup) -> None:
+    # Fields were split at every space: saving an edit of the text alone turned a memory's tag
+    # "project alpha" (as an assistant stores it) into "project" and "alpha".
+    store = setup[0]
+    with store.enter(floor="office") as s:
+        m = s.remember("Alpha ships in May", tags=["project alpha", "a,b"])
+    browser.wake("work", "office")
+    form = browser.get(f"/memories/{m.id}/edit").text
+    shown = re.search(r'name="tags" value="([^"]*)"', form)
+    assert shown is not None and shown[1] == "project alpha, a,b"
+    edit = {"text": "Alpha ships in June", "kind": "fact", "tags": "project alpha, a,b"}
+    assert browser.post(f"/memories/{m.id}/edit", {**edit, "metadata": "{}"}).status_code == 303
+    retagged = {**edit, "tags": "project alpha, launch plan", "metadata": "{}"}
+    assert browser.post(f"/memories/{m.id}/edit", retagged).status_code == 303
+    with store.enter(floor="office") as s:
+        assert [v.tags for v in s.history(m.id)] == [
+            ("project alpha", "a,b"),
+            ("project alpha", "a,b"),
+            ("project alpha", "launch plan"),
+        ]
+    listed = browser.get("/memories?tag=project+alpha").text
+    assert "Alpha ships in June" in listed and "Q3 launch" not in listed
+    added = browser.post(
+        "/floors", {"name": "docs", "persona": "home", "paths": "~/Mobile Documents/**, ~/x/**"}
+    )
+    assert added.status_code == 303, error_of(added.text)
+    paths = next(f.paths for f in store.floors() if f.name == "docs")
+    assert paths == ("~/Mobile Documents/**", "~/x/**")
+
+
 def test_a_floor_with_several_days_in_one_window_can_be_added(browser, setup) -> None:
     # The hours field was split at every comma, so "mon,wed 09:00-12:00" (a valid window of
     # two days) became "mon" and "wed 09:00-12:00", and the floor could not be added.

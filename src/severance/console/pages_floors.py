@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 from ..errors import FloorNotFoundError, SeveranceError
 from ..floors import Context
 from .app import Posted, browser, console_of, posted, render
-from .forms import split_list
+from .forms import split_commas, split_list
 from .security import BrowserSession
 
 router = APIRouter()
@@ -77,7 +77,7 @@ def add(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response:
             fields["name"],
             fields["persona"],
             clients=split_list(fields["clients"]),
-            paths=split_list(fields["paths"]),
+            paths=split_commas(fields["paths"]),
             hosts=split_list(fields["hosts"]),
             hours=split_hours(fields["hours"]),
             timezone=fields["timezone"] or None,

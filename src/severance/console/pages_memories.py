@@ -22,7 +22,7 @@ from ..model import Memory, Recall
 from ..session import Session
 from .app import Posted, awake, browser, posted, render
 from .diff import changes
-from .forms import day_bound, split_list
+from .forms import day_bound, split_commas
 from .security import BrowserSession
 
 router = APIRouter()
@@ -56,7 +56,7 @@ class Filters:
         args = {
             "q": self.query,
             "kind": self.kind,
-            "tag": " ".join(self.tags),
+            "tag": ", ".join(self.tags),
             "since": self.since,
             "until": self.until,
             "page": str(page),
@@ -69,7 +69,7 @@ def _filters(q: str, kind: str, tag: str, since: str, until: str, page: str) -> 
         raise InvalidInputError("page must be a number from 1")
     if kind:
         validate.kind(kind)
-    tags = split_list(tag)
+    tags = split_commas(tag)
     validate.tags(tags)
     f = Filters(q.strip(), kind.strip(), tags, since.strip(), until.strip(), int(page))
     # Parse the dates now, so that a bad one is an error before any work.
@@ -204,7 +204,7 @@ def edit(
                 memory_id,
                 text,
                 kind=form.get("kind"),
-                tags=split_list(form.get("tags")),
+                tags=_tags(form.get("tags"), current),
                 metadata=metadata,
                 occurred_at=form.get("occurred_at") or None,
             )
@@ -233,6 +233,12 @@ def edit(
             "occurred_at": form.get("occurred_at"),
         },
     )
+
+
+def _tags(typed: str, current: Memory) -> tuple[str, ...]:
+    """The tags of an edit: exactly the memory's own when the field was left as drawn (a tag
+    may itself hold a comma, which no typed list can say), else the comma-separated list."""
+    return current.tags if typed == ", ".join(current.tags) else split_commas(typed)
 
 
 def _changed_since(form: Posted, current: Memory) -> bool:
