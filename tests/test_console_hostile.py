@@ -247,6 +247,19 @@ def test_a_bad_edit_comes_back_with_everything_typed(browser, setup) -> None:
         assert s.get(memory_id).version == 1
 
 
+def test_an_edit_keeps_the_line_breaks_of_a_memory(browser, setup) -> None:
+    store = setup[0]
+    with store.enter(floor="office") as s:
+        m = s.remember("Agenda:\n- budget\n- hiring")
+    browser.wake("work", "office")
+    # As a browser sends the textarea: every line break as CRLF.
+    form = {"text": "Agenda:\r\n- budget\r\n- hiring\r\n- offsite", "kind": "fact"}
+    assert browser.post(f"/memories/{m.id}/edit", {**form, "metadata": "{}"}).status_code == 303
+    with store.enter(floor="office") as s:
+        assert s.get(m.id).text == "Agenda:\n- budget\n- hiring\n- offsite"
+    assert "<ins>\n- offsite</ins>" in browser.get(f"/memories/{m.id}").text
+
+
 def test_tags_and_paths_may_hold_spaces(browser, setup) -> None:
     # Fields were split at every space: saving an edit of the text alone turned a memory's tag
     # "project alpha" (as an assistant stores it) into "project" and "alpha".

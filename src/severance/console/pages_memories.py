@@ -184,7 +184,9 @@ def edit(
     form: Annotated[Posted, Depends(posted)],
     session: Annotated[Session, Depends(awake)],
 ) -> Response:
-    text = form.raw("text").strip()
+    # Browsers send a textarea's line breaks as CRLF: without this, saving a memory of several
+    # lines would change every one of its line endings.
+    text = form.raw("text").replace("\r\n", "\n").strip()
     metadata_text = form.raw("metadata").strip() or "{}"
     current = session.get(memory_id)
     status = 400
