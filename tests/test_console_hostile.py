@@ -272,6 +272,10 @@ def test_tags_and_paths_may_hold_spaces(browser, setup) -> None:
     assert shown is not None and shown[1] == "project alpha, a,b"
     edit = {"text": "Alpha ships in June", "kind": "fact", "tags": "project alpha, a,b"}
     assert browser.post(f"/memories/{m.id}/edit", {**edit, "metadata": "{}"}).status_code == 303
+    assert "Saved as version 2" in browser.get("/").text
+    same = browser.post(f"/memories/{m.id}/edit", {**edit, "metadata": "{}", "version": "2"})
+    assert same.status_code == 303
+    assert "Nothing changed: it is still version 2" in browser.get("/").text
     retagged = {**edit, "tags": "project alpha, launch plan", "metadata": "{}"}
     assert browser.post(f"/memories/{m.id}/edit", retagged).status_code == 303
     with store.enter(floor="office") as s:

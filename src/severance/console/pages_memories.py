@@ -215,7 +215,11 @@ def edit(
                 str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
             )
         else:
-            form.browser.state.flash(f"Saved as version {updated.version}.")
+            form.browser.state.flash(
+                f"Saved as version {updated.version}."
+                if updated.version != current.version
+                else f"Nothing changed: it is still version {current.version}."
+            )
             return RedirectResponse(f"/memories/{updated.id}", status_code=303)
     # The form comes back as it was typed (every field), with what was wrong; its version is
     # the current one, so saving again is a deliberate choice.
