@@ -82,7 +82,17 @@ def add(
             f"client {c!r} is neither a known client family nor a name a known client sends;"
             " it will match only a client that sends exactly that (see `severance floor families`)"
         )
+    if not f.has_conditions and not f.default:
+        _warn(
+            f"floor {f.name!r} has no conditions: it wakes only by name (--floor {f.name},"
+            " a pass, serve --floor); give --client, --path, --host or --hours to route to it"
+        )
     _warn_shadows(shadows, f.name)
+
+
+def _shown(text: str) -> str:
+    # Client names come from clients; one with control characters could rewrite the terminal.
+    return text if text.isprintable() else repr(text)
 
 
 @floor.command("move")
@@ -225,8 +235,9 @@ def clients_(as_json: bool) -> None:
     for item in seen:
         family = item["family"] or "unknown family"
         floors = ", ".join(f"{f} -> {p}" for f, p in item["floors"].items()) or "-"
+        family = _shown(family)
         click.echo(
-            f"{item['client'] or '(no name)'}  [{family}]  {item['count']}x,"
+            f"{_shown(item['client'] or '(no name)')}  [{family}]  {item['count']}x,"
             f" last {item['last_seen'][:19]}  floors: {floors}"
         )
 
