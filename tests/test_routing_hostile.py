@@ -4,6 +4,7 @@ persona about another. Each test failed before the fix it names."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -386,3 +387,28 @@ def test_notices_of_a_reintegration_do_not_name_the_other_persona(store: severan
         assert "acme" not in line.lower() and "merger" not in line.lower(), line
     for line in out:
         assert "home" not in line, line
+
+
+def test_floor_test_explains_every_floor_when_nothing_wakes(cli_store: str, tmp_path: Path) -> None:
+    r = _cli(cli_store, tmp_path, "floor", "test", "--client", "zed", "--strict")
+    assert r.returncode != 0
+    assert "Every floor, in order:" in r.stdout and "1. office (work): no match" in r.stdout
+    assert "matches none of '~/work/**'" in r.stdout
+    assert "strict mode does not fall back" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(cli_store, tmp_path, "floor", "test", "--client", "zed", "--strict", "--json")
+    assert r.returncode != 0
+    shown = json.loads(r.stdout)
+    assert shown["persona"] is None and "strict mode" in shown["refused"]
+    assert [f["floor"] for f in shown["floors"]] == ["office", "house"]
+
+
+def test_import_with_strict_refuses_and_writes_nothing(cli_store: str, tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Acme\n\nThe Acme merger closes on Friday.\n", encoding="utf-8")
+    before = _state(cli_store)
+    r = _cli(cli_store, tmp_path, "import", "markdown", str(notes), "--strict", "--client", "zed")
+    assert r.returncode != 0 and "strict mode does not fall back" in r.stderr, r.stderr
+    assert _state(cli_store) == before
+    with severance.Store.open(cli_store) as s, s.enter(floor="house") as home:
+        assert home.count() == 0
