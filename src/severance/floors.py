@@ -165,7 +165,8 @@ class Floor:
         for p in self.paths:
             if not is_anchored(p):
                 raise InvalidFloorError(
-                    f"invalid path pattern {p!r}: a relative path would mean a different folder"
+                    f"floor {self.name!r}: invalid path pattern {p!r}: a relative path would mean"
+                    f" a different folder"
                     f" from every directory; write it from '/' or '~' (e.g. '~/{p}'), or start"
                     f" it with '**/' to match it anywhere"
                 )
@@ -215,7 +216,12 @@ class Floor:
     def check(self, context: Context) -> FloorCheck:
         """Whether this floor matches ``context``, with one reason per condition either way."""
         if not self.has_conditions:
-            return FloorCheck(self, False, ("it has no conditions: it wakes only by name",))
+            why = (
+                "it has no conditions: it wakes by name, or as the default when no floor matches"
+                if self.default
+                else "it has no conditions: it wakes only by name"
+            )
+            return FloorCheck(self, False, (why,))
         reasons: list[str] = []
         matched = True
         for ok, reason in (
