@@ -23,7 +23,6 @@ from ..session import Session
 from ..store import Store
 from .common import (
     Wake,
-    context_from,
     json_option,
     open_store,
     print_json,
@@ -107,10 +106,7 @@ def import_(
                 session = (
                     store.resume_override(wake.override, secret=secret)
                     if wake.override is not None
-                    else store.enter(
-                        context_from(wake.floor_name, wake.client, wake.path, wake.host),
-                        secret=secret,
-                    )
+                    else store.enter(wake.context(), secret=secret)
                 )
             else:
                 session = store.enter(floor=_floor_of(store, persona), secret=secret)
@@ -156,7 +152,7 @@ def import_(
 def _context_persona(store: Store, wake: Wake) -> str:
     if wake.override is not None:
         return wake.override
-    return store.resolve(context_from(wake.floor_name, wake.client, wake.path, wake.host)).persona
+    return store.resolve(wake.context()).persona
 
 
 def _floor_of(store: Store, persona: str) -> str:
