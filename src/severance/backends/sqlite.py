@@ -160,7 +160,7 @@ def _v2(db: sqlite3.Connection) -> None:
             label TEXT
         );
         CREATE INDEX passes_by_persona ON passes (persona_id);
-        """
+        """,
     )
 
 
