@@ -211,7 +211,8 @@ def test_conversations_are_extracted_concurrently_up_to_the_limit(
 def test_a_failing_extractor_changes_nothing(
     store: Store, llm: FakeLLM, marker: str, error: type[ExtractorError], calls: int
 ) -> None:
-    store.set_extractor("work", llm.spec(timeout=0.2))
+    # Only the hung server needs a short timeout; elsewhere one would fail on a loaded machine.
+    store.set_extractor("work", llm.spec(timeout=0.2) if marker == "#sleep" else llm.spec())
     with store.enter(floor="office") as s:
         s.remember_messages(user("My city is Paris"), at=T0, infer=True, keep_turns=True)
         before = state(s)
@@ -225,6 +226,53 @@ def test_a_failing_extractor_changes_nothing(
             "My city is Paris"
         ]
     assert store.audit("work")[-2].event == "extraction"  # only the first run's entry
+
+
+@pytest.mark.parametrize(
+    ("marker", "error", "match"),
+    [
+        ("#endless", ExtractorOutputError, "answered more than 1,048,576 bytes"),
+        ("#flood", ExtractorOutputError, "does not fit the schema"),
+        ("#echo-key", ExtractorUnavailableError, "HTTP 401: Incorrect API key provided"),
+    ],
+)
+def test_a_hostile_endpoint_is_cut_off_and_never_shown_the_key(
+    store: Store,
+    llm: FakeLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    marker: str,
+    error: type[ExtractorError],
+    match: str,
+) -> None:
+    key = "sk-test-0123456789abcdefSECRET"
+    monkeypatch.setenv("HOSTILE_KEY", key)
+    store.set_extractor("work", llm.spec(), api_key_env="HOSTILE_KEY")
+    with store.enter(floor="office") as s:
+        s.remember("My city is Paris", kind="fact")
+        before = state(s)
+        with pytest.raises(error, match=match) as caught:
+            s.remember_messages(user(f"{marker} My city is Berlin"), infer=True)
+        assert state(s) == before
+    assert llm.requests[-1].authorization == f"Bearer {key}"
+    for n in range(len(key) - 7):
+        assert key[n : n + 8] not in str(caught.value)
+    assert key not in json.dumps([e.detail for e in store.audit()])
+
+
+@pytest.mark.parametrize("bad", ["sk-\u00e9t\u00e9", "sk-abc\nInjected: 1", "sk abc"])
+def test_an_api_key_that_cannot_be_a_header_is_refused(
+    store: Store, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="printable ASCII") as caught:
+        store.set_extractor("work", llm.spec(), api_key=bad)
+    assert bad not in str(caught.value)
+    monkeypatch.setenv("BAD_KEY", bad)
+    store.set_extractor("work", llm.spec(), api_key_env="BAD_KEY")
+    with store.enter(floor="office") as s, pytest.raises(InvalidInputError) as caught:
+        s.remember_messages(user("My city is Berlin"), infer=True)
+    assert bad not in str(caught.value) and llm.requests == []
+    with store.enter(floor="office") as s:
+        assert s.count() == 0
 
 
 def test_an_endpoint_that_is_down_changes_nothing(store: Store) -> None:
