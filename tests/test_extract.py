@@ -11,6 +11,7 @@ import io
 import json
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from severance.errors import (
     ExtractorUnavailableError,
     IntegrityError,
     InvalidInputError,
+    MemoryNotFoundError,
     MissingKeyError,
     NoExtractorError,
     UnlockError,
@@ -273,6 +275,47 @@ def test_an_api_key_that_cannot_be_a_header_is_refused(
     assert bad not in str(caught.value) and llm.requests == []
     with store.enter(floor="office") as s:
         assert s.count() == 0
+
+
+@pytest.mark.parametrize("change", ["update", "forget"])
+def test_a_memory_changed_by_another_writer_during_the_call_is_not_overwritten(
+    store: Store, store_location: str, llm: FakeLLM, change: str
+) -> None:
+    store.set_extractor("work", llm.spec(timeout=60))
+    with store.enter(floor="office") as s:
+        paris = s.remember("My city is Paris", kind="fact")
+        failure: list[BaseException] = []
+
+        def extract() -> None:
+            try:
+                s.remember_messages(user("#sleep. My city is Berlin"), infer=True)
+            except BaseException as e:  # handed to the test's thread
+                failure.append(e)
+
+        worker = threading.Thread(target=extract)
+        worker.start()
+        try:
+            for _ in range(1000):  # until the call is in flight (10 s at most)
+                if llm.requests:
+                    break
+                threading.Event().wait(0.01)
+            assert llm.requests, "the extractor was never called"
+            # Another process's writer changes the memory while the extractor decides.
+            with Store.open(store_location) as other, other.enter(floor="office") as theirs:
+                if change == "update":
+                    theirs.update(paris.id, "My city is Lyon")
+                else:
+                    theirs.forget(paris.id)
+        finally:
+            llm.release.set()
+            worker.join(30)
+        assert not worker.is_alive() and len(failure) == 1
+        assert isinstance(failure[0], ExtractorError | MemoryNotFoundError)
+        texts = sorted(m.text for m in s.memories(limit=100).items)
+        assert texts == (["My city is Lyon"] if change == "update" else [])
+        if change == "update":
+            lyon = s.get(paris.id)
+            assert lyon.version == 2 and "valid_until" not in json.dumps(lyon.metadata)
 
 
 def test_an_endpoint_that_is_down_changes_nothing(store: Store) -> None:
