@@ -269,3 +269,16 @@ def test_a_persona_named_by_an_unused_rule_is_checked_too(
     assert len(store.audit()) == audit
     with store.enter(floor="office") as s:
         assert s.count() == 0
+
+
+def test_chatgpt_parts_as_one_string_or_as_text_are_read_whole(tmp_path: Path) -> None:
+    one = _conversation("a", "ignored", ident="c1")
+    one["mapping"]["a"]["message"]["content"] = {"content_type": "text", "parts": "whole words"}
+    two = _conversation("b", "ignored", ident="c2")
+    two["mapping"]["a"]["message"]["content"] = {"content_type": "text", "text": "as text"}
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([one, two]))
+    assert [i.drafts[0].text for i in read("chatgpt", path)] == [
+        "user: whole words",
+        "user: as text",
+    ]

@@ -135,7 +135,12 @@ def _message(message: Mapping[str, Any]) -> tuple[str | None, str, dict[str, Any
         # Code sent to a tool, browsing quotes, reasoning: not part of what was said.
         return (None, "", {}) if role == "assistant" else (role, "", {})
     texts = []
-    for part in content.get("parts") or ():
+    parts = content.get("parts")
+    if isinstance(parts, str):  # seen in hand-edited and third-party exports
+        parts = [parts]
+    elif not isinstance(parts, list):
+        parts = [content["text"]] if isinstance(content.get("text"), str) else []
+    for part in parts:
         if isinstance(part, str):
             texts.append(part)
         elif (
