@@ -626,6 +626,12 @@ def test_cli_import_infer_keeps_each_persona_to_its_own_endpoint(
         home_sent = " ".join(json.dumps(r.body) for r in home_llm.requests)
         assert "Q3 launch" in work_sent and "tarte" not in work_sent
         assert "tarte" in home_sent and "Q3 launch" not in home_sent
+        # Audited as an import too, as without --infer (counts, never content).
+        imports = [(e.persona, e.detail) for e in store.audit() if e.event == "import"]
+        assert imports == [
+            ("work", {"importer": "chatgpt", "items": 1, "remembered": 3, "already_known": 0}),
+            ("home", {"importer": "chatgpt", "items": 1, "remembered": 2, "already_known": 0}),
+        ]
     finally:
         for g in servers:
             g.close()

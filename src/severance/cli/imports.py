@@ -128,7 +128,7 @@ def import_(
         if infer:
             from .extractor import import_inferred
 
-            import_inferred(plan, wake_persona, as_json)
+            import_inferred(plan, wake_persona, as_json, importer=format_name)
             return
         # click's progressbar overloads do not type a length-only bar.
         progressbar: Any = click.progressbar
