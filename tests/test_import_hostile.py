@@ -15,7 +15,7 @@ import pytest
 
 from severance import InvalidExportError, Store
 from severance.cli import main
-from severance.importers import base, read
+from severance.importers import Item, base, parse_route, read, route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 
@@ -282,3 +282,11 @@ def test_chatgpt_parts_as_one_string_or_as_text_are_read_whole(tmp_path: Path) -
         "user: whole words",
         "user: as text",
     ]
+
+
+def test_routes_match_whatever_unicode_form_the_export_used() -> None:
+    rule = parse_route("title~caf\u00e9 -> home")  # typed composed
+    decomposed = Item("Cafe\u0301 plans", ())  # as some exports (macOS file names) write it
+    assert route([decomposed], [rule], "work")[0].persona == "home"
+    rule = parse_route("project~^cre\u0300me$ -> home")  # typed decomposed
+    assert route([Item("x", (), project="Cr\u00e8me")], [rule], "work")[0].persona == "home"
