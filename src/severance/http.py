@@ -363,6 +363,7 @@ class ConversationOut(BaseModel):
     memories: list[MemoryOut] = Field(description="One per stored turn, in order.")
     skipped: int = Field(description="Messages that held no text (images, tool calls).")
 
+
 class MessageIn(_In):
     """One chat message; the stored turn reads ``role: content``."""
 

@@ -112,7 +112,7 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
     "--file",
     "file",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
-    help="A conversation: a JSON array, JSON Lines or {\"messages\": [...]} of chat messages "
+    help='A conversation: a JSON array, JSON Lines or {"messages": [...]} of chat messages '
     "(role, content) or turns (speaker, text, timestamp, session); - reads standard input.",
 )
 @click.option("--session", "session_id", help="With --file: the conversation's session id.")
