@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import chat, duplicates, validate
-from .audit import to_entries
+from .audit import persona_view, to_entries
 from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
 from .codec import MemoryCodec
 from .drafts import Patch, to_draft
@@ -816,7 +816,7 @@ class Session(CrossingAPI):
         """The audit entries about this persona (never another persona's)."""
         with self._lock:
             self._check_open()
-            return to_entries(self._audit_rows(self._persona.id))
+            return [persona_view(e) for e in to_entries(self._audit_rows(self._persona.id))]
 
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched this persona since it last woke normally
