@@ -6,10 +6,13 @@
 - Names with a trailing newline and absurd time-zone names are typed errors.
 - A sealed persona's passphrase never shows in a repr.
 - A store created with an embedder *object* records a spec that opens it again.
+- Two processes remembering the same memories at the same moment store each once.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,3 +129,48 @@ def test_an_embedder_object_of_ones_own_must_be_given_again(tmp_path: Path) -> N
     with severance.Store.open(tmp_path / "s", embedder=Wrapped()) as s:
         w = s.enter(floor="office")
         assert [r.memory.text for r in w.recall("launch", k=1)] == ["Q3 launch moved to Oct 12"]
+
+
+# -- two writers of the same memories at the same moment store them once ----------------------
+TWIN = """
+import sys, time
+from pathlib import Path
+import severance
+
+location, go = sys.argv[1:]
+store = severance.Store.open(location)
+with store.enter(floor="office") as session:
+    session.count()
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while not Path(go).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    stored = session.remember_many([f"Invoice {n} is paid" for n in range(120)], batch_size=16)
+    print(sum(not m.duplicate for m in stored), flush=True)
+store.close()
+"""
+
+
+def test_two_processes_remembering_the_same_memories_store_them_once(
+    store: severance.Store, store_location: str, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWIN, store_location, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        go.touch()
+        new = [int(child.communicate(timeout=120)[0].strip()) for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    assert sum(new) == 120  # between them, each memory was stored exactly once
+    with store.enter(floor="office") as s:
+        assert s.count() == 120
