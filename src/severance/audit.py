@@ -10,6 +10,7 @@ persona ids and counts — never memory content.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -147,3 +148,18 @@ def to_entry(row: AuditRow) -> AuditEntry:
 
 def to_entries(rows: Sequence[AuditRow]) -> list[AuditEntry]:
     return [to_entry(r) for r in rows]
+
+
+#: Detail fields of a persona's own entries that name *another* persona (the other side of a
+#: reintegration). The store's owner sees them in the store-wide log; a persona's own view
+#: (its session's audit and notices, which reach its assistant or pass holder) does not, so
+#: personas never learn of each other through it.
+OTHER_PERSONA_FIELDS = frozenset({"into", "source"})
+
+
+def persona_view(entry: AuditEntry) -> AuditEntry:
+    """``entry`` as the persona it is about may see it (see :data:`OTHER_PERSONA_FIELDS`)."""
+    if not OTHER_PERSONA_FIELDS & entry.detail.keys():
+        return entry
+    detail = {k: v for k, v in entry.detail.items() if k not in OTHER_PERSONA_FIELDS}
+    return dataclasses.replace(entry, detail=detail)

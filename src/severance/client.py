@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -215,6 +216,9 @@ class Client:
             raise errors.RateLimitedError(_retry_after(r.headers))
         if cls is errors.MemoryNotFoundError:
             raise errors.MemoryNotFoundError(detail.removeprefix("no memory with id ").strip("'"))
+        if cls is errors.QuarantinedError:
+            quoted = re.search(r"'(m_[^']*)'", detail)
+            raise errors.QuarantinedError(quoted.group(1) if quoted else "", detail)
         raise cls(detail)
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 from .backends.base import MemoryRow, PersonaRows
 from .model import Memory, MemoryDraft
 
-__all__ = ["KnownMemories", "identity", "normalise", "remember_once"]
+__all__ = ["KnownMemories", "already_stored", "identity", "normalise", "remember_once"]
 
 _SCAN_BATCH = 2_000
 Identity = tuple[str, str, frozenset[str], str | None]
@@ -130,6 +130,24 @@ class KnownMemories:
         return [self._ids.get(hash(identity(d.text, d.kind, d.tags, d.metadata))) for d in drafts]
 
 
+def already_stored(
+    drafts: Sequence[MemoryDraft],
+    known: KnownMemories,
+    live: Callable[[list[str]], dict[str, Memory]],
+) -> list[Memory | None]:
+    """For each draft, the live memory it duplicates (marked so), else None. Called under the
+    persona's write lock just before the drafts are written, it sees every other writer's
+    commits: what it lets through is new."""
+    leads = known.leads(drafts)
+    originals = live(sorted({lead for lead in leads if lead is not None}))
+    out: list[Memory | None] = []
+    for draft, lead in zip(drafts, leads, strict=True):
+        original = originals.get(lead) if lead is not None else None
+        same = original is not None and _same(draft, original)
+        out.append(replace(original, duplicate=True) if same and original else None)
+    return out
+
+
 def remember_once(
     drafts: Sequence[MemoryDraft],
     known: KnownMemories,
@@ -160,7 +178,7 @@ def remember_once(
             first[key] = n
             fresh.append(n)
     stored = write([drafts[n] for n in fresh])
-    known.written(stored)
+    known.written(m for m in stored if not m.duplicate)
     written = dict(zip(fresh, stored, strict=True))
     out: list[Memory] = []
     for n in range(len(drafts)):

@@ -215,10 +215,11 @@ class QuarantinedError(IntegrityError):
 
     code = "quarantined"
 
-    def __init__(self, memory_id: str) -> None:
+    def __init__(self, memory_id: str, message: str | None = None) -> None:
         super().__init__(
-            f"memory {memory_id!r} fails authentication (tampered or corrupted) and is"
-            f" quarantined; forget it to remove it"
+            message
+            or f"memory {memory_id!r} fails authentication (tampered or corrupted) and is"
+            " quarantined; forget it to remove it"
         )
         self.memory_id = memory_id
 

@@ -69,7 +69,8 @@ _WINDOW = re.compile(
 
 def check_name(name: str, what: str) -> str:
     """Validate a persona or floor name: lower-case letters, digits, ``_ . -``; ≤ 64 chars."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    # fullmatch: "$" would also match before a trailing newline ("work\n").
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidFloorError(
             f"invalid {what} name {name!r}: use 1-64 lower-case letters, digits, '_', '.' or '-'"
             ", starting with a letter or digit"
@@ -323,8 +324,10 @@ def _shown_path(path: str) -> str:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidFloorError(f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        # OSError: a name too long for a file name ("File name too long") or otherwise not a
+        # path the zone database can hold.
+        raise InvalidFloorError(f"unknown time zone {name[:80]!r}") from None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from argon2.low_level import Type, hash_secret_raw
@@ -255,7 +255,8 @@ class MasterKey:
 class Secret:
     """A sealed persona's own secret: a passphrase or a key file (exactly one)."""
 
-    passphrase: str | None = None
+    # repr=False: a secret must never reach a log line or a traceback through its repr.
+    passphrase: str | None = field(default=None, repr=False)
     key_file: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import chat, duplicates, validate
-from .audit import to_entries
+from .audit import persona_view, to_entries
 from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
 from .codec import MemoryCodec
 from .drafts import Patch, to_draft
@@ -278,21 +278,30 @@ class Session(CrossingAPI):
                 # from the rows (decrypting and re-tokenising everything just written).
                 self._sync()
             embedder = self._embedder
+            if self._known is None:
+                self._known = duplicates.KnownMemories(self._rows, self._reader.open)
+            known = self._known
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
                 for start in range(0, len(fresh), batch_size):
                     batch = fresh[start : start + batch_size]
                     vectors = embedder.embed([d.text for d in batch])
-                    stored.extend(self.put(batch, vectors))
+                    with self._writing(), self._transaction():
+                        # Another process may have stored one of these since they were
+                        # checked: look again holding the persona's write lock, so that two
+                        # writers of the same memory at the same moment store it once.
+                        self._rows.lock()
+                        already = duplicates.already_stored(batch, known, self._live)
+                        keep = [i for i, m in enumerate(already) if m is None]
+                        new = iter(self.put([batch[i] for i in keep], vectors[keep]))
+                    stored.extend(m if m is not None else next(new) for m in already)
+                    self.counts["remembered"] += len(keep)
                     if progress is not None:
                         progress(len(stored), len(fresh))
-                self.counts["remembered"] += len(stored)
                 return stored
 
-            if self._known is None:
-                self._known = duplicates.KnownMemories(self._rows, self._reader.open)
-            return duplicates.remember_once(drafts, self._known, self._live, write)
+            return duplicates.remember_once(drafts, known, self._live, write)
 
     def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
         rows = self._rows.get_many(memory_ids)
@@ -816,7 +825,7 @@ class Session(CrossingAPI):
         """The audit entries about this persona (never another persona's)."""
         with self._lock:
             self._check_open()
-            return to_entries(self._audit_rows(self._persona.id))
+            return [persona_view(e) for e in to_entries(self._audit_rows(self._persona.id))]
 
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched this persona since it last woke normally

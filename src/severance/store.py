@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import validate
 from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anchor
-from .audit import AuditLog, VerifyResult, to_entries
+from .audit import AuditLog, VerifyResult, persona_view, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
 from .codec import MemoryCodec
 from .doctor import Diagnosis, revived_floors, revived_passes
-from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
+from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder, spec_for
 from .errors import (
     AlreadyExistsError,
     EmbedderMismatchError,
@@ -172,7 +172,7 @@ class Store:
             check_new_passphrase(passphrase)
         spec = embedder if isinstance(embedder, str) else DEFAULT_EMBEDDER
         if not isinstance(embedder, str) and embedder is not None:
-            spec = embedder.name
+            spec = spec_for(embedder)
         store_id = new_id("s_")
         meta = {
             "store_id": store_id,
@@ -1034,7 +1034,8 @@ class Store:
                 if entry.event == "enter" and not entry.detail.get("override"):
                     return list(reversed(notices))
                 if entry.event in NOTICE_EVENTS:
-                    notices.append(Notice(entry.at, entry.event, entry.detail))
+                    seen = persona_view(entry)
+                    notices.append(Notice(seen.at, seen.event, seen.detail))
             if len(page) < _NOTICE_PAGE:
                 return list(reversed(notices))
             before = page[-1].seq

@@ -42,8 +42,6 @@ MAX_SOURCE_CHARS = 512
 MAX_QUERY_CHARS = 4_096
 MAX_K = 1_000
 MAX_METADATA_DEPTH = 32
-#: The least a *new* store passphrase may have (a floor, not a strength estimate).
-MIN_PASSPHRASE_CHARS = 8
 _KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # Times are stored as float seconds since the epoch; these ends survive the round trip.
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -206,16 +204,12 @@ def similarity(value: object, what: str = "min_similarity") -> float:
 
 
 def new_passphrase(value: object) -> str:
-    """A passphrase being set (at init or rotation): at least MIN_PASSPHRASE_CHARS characters
-    besides white space. Existing passphrases are only ever tried, never judged."""
+    """A passphrase being set (at init or rotation) must be a string that can be stored and
+    typed again (no lone surrogates); how guessable it is, :func:`severance.keys.
+    check_new_passphrase` judges. Existing passphrases are only ever tried, never judged."""
     if not isinstance(value, str):
         raise InvalidInputError("a passphrase must be a string")
     encodable(value, "the passphrase")
-    if len(value.strip()) < MIN_PASSPHRASE_CHARS:
-        raise InvalidInputError(
-            f"a passphrase needs at least {MIN_PASSPHRASE_CHARS} characters; a few unrelated"
-            " words are best"
-        )
     return value
 
 

@@ -7,12 +7,11 @@ shows that login its own store only — whatever it sets with ``SET``, whatever 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import click
 
-from ..backends.postgres import PostgresBackend, map_postgres_errors
-from ..backends.postgres_migrations import provision_sql
 from ..errors import InvalidInputError
 from .common import settings
 
@@ -39,6 +38,15 @@ def provision(
     role: str, store_name: str, admin_url: str | None, password_env: str | None, execute: bool
 ) -> None:
     """Create login ROLE and the store it alone can see; print (or --execute) the SQL."""
+    # Imported here: the PostgreSQL driver is an extra, and every other command must work
+    # without it (`pip install severance` gives SQLite only).
+    if importlib.util.find_spec("psycopg") is None:
+        raise click.ClickException(
+            "severance pg needs the PostgreSQL extra: pip install 'severance[postgres]'"
+        )
+    from ..backends.postgres import PostgresBackend, map_postgres_errors
+    from ..backends.postgres_migrations import provision_sql
+
     if not role or len(role) > 63 or not role.isprintable():
         raise InvalidInputError("a role name is 1 to 63 printable characters")
     password = None

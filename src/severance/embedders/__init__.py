@@ -14,13 +14,14 @@ imports a module or class named by the spec.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 
 from severance.embedders.base import Embedder, Vectors
-from severance.errors import InvalidInputError
+from severance.errors import EmbedderError, InvalidInputError
 
-__all__ = ["DEFAULT_EMBEDDER", "SCHEMES", "Embedder", "Vectors", "load_embedder"]
+__all__ = ["DEFAULT_EMBEDDER", "SCHEMES", "Embedder", "Vectors", "load_embedder", "spec_for"]
 
 #: The spec of the bundled, offline default embedder.
 DEFAULT_EMBEDDER: str = "minilm"
@@ -78,6 +79,11 @@ def load_embedder(spec: str | None = None) -> Embedder:
     scheme, _, arg = text.partition(":")
     scheme = scheme.strip().lower()
     factory = SCHEMES.get(scheme)
+    if scheme == OBJECT_SCHEME:
+        raise EmbedderError(
+            f"this store's embedder, {arg!r}, was given to Store.init as an object: open the"
+            " store with the same embedder (Store.open(..., embedder=...))"
+        )
     if factory is None:
         known = ", ".join(sorted(SCHEMES))
         raise InvalidInputError(f"unknown embedder spec {spec!r}; known schemes: {known}")
@@ -102,3 +108,22 @@ def load_embedder(spec: str | None = None) -> Embedder:
     if key != text:
         _loaded.setdefault(text, cached)
     return cached
+
+
+#: What a store records for an embedder handed to it as an object it cannot load by itself.
+OBJECT_SCHEME = "object"
+
+
+def spec_for(embedder: Embedder) -> str:
+    """The spec a store records for an embedder given as an object, so that opening the store
+    later loads the same model: the object's own ``spec`` attribute if it has one, ``"minilm"``
+    for the bundled model, else ``"object:<name>"`` — which :func:`load_embedder` refuses, as
+    such a store must be opened with the same object again."""
+    explicit = getattr(embedder, "spec", None)
+    if isinstance(explicit, str) and explicit.strip():
+        return explicit.strip()
+    # Not imported means no MiniLM exists in this process (and importing it loads onnxruntime).
+    minilm = sys.modules.get("severance.embedders.minilm")
+    if minilm is not None and isinstance(embedder, minilm.MiniLM) and embedder.name == minilm.NAME:
+        return DEFAULT_EMBEDDER
+    return f"{OBJECT_SCHEME}:{embedder.name}"
