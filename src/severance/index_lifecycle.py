@@ -59,20 +59,20 @@ def wake(
     """The persona's index, up to date with its rows. ``rejected`` is called when a snapshot
     is dropped as untrustworthy; a migrated snapshot counts ``migrated_pending`` changes, so
     that the caller snapshots it again."""
-    snapshot = rows.read_snapshot()
-    if snapshot is not None:
-        try:
+    try:
+        snapshot = rows.read_snapshot()
+        if snapshot is not None:
             index = PersonaIndex.from_bytes(open_snapshot(snapshot))
             pending = 0
             if index.missing_features:
                 _fill_features(index, rows, open_payload)
                 pending = migrated_pending
             return catch_up(Awake(index, snapshot.watermark, pending), rows, open_row)
-        except Exception:
-            # A snapshot that fails authentication or parsing is never trusted; the rows
-            # are the source of truth, so rebuild from them.
-            rows.drop_snapshot()
-            rejected()
+    except Exception:
+        # A snapshot that is torn, fails authentication or parsing is never trusted; the
+        # rows are the source of truth, so rebuild from them.
+        rows.drop_snapshot()
+        rejected()
     index = PersonaIndex(dimension)
     seen = rows.high_water()
     for batch in rows.scan(SCAN_BATCH):
