@@ -22,6 +22,7 @@ from typing import Any
 
 from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
+from .search.container import Buffer
 from .search.query import has_time_expression, speaker_of
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
@@ -49,7 +50,7 @@ class Awake:
 def wake(
     rows: PersonaRows,
     dimension: int,
-    open_snapshot: Callable[[Snapshot], bytes | bytearray],
+    open_snapshot: Callable[[Snapshot], Buffer],
     open_row: OpenRow,
     open_payload: OpenPayload,
     rejected: Callable[[], object],

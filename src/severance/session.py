@@ -36,7 +36,7 @@ from .errors import (
 from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
 from .extract.run import extract as run_extraction
 from .extract.run import relevant_memories
-from .index_snapshots import open_snapshot, seal_snapshot
+from .index_snapshots import Plaintext, open_snapshot, seal_snapshot
 from .model import (
     AuditEntry,
     Memory,
@@ -830,7 +830,7 @@ class Session:
         self._seen, self._unsnapshotted = awake.seen, awake.pending
         return awake.index
 
-    def _open_snapshot(self, snapshot: Snapshot) -> bytearray:
+    def _open_snapshot(self, snapshot: Snapshot) -> Plaintext:
         return open_snapshot(self._sealer, self._store.store_id, self._persona.id, snapshot)
 
     def _write_snapshot(self) -> None:
