@@ -215,3 +215,21 @@ def test_after_key_rotation_the_snapshot_still_wakes(sqlite_store: severance.Sto
     sqlite_store.rotate_key()
     assert awake_results(sqlite_store, "office") == answers["office"]
     assert rejected(sqlite_store, "work") == 0
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one_on_any_backend(
+    store: severance.Store,
+) -> None:
+    with store.enter(floor="office") as s:
+        written = s.remember_many(f"Memory {i} about the launch" for i in range(12))
+        s.forget(written[0].id)
+        s.checkpoint()
+        want = results(s)
+    rows = store._backend.rows(store.persona("work").id)
+    current = rows.read_snapshot()
+    assert current is not None
+    rows.write_snapshot(Snapshot(current.watermark - 1, (b"stale",)))
+    again = rows.read_snapshot()
+    assert again is not None and again.watermark == current.watermark
+    assert awake_results(store, "office") == want
+    assert written[0].id not in {m for q in want for m, _ in q}
