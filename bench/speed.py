@@ -815,9 +815,11 @@ def render(res: dict[str, Any]) -> str:
         "decrypting the 10 returned memories; mem0 and Chroma rank by dense similarity only. "
         "**Wake**: a fresh process opens the store and answers one query (Severance: `enter` + "
         "first `recall`, which loads the encrypted index snapshot written by "
-        "`session.checkpoint()`); **RSS** is that process's resident set after the wake minus "
-        "its resident set after imports. **Disk** is everything under the store's directory "
-        "(Severance: SQLite database and WAL, memories, history and the encrypted snapshot)."
+        "`session.checkpoint()`: with SQLite its own file beside the database, read through "
+        "`mmap` and decrypted into one buffer); **RSS** is that process's resident set after "
+        "the wake minus its resident set after imports. **Disk** is everything under the "
+        "store's directory (Severance: SQLite database and WAL, memories, history and the "
+        "encrypted snapshot file)."
     )
 
     # Severance details.

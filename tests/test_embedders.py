@@ -408,3 +408,12 @@ def test_unknown_or_malformed_spec(spec: str) -> None:
 def test_schemes_are_a_plain_dict() -> None:
     assert set(SCHEMES) == {"minilm", "sentence-transformers", "openai"}
     assert all(callable(factory) for factory in SCHEMES.values())
+
+
+def test_token_counts_are_what_embedding_sees() -> None:
+    embedder = MiniLM(cache_size=0)
+    # [CLS] + words + [SEP]; a longer text never counts fewer tokens.
+    counts = embedder.token_counts(["hello world", "hello world, hello again and again", ""])
+    assert counts[0] == 4
+    assert counts[1] > counts[0]
+    assert counts[2] == 2

@@ -44,8 +44,12 @@ def sqlite_only(backend_name: str) -> None:
         pytest.skip("reads and edits the SQLite files directly")
 
 
+def store_dir(store: Store) -> Path:
+    return Path(store.location)
+
+
 def db_path(store: Store) -> Path:
-    return Path(store.location) / "store.db"
+    return store_dir(store) / "store.db"
 
 
 @contextmanager
@@ -89,7 +93,12 @@ def fill(store: Store) -> dict[str, list[severance.Memory]]:
 
 
 def scan(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+    """Every file under ``directory`` (snapshot files included), by relative path."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_no_canary(files: dict[str, bytes]) -> None:
@@ -127,8 +136,8 @@ def test_no_plaintext_in_any_file_with_a_live_wal(sqlite_only: None, store: Stor
         # The WAL really holds the memories (encrypted), not just a header.
         n = reader.execute("SELECT count(*) FROM memories").fetchone()[0]
         assert n == 3 * 6
-        snaps = reader.execute("SELECT count(*) FROM snapshots").fetchone()[0]
-        assert snaps >= 3
+        snaps = [name for name in files if name.startswith("snapshots/")]
+        assert len(snaps) == 3  # one encrypted snapshot file per persona, scanned above
         history = reader.execute("SELECT count(*) FROM history").fetchone()[0]
         assert history == 3 * 2
 
@@ -204,22 +213,19 @@ def test_flipped_snapshot_chunk_is_rebuilt_from_rows(sqlite_only: None, store: S
         s.checkpoint()
         expected = [[(r.memory.id, r.score) for r in s.recall(q, k=5)] for q in queries]
         persona_id = s.persona_id
-    with raw(store) as db:
-        (chunk,) = db.execute(
-            "SELECT chunk FROM snapshots WHERE persona_id = ?", (persona_id,)
-        ).fetchone()
-        db.execute(
-            "UPDATE snapshots SET chunk = ? WHERE persona_id = ?",
-            (flip(chunk, len(chunk) // 2), persona_id),
-        )
+    # The snapshot is a file beside the database: flip one byte of its ciphertext.
+    snap = store_dir(store) / "snapshots" / f"{persona_id}.snap"
+    data = snap.read_bytes()
+    snap.write_bytes(flip(data, len(data) // 2))
     with store.enter(floor="office") as s:
         got = [[(r.memory.id, r.score) for r in s.recall(q, k=5)] for q in queries]
     assert got == expected
     rejected = [e for e in store.audit("work") if e.event == "snapshot_rejected"]
     assert len(rejected) == 1
+    assert not snap.exists()  # the bad snapshot is never trusted again
     with raw(store) as db:
         left = db.execute("SELECT count(*) FROM snapshots WHERE persona_id = ?", (persona_id,))
-        assert left.fetchone()[0] == 0  # the bad snapshot is never trusted again
+        assert left.fetchone()[0] == 0
     assert store.verify_audit().ok
 
 
@@ -232,13 +238,8 @@ def test_snapshot_of_another_persona_is_rejected(sqlite_only: None, store: Store
     with store.enter(floor="house") as s:
         mine = s.remember("Home memory about the garden")
         home_id = s.persona_id
-    with raw(store) as db:
-        db.execute("DELETE FROM snapshots WHERE persona_id = ?", (home_id,))
-        db.execute(
-            "INSERT INTO snapshots SELECT ?, part, watermark, chunk FROM snapshots"
-            " WHERE persona_id = ?",
-            (home_id, work_id),
-        )
+    snapshots = store_dir(store) / "snapshots"
+    (snapshots / f"{home_id}.snap").write_bytes((snapshots / f"{work_id}.snap").read_bytes())
     with store.enter(floor="house") as s:
         results = s.recall("launch", k=10)
     assert [r.memory.id for r in results] == [mine.id]

@@ -159,7 +159,7 @@ class MemoryCodec:
             raise IntegrityError(f"memory {memory_id!r} holds a malformed payload") from None
 
     # -- index snapshots ----------------------------------------------------------------------
-    def open_snapshot(self, snapshot: Snapshot) -> bytearray:
+    def open_snapshot(self, snapshot: Snapshot) -> index_snapshots.Plaintext:
         """The plaintext of a snapshot, in one buffer (see :mod:`severance.index_snapshots`)."""
         return index_snapshots.open_snapshot(self._sealer, self.store_id, self.persona_id, snapshot)
 

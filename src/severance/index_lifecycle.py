@@ -22,6 +22,7 @@ from typing import Any
 
 from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
+from .search.container import Buffer
 from .search.query import has_time_expression, speaker_of
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
@@ -49,7 +50,7 @@ class Awake:
 def wake(
     rows: PersonaRows,
     dimension: int,
-    open_snapshot: Callable[[Snapshot], bytes | bytearray],
+    open_snapshot: Callable[[Snapshot], Buffer],
     open_row: OpenRow,
     open_payload: OpenPayload,
     rejected: Callable[[], object],
@@ -60,9 +61,9 @@ def wake(
     """The persona's index, up to date with its rows. ``rejected`` is called when a snapshot
     is dropped as untrustworthy; a migrated snapshot counts ``migrated_pending`` changes, so
     that the caller snapshots it again."""
-    snapshot = rows.read_snapshot()
-    if snapshot is not None:
-        try:
+    try:
+        snapshot = rows.read_snapshot()
+        if snapshot is not None:
             index = PersonaIndex.from_bytes(open_snapshot(snapshot))
             pending = 0
             if index.missing_features:
@@ -71,11 +72,11 @@ def wake(
             return catch_up(
                 Awake(index, snapshot.watermark, pending), rows, open_row, deleted=deleted
             )
-        except Exception:
-            # A snapshot that fails authentication or parsing is never trusted; the rows
-            # are the source of truth, so rebuild from them.
-            rows.drop_snapshot()
-            rejected()
+    except Exception:
+        # A snapshot that is torn, fails authentication or parsing is never trusted; the
+        # rows are the source of truth, so rebuild from them.
+        rows.drop_snapshot()
+        rejected()
     index = PersonaIndex(dimension)
     seen = rows.high_water()
     for batch in rows.scan(SCAN_BATCH):

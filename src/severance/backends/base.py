@@ -134,7 +134,8 @@ class Snapshot:
     """An encrypted index snapshot: the index as of every change up to ``watermark``."""
 
     watermark: int
-    chunks: tuple[bytes, ...]
+    #: Sealed chunks; a back-end may hand out views (of a mapped file) instead of bytes.
+    chunks: tuple[bytes | memoryview, ...]
 
 
 @dataclass(frozen=True, slots=True)

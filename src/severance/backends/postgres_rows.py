@@ -259,6 +259,14 @@ class PostgresPersonaRows(IndexedVectors):
     def write_snapshot(self, snapshot: Snapshot) -> None:
         with self._b._tx(self.persona_id) as conn:
             self._locked(conn)
+            newest = conn.execute(
+                f"SELECT max(watermark) FROM severance.snapshots {_WHERE_PERSONA}",
+                self._params(),
+            ).fetchone()
+            if newest is not None and newest[0] is not None and newest[0] > snapshot.watermark:
+                # Another session already saved a newer one and dropped the tombstones it
+                # covers: this older snapshot would bring those deleted memories back.
+                return
             conn.execute(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}", self._params())
             with conn.cursor() as cur:  # one chunk per row: no single huge parameter
                 cur.executemany(

@@ -40,6 +40,7 @@ from .base import (
     PersonaRow,
     Snapshot,
 )
+from .snapshot_files import SnapshotFiles
 
 __all__ = ["DB_FILENAME", "SQLiteBackend", "map_sqlite_errors"]
 
@@ -203,6 +204,7 @@ class SQLiteBackend:
         self.path = Path(text).expanduser()
         self.url = str(self.path)
         self.db_path = self.path / DB_FILENAME
+        self.snapshot_files = SnapshotFiles(self.path)
         self._lock = threading.RLock()
         self._depth = 0
         self._db: sqlite3.Connection | None = None
@@ -379,6 +381,7 @@ class SQLiteBackend:
             for table in ("memories", "history", "tombstones", "snapshots", "floors", "passes"):
                 self._execute(f"DELETE FROM {table} WHERE persona_id = ?", (persona_id,))
             self._execute("DELETE FROM personas WHERE id = ?", (persona_id,))
+            self.snapshot_files.remove(persona_id)
 
     def reclaim(self) -> None:
         with self._lock, map_sqlite_errors():
@@ -725,23 +728,34 @@ class SQLitePersonaRows:
         return int(self._b._query("SELECT value FROM counters WHERE name = 'seq'")[0][0])
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
-        with self._b.transaction():
-            self.lock()
-            self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
-            with map_sqlite_errors():
-                self._b.db.executemany(
-                    "INSERT INTO snapshots VALUES (?, ?, ?, ?)",
-                    [
-                        (self.persona_id, part, snapshot.watermark, chunk)
-                        for part, chunk in enumerate(snapshot.chunks)
-                    ],
+        # The snapshot is a file beside the database (see snapshot_files); the table only
+        # still holds snapshots written by older versions, read until the next write.
+        files = self._b.snapshot_files
+        prepared = files.prepare(self.persona_id, snapshot)
+        installed = False
+        try:
+            with self._b.transaction():
+                self.lock()  # the persona still exists: no snapshot of an erased one
+                current = files.watermark(self.persona_id)
+                if current is not None and current > snapshot.watermark:
+                    # Another session already saved a newer one and dropped the tombstones it
+                    # covers: this older snapshot would bring those deleted memories back.
+                    return
+                files.install(self.persona_id, prepared)
+                installed = True
+                self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
+                self._b._execute(
+                    "DELETE FROM tombstones WHERE persona_id = ? AND seq <= ?",
+                    (self.persona_id, snapshot.watermark),
                 )
-            self._b._execute(
-                "DELETE FROM tombstones WHERE persona_id = ? AND seq <= ?",
-                (self.persona_id, snapshot.watermark),
-            )
+        finally:
+            if not installed:
+                files.discard(prepared)
 
     def read_snapshot(self) -> Snapshot | None:
+        in_file = self._b.snapshot_files.read(self.persona_id)
+        if in_file is not None:
+            return in_file
         rows = self._b._query(
             "SELECT watermark, chunk FROM snapshots WHERE persona_id = ? ORDER BY part",
             (self.persona_id,),
@@ -752,3 +766,4 @@ class SQLitePersonaRows:
 
     def drop_snapshot(self) -> None:
         self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
+        self._b.snapshot_files.remove(self.persona_id)

@@ -148,6 +148,14 @@ class MiniLM:
                 self._cache.popitem(last=False)
         return vectors
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens (special tokens included) each text is, as :meth:`embed` sees it."""
+        try:
+            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        except Exception as exc:  # the Rust tokenizer raises plain Exception subclasses
+            raise EmbedderError(f"tokenising failed: {exc}") from exc
+        return [len(enc.ids) for enc in encodings]
+
     def _embed(self, items: list[str]) -> Vectors:
         try:
             encodings = self._tokenizer.encode_batch(items, add_special_tokens=True)

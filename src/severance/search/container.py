@@ -7,6 +7,7 @@ so that waking can read the largest of them in place, as views of the decrypted 
 from __future__ import annotations
 
 import json
+import mmap
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy.typing as npt
 __all__ = ["MAGIC", "Buffer", "is_container", "pack_arrays", "unpack_arrays"]
 
 #: What a snapshot may be read from.
-Buffer = bytes | bytearray | npt.NDArray[np.uint8]
+Buffer = bytes | bytearray | mmap.mmap | npt.NDArray[np.uint8]
 MAGIC = b"SEVIDX\x00\x02"
 _MAGIC = MAGIC
 _ALIGN = 64
