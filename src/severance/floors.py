@@ -327,7 +327,8 @@ def _zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         # OSError: a name too long for a file name ("File name too long") or otherwise not a
         # path the zone database can hold.
-        raise InvalidFloorError(f"unknown time zone {name[:80]!r}") from None
+        shown = name[:80] if isinstance(name, str) else name
+        raise InvalidFloorError(f"unknown time zone {shown!r}") from None
 
 
 @dataclass(frozen=True)
