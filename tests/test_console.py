@@ -475,6 +475,103 @@ def test_floors_can_be_added_and_removed(browser, setup) -> None:
     assert browser.post("/floors/lab/remove").status_code == 404
 
 
+def _order(store: severance.Store) -> list[str]:
+    return [f.name for f in store.floors()]
+
+
+def test_floors_move_up_and_down_and_before_or_after_a_chosen_one(browser, setup) -> None:
+    store = setup[0]
+    page = browser.get("/floors").text
+    assert 'aria-label="Move floor office up"' not in page  # the first cannot go up
+    assert 'aria-label="Move floor safe down"' not in page  # the last cannot go down
+    assert 'value="before:office"' in page and 'aria-label="Move floor house up"' in page
+    assert browser.post("/floors/house/move", {"place": "before:office"}).status_code == 303
+    assert _order(store) == ["house", "office", "safe"]
+    assert "Moved floor house to position 1." in browser.get("/floors").text
+    assert browser.post("/floors/house/move", {"place": "after:safe"}).status_code == 303
+    assert _order(store) == ["office", "safe", "house"]
+    assert store.audit()[-1].event == "floor_moved"
+
+
+@pytest.mark.parametrize(
+    ("name", "place", "status", "message"),
+    [
+        ("nosuch", "before:office", 404, "no floor named &#39;nosuch&#39;"),
+        ("house", "before:nosuch", 404, "no floor named &#39;nosuch&#39;"),
+        ("house", "after:house", 400, "cannot move relative to itself"),
+        ("house", "", 400, "say where to move the floor"),
+        ("house", "sideways:office", 400, "say where the floor goes"),
+        ("house", "before:", 400, "say where the floor goes"),
+        ("house", "before:Bad Name", 400, "invalid floor name"),
+    ],
+)
+def test_a_bad_move_says_why_and_changes_nothing(
+    browser, setup, name: str, place: str, status: int, message: str
+) -> None:
+    store = setup[0]
+    before, audit = _order(store), events(store)
+    response = browser.post(f"/floors/{name}/move", {"place": place})
+    assert response.status_code == status and message in response.text
+    assert 'id="move-error"' in response.text and "Traceback" not in response.text
+    assert _order(store) == before and events(store) == audit
+
+
+def test_a_floor_is_added_before_or_after_a_chosen_one(browser, setup) -> None:
+    store = setup[0]
+    base = {"persona": "home", "paths": "~/lab/**"}
+    assert (
+        browser.post("/floors", {**base, "name": "lab", "place": "before:office"}).status_code
+        == 303
+    )
+    assert (
+        browser.post("/floors", {**base, "name": "lab2", "place": "after:house"}).status_code == 303
+    )
+    assert browser.post("/floors", {**base, "name": "lab3", "place": ""}).status_code == 303
+    assert _order(store) == ["lab", "office", "house", "lab2", "safe", "lab3"]
+    audit = events(store)
+    for place, message in (("before:nosuch", "no floor named"), ("over:office", "say where")):
+        refused = browser.post("/floors", {**base, "name": "lab4", "place": place})
+        assert refused.status_code == 400 and message in refused.text
+    twice = browser.post("/floors", {**base, "name": "lab", "place": "after:house"})
+    assert twice.status_code == 400 and 'value="after:house" selected' in twice.text  # kept
+    assert "lab4" not in _order(store) and events(store) == audit
+
+
+def test_shadowed_floors_are_flagged_with_the_move_that_fixes_them(browser, setup) -> None:
+    store = setup[0]
+    assert 'id="shadow-warnings"' not in browser.get("/floors").text
+    # After office, which matches every context it does.
+    store.add_floor("acme", "work", clients=["claude-code"], paths=["~/work/acme/**"])
+    page = browser.get("/floors").text
+    assert 'id="shadow-acme"' in page and "can never match by rule" in page
+    row = page.split('id="floor-acme"')[1].split("</tr>")[0]
+    assert "never matches" in row and 'title="shadowed by office"' in row
+    fix = page.split('id="shadow-acme"')[1].split("</li>")[0]
+    assert 'action="/floors/acme/move"' in fix and 'value="before:office"' in fix
+    assert browser.post("/floors/acme/move", {"place": "before:office"}).status_code == 303
+    assert (
+        store.shadowed_floors() == [] and 'id="shadow-warnings"' not in browser.get("/floors").text
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/floors/house/move", {"place": "before:office"}),
+        ("/floors", {"name": "lab", "persona": "home", "place": "before:office"}),
+    ],
+)
+def test_the_floor_forms_need_the_csrf_token_and_origin(browser, setup, url, data) -> None:
+    store = setup[0]
+    before = _order(store)
+    assert browser.client.post(url, data=data).status_code == 403
+    foreign = browser.client.post(
+        url, data={"csrf": browser.csrf, **data}, headers={"origin": "http://evil.example"}
+    )
+    assert foreign.status_code == 403
+    assert _order(store) == before
+
+
 # -- crossings ---------------------------------------------------------------------------------
 def _review_id(response) -> str:
     assert response.status_code == 303, response.text
@@ -516,6 +613,72 @@ def test_a_reviewed_reintegration_crosses_only_what_stayed_ticked(browser, setup
         texts = {m.text for m in home.memories(limit=100).items}
     assert "Q3 launch moved to Oct 12" in texts and XSS in texts
     assert "Standup is at 9:30 in room Ganymede" not in texts
+
+
+def _planned(review: str) -> list[str]:
+    return re.findall(r'name="include" value="(m_\w+)"', review)
+
+
+def _similar_setup(store: severance.Store) -> str:
+    """work holds an invoice note near-identical to (not the same as) one of home's."""
+    with store.enter(floor="house") as home:
+        twin = home.remember("Invoice 4411 is paid", kind="fact").id
+    with store.enter(floor="office") as work:
+        work.remember("Invoice 4412 is paid", kind="fact")
+    return twin
+
+
+def test_the_review_lists_similar_memories_kept_apart_by_default(browser, setup) -> None:
+    store = setup[0]
+    twin = _similar_setup(store)
+    rid = _review_id(browser.post("/crossings/reintegrate", {"source": "work", "into": "home"}))
+    review = browser.get(f"/crossings/review/{rid}").text
+    listed = review.split('id="similar"')[1].split("</section>")[0]
+    assert "Similar, kept apart (1)" in listed and "Invoice 4412 is paid" in listed
+    assert twin in listed and "already in home" in listed
+    assert 'name="merge_similar"' in listed and "checked" not in listed.split("merge-similar")[1]
+    planned = _planned(review)
+    assert (
+        browser.post(f"/crossings/review/{rid}", {"action": "run", "include": planned}).status_code
+        == 303
+    )
+    with store.enter(floor="house") as home:
+        texts = [m.text for m in home.memories(limit=100).items]
+    assert texts.count("Invoice 4411 is paid") == 1 and "Invoice 4412 is paid" in texts
+
+
+def test_similar_memories_merge_only_when_ticked(browser, setup) -> None:
+    store = setup[0]
+    twin = _similar_setup(store)
+    rid = _review_id(browser.post("/crossings/reintegrate", {"source": "work", "into": "home"}))
+    planned = _planned(browser.get(f"/crossings/review/{rid}").text)
+    assert "<strong>0</strong> would merge" in browser.get(f"/crossings/review/{rid}").text
+    ticked = {"include": planned, "merge_similar": "on"}
+    assert (
+        browser.post(f"/crossings/review/{rid}", {"action": "preview", **ticked}).status_code == 303
+    )
+    review = browser.get(f"/crossings/review/{rid}").text
+    assert "Similar, merged (1)" in review and "merges into" in review
+    assert "<strong>1</strong> would merge" in review
+    assert re.search(r'id="merge-similar"\s+checked', review)  # the choice is kept
+    assert browser.post(f"/crossings/review/{rid}", {"action": "run", **ticked}).status_code == 303
+    assert "<strong>1</strong> merged" in browser.get(f"/crossings/review/{rid}").text
+    with store.enter(floor="house") as home:
+        texts = [m.text for m in home.memories(limit=100).items]
+        assert home.get(twin).text == "Invoice 4411 is paid"  # the target keeps its text
+    assert "Invoice 4412 is paid" not in texts
+
+
+def test_the_review_form_needs_the_csrf_token(browser, setup) -> None:
+    store = setup[0]
+    _similar_setup(store)
+    rid = _review_id(browser.post("/crossings/reintegrate", {"source": "work", "into": "home"}))
+    planned = _planned(browser.get(f"/crossings/review/{rid}").text)
+    audit = events(store)
+    data = {"action": "run", "include": planned, "merge_similar": "on"}
+    assert browser.client.post(f"/crossings/review/{rid}", data=data).status_code == 403
+    assert events(store) == audit
+    assert "Similar, kept apart" in browser.get(f"/crossings/review/{rid}").text  # still planned
 
 
 def test_a_cancelled_review_crosses_nothing(browser, setup) -> None:
@@ -637,3 +800,23 @@ def test_the_console_over_every_backend(store: severance.Store) -> None:
     page = b.get(f"/memories/{copy[1]}").text
     assert "copy from <strong>work</strong>" in page and first in page  # its provenance
     assert "Verified: all" in b.get("/audit/store").text
+
+
+def test_floor_order_and_similar_merges_over_every_backend(store: severance.Store) -> None:
+    b = Browser(create_app(store, origins=console_origins("127.0.0.1", 8767)))
+    assert b.post("/floors/studio/move", {"place": "before:office"}).status_code == 303
+    lab = {"name": "lab", "persona": "side", "place": "after:office"}
+    assert b.post("/floors", lab).status_code == 303
+    assert _order(store) == ["studio", "office", "lab", "house"]
+    assert b.post("/floors/lab/move", {"place": "after:lab"}).status_code == 400
+    assert _order(store) == ["studio", "office", "lab", "house"]
+    with store.enter(floor="house") as home:
+        twin = home.remember("Invoice 4411 is paid").id
+    with store.enter(floor="office") as work:
+        near = work.remember("Invoice 4412 is paid").id
+    rid = _review_id(b.post("/crossings/reintegrate", {"source": "work", "into": "home"}))
+    assert "Similar, kept apart (1)" in b.get(f"/crossings/review/{rid}").text
+    ticked = {"action": "run", "include": [near], "merge_similar": "on"}
+    assert b.post(f"/crossings/review/{rid}", ticked).status_code == 303
+    with store.enter(floor="house") as home:
+        assert [m.id for m in home.memories(limit=10).items] == [twin]

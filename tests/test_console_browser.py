@@ -306,14 +306,19 @@ def test_stored_markup_stays_inert_text(page) -> None:
 def test_floors_list_and_test(page, shots) -> None:
     origin = origin_of(page)
     page.goto(origin + "/floors")
-    names = page.locator("table.floors tbody tr td:nth-child(2) strong").all_inner_texts()
-    assert names == ["office", "house", "studio"]
+    rows = "table.floors tbody tr td:nth-child(2) strong"
+    assert page.locator(rows).all_inner_texts() == ["office", "house", "studio"]
     page.locator("input[name=client]").fill("cursor")
     page.locator("input[name=path]").fill("~/work/acme")
     page.get_by_role("button", name="Test").click()
     answer = page.locator("#floor-answer").inner_text()
     assert "This wakes work through floor office" in answer and "~/work/**" in answer
     snap(page, shots, "floors")
+    page.get_by_role("button", name="Move floor studio up").click()
+    assert "Moved floor studio to position 2." in page.locator("main").inner_text()
+    assert page.locator(rows).all_inner_texts() == ["office", "studio", "house"]
+    page.get_by_role("button", name="Move floor studio down").click()
+    assert page.locator(rows).all_inner_texts() == ["office", "house", "studio"]
 
 
 def test_a_reintegration_review_excludes_one_memory_and_runs(page, store, shots) -> None:

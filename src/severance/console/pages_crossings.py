@@ -5,6 +5,8 @@ selection (query, tags, kinds, time); the console runs it as a dry run and shows
 that would cross, each with a checkbox. Unticking one excludes it; "Update the dry run" plans
 again with what is still ticked, and "Run" crosses exactly the ticked memories that the
 selection still selects (:attr:`Selection.ids`), then shows the result and its audit entries.
+Near-duplicates are listed as "similar, kept apart"; only an explicit tick ("merge similar
+memories", ``merge_similar``) merges them, and the dry run is updated to say so before it runs.
 The review closes the awake persona first: it is the one page that shows two personas.
 """
 
@@ -125,6 +127,7 @@ def decide(request: Request, review_id: str, form: Annotated[Posted, Depends(pos
     kept = set(form.all("include"))
     included = tuple(i for i in planned if i in kept)
     current.excluded = frozenset(planned) - kept
+    current.merge_similar = form.get("merge_similar") == "on"
     if not included:
         return render(
             request,
@@ -142,6 +145,7 @@ def decide(request: Request, review_id: str, form: Annotated[Posted, Depends(pos
         select=dataclasses.replace(current.selection, ids=included),
         mode="move" if current.mode == "move" else "copy",
         dry_run=not run,
+        merge_similar=current.merge_similar,
         source_secret=current.source_secret,
         into_secret=current.into_secret,
     )

@@ -1,4 +1,7 @@
-"""Floors: the list in order (first match wins), testing a context, adding and removing.
+"""Floors: the list in order (first match wins), testing a context, adding, moving, removing.
+
+The list says which floors can never match by rule (:meth:`Store.shadowed_floors`) and offers
+the move that fixes each; a floor is added at the end or just before/after a chosen one.
 
 Nothing here needs a persona awake: floors hold rules, never memories.
 """
@@ -11,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
-from ..errors import FloorNotFoundError, SeveranceError
+from ..errors import FloorNotFoundError, InvalidInputError, SeveranceError
 from ..floors import Context
 from .app import Posted, browser, console_of, posted, render
 from .forms import split_commas, split_list
@@ -29,6 +32,17 @@ def split_hours(text: str) -> list[str]:
     return [w.strip() for w in _BETWEEN_WINDOWS.split(text) if w.strip()]
 
 
+def split_place(text: str) -> tuple[str | None, str | None]:
+    """A place picked in a form, ``"before:NAME"`` or ``"after:NAME"`` → ``(before, after)``;
+    empty means at the end. The floor name itself is checked by the store."""
+    if not text:
+        return None, None
+    side, _, anchor = text.partition(":")
+    if side not in ("before", "after") or not anchor:
+        raise InvalidInputError(f"say where the floor goes: before or after a floor, not {text!r}")
+    return (anchor, None) if side == "before" else (None, anchor)
+
+
 def _page(request: Request, session: BrowserSession, status: int = 200, **extra: Any) -> Response:
     store = console_of(request).store
     return render(
@@ -37,6 +51,7 @@ def _page(request: Request, session: BrowserSession, status: int = 200, **extra:
         "floors.html",
         status=status,
         floors=store.floors(),
+        shadows={s.floor: s for s in store.shadowed_floors()},
         personas=[p.name for p in store.personas()],
         **extra,
     )
@@ -70,9 +85,10 @@ def test(
 def add(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response:
     fields = {
         k: form.get(k)
-        for k in ("name", "persona", "clients", "paths", "hosts", "hours", "timezone")
+        for k in ("name", "persona", "clients", "paths", "hosts", "hours", "timezone", "place")
     }
     try:
+        before, after = split_place(fields["place"])
         floor = console_of(request).store.add_floor(
             fields["name"],
             fields["persona"],
@@ -82,10 +98,28 @@ def add(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response:
             hours=split_hours(fields["hours"]),
             timezone=fields["timezone"] or None,
             default=form.get("default") == "on",
+            before=before,
+            after=after,
         )
     except SeveranceError as e:
         return _page(request, form.browser, status=400, add_error=str(e), typed=fields)
     form.browser.state.flash(f"Added floor {floor.name} (wakes {floor.persona}).")
+    return RedirectResponse("/floors", status_code=303)
+
+
+@router.post("/floors/{name}/move")
+def move(request: Request, name: str, form: Annotated[Posted, Depends(posted)]) -> Response:
+    """Move floor ``name`` just before or after another (``place``): its passes stay its own."""
+    try:
+        before, after = split_place(form.get("place"))
+        if before is None and after is None:
+            raise InvalidInputError("say where to move the floor: before or after another floor")
+        position = console_of(request).store.move_floor(name, before=before, after=after)
+    except FloorNotFoundError as e:
+        return _page(request, form.browser, status=404, move_error=str(e))
+    except SeveranceError as e:
+        return _page(request, form.browser, status=400, move_error=str(e))
+    form.browser.state.flash(f"Moved floor {name} to position {position}.")
     return RedirectResponse("/floors", status_code=303)
 
 

@@ -43,6 +43,8 @@ class Review:
     plan: Reintegration = field(repr=False)
     #: Memory ids the reviewer has excluded so far.
     excluded: frozenset[str] = frozenset()
+    #: Whether the reviewer opted into merging near-duplicates ("similar, kept apart" otherwise).
+    merge_similar: bool = False
     #: The latest dry run of only the ticked memories (its counts are shown).
     counts: Reintegration | None = None
     #: Set once it ran: the result (and then the secrets are dropped).
