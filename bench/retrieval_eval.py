@@ -88,9 +88,29 @@ CANDIDATES: tuple[tuple[str, LabConfig], ...] = (
     ("diversity 0.2 per earlier result of the exchange", dataclasses.replace(_D, diversity=0.2)),
     ("diversity 0.3 per earlier result of the exchange", dataclasses.replace(_D, diversity=0.3)),
     ("re-rank depth 100", dataclasses.replace(_D, rerank_depth=100)),
+    ("English Snowball stemmer (keyword side)", dataclasses.replace(_D, stemmer="snowball")),
     ("dense weight 0.55", dataclasses.replace(_D, dense_weight=0.55, keyword_weight=0.45)),
     ("dense weight 0.75", dataclasses.replace(_D, dense_weight=0.75, keyword_weight=0.25)),
 )
+
+
+def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
+    """The kept changes, each added to the ones before it, then two measured but not ported."""
+    c1 = dataclasses.replace(base, context_gap=float("inf"), context_plain=True)
+    c2 = dataclasses.replace(c1, window=2, window_decay=0.85)
+    c3 = dataclasses.replace(c2, aliases_from_candidates=True, speaker_from_text=True)
+    tag = base.ingest
+    return [
+        (f"{tag} 1: + context by order (no time window), every kind", c1),
+        (f"{tag} 2: + context from ±2 turns (second at 0.85)", c2),
+        (f"{tag} 3: + speaker from 'Name:' text, aliases learned from candidates", c3),
+        (f"{tag} 3 + Snowball stemmer (not ported)", dataclasses.replace(c3, stemmer="snowball")),
+        (f"{tag} 3 + re-rank depth 100 (not ported)", dataclasses.replace(c3, rerank_depth=100)),
+    ]
+
+
+#: The cumulative rows (episode ingest, then plain remember).
+STEPS: tuple[tuple[str, LabConfig], ...] = (*_steps(_D), *_steps(_PLAIN))
 
 
 def summarise(scores: Sequence[QuestionScore], k: int = 10) -> dict[str, float | None]:
@@ -189,7 +209,7 @@ def _run_lab(
     for ds in sets:
         convs = [LabConversation(c, embedder) for c in ds.conversations]
         rows: dict[str, Any] = {}
-        for name, cfg in [*CANDIDATES, *extra]:
+        for name, cfg in [*CANDIDATES, *STEPS, *extra]:
             if only and not any(o in name for o in only) and not name.startswith("lab:"):
                 continue
             t0 = time.perf_counter()

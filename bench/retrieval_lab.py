@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +25,11 @@ import numpy.typing as npt
 from bench.locomo import Conversation
 from bench.metrics import QuestionScore, score_question
 from bench.retrieval_data import TwoCacheEmbedder
-from severance.search.keyword import tokenize
+from severance.search.keyword import STOPWORDS, tokenize
 from severance.search.query import analyze, has_time_expression
+from severance.search.speakers import learn_aliases, speaker_of
 
-__all__ = ["LabConfig", "LabConversation", "learn_aliases", "run_config"]
+__all__ = ["LabConfig", "LabConversation", "run_config"]
 
 K1, B = 1.2, 0.75
 POOL = 100
@@ -57,66 +59,36 @@ class LabConfig:
     rerank_depth: int = 50
     speaker_from_text: bool = False  # a leading "Name:" of the text names the speaker
     aliases: bool = False  # names the chat calls each speaker by, learned from the text
+    aliases_from_candidates: bool = False  # learned from the re-ranked candidates alone
     prf_dense: float = 0.0  # + weight * mean vector of the top prf_docs fused results
     prf_docs: int = 3
     adaptive: float = 0.0  # dense weight moves by this * (agreement - 0.3)
     context_sum: bool = False  # credit from both neighbours (sum), not the best one
     diversity: float = 0.0  # share of score lost per earlier result of the same exchange
     diversity_gap: float = 6 * 3600.0
+    context_after: float = 1.0  # credit from the turn after, as a share of the one before
+    stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
 
 
-_VOCATIVE_END = re.compile(r"\b([A-Z][a-z]{1,15})[\s!?.,:;)x]*$")
-_VOCATIVE_START = re.compile(
-    r"^(?:(?:hey|hi|hello|thanks|thank you|love you|oh)\s*,?\s+)?([A-Z][a-z]{1,15})\s*[,!]"
-)
-_GREETING = re.compile(
-    r"\b(?:hey|hi|hello|thanks|thank you|congrats|luck|night|morning)\s*,?\s+([A-Z][a-z]{1,15})\b"
-)
-_NOT_NAMES = frozenset(
-    (
-        "I Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April "
-        "May June July August September October November December OK Ok Yes No Lol Omg Haha Hey "
-        "Hi Thanks Good Oh Wow The A So And But"
-    ).split()
-)
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_SNOWBALL: Any = None
+
+
+def lab_tokenize(text: str, stemmer: str) -> list[str]:
+    """Severance's tokens (``light``), or the same words stemmed by English Snowball."""
+    if stemmer == "light":
+        return tokenize(text)
+    global _SNOWBALL
+    if _SNOWBALL is None:
+        import snowballstemmer
+
+        _SNOWBALL = snowballstemmer.stemmer("english")
+    words = [w for w in _WORD_RE.findall(text.lower()) if w not in STOPWORDS and len(w) <= 40]
+    return list(_SNOWBALL.stemWords(words))
 
 
 def _name_words(name: str) -> frozenset[str]:
     return frozenset(w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", name) if len(w) > 1)
-
-
-def learn_aliases(speakers: Sequence[str], texts: Sequence[str]) -> dict[str, frozenset[str]]:
-    """Speaker -> lower-case names others address them by, learned from who talks to whom.
-
-    A capitalised word used as a vocative ("good luck today Kate!!", "Hey Mel, ...") in a
-    message names the person it is said to: the nearest other speaker before or after it. A
-    word is kept as an alias when it is used at least twice and at least 75% of the time for
-    one speaker.
-    """
-    counts: dict[str, Counter[str]] = {}
-    n = len(speakers)
-    for i, (who, text) in enumerate(zip(speakers, texts, strict=True)):
-        found = set()
-        for pattern in (_VOCATIVE_END, _VOCATIVE_START, _GREETING):
-            found.update(pattern.findall(text))
-        found -= _NOT_NAMES
-        if not found:
-            continue
-        to = None
-        for j in (i - 1, i + 1, i - 2, i + 2):
-            if 0 <= j < n and speakers[j] != who:
-                to = speakers[j]
-                break
-        if to is None:
-            continue
-        for word in found:
-            counts.setdefault(word.lower(), Counter())[to] += 1
-    out: dict[str, set[str]] = {}
-    for word, by in counts.items():
-        speaker, c = by.most_common(1)[0]
-        if c >= 2 and c >= 0.75 * sum(by.values()):
-            out.setdefault(speaker, set()).add(word)
-    return {s: frozenset(v) for s, v in out.items()}
 
 
 @dataclass
@@ -142,19 +114,7 @@ class LabConversation:
         self.place = np.empty(self.n, dtype=np.int64)
         self.place[self.order] = seq
         self.when = [t.occurred_at for t in turns]
-        toks = [tokenize(t) for t in self.texts]
-        self.doc_len = np.array([len(t) for t in toks], dtype=np.float64)
-        avgdl = float(self.doc_len.mean()) or 1.0
-        self.norm = K1 * (1.0 - B + B * self.doc_len / avgdl)
-        post: dict[str, tuple[list[int], list[int]]] = {}
-        for i, ts in enumerate(toks):
-            for term, tf in Counter(ts).items():
-                ids, tfs = post.setdefault(term, ([], []))
-                ids.append(i)
-                tfs.append(tf)
-        self.postings = {
-            t: (np.array(i), np.array(f, dtype=np.float64)) for t, (i, f) in post.items()
-        }
+        self._postings: dict[str, tuple[F64, dict[str, tuple[I64, F64]]]] = {}
         self.meta_speaker = [_name_words(t.speaker) for t in turns]
         self.text_speaker = [
             _name_words(m.group(1)) if (m := re.match(r"^([^:\n]{1,60}):", t)) else frozenset()
@@ -165,15 +125,36 @@ class LabConversation:
         self.has_time = np.array([has_time_expression(t) for t in self.texts])
         self._sessions: dict[float, I64] = {}
 
-    def bm25(self, tokens: Iterable[str]) -> F64:
+    def _index(self, stemmer: str) -> tuple[F64, dict[str, tuple[I64, F64]]]:
+        got = self._postings.get(stemmer)
+        if got is None:
+            toks = [lab_tokenize(t, stemmer) for t in self.texts]
+            doc_len = np.array([len(t) for t in toks], dtype=np.float64)
+            avgdl = float(doc_len.mean()) or 1.0
+            norm = K1 * (1.0 - B + B * doc_len / avgdl)
+            post: dict[str, tuple[list[int], list[int]]] = {}
+            for i, ts in enumerate(toks):
+                for term, tf in Counter(ts).items():
+                    ids, tfs = post.setdefault(term, ([], []))
+                    ids.append(i)
+                    tfs.append(tf)
+            postings = {
+                t: (np.array(i, dtype=np.int64), np.array(f, dtype=np.float64))
+                for t, (i, f) in post.items()
+            }
+            got = self._postings[stemmer] = (norm, postings)
+        return got
+
+    def bm25(self, query: str, stemmer: str = "light") -> F64:
         out = np.zeros(self.n)
-        for term, qtf in Counter(tokens).items():
-            p = self.postings.get(term)
+        norm, postings = self._index(stemmer)
+        for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
+            p = postings.get(term)
             if p is None:
                 continue
             idx, tf = p
             idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5))
-            out[idx] += qtf * idf * tf * (K1 + 1.0) / (tf + self.norm[idx])
+            out[idx] += qtf * idf * tf * (K1 + 1.0) / (tf + norm[idx])
         return out
 
     def sessions(self, gap: float) -> I64:
@@ -247,6 +228,8 @@ def _fused(lc: LabConversation, cfg: LabConfig, cos: F64, bm: F64) -> tuple[I64,
                 )
                 lend = np.zeros(lc.n)
                 lend[ok] = np.maximum(own[other[ok]], 0.0)
+                if step > 0:
+                    lend *= cfg.context_after
                 credit = (
                     credit + weight * lend if cfg.context_sum else np.maximum(credit, weight * lend)
                 )
@@ -269,6 +252,13 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
     depth = min(len(slots), cfg.rerank_depth)
     if cfg.mode == "hybrid" and depth > 0 and (a.names or a.temporal or a.dates):
         head, hs = slots[:depth], scores[:depth].copy()
+        local: dict[str, frozenset[str]] = {}
+        if cfg.aliases_from_candidates:
+            by_time = sorted(head.tolist(), key=lambda x: int(lc.place[x]))
+            local = learn_aliases(
+                [lc.conv.turns[x].speaker for x in by_time],
+                [lc.conv.turns[x].text for x in by_time],
+            )
         for i, s in enumerate(head.tolist()):
             boost = 0.0
             if cfg.speaker_boost and a.names:
@@ -277,6 +267,11 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
                     words = lc.text_speaker[s]
                 if cfg.aliases and words:
                     words = words | lc.alias_of[s]
+                if cfg.aliases_from_candidates and words:
+                    who = lc.conv.turns[s].speaker
+                    if cfg.ingest != "episode":
+                        who = speaker_of(lc.texts[s], {}) or who
+                    words = words | local.get(who, frozenset())
                 if a.names & words:
                     boost += cfg.speaker_boost
             if cfg.time_boost and a.temporal and lc.has_time[s]:
@@ -312,7 +307,7 @@ def run_config(
                 continue
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
-            bm = lc.bm25(tokenize(q.question))
+            bm = lc.bm25(q.question, cfg.stemmer)
             if cfg.prf_dense and cfg.mode == "hybrid":
                 top = _rank(lc, cfg, q.question, cos, bm, cfg.prf_docs)
                 q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)

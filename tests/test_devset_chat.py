@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 from bench.devset_chat import generate
 from bench.locomo import SCORED_CATEGORIES
-from bench.retrieval_lab import learn_aliases
+
+from severance.search.speakers import learn_aliases
 
 
 def test_same_seed_same_chats_other_seed_other_chats() -> None:
@@ -37,7 +40,7 @@ def test_shape_differs_from_locomo_per_message_times_and_names() -> None:
         # Every message has its own send time (LoCoMo gives a whole session one time) ...
         assert len(set(times)) > 0.95 * len(times)
         # ... and some exchanges pause for more than an hour between two messages of a day.
-        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
         assert any(3600 < g < 6 * 3600 for g in gaps)
         # Questions rarely name a person the way the speaker field does.
         full_names = [s.lower() for s in conv.speakers]

@@ -1,0 +1,111 @@
+"""Who said a memory, and the other names people call each other by, learned from the text.
+
+A question names people the way people talk ("When did Kate get the job?"), while a memory
+names its speaker the way an app exports it (``speaker`` metadata ``"Katherine Moore"``, or a
+``"Katherine Moore: ..."`` line when the caller stored plain text). Two generic rules close
+the gap without a list of nicknames:
+
+* :func:`speaker_of` — the ``speaker`` metadata, else a leading ``"Name:"`` of the text (what
+  chat exports and transcripts look like), else nobody;
+* :func:`learn_aliases` — a capitalised word used to *address* someone ("good luck today
+  Kate!!", "Hey Mel, ...", "thanks Jo") names the person spoken to: the nearest other speaker
+  before or after that message. A word so used at least twice, and at least 75% of the time
+  for one speaker, is an alias of that speaker.
+
+The query re-ranking (:mod:`.query`) learns aliases from the candidates it has decrypted
+anyway, so nothing is stored and every ranking is computed from the memories alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["learn_aliases", "name_words", "speaker_of"]
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+_PREFIX = re.compile(r"^\s*([^\W\d_][^:\n]{0,58}?)\s*:\s")
+_NAME = r"([A-Z][a-z]{1,15})"
+# A name closing a message ("ok Kate", "love you Jo x"), opening it before a comma ("Mel,
+# ..."), or after a greeting or thanks ("hey Sam", "good luck Ben").
+_VOCATIVES: tuple[re.Pattern[str], ...] = (
+    re.compile(rf"\b{_NAME}[\s!?.,:;)x]*$"),
+    re.compile(rf"^(?:(?i:hey|hi|hello|thanks|thank you|love you|oh)\s*,?\s+)?{_NAME}\s*[,!]"),
+    re.compile(
+        rf"\b(?i:hey|hi|hello|thanks|thank you|congrats|luck|night|morning)\s*,?\s+{_NAME}\b"
+    ),
+)
+# Capitalised words that open or close messages without naming anyone.
+_NOT_NAMES = frozenset(
+    {
+        "I", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+        "January", "February", "March", "April", "May", "June", "July", "August", "September",
+        "October", "November", "December", "OK", "Ok", "Yes", "No", "Lol", "Omg", "Haha", "Hey",
+        "Hi", "Thanks", "Good", "Oh", "Wow", "The", "A", "So", "And", "But",
+    }
+)  # fmt: skip
+MIN_USES = 2
+MIN_SHARE = 0.75
+
+
+@lru_cache(maxsize=1024)
+def name_words(name: str) -> frozenset[str]:
+    """The lower-case words of a name (one-letter words dropped)."""
+    return frozenset(w.lower() for w in _WORD.findall(name) if len(w) > 1)
+
+
+def speaker_of(text: str, metadata: Mapping[str, Any]) -> str | None:
+    """The memory's ``speaker`` metadata, else the ``"Name:"`` its text opens with."""
+    speaker = metadata.get("speaker")
+    if isinstance(speaker, str) and speaker.strip():
+        return speaker
+    m = _PREFIX.match(text)
+    return m.group(1) if m else None
+
+
+def _body(text: str, speaker: str | None) -> str:
+    """The text without its ``"Name:"`` prefix (a name there is not a vocative)."""
+    if speaker is not None:
+        m = _PREFIX.match(text)
+        if m and m.group(1) == speaker:
+            return text[m.end() :]
+    return text
+
+
+def learn_aliases(
+    speakers: Sequence[str | None], texts: Sequence[str]
+) -> dict[str, frozenset[str]]:
+    """Speaker -> lower-case names others address them by, from messages in time order."""
+    counts: dict[str, Counter[str]] = {}
+    n = len(speakers)
+    for i, (who, text) in enumerate(zip(speakers, texts, strict=True)):
+        if who is None:
+            continue
+        body = _body(text, who)
+        found: set[str] = set()
+        for pattern in _VOCATIVES:
+            found.update(pattern.findall(body))
+        found -= _NOT_NAMES
+        if not found:
+            continue
+        to = next(
+            (
+                speakers[j]
+                for j in (i - 1, i + 1, i - 2, i + 2)
+                if 0 <= j < n and speakers[j] is not None and speakers[j] != who
+            ),
+            None,
+        )
+        if to is None:
+            continue
+        for word in found:
+            counts.setdefault(word.lower(), Counter())[to] += 1
+    out: dict[str, set[str]] = {}
+    for word, by in counts.items():
+        speaker, c = by.most_common(1)[0]
+        if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
+            out.setdefault(speaker, set()).add(word)
+    return {s: frozenset(v) for s, v in out.items()}
