@@ -27,7 +27,7 @@ from bench.metrics import QuestionScore, score_question
 from bench.retrieval_data import TwoCacheEmbedder
 from severance.search.keyword import STOPWORDS, tokenize
 from severance.search.query import analyze, has_time_expression
-from severance.search.speakers import learn_aliases, speaker_of
+from severance.search.speakers import learn_aliases, speaker_of, vocative
 
 __all__ = ["LabConfig", "LabConversation", "run_config"]
 
@@ -67,6 +67,8 @@ class LabConfig:
     diversity: float = 0.0  # share of score lost per earlier result of the same exchange
     diversity_gap: float = 6 * 3600.0
     context_after: float = 1.0  # credit from the turn after, as a share of the one before
+    k1: float = K1
+    b: float = B
     stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
 
 
@@ -120,18 +122,20 @@ class LabConversation:
             _name_words(m.group(1)) if (m := re.match(r"^([^:\n]{1,60}):", t)) else frozenset()
             for t in self.texts
         ]
-        aliases = learn_aliases([t.speaker for t in turns], [t.text for t in turns])
+        aliases = learn_aliases([t.speaker for t in turns], [vocative(t.text, None) for t in turns])
         self.alias_of = [aliases.get(t.speaker, frozenset()) for t in turns]
         self.has_time = np.array([has_time_expression(t) for t in self.texts])
         self._sessions: dict[float, I64] = {}
 
-    def _index(self, stemmer: str) -> tuple[F64, dict[str, tuple[I64, F64]]]:
-        got = self._postings.get(stemmer)
+    def _index(
+        self, stemmer: str, k1: float = K1, b: float = B
+    ) -> tuple[F64, dict[str, tuple[I64, F64]]]:
+        got = self._postings.get(f"{stemmer}/{k1}/{b}")
         if got is None:
             toks = [lab_tokenize(t, stemmer) for t in self.texts]
             doc_len = np.array([len(t) for t in toks], dtype=np.float64)
             avgdl = float(doc_len.mean()) or 1.0
-            norm = K1 * (1.0 - B + B * doc_len / avgdl)
+            norm = k1 * (1.0 - b + b * doc_len / avgdl)
             post: dict[str, tuple[list[int], list[int]]] = {}
             for i, ts in enumerate(toks):
                 for term, tf in Counter(ts).items():
@@ -142,19 +146,19 @@ class LabConversation:
                 t: (np.array(i, dtype=np.int64), np.array(f, dtype=np.float64))
                 for t, (i, f) in post.items()
             }
-            got = self._postings[stemmer] = (norm, postings)
+            got = self._postings[f"{stemmer}/{k1}/{b}"] = (norm, postings)
         return got
 
-    def bm25(self, query: str, stemmer: str = "light") -> F64:
+    def bm25(self, query: str, stemmer: str = "light", k1: float = K1, b: float = B) -> F64:
         out = np.zeros(self.n)
-        norm, postings = self._index(stemmer)
+        norm, postings = self._index(stemmer, k1, b)
         for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
             p = postings.get(term)
             if p is None:
                 continue
             idx, tf = p
             idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5))
-            out[idx] += qtf * idf * tf * (K1 + 1.0) / (tf + norm[idx])
+            out[idx] += qtf * idf * tf * (k1 + 1.0) / (tf + norm[idx])
         return out
 
     def sessions(self, gap: float) -> I64:
@@ -252,12 +256,16 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
     depth = min(len(slots), cfg.rerank_depth)
     if cfg.mode == "hybrid" and depth > 0 and (a.names or a.temporal or a.dates):
         head, hs = slots[:depth], scores[:depth].copy()
-        local: dict[str, frozenset[str]] = {}
+        local: dict[Any, frozenset[str]] = {}
         if cfg.aliases_from_candidates:
             by_time = sorted(head.tolist(), key=lambda x: int(lc.place[x]))
+            meta = [
+                {"speaker": lc.conv.turns[x].speaker} if cfg.ingest == "episode" else {}
+                for x in by_time
+            ]
+            who_of = [speaker_of(lc.texts[x], m) for x, m in zip(by_time, meta, strict=True)]
             local = learn_aliases(
-                [lc.conv.turns[x].speaker for x in by_time],
-                [lc.conv.turns[x].text for x in by_time],
+                who_of, [vocative(lc.texts[x], w) for x, w in zip(by_time, who_of, strict=True)]
             )
         for i, s in enumerate(head.tolist()):
             boost = 0.0
@@ -307,7 +315,7 @@ def run_config(
                 continue
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
-            bm = lc.bm25(q.question, cfg.stemmer)
+            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b)
             if cfg.prf_dense and cfg.mode == "hybrid":
                 top = _rank(lc, cfg, q.question, cos, bm, cfg.prf_docs)
                 q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)

@@ -7,7 +7,7 @@ import itertools
 from bench.devset_chat import generate
 from bench.locomo import SCORED_CATEGORIES
 
-from severance.search.speakers import learn_aliases
+from severance.search.speakers import learn_aliases, vocative
 
 
 def test_same_seed_same_chats_other_seed_other_chats() -> None:
@@ -57,4 +57,6 @@ def test_aliases_are_learned_from_how_people_address_each_other() -> None:
         "ok Kate",
         "the Monday train was late",
     ]
-    assert learn_aliases(speakers, texts) == {"Katherine Moore": frozenset({"kate"})}
+    assert learn_aliases(speakers, [vocative(t, None) for t in texts]) == {
+        "Katherine Moore": frozenset({"kate"})
+    }

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["learn_aliases", "name_words", "speaker_of"]
+__all__ = ["learn_aliases", "name_words", "speaker_of", "vocative"]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 _PREFIX = re.compile(r"^\s*([^\W\d_][^:\n]{0,58}?)\s*:\s")
@@ -66,30 +66,29 @@ def speaker_of(text: str, metadata: Mapping[str, Any]) -> str | None:
     return m.group(1) if m else None
 
 
-def _body(text: str, speaker: str | None) -> str:
-    """The text without its ``"Name:"`` prefix (a name there is not a vocative)."""
+def vocative(text: str, speaker: str | None) -> str | None:
+    """The name (lower case) a message addresses its listener by, if it does: "ok Kate",
+    "Hey Mel, ...", "good luck Jo!". A name in the ``"Name:"`` prefix does not count."""
     if speaker is not None:
         m = _PREFIX.match(text)
         if m and m.group(1) == speaker:
-            return text[m.end() :]
-    return text
+            text = text[m.end() :]
+    for pattern in _VOCATIVES:
+        for word in pattern.findall(text):
+            if word not in _NOT_NAMES:
+                return str(word).lower()
+    return None
 
 
 def learn_aliases(
-    speakers: Sequence[str | None], texts: Sequence[str]
-) -> dict[str, frozenset[str]]:
-    """Speaker -> lower-case names others address them by, from messages in time order."""
-    counts: dict[str, Counter[str]] = {}
+    speakers: Sequence[Hashable | None], vocatives: Sequence[str | None]
+) -> dict[Hashable, frozenset[str]]:
+    """Speaker -> the names others address them by, from messages in conversation order
+    (each message's speaker and :func:`vocative`)."""
+    counts: dict[str, Counter[Hashable]] = {}
     n = len(speakers)
-    for i, (who, text) in enumerate(zip(speakers, texts, strict=True)):
-        if who is None:
-            continue
-        body = _body(text, who)
-        found: set[str] = set()
-        for pattern in _VOCATIVES:
-            found.update(pattern.findall(body))
-        found -= _NOT_NAMES
-        if not found:
+    for i, (who, word) in enumerate(zip(speakers, vocatives, strict=True)):
+        if who is None or word is None:
             continue
         to = next(
             (
@@ -99,11 +98,9 @@ def learn_aliases(
             ),
             None,
         )
-        if to is None:
-            continue
-        for word in found:
-            counts.setdefault(word.lower(), Counter())[to] += 1
-    out: dict[str, set[str]] = {}
+        if to is not None:
+            counts.setdefault(word, Counter())[to] += 1
+    out: dict[Hashable, set[str]] = {}
     for word, by in counts.items():
         speaker, c = by.most_common(1)[0]
         if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
