@@ -37,7 +37,7 @@ from bench.retrieval_lab import LabConfig, LabConversation, run_config
 from bench.systems.bm25 import BM25System
 from bench.systems.severance_store import SeveranceSystem, persona_name
 
-__all__ = ["CANDIDATES", "COLUMNS", "main", "summarise"]
+__all__ = ["CANDIDATES", "COLUMNS", "STEPS", "main", "run_lab", "run_systems", "summarise"]
 
 #: (column, categories) of every table.
 COLUMNS: tuple[tuple[str, tuple[int, ...]], ...] = (
@@ -151,8 +151,8 @@ class PlainSeverance(SeveranceSystem):
         return [self._dia[h.memory.id] for h in self._session.recall(query, k=k)]
 
 
-def _run_systems(
-    sets: Sequence[DevSet], embedder: TwoCacheEmbedder, k: int
+def run_systems(
+    sets: Sequence[DevSet], embedder: TwoCacheEmbedder, k: int, *, ablation: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Set -> variant -> summary (and query latency)."""
     out: dict[str, dict[str, Any]] = {}
@@ -162,7 +162,7 @@ def _run_systems(
         for ds in sets:
             systems = [
                 BM25System(),
-                SeveranceSystem(embedder, workdir=workdir, ablation=False),  # type: ignore[arg-type]
+                SeveranceSystem(embedder, workdir=workdir, ablation=ablation),  # type: ignore[arg-type]
                 PlainSeverance(embedder, workdir=workdir),
             ]
             scores: dict[str, list[QuestionScore]] = {}
@@ -198,7 +198,7 @@ def _run_systems(
     return out
 
 
-def _run_lab(
+def run_lab(
     sets: Sequence[DevSet],
     embedder: TwoCacheEmbedder,
     k: int,
@@ -247,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     embedder = TwoCacheEmbedder(sets)
     result: dict[str, Any] = {"sets": [s.name for s in sets]}
     if not args.no_systems:
-        result["systems"] = _run_systems(sets, embedder, 10)
+        result["systems"] = run_systems(sets, embedder, 10)
         print(_table(result["systems"], "Systems (recall@10)"), flush=True)
     if not args.no_lab:
-        result["lab"] = _run_lab(sets, embedder, 10, args.only)
+        result["lab"] = run_lab(sets, embedder, 10, args.only)
         print(_table(result["lab"], "Lab rows (recall@10)"), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -67,6 +67,7 @@ class LabConfig:
     diversity: float = 0.0  # share of score lost per earlier result of the same exchange
     diversity_gap: float = 6 * 3600.0
     context_after: float = 1.0  # credit from the turn after, as a share of the one before
+    pool: int = POOL  # candidates taken from each of the dense and keyword lists
     k1: float = K1
     b: float = B
     stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
@@ -183,8 +184,8 @@ def _top(scores: F64, k: int, keep: npt.NDArray[np.bool_] | None = None) -> I64:
 
 def _fused(lc: LabConversation, cfg: LabConfig, cos: F64, bm: F64) -> tuple[I64, F64]:
     """Slots scored and their fused, context-credited scores (before the re-ranking)."""
-    dense = _top(cos, POOL)
-    keyword = _top(bm, POOL, bm > 0)
+    dense = _top(cos, cfg.pool)
+    keyword = _top(bm, cfg.pool, bm > 0)
     if cfg.mode == "dense":
         return dense, cos[dense]
     if cfg.mode == "keyword":
