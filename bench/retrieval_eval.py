@@ -57,6 +57,8 @@ CANDIDATES: tuple[tuple[str, LabConfig], ...] = (
     ("lab: default (plain remember)", _PLAIN),
     ("context by order, no time window", dataclasses.replace(_D, context_gap=float("inf"))),
     ("context window 6 h", dataclasses.replace(_D, context_gap=6 * 3600.0)),
+    ("context window 12 h", dataclasses.replace(_D, context_gap=12 * 3600.0)),
+    ("context window 24 h", dataclasses.replace(_D, context_gap=24 * 3600.0)),
     ("context window ±2 turns (decay 0.5)", dataclasses.replace(_D, window=2)),
     ("context 0.5", dataclasses.replace(_D, context=0.5)),
     ("context 0.85", dataclasses.replace(_D, context=0.85)),
@@ -96,12 +98,12 @@ CANDIDATES: tuple[tuple[str, LabConfig], ...] = (
 
 def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
     """The kept changes, each added to the ones before it, then two measured but not ported."""
-    c1 = dataclasses.replace(base, context_gap=float("inf"), context_plain=True)
+    c1 = dataclasses.replace(base, context_gap=12 * 3600.0, context_plain=True)
     c2 = dataclasses.replace(c1, window=2, window_decay=0.85)
     c3 = dataclasses.replace(c2, aliases_from_candidates=True, speaker_from_text=True)
     tag = base.ingest
     return [
-        (f"{tag} 1: + context by order (no time window), every kind", c1),
+        (f"{tag} 1: + context for every kind, neighbours within 12 h (was 1 h)", c1),
         (f"{tag} 2: + context from ±2 turns (second at 0.85)", c2),
         (f"{tag} 3: + speaker from 'Name:' text, aliases learned from candidates", c3),
         (f"{tag} 3 + Snowball stemmer (not ported)", dataclasses.replace(c3, stemmer="snowball")),

@@ -22,12 +22,21 @@ import re
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["learn_aliases", "name_words", "speaker_of", "vocative"]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
-_PREFIX = re.compile(r"^\s*([^\W\d_][^:\n]{0,58}?)\s*:\s")
+# "Ana:", "Katherine Moore:", "Dr. O'Neill:": one to four capitalised words before a colon.
+_PREFIX = re.compile(r"^\s*((?:[A-Z][\w.'’-]*)(?: [A-Z][\w.'’-]*){0,3})\s*:\s")
+# Labels that open notes the same way without naming anyone.
+_LABELS = frozenset(
+    {
+        "note", "notes", "reminder", "todo", "update", "re", "fwd", "fw", "subject", "summary",
+        "question", "answer", "q", "a", "tip", "warning", "important", "fyi", "ps", "edit",
+        "idea", "task", "done", "status", "result", "results", "source", "quote", "example",
+    }
+)  # fmt: skip
 _NAME = r"([A-Z][a-z]{1,15})"
 # A name closing a message ("ok Kate", "love you Jo x"), opening it before a comma ("Mel,
 # ..."), or after a greeting or thanks ("hey Sam", "good luck Ben").
@@ -47,6 +56,9 @@ _NOT_NAMES = frozenset(
         "Hi", "Thanks", "Good", "Oh", "Wow", "The", "A", "So", "And", "But",
     }
 )  # fmt: skip
+#: A speaker, however the caller names them (a name, an index code).
+S = TypeVar("S", bound=Hashable)
+#: An alias must be used this many times, and this share of its uses for one speaker.
 MIN_USES = 2
 MIN_SHARE = 0.75
 
@@ -63,7 +75,9 @@ def speaker_of(text: str, metadata: Mapping[str, Any]) -> str | None:
     if isinstance(speaker, str) and speaker.strip():
         return speaker
     m = _PREFIX.match(text)
-    return m.group(1) if m else None
+    if m is None or m.group(1).lower() in _LABELS or any(c.isdigit() for c in m.group(1)):
+        return None
+    return m.group(1)
 
 
 def vocative(text: str, speaker: str | None) -> str | None:
@@ -81,11 +95,11 @@ def vocative(text: str, speaker: str | None) -> str | None:
 
 
 def learn_aliases(
-    speakers: Sequence[Hashable | None], vocatives: Sequence[str | None]
-) -> dict[Hashable, frozenset[str]]:
+    speakers: Sequence[S | None], vocatives: Sequence[str | None]
+) -> dict[S, frozenset[str]]:
     """Speaker -> the names others address them by, from messages in conversation order
     (each message's speaker and :func:`vocative`)."""
-    counts: dict[str, Counter[Hashable]] = {}
+    counts: dict[str, Counter[S]] = {}
     n = len(speakers)
     for i, (who, word) in enumerate(zip(speakers, vocatives, strict=True)):
         if who is None or word is None:
@@ -100,7 +114,7 @@ def learn_aliases(
         )
         if to is not None:
             counts.setdefault(word, Counter())[to] += 1
-    out: dict[Hashable, set[str]] = {}
+    out: dict[S, set[str]] = {}
     for word, by in counts.items():
         speaker, c = by.most_common(1)[0]
         if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
