@@ -70,6 +70,12 @@ SECTIONS: tuple[Section, ...] = (
         "bench.speed_postgres",
         "bench.speed_postgres:render",
     ),
+    Section(
+        "isolation",
+        "Isolation: cross-scope leakage",
+        "bench.isolation.section",
+        "bench.isolation.section:render",
+    ),
 )
 
 

@@ -189,14 +189,19 @@ def _ingest(
     workdir = Path(tempfile.mkdtemp(prefix=f"speed-{name}-{n}-", dir=root))
     run = _Run(name, SYSTEMS[name](workdir, lookup), workdir, n)
     system, res = run.system, run.res
-    if isinstance(system, SeveranceSpeed):
-        system.recall(corpus.queries[0], K)  # wake the (empty) index: writes maintain it
     bulk = syn.slice(0, n - single)
     t0 = time.perf_counter()
     system.remember_batch(bulk)
     dt = time.perf_counter() - t0
     res["remember_batched"] = {"memories": len(bulk), "seconds": dt, "per_second": len(bulk) / dt}
     log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
+    if isinstance(system, SeveranceSpeed):
+        # The first recall after an import in the same session: no stall (the index was
+        # kept up to date by the import itself).
+        t0 = time.perf_counter()
+        system.recall(corpus.queries[0], K)
+        res["first_recall_after_import_s"] = time.perf_counter() - t0
+        log(f"  {name}: first recall after the import {res['first_recall_after_import_s']:.3f}s")
     t0 = time.perf_counter()
     for i in range(n - single, n):
         system.remember_one(syn.texts[i], syn.tags[i], float(syn.occurred_at[i]))
@@ -835,6 +840,7 @@ def render(res: dict[str, Any]) -> str:
                 f"{_f(f_['p50_ms'], 2)} / {_f(f_['p99_ms'], 2)}",
                 _f(d.get("recall_at_10_vs_exact"), 3),
                 _f(r["wake"].get("after_wake_p50_ms"), 2),
+                _f(r.get("first_recall_after_import_s"), 2),
                 _f(r.get("persist_seconds"), 1),
             ]
         )
@@ -848,6 +854,7 @@ def render(res: dict[str, Any]) -> str:
                 "2% tag filter p50 / p99 (ms)",
                 "dense recall@10 vs exact",
                 "recall p50 after wake (ms)",
+                "first recall after the import (s)",
                 "checkpoint (s)",
             ],
             rows,
@@ -861,7 +868,13 @@ def render(res: dict[str, Any]) -> str:
         f"{hn['connectivity']}, expansion {hn['expansion_add']} on insert); graph candidates "
         "are re-scored with the exact float32 vectors, and a selective filter is scored "
         "exactly. *Recall@10 vs exact* is the share of the brute-force top 10 that dense mode "
-        "returns."
+        "returns. *First recall after the import* is the same session's first `recall` after "
+        "its `remember_many` calls: the import keeps the index up to date, so nothing is "
+        "rebuilt. A search runs with numpy's BLAS limited to one thread, ranks from arrays the "
+        "index owns (fusion, conversation context and the query-analysis re-ranking, which "
+        "reads per-memory features kept in the index), and decrypts only the k memories it "
+        "returns; `tests/test_recall_golden.py` checks that the results are the same as "
+        "before these changes."
     )
 
     # Ratios against peers.

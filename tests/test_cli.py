@@ -84,7 +84,7 @@ def cli_store(sev, store_location: str) -> str:
         "--client",
         "claude-code",
     )
-    assert r.code == 0 and r.out == "Added floor office -> persona work.\n"
+    assert r.code == 0 and r.out == "Added floor office -> persona work at position 1.\n"
     r = sev(*s, "floor", "add", "house", "--persona", "home", "--default")
     assert r.code == 0, r
     return store_location
@@ -198,6 +198,8 @@ def test_floors(sev, cli_store: str) -> None:
         "hours": [],
         "timezone": None,
         "default": False,
+        "position": 1,
+        "shadowed_by": None,
     }
     r = sev(
         *s,
@@ -237,17 +239,28 @@ def test_floors(sev, cli_store: str) -> None:
 def test_floor_test(sev, cli_store: str) -> None:
     s = ("--store", cli_store)
     # The example: only the path is given, and office needs claude-code too.
-    r = sev(*s, "floor", "test", "--path", "~/work/acme")
+    r = sev(*s, "floor", "test", "--path", "~/work/acme", "--host", "vm")
     assert r.code == 0
+    home = str(Path("~").expanduser())
     assert r.out == (
-        "floor house wakes persona home\n  because no floor matched; this is the default floor\n"
+        "client 'severance-cli' (terminal)\n"
+        f"path   ~/work/acme -> {home}/work/acme\n"
+        "host   vm\n"
+        "floor house wakes persona home\n"
+        "  because no floor matched; this is the default floor\n"
+        "Every floor, in order:\n"
+        "  1. office (work): no match\n"
+        "       client 'severance-cli' (terminal) matches none of 'claude-code'\n"
+        "       path '~/work/acme' matches '~/work/**'\n"
+        "  2. house (home): no match\n"
+        "       it has no conditions: it wakes only by name\n"
     )
     r = sev(*s, "floor", "test", "--client", "claude-code", "--path", "~/work/acme")
-    assert r.out == (
-        "floor office wakes persona work\n"
-        "  because client 'claude-code' matches 'claude-code'\n"
-        "  because path '~/work/acme' matches '~/work/**'\n"
-    )
+    assert r.out.splitlines()[3:6] == [
+        "floor office wakes persona work",
+        "  because client 'claude-code' matches 'claude-code'",
+        "  because path '~/work/acme' matches '~/work/**'",
+    ]
     r = sev(*s, "floor", "test", "--client", "Claude-Code", "--path", "~/work/acme/x", "--json")
     assert r.json()["floor"] == "office" and r.json()["persona"] == "work"
     r = sev(*s, "floor", "test", "--floor", "office", "--json")
@@ -361,7 +374,7 @@ def test_memory_commands(sev, cli_store: str, tmp_path: Path) -> None:
     r = sev(*s, "update", "--floor", "office", launch["id"], "Q3 launch moved to Oct 19", "--json")
     assert r.code == 0 and r.json()["version"] == 2
     r = sev(*s, "update", "--floor", "office", launch["id"], "--tag", "q3", "--tag", "launch")
-    assert r.out == f"Updated {launch['id']} (version 3).\n"
+    assert r.out == f"Updated {launch['id']} in work (version 3).\n"
     r = sev(
         *s,
         "update",
@@ -418,7 +431,7 @@ def test_memory_commands(sev, cli_store: str, tmp_path: Path) -> None:
     assert imported["Q3 launch moved to Oct 19"]["id"] != launch["id"]  # a new memory
 
     r = sev(*s, "forget", "--floor", "office", launch["id"])
-    assert r.out == f"Forgot {launch['id']}.\n"
+    assert r.out == f"Forgot {launch['id']} in work.\n"
     assert_error(sev(*s, "get", "--floor", "office", launch["id"]), NotFoundError)
     assert_error(sev(*s, "forget", "--floor", "office", launch["id"]), NotFoundError)
     assert_error(sev(*s, "history", "--floor", "office", launch["id"]), NotFoundError)
@@ -466,7 +479,7 @@ def test_remember_turns_from_a_file(sev, cli_store: str, tmp_path: Path, form: s
     ]
     first = items[0]
     assert first["kind"] == "episode" and first["source"] == "turns"
-    assert first["metadata"] == {"speaker": "ann", "session": "s1"}
+    assert first["metadata"] == {"speaker": "ann", "session": "s1", "turn": 0}
     assert first["occurred_at"] == "2024-05-01T10:00:00+00:00"
     assert items[2]["tags"] == ["offsite"]
     r = sev(*s, "recall", *WORK, "where is the offsite?", "-k", "1", "--json")

@@ -18,6 +18,7 @@ SUBMODULES = [
     "severance.backends.sqlite",
     "severance.cli",
     "severance.errors",
+    "severance.extract",
     "severance.floors",
     "severance.keys",
     "severance.model",

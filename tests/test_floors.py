@@ -19,7 +19,10 @@ from severance import (
     InvalidFloorError,
     NoFloorError,
 )
-from severance.floors import HoursWindow, path_matches, resolve
+from severance import clients as client_table
+from severance import floors as floors_module
+from severance.floors import HoursWindow, Shadow, covers, path_matches, resolve, shadows
+from severance.workspace import case_insensitive, resolve_path
 
 # 2024-06-03 is a Monday.
 MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
@@ -28,6 +31,16 @@ MONDAY = datetime(2024, 6, 3, tzinfo=UTC)
 def at(day: int, hour: int, minute: int = 0, tz: timezone = UTC) -> datetime:
     """A fixed moment: ``day`` 0 = Monday 2024-06-03."""
     return (MONDAY + timedelta(days=day)).replace(hour=hour, minute=minute, tzinfo=tz)
+
+
+@pytest.fixture(autouse=True)
+def no_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any floor test that would read the wall clock (an hours floor without ``at=``) fails."""
+
+    def refuse() -> datetime:
+        raise AssertionError("this test reads the wall clock: give the context at=")
+
+    monkeypatch.setattr(floors_module, "clock", refuse)
 
 
 def floor(name: str = "f", persona: str = "p", **conditions: object) -> Floor:
@@ -389,9 +402,297 @@ def test_store_floors_keep_order_and_round_trip(floored: severance.Store) -> Non
 
 
 def test_enter_wakes_the_resolved_persona(floored: severance.Store) -> None:
-    with floored.enter(client="Claude-Code", path="~/work/acme/src") as s:
+    with floored.enter(client="Claude-Code", path="~/work/acme/src", at=at(0, 19)) as s:
         assert (s.persona, s.floor) == ("work", "office")
-    with floored.enter(client="claude-code", path="~/personal") as s:
+    # Monday 08:00 UTC is 10:00 in Paris: outside "evenings", so the default wakes. (Without
+    # at= this read the wall clock and failed on weekday evenings.)
+    with floored.enter(client="claude-code", path="~/personal", at=at(0, 8)) as s:
         assert (s.persona, s.floor) == ("home", "house")
     with floored.enter({"floor": "evenings"}) as s:
         assert (s.persona, s.floor) == ("home", "evenings")
+
+
+# -- client families -------------------------------------------------------------------------------
+
+#: (name as the client sends it, family). Every name comes from the client's own source or a
+#: captured ``initialize`` (see src/severance/clients.py).
+SENT_NAMES = [
+    ("claude-ai", "claude-desktop"),
+    ("claude-code", "claude-code"),
+    ("Claude Code", "claude-code"),
+    ("cursor-vscode", "cursor"),
+    ("Visual Studio Code", "vscode"),
+    ("Visual Studio Code - Insiders", "vscode"),
+    ("Visual-Studio-Code", "vscode"),
+    ("windsurf-client", "windsurf"),
+    ("Windsurf", "windsurf"),
+    ("Zed", "zed"),
+    ("codex-mcp-client", "codex"),
+    ("Codex", "codex"),
+    ("Cline", "cline"),
+    ("continue-client", "continue"),
+    ("continue-cli-client", "continue"),
+    ("goose", "goose"),
+    ("goose-cli", "goose"),
+    ("Roo Code", "roo-code"),
+    ("gemini-cli-mcp-client", "gemini-cli"),
+    ("JetBrains-IU-copilot-intellij", "jetbrains"),
+    ("mcp-inspector", "inspector"),
+    ("mcp", "mcp-python-sdk"),
+    ("severance-cli", "terminal"),
+]
+
+
+@pytest.mark.parametrize(("sent", "family"), SENT_NAMES)
+def test_a_family_name_matches_what_the_client_really_sends(sent: str, family: str) -> None:
+    assert client_table.family_of(sent) == family
+    assert client_table.family_of(sent.upper()) == family  # case-insensitive
+    f = floor(clients=(family,))
+    assert f.match(Context(client=sent)) is not None
+    # ... and no other family's floor takes it.
+    for other in client_table.family_names():
+        if other != family:
+            assert floor(clients=(other,)).match(Context(client=sent)) is None, other
+
+
+def test_the_family_table_is_unambiguous() -> None:
+    exact = [
+        s.casefold()
+        for f in client_table.FAMILIES
+        for s in f.sends
+        if not any(c in s for c in "*?[")
+    ]
+    assert len(exact) == len(set(exact))
+    for f in client_table.FAMILIES:
+        for s in f.sends:
+            if not any(c in s for c in "*?["):
+                assert client_table.family_of(s) == f.name, s
+    assert client_table.family_of("vim") is None
+    assert client_table.family_of(None) is None
+
+
+def test_exact_globs_still_work_beside_families() -> None:
+    assert floor(clients=("cursor-vscode",)).match(Context(client="cursor-vscode")) is not None
+    assert floor(clients=("cursor*",)).match(Context(client="cursor-vscode")) is not None
+    assert floor(clients=("my-bot",)).match(Context(client="My-Bot")) is not None
+    # A family name sent verbatim matches too (some tools send "cursor").
+    assert floor(clients=("cursor",)).match(Context(client="cursor")) is not None
+
+
+def test_excluded_clients() -> None:
+    not_terminal = floor(clients=("!terminal",))
+    assert not_terminal.match(Context(client="severance-cli")) is None
+    assert not_terminal.match(Context(client="cursor-vscode")) is not None
+    editors = floor(clients=("cursor", "vscode", "!Visual Studio Code - Insiders"))
+    assert editors.match(Context(client="Visual Studio Code")) is not None
+    assert editors.match(Context(client="Visual Studio Code - Insiders")) is None
+    check = editors.check(Context(client="Visual Studio Code - Insiders"))
+    assert check.reasons == (
+        "client 'Visual Studio Code - Insiders' (vscode) is excluded by"
+        " '!Visual Studio Code - Insiders'",
+    )
+    with pytest.raises(InvalidFloorError):
+        floor(clients=("!",))
+    with pytest.raises(InvalidFloorError, match="only client patterns"):
+        floor(paths=("!~/work",))
+
+
+def test_unknown_client_patterns_are_flagged() -> None:
+    assert client_table.is_known("cursor") and client_table.is_known("cursor-vscode")
+    assert client_table.is_known("cursor*") and client_table.is_known("!terminal")
+    assert not client_table.is_known("cursr")
+
+
+# -- symlinks and case -----------------------------------------------------------------------------
+@pytest.fixture
+def linked(tmp_path: Path) -> dict[str, Path]:
+    """``tmp/home/work`` is a symlink to ``tmp/data/work``; ``acme`` lives inside."""
+    real = tmp_path / "data" / "work"
+    (real / "acme" / "src").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    link = tmp_path / "home" / "work"
+    link.symlink_to(real, target_is_directory=True)
+    return {"real": real, "link": link}
+
+
+def test_symlinks_are_resolved_on_both_sides(linked: dict[str, Path]) -> None:
+    real, link = str(linked["real"]), str(linked["link"])
+    for pattern in (f"{link}/**", f"{real}/**", f"{link}/acme", f"{real}/*/src"):
+        for path in (f"{link}/acme/src", f"{real}/acme/src"):
+            assert path_matches(pattern, path), (pattern, path)
+    assert not path_matches(f"{link}/other/**", f"{real}/acme")
+    reasons = floor(paths=(f"{link}/**",)).match(Context(paths=(f"{real}/acme",)))
+    assert reasons == [f"path {real + '/acme'!r} matches {link + '/**'!r}"]
+    reasons = floor(paths=(f"{real}/**",)).match(Context(paths=(f"{link}/acme",)))
+    assert reasons == [
+        f"path {link + '/acme'!r} (resolved {real + '/acme'!r}) matches {real + '/**'!r}"
+    ]
+    assert resolve_path(f"{link}/acme") == f"{real}/acme"
+
+
+def test_case_is_folded_only_where_the_file_system_folds_it(tmp_path: Path) -> None:
+    (tmp_path / "Work").mkdir()
+    folds = case_insensitive(str(tmp_path / "Work"))
+    # Asked of the file system itself: "is Work the same file as wORK?"
+    assert folds == (tmp_path / "wORK").exists()
+    assert path_matches(str(tmp_path / "work"), str(tmp_path / "Work")) is folds
+    assert path_matches(str(tmp_path / "work/**"), str(tmp_path / "WORK/x"), fold=True)
+    assert not path_matches(str(tmp_path / "work/**"), str(tmp_path / "WORK/x"), fold=False)
+
+
+# -- shadowing -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("earlier", "later", "shadowed"),
+    [
+        (floor("a", paths=("~/work/**",)), floor("b", paths=("~/work/acme/**",)), True),
+        (floor("a", paths=("~/work",)), floor("b", paths=("~/work/acme",)), True),
+        (floor("a", paths=("~/work/acme/**",)), floor("b", paths=("~/work/**",)), False),
+        (floor("a", paths=("~/work/**",)), floor("b", paths=("~/workshop/**",)), False),
+        (floor("a", paths=("~/*/acme",)), floor("b", paths=("~/work/acme/x/**",)), True),
+        (
+            floor("a", paths=("~/work/**",)),
+            floor("b", paths=("~/work/acme/**",), clients=("cursor",)),
+            True,
+        ),
+        (
+            floor("a", paths=("~/work/**",), clients=("cursor",)),
+            floor("b", paths=("~/work/acme/**",)),
+            False,
+        ),
+        (floor("a", clients=("cursor",)), floor("b", clients=("cursor-vscode",)), True),
+        (floor("a", clients=("cursor-vscode",)), floor("b", clients=("cursor",)), False),
+        (floor("a", clients=("*",)), floor("b", clients=("cursor",)), True),
+        (floor("a", clients=("cursor",)), floor("b", clients=("vscode",)), False),
+        (floor("a", clients=("!terminal",)), floor("b", clients=("cursor",)), False),
+        (floor("a", clients=("!terminal",)), floor("b", clients=("cursor", "!terminal")), True),
+        (floor("a", hosts=("laptop-*",)), floor("b", hosts=("laptop-1",)), True),
+        (
+            floor("a", hours=("mon-fri 09:00-17:00",)),
+            floor("b", hours=("mon-fri 09:00-17:00",), paths=("~/x",)),
+            True,
+        ),
+        (
+            floor("a", hours=("mon-fri 09:00-17:00",)),
+            floor("b", hours=("mon-fri 09:00-17:00",), timezone="Europe/Paris"),
+            False,
+        ),
+        (floor("a", hours=("mon-fri 09:00-17:00",)), floor("b", paths=("~/x",)), False),
+        (floor("a"), floor("b", paths=("~/x",)), False),  # no conditions: matches nothing
+    ],
+)
+def test_shadowing(earlier: Floor, later: Floor, shadowed: bool) -> None:
+    assert covers(earlier, later) is shadowed
+    assert shadows([earlier, later]) == ([Shadow("b", "a")] if shadowed else [])
+    assert shadows([later, earlier]) == [] or covers(later, earlier)
+
+
+def test_shadow_message_says_how_to_fix_it() -> None:
+    message = Shadow("acme", "office").message
+    assert "can never match" in message
+    assert "severance floor move acme --before office" in message
+
+
+def test_explain_says_for_every_floor_why() -> None:
+    checks = floors_module.explain(FLOORS, Context(client="vim", paths=("~/x",), at=at(0, 12)))
+    assert [(c.floor.name, c.matched) for c in checks] == [
+        ("office", False),
+        ("late", False),
+        ("anywhere-work", False),
+        ("house", False),
+    ]
+    assert checks[0].reasons == (
+        "client 'vim' matches none of 'claude-code', 'cursor*'",
+        "path '~/x' matches none of '~/work/**'",
+    )
+    assert checks[1].reasons == ("time Mon 14:00 Europe/Berlin is outside 'daily 22:00-02:00'",)
+    assert checks[3].reasons == ("it has no conditions: it wakes only by name",)
+
+
+# -- strict ----------------------------------------------------------------------------------------
+def test_strict_never_falls_back_to_the_default() -> None:
+    ctx = Context(client="cursor-vscode", paths=("~/elsewhere",), at=at(0, 12))
+    assert resolve(FLOORS, ctx).floor.name == "house"
+    with pytest.raises(NoFloorError) as e:
+        resolve(FLOORS, ctx, strict=True)
+    assert "strict mode does not fall back to the default floor" in str(e.value)
+    assert "--client cursor --path '~/elsewhere/**'" in str(e.value)
+    with pytest.raises(NoFloorError, match="no default floor is set"):
+        resolve(FLOORS[:3], Context(client="Zed", at=at(0, 12)))
+    assert resolve(FLOORS, Context(client="x", paths=("~/work/a",), at=at(0, 12)), strict=True)
+    strict_ctx = Context.from_mapping({"client": "x", "strict": True, "at": at(0, 12)})
+    with pytest.raises(NoFloorError):
+        resolve(FLOORS, strict_ctx)
+
+
+# -- order, shadowing and strict through the store -------------------------------------------------
+def test_add_before_and_after_and_move(floored: severance.Store) -> None:
+    floored.add_floor("acme", persona="work", paths=["~/work/acme/**"], before="office")
+    floored.add_floor("late", persona="home", hours=["daily 22:00-23:00"], after="evenings")
+    assert [f.name for f in floored.floors()] == ["acme", "office", "evenings", "late", "house"]
+    assert floored.move_floor("acme", after="late") == 4
+    assert [f.name for f in floored.floors()] == ["office", "evenings", "late", "acme", "house"]
+    assert floored.move_floor("house", before="office") == 1
+    assert [f.name for f in floored.floors()] == ["house", "office", "evenings", "late", "acme"]
+    with pytest.raises(FloorNotFoundError):
+        floored.move_floor("attic", before="office")
+    with pytest.raises(FloorNotFoundError):
+        floored.move_floor("acme", before="attic")
+    with pytest.raises(InvalidFloorError):
+        floored.move_floor("acme")
+    with pytest.raises(InvalidFloorError):
+        floored.move_floor("acme", before="acme")
+    with pytest.raises(FloorNotFoundError):
+        floored.add_floor("x", persona="work", before="attic")
+    assert "x" not in [f.name for f in floored.floors()]  # a refused add changes nothing
+    # The order survives reopening.
+    location = floored.location
+    floored.close()
+    with severance.Store.open(location) as again:
+        assert [f.name for f in again.floors()] == ["house", "office", "evenings", "late", "acme"]
+
+
+def test_a_floor_added_after_a_broader_one_is_reported_shadowed(floored: severance.Store) -> None:
+    floored.add_floor("acme", persona="work", paths=["~/work/acme/**"], clients=["claude-code"])
+    assert floored.shadowed_floors() == [Shadow("acme", "office")]
+    with floored.enter(client="claude-code", path="~/work/acme", at=at(0, 8)) as s:
+        assert s.floor == "office"  # what the warning said
+    floored.move_floor("acme", before="office")
+    assert floored.shadowed_floors() == []
+    with floored.enter(client="claude-code", path="~/work/acme", at=at(0, 8)) as s:
+        assert s.floor == "acme"
+
+
+def test_strict_store_refuses_and_writes_nothing(floored: severance.Store) -> None:
+    assert not floored.strict
+    before = len(floored.audit())
+    floored.set_strict(True)
+    assert floored.strict
+    with pytest.raises(NoFloorError, match="strict mode"):
+        floored.enter(client="Zed", path="~/elsewhere", at=at(0, 8))
+    with pytest.raises(NoFloorError):
+        floored.resolve(client="Zed", path="~/elsewhere", at=at(0, 8))
+    # Nothing was woken: the only new audit entry is the switch itself.
+    assert [e.event for e in floored.audit()[before:]] == ["floor_strict"]
+    with floored.enter(floor="house") as s:  # by name still works
+        assert s.count() == 0
+    floored.set_strict(False)
+    with floored.enter(client="Zed", path="~/elsewhere", at=at(0, 8)) as s:
+        assert s.floor == "house"
+
+
+def test_enter_audit_records_who_and_where(floored: severance.Store) -> None:
+    with floored.enter(client="cursor-vscode", path="~/work/acme", at=at(0, 8)):
+        pass
+    entry = next(e for e in reversed(floored.audit()) if e.event == "enter")
+    assert entry.detail["client"] == "cursor-vscode"
+    assert entry.detail["client_family"] == "cursor"
+    assert entry.detail["paths"] == ["~/work/acme"]
+    assert entry.detail["by"] == "default"
+    with floored.enter(floor="office"):
+        pass
+    entry = next(e for e in reversed(floored.audit()) if e.event == "enter")
+    assert "client" not in entry.detail and entry.detail["by"] == "name"
+    seen = floored.clients_seen()
+    assert [(i["client"], i["family"], i["floors"]) for i in seen] == [
+        ("cursor-vscode", "cursor", {"house": "home"})
+    ]

@@ -102,7 +102,16 @@ def counts(store: severance.Store) -> dict[str, int]:
 async def test_tools_are_described_for_an_assistant(mstore: severance.Store) -> None:
     async with client(create_mcp_server(mstore)) as c:
         tools = {t.name: t for t in (await c.list_tools()).tools}
-    assert set(tools) == {"remember", "recall", "forget", "list_memories"}
+    assert set(tools) == {
+        "remember",
+        "recall",
+        "forget",
+        "list_memories",
+        "get_memory",
+        "update_memory",
+        "status",
+        "notices",
+    }
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40
         props = tool.input_schema["properties"]
@@ -152,12 +161,17 @@ async def test_every_tool_by_workspace_roots(
         )
         assert rest["next_offset"] is None
         gone = data(await c.call_tool("forget", {"memory_id": first["memory"]["id"]}))
-        assert gone == {"persona": "work", "forgotten": first["memory"]["id"]}
+        assert gone == {
+            "persona": "work",
+            "floor": "office",
+            "notices": None,
+            "forgotten": first["memory"]["id"],
+        }
         again = await c.call_tool("forget", {"memory_id": first["memory"]["id"]})
         assert "no memory with id" in error_text(again)
     assert counts(mstore) == {"work": 1, "home": 0, "side": 0}
     with mstore.enter(floor="office") as s:
-        assert s.memories().items[0].source == "mcp"
+        assert s.memories().items[0].source == "mcp:claude-code"
 
 
 @pytest.mark.anyio
@@ -209,7 +223,8 @@ async def test_no_matching_floor_stores_nothing_and_says_so(
             ("forget", {"memory_id": "m_x"}),
         ]:
             text = error_text(await c.call_tool(tool, args))
-            assert "No floor matches" in text and "nothing was stored" in text
+            assert "no floor matches" in text and "nothing was read or stored" in text
+            assert "severance floor add" in text  # says which floor to add
             assert "cursor" in text and str(workspace["elsewhere"]) in text
             # It never names the personas or floors that do exist.
             assert not any(w in text for w in ("work", "home", "side", "office", "house"))
@@ -290,8 +305,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def mcp_http(served: dict[str, Any]) -> Iterator[str]:
-    with serving(served["location"], "--mcp-http", "127.0.0.1:0", env=served["env"]) as s:
+    # Context-routed calls over HTTP need the loud single-user opt-out (a pass is the default).
+    with serving(
+        served["location"],
+        "--mcp-http",
+        "127.0.0.1:0",
+        "--mcp-http-no-pass-single-user",
+        env=served["env"],
+    ) as s:
         assert s.mcp.startswith("http://127.0.0.1:") and s.mcp.endswith("/mcp")
+        assert any("WARNING: MCP over HTTP without passes" in line for line in s.stderr)
         yield s.mcp
 
 
@@ -355,12 +378,25 @@ async def test_streamable_http_with_a_pass(mcp_http: str, served: dict[str, Any]
 
 
 @pytest.mark.anyio
-async def test_streamable_http_can_require_a_pass(served: dict[str, Any]) -> None:
-    with serving(
-        served["location"], "--mcp-http", "127.0.0.1:0", "--mcp-require-pass", env=served["env"]
-    ) as s:
-        async with over_http(s.mcp, "claude-code", roots_of(served["work"]), "legacy") as c:
-            assert "needs a pass" in error_text(await c.call_tool("list_memories", {}))
+async def test_streamable_http_requires_a_pass_by_default(served: dict[str, Any]) -> None:
+    with severance.Store.open(served["location"]) as s:
+        token = Passes(s).issue("office").token
+        before = s.resolve(floor="office")
+        with s.enter(floor="office") as work:
+            count = work.count()
+    with serving(served["location"], "--mcp-http", "127.0.0.1:0", env=served["env"]) as s:
+        assert not any("WARNING" in line for line in s.stderr)
+        for mode in MODES:
+            async with over_http(s.mcp, "claude-code", roots_of(served["work"]), mode) as c:
+                for tool, args in [("remember", {"text": "claimed"}), ("list_memories", {})]:
+                    text = error_text(await c.call_tool(tool, args))
+                    assert "needs a pass" in text and "severance pass issue" in text
+        async with over_http(s.mcp, "anything", None, "legacy", token) as c:
+            assert data(await c.call_tool("status", {}))["why"] == [
+                "a pass for floor 'office' was presented"
+            ]
+    with severance.Store.open(served["location"]) as s, s.enter(floor="office") as work:
+        assert work.count() == count and before.persona == "work"  # nothing was written
 
 
 def stdio_params(served: dict[str, Any], *args: str, cwd: Path) -> StdioServerParameters:
@@ -384,7 +420,16 @@ async def test_stdio_every_tool(served: dict[str, Any], mode: str) -> None:
         list_roots_callback=roots_of(served["work"]),
     ) as c:
         tools = {t.name for t in (await c.list_tools()).tools}
-        assert tools == {"remember", "recall", "forget", "list_memories"}
+        assert tools == {
+            "remember",
+            "recall",
+            "forget",
+            "list_memories",
+            "get_memory",
+            "update_memory",
+            "status",
+            "notices",
+            }
         m = data(await c.call_tool("remember", {"text": f"stdio memory {mode}", "tags": ["io"]}))
         assert m["persona"] == "work"  # the roots win over the server's working directory
         found = data(await c.call_tool("recall", {"query": f"stdio memory {mode}"}))
@@ -414,7 +459,7 @@ async def test_http_api_and_mcp_served_together(served: dict[str, Any]) -> None:
         token = Passes(s).issue("office").token
     args = ("--http", "127.0.0.1:0", "--mcp-http", "127.0.0.1:0")
     with serving(served["location"], *args, env=served["env"], expect=2) as s:
-        async with over_http(s.mcp, "claude-code", roots_of(served["work"]), "legacy") as c:
+        async with over_http(s.mcp, "claude-code", None, "legacy", token) as c:
             m = data(await c.call_tool("remember", {"text": "written over MCP, read over HTTP"}))
         async with httpx.AsyncClient(base_url=s.http) as http:
             r = await http.get(

@@ -7,18 +7,24 @@
 ...     s.recall("when is the launch?")
 """
 
+from .client import Client
 from .drafts import read_turns
 from .errors import (
     AlreadyExistsError,
     EmbedderError,
     EmbedderMismatchError,
+    ExtractorError,
+    ExtractorOutputError,
+    ExtractorUnavailableError,
     FloorNotFoundError,
     IntegrityError,
+    InvalidExportError,
     InvalidFloorError,
     InvalidInputError,
     InvalidTurnsError,
     MemoryNotFoundError,
     MissingKeyError,
+    NoExtractorError,
     NoFloorError,
     NotFoundError,
     PassError,
@@ -47,13 +53,18 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "AuditEntry",
+    "Client",
     "Context",
     "EmbedderError",
     "EmbedderMismatchError",
+    "ExtractorError",
+    "ExtractorOutputError",
+    "ExtractorUnavailableError",
     "Floor",
     "FloorMatch",
     "FloorNotFoundError",
     "IntegrityError",
+    "InvalidExportError",
     "InvalidFloorError",
     "InvalidInputError",
     "InvalidTurnsError",
@@ -61,6 +72,7 @@ __all__ = [
     "MemoryDraft",
     "MemoryNotFoundError",
     "MissingKeyError",
+    "NoExtractorError",
     "NoFloorError",
     "NotFoundError",
     "Notice",

@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, Any
 from .passes import PassError
 
 if TYPE_CHECKING:
+    from .floors import FloorMatch
     from .session import Session
     from .store import Store
 
 __all__ = ["AwakeSessions"]
+
+_MAX_ROUTES = 4096
+
+
+def _route_key(floor: str, context: Mapping[str, Any]) -> tuple[Any, ...]:
+    paths = context.get("paths") or ()
+    return (floor, context.get("client"), tuple(paths) if not isinstance(paths, str) else paths)
 
 
 class AwakeSessions:
@@ -29,6 +37,8 @@ class AwakeSessions:
         self._store = store
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
+        # Contexts already recorded in the audit log by this process (see for_context).
+        self._routes: set[tuple[Any, ...]] = set()
 
     @property
     def store(self) -> Store:
@@ -66,6 +76,7 @@ class AwakeSessions:
         with self._lock:
             session = self._cached(persona_id)
             if session is not None:
+                self._note(match, context)
                 return session
             session = self._store.enter(context)
             # Floors may have changed between resolve and enter; key by who actually woke.
@@ -74,7 +85,20 @@ class AwakeSessions:
                 session.close()
                 return existing
             self._sessions[session.persona_id] = session
+            self._routes.add(_route_key(match.floor.name, context))
             return session
+
+    def _note(self, match: FloorMatch, context: Mapping[str, Any]) -> None:
+        # The persona is already awake, so no `enter` entry will say who this client is and
+        # where it runs: record each new (client, workspace, floor) once per process, so that
+        # `severance floor clients` and `audit show` see every client a floor woke.
+        key = _route_key(match.floor.name, context)
+        if context.get("floor") is not None or key in self._routes:
+            return
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes.add(key)
+        self._store.note_route(match, context)
 
     def close(self) -> None:
         """Put every persona back to sleep (snapshots are written where worthwhile)."""

@@ -30,6 +30,20 @@ HOME = [
 # Below this cosine similarity (and with no shared keyword) a memory is not an answer.
 MIN_SIMILARITY = 0.4
 QUESTIONS = ["When is the launch?", "What should I get Sarah for her birthday?"]
+#: What each client sends in MCP ``clientInfo.name`` (the CLI sends severance-cli).
+CLIENTS = {
+    "claude-code": "Claude Code",
+    "cursor-vscode": "Cursor",
+    "severance-cli": "the terminal",
+    "claude-ai": "Claude Desktop",
+}
+ROUTES = [
+    ("claude-code", "~/work/acme", "work"),
+    ("cursor-vscode", "~/work/acme", "work"),
+    ("severance-cli", "~/work/acme", "work"),
+    ("claude-ai", "~", "home"),
+    ("cursor-vscode", "~/photos", "home"),
+]
 
 
 def run(echo: Callable[[str], None] = print) -> bool:
@@ -43,21 +57,25 @@ def run(echo: Callable[[str], None] = print) -> bool:
         store.add_persona("work")
         store.add_persona("home")
         store.add_floor(
-            "office", persona="work", clients=["claude-code", "cursor"], paths=["~/work/**"]
+            "office",
+            persona="work",
+            clients=["claude-code", "cursor", "terminal"],
+            paths=["~/work/**"],
         )
         store.add_floor("house", persona="home", default=True)
-        echo("Two personas, work and home. Floor 'office' wakes work for Claude Code or Cursor")
-        echo("in ~/work; every other context lands on floor 'house', which wakes home.\n")
+        echo("Two personas, work and home. Floor 'office' wakes work for Claude Code, Cursor or")
+        echo(
+            "the terminal in ~/work; every other context lands on floor 'house', which wakes home."
+        )
+        echo("Each line below is what that client really sends, resolved by the real floors:\n")
 
-        for ctx in (
-            {"client": "claude-code", "path": "~/work/acme"},
-            {"client": "claude-desktop", "path": "~"},
-        ):
-            match = store.resolve(ctx)
-            echo(
-                f"  {ctx['client']} in {ctx['path']}: floor {match.floor.name} -> {match.persona}"
-                f" ({'; '.join(match.reasons)})"
-            )
+        for client, path, expected in ROUTES:
+            match = store.resolve(client=client, path=path)
+            shown = f"{CLIENTS[client]} ({client!r}) in {path}"
+            echo(f"  {shown:<46} floor {match.floor.name} -> {match.persona}")
+            if match.persona != expected:
+                ok = False
+                echo(f"  WRONG PERSONA: expected {expected}")
         echo("")
 
         work_ids = []
@@ -65,7 +83,7 @@ def run(echo: Callable[[str], None] = print) -> bool:
             for text, kind, tags in WORK:
                 work_ids.append(work.remember(text, kind=kind, tags=tags).id)
             echo(f"work learned {len(WORK)} things while awake.")
-        with store.enter(client="claude-desktop", path="~") as home:
+        with store.enter(client="claude-ai", path="~") as home:
             for text, kind, tags in HOME:
                 home.remember(text, kind=kind, tags=tags)
             echo(f"home learned {len(HOME)} things while awake.\n")

@@ -4,6 +4,7 @@
     ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
     │   ├── InvalidFloorError      a floor rule that cannot be parsed
     │   ├── InvalidTurnsError      a malformed conversation/turns file
+    │   ├── InvalidExportError     an export file (ChatGPT, Claude, mem0…) that cannot be read
     │   └── RequestTooLargeError   an HTTP request body over the server's limit
     ├── NotFoundError
     │   ├── MemoryNotFoundError    also for ids that belong to another persona
@@ -25,6 +26,10 @@
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
+    ├── ExtractorError             the persona's fact extractor (an LLM endpoint) failed
+    │   ├── NoExtractorError       infer=True on a persona with no extractor set
+    │   ├── ExtractorUnavailableError  endpoint down, HTTP error or timeout
+    │   └── ExtractorOutputError   malformed or out-of-schema answer, or an id it was not shown
     ├── SessionClosedError         the session was closed (or its override expired)
     └── StorageError               the database failed in a way we could not classify
 
@@ -39,13 +44,18 @@ __all__ = [
     "AlreadyExistsError",
     "EmbedderError",
     "EmbedderMismatchError",
+    "ExtractorError",
+    "ExtractorOutputError",
+    "ExtractorUnavailableError",
     "FloorNotFoundError",
     "IntegrityError",
+    "InvalidExportError",
     "InvalidFloorError",
     "InvalidInputError",
     "InvalidTurnsError",
     "MemoryNotFoundError",
     "MissingKeyError",
+    "NoExtractorError",
     "NoFloorError",
     "NotFoundError",
     "PassError",
@@ -85,6 +95,12 @@ class InvalidFloorError(InvalidInputError):
 
 class InvalidTurnsError(InvalidInputError):
     code = "invalid_turns"
+
+
+class InvalidExportError(InvalidInputError):
+    """An export file that cannot be read as the format it was given as."""
+
+    code = "invalid_export"
 
 
 class NotFoundError(SeveranceError, LookupError):
@@ -194,3 +210,28 @@ class RateLimitedError(SeveranceError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"too many requests on this pass; retry in {retry_after:.1f} s")
         self.retry_after = retry_after
+
+
+class ExtractorError(SeveranceError):
+    """The persona's fact extractor failed; nothing was written."""
+
+    code = "extractor_error"
+
+
+class NoExtractorError(ExtractorError):
+    """Extraction was asked of a persona that has no extractor set."""
+
+    code = "no_extractor"
+
+
+class ExtractorUnavailableError(ExtractorError):
+    """The extractor's endpoint refused, failed, answered an HTTP error or timed out."""
+
+    code = "extractor_unavailable"
+
+
+class ExtractorOutputError(ExtractorError):
+    """The extractor's answer was not valid JSON, did not fit the schema, or named a memory it
+    was not shown (after the one retry)."""
+
+    code = "extractor_output"

@@ -2,10 +2,14 @@
 
 A floor names one persona and any of these conditions:
 
-- ``clients``: globs on the client's name (``claude-code``, ``cursor*``), case-insensitive;
+- ``clients``: client families (``cursor`` matches what Cursor really sends, ``cursor-vscode``;
+  see :mod:`severance.clients`) or globs on the client's name as sent, case-insensitive; a
+  pattern starting with ``!`` excludes (``!terminal``: not from the Severance CLI);
 - ``paths``: globs on the workspace path. A pattern matches a workspace when it matches the
   path *or any of its ancestors*, so ``~/work`` and ``~/work/**`` both cover ``~/work/acme/x``;
-  ``*`` stays within one path segment, ``**`` crosses segments; ``~`` is expanded;
+  ``*`` stays within one path segment, ``**`` crosses segments; ``~`` is expanded; symlinks
+  are resolved on both sides and case is folded where the file system folds it
+  (:mod:`severance.workspace`);
 - ``hosts``: globs on the host name, case-insensitive;
 - ``hours``: weekly windows such as ``mon-fri 09:00-17:30`` or ``sat 10:00-14:00`` or
   ``daily 22:00-02:00`` (a window may wrap past midnight), read in ``timezone`` (IANA name,
@@ -14,6 +18,9 @@ A floor names one persona and any of these conditions:
 Within one condition any pattern may match; across conditions all given ones must match.
 Floors are tried in order and the first match wins; a context that names a floor explicitly
 wakes exactly that floor; a floor with no conditions matches only by name or as the default.
+A *strict* resolution never falls back to the default floor. :func:`shadows` finds floors an
+earlier floor makes unreachable; :func:`explain` says for every floor why it did or did not
+match.
 """
 
 from __future__ import annotations
@@ -22,16 +29,28 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+import shlex
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import clients
 from .errors import FloorNotFoundError, InvalidFloorError, NoFloorError
+from .workspace import literal_prefix, path_matches, resolve_path, resolve_pattern
 
-__all__ = ["Context", "Floor", "FloorMatch", "resolve"]
+__all__ = [
+    "Context",
+    "Floor",
+    "FloorCheck",
+    "FloorMatch",
+    "Shadow",
+    "explain",
+    "path_matches",
+    "resolve",
+    "shadows",
+]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -106,39 +125,6 @@ class HoursWindow:
         )
 
 
-def _expand(path: str) -> str:
-    return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
-
-
-@lru_cache(maxsize=512)
-def _path_regex(expanded: str) -> re.Pattern[str]:
-    # Cached on the *expanded* pattern: ``~`` and relative patterns depend on HOME and the
-    # working directory, which may change during the life of a process.
-    out = []
-    i = 0
-    while i < len(expanded):
-        c = expanded[i]
-        if expanded.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"(?:/.*)?\Z" if not expanded.endswith("**") else "".join(out))
-
-
-def path_matches(pattern: str, path: str) -> bool:
-    target = _expand(path)
-    regex = _path_regex(_expand(pattern))
-    # Trailing "/.*" in the regex already lets a pattern match any descendant of a match.
-    return bool(regex.match(target)) or bool(regex.match(target + "/"))
-
-
 @dataclass(frozen=True)
 class Floor:
     """A named rule that wakes one persona."""
@@ -160,8 +146,13 @@ class Floor:
             _zone(self.timezone)
         for patterns in (self.clients, self.paths, self.hosts):
             for p in patterns:
-                if not isinstance(p, str) or not p.strip():
+                if not isinstance(p, str) or not p.strip() or p.strip() == "!":
                     raise InvalidFloorError("floor patterns may not be empty")
+        for p in (*self.paths, *self.hosts):
+            if p.startswith("!"):
+                raise InvalidFloorError(
+                    f"invalid pattern {p!r}: only client patterns may exclude with '!'"
+                )
 
     @property
     def has_conditions(self) -> bool:
@@ -205,46 +196,106 @@ class Floor:
             "default": self.default,
         }
 
+    def check(self, context: Context) -> FloorCheck:
+        """Whether this floor matches ``context``, with one reason per condition either way."""
+        if not self.has_conditions:
+            return FloorCheck(self, False, ("it has no conditions: it wakes only by name",))
+        reasons: list[str] = []
+        matched = True
+        for ok, reason in (
+            self._check_clients(context),
+            self._check_paths(context),
+            self._check_hosts(context),
+            self._check_hours(context),
+        ):
+            if reason:
+                reasons.append(reason)
+                matched = matched and ok
+        return FloorCheck(self, matched, tuple(reasons))
+
     def match(self, context: Context) -> list[str] | None:
         """The reasons this floor matches the context, or None if it does not."""
-        if not self.has_conditions:
-            return None
-        reasons: list[str] = []
-        if self.clients:
-            client = (context.client or "").lower()
-            hit = next(
-                (p for p in self.clients if client and fnmatch.fnmatchcase(client, p.lower())), None
+        result = self.check(context)
+        return list(result.reasons) if result.matched else None
+
+    def _check_clients(self, context: Context) -> tuple[bool, str]:
+        if not self.clients:
+            return True, ""
+        shown = describe_client(context.client)
+        excluded = [p for p in self.clients if p.startswith("!")]
+        wanted = [p for p in self.clients if not p.startswith("!")]
+        hit = next((p for p in excluded if clients.pattern_matches(p[1:], context.client)), None)
+        if hit is not None:
+            return False, f"client {shown} is excluded by {hit!r}"
+        if not wanted:
+            return True, f"client {shown} is not excluded by {', '.join(map(repr, excluded))}"
+        hit = next((p for p in wanted if clients.pattern_matches(p, context.client)), None)
+        if hit is None:
+            return False, f"client {shown} matches none of {', '.join(map(repr, wanted))}"
+        return True, f"client {shown} matches {hit!r}"
+
+    def _check_paths(self, context: Context) -> tuple[bool, str]:
+        if not self.paths:
+            return True, ""
+        if not context.paths:
+            return False, "no workspace path was given"
+        for path in context.paths:
+            for pattern in self.paths:
+                if path_matches(pattern, path):
+                    return True, f"path {_shown_path(path)} matches {pattern!r}"
+        shown = ", ".join(_shown_path(p) for p in context.paths)
+        return False, f"path {shown} matches none of {', '.join(map(repr, self.paths))}"
+
+    def _check_hosts(self, context: Context) -> tuple[bool, str]:
+        if not self.hosts:
+            return True, ""
+        host = (context.host or "").casefold()
+        hit = next(
+            (p for p in self.hosts if host and fnmatch.fnmatchcase(host, p.casefold())), None
+        )
+        if hit is None:
+            return (
+                False,
+                f"host {context.host!r} matches none of {', '.join(map(repr, self.hosts))}",
             )
-            if hit is None:
-                return None
-            reasons.append(f"client {context.client!r} matches {hit!r}")
-        if self.paths:
-            found = next(
-                ((p, path) for path in context.paths for p in self.paths if path_matches(p, path)),
-                None,
-            )
-            if found is None:
-                return None
-            reasons.append(f"path {found[1]!r} matches {found[0]!r}")
-        if self.hosts:
-            host = (context.host or "").lower()
-            hit = next(
-                (p for p in self.hosts if host and fnmatch.fnmatchcase(host, p.lower())), None
-            )
-            if hit is None:
-                return None
-            reasons.append(f"host {context.host!r} matches {hit!r}")
-        if self.hours:
-            zone = _zone(self.timezone or "UTC")
-            at = context.at or datetime.now(UTC)
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)  # naive means UTC, as everywhere else
-            local = at.astimezone(zone)
-            hit = next((w for w in self.hours if HoursWindow.parse(w).contains(local)), None)
-            if hit is None:
-                return None
-            reasons.append(f"time {local:%a %H:%M} {zone.key} is within {hit!r}")
-        return reasons
+        return True, f"host {context.host!r} matches {hit!r}"
+
+    def _check_hours(self, context: Context) -> tuple[bool, str]:
+        if not self.hours:
+            return True, ""
+        zone = _zone(self.timezone or "UTC")
+        at = context.at or clock()
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)  # naive means UTC, as everywhere else
+        local = at.astimezone(zone)
+        hit = next((w for w in self.hours if HoursWindow.parse(w).contains(local)), None)
+        if hit is None:
+            windows = ", ".join(map(repr, self.hours))
+            return False, f"time {local:%a %H:%M} {zone.key} is outside {windows}"
+        return True, f"time {local:%a %H:%M} {zone.key} is within {hit!r}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: Where a floor's hours read the time when a context carries none (``Context.at``). Tests
+#: that must not depend on the wall clock replace it with one that fails.
+clock: Callable[[], datetime] = _now
+
+
+def describe_client(client: str | None) -> str:
+    """``'cursor-vscode' (cursor)``: a client name as sent, with its family if known."""
+    if not client:
+        return "(none given)"
+    family = clients.family_of(client)
+    return f"{client!r} ({family})" if family and family != client.casefold() else repr(client)
+
+
+def _shown_path(path: str) -> str:
+    resolved = resolve_path(path)
+    expanded = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+    return repr(path) if resolved == expanded else f"{path!r} (resolved {resolved!r})"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -258,8 +309,9 @@ def _zone(name: str) -> ZoneInfo:
 class Context:
     """What is known about where a request comes from.
 
-    ``floor`` names a floor explicitly; ``paths`` are workspace roots (an MCP client may give
-    several); ``at`` defaults to now.
+    ``floor`` names a floor explicitly; ``client`` is the client's name as it sends it;
+    ``paths`` are workspace roots (an MCP client may give several); ``at`` defaults to now;
+    ``strict`` refuses a context no floor matches even when there is a default floor.
     """
 
     floor: str | None = None
@@ -267,7 +319,18 @@ class Context:
     paths: tuple[str, ...] = ()
     host: str | None = None
     at: datetime | None = None
+    strict: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def client_family(self) -> str | None:
+        return clients.family_of(self.client)
+
+    def describe(self) -> str:
+        """One line naming what the context says, for errors and audit displays."""
+        where = ", ".join(repr(p) for p in self.paths) or "no workspace"
+        host = f" on host {self.host!r}" if self.host else ""
+        return f"client {describe_client(self.client)} in {where}{host}"
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Context:
@@ -292,7 +355,10 @@ class Context:
                 raise InvalidFloorError(f"invalid time {at!r} in context") from None
         if at is not None and not isinstance(at, datetime):
             raise InvalidFloorError("the context's time must be a datetime or ISO-8601 text")
-        known = {"floor", "client", "path", "paths", "host", "at", "time"}
+        strict = data.get("strict", False)
+        if not isinstance(strict, bool):
+            raise InvalidFloorError("the context's 'strict' must be true or false")
+        known = {"floor", "client", "path", "paths", "host", "at", "time", "strict"}
         unknown = set(data) - known
         if unknown:
             raise InvalidFloorError(f"unknown context keys: {', '.join(sorted(unknown))}")
@@ -302,7 +368,20 @@ class Context:
             paths=tuple(str(p) for p in paths),
             host=data.get("host"),
             at=at,
+            strict=strict,
         )
+
+
+@dataclass(frozen=True)
+class FloorCheck:
+    """One floor tried against one context: did it match, and why (or why not)."""
+
+    floor: Floor
+    matched: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"floor": self.floor.name, "matched": self.matched, "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -313,12 +392,26 @@ class FloorMatch:
     persona: str
     reasons: tuple[str, ...]
 
+    @property
+    def by(self) -> str:
+        """How the floor was chosen: ``name``, ``rule`` or ``default``."""
+        if self.reasons and self.reasons[0].startswith("floor ") and "named" in self.reasons[0]:
+            return "name"
+        return "default" if self.reasons == (DEFAULT_REASON,) else "rule"
+
     def to_dict(self) -> dict[str, Any]:
         return {"floor": self.floor.name, "persona": self.persona, "reasons": list(self.reasons)}
 
 
-def resolve(floors: Sequence[Floor], context: Context) -> FloorMatch:
-    """The floor that wakes for ``context``: explicit name, else first match, else default."""
+DEFAULT_REASON = "no floor matched; this is the default floor"
+
+
+def resolve(floors: Sequence[Floor], context: Context, *, strict: bool = False) -> FloorMatch:
+    """The floor that wakes for ``context``: explicit name, else first match, else default.
+
+    With ``strict`` (or ``context.strict``) the default floor is never used: a context no
+    floor matches is refused with :class:`NoFloorError`, whose message says which floor to add.
+    """
     if context.floor is not None:
         for floor in floors:
             if floor.name == context.floor:
@@ -328,9 +421,148 @@ def resolve(floors: Sequence[Floor], context: Context) -> FloorMatch:
         reasons = floor.match(context)
         if reasons is not None:
             return FloorMatch(floor, floor.persona, tuple(reasons))
-    for floor in floors:
-        if floor.default:
-            return FloorMatch(
-                floor, floor.persona, ("no floor matched; this is the default floor",)
-            )
-    raise NoFloorError("no floor matches this context and no default floor is set")
+    strict = strict or context.strict
+    default = next((f for f in floors if f.default), None)
+    if default is not None and not strict:
+        return FloorMatch(default, default.persona, (DEFAULT_REASON,))
+    raise NoFloorError(no_floor_message(context, strict=default is not None))
+
+
+def explain(floors: Sequence[Floor], context: Context) -> list[FloorCheck]:
+    """Every floor, in order, tried against ``context`` — for ``floor test``."""
+    return [floor.check(context) for floor in floors]
+
+
+def no_floor_message(context: Context, *, strict: bool) -> str:
+    """Why nothing woke, and the floor to add so that this context wakes something."""
+    why = (
+        "and strict mode does not fall back to the default floor"
+        if strict
+        else "and no default floor is set"
+    )
+    suggestion = ["severance floor add NAME --persona PERSONA"]
+    family = context.client_family
+    if context.client:
+        suggestion.append(f"--client {shlex.quote(family or context.client)}")
+    if context.paths:
+        suggestion.append(f"--path {shlex.quote(_home_relative(context.paths[0]) + '/**')}")
+    return (
+        f"no floor matches {context.describe()} {why}, so nothing was read or stored;"
+        f" add a floor for it, e.g. `{' '.join(suggestion)}`"
+    )
+
+
+def _home_relative(path: str) -> str:
+    resolved = resolve_path(path)
+    home = resolve_path("~")
+    if resolved == home or resolved.startswith(home + "/"):
+        return "~" + resolved[len(home) :]
+    return resolved
+
+
+# -- shadowing -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shadow:
+    """A floor that can never match by rule, because an earlier floor matches all it does."""
+
+    floor: str
+    by: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"floor {self.floor!r} can never match by rule: floor {self.by!r}, tried before it,"
+            f" matches every context it does; to fix, run"
+            f" `severance floor move {self.floor} --before {self.by}`"
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {"floor": self.floor, "by": self.by, "message": self.message}
+
+
+def shadows(floors: Sequence[Floor]) -> list[Shadow]:
+    """Every floor shadowed by an earlier one (the first such earlier floor for each)."""
+    found: list[Shadow] = []
+    for i, later in enumerate(floors):
+        if not later.has_conditions:
+            continue
+        by = next((f for f in floors[:i] if f.has_conditions and covers(f, later)), None)
+        if by is not None:
+            found.append(Shadow(later.name, by.name))
+    return found
+
+
+def covers(earlier: Floor, later: Floor) -> bool:
+    """Whether every context ``later`` matches is certainly matched by ``earlier`` too.
+
+    Conservative: True only when each of ``earlier``'s conditions provably includes the same
+    condition of ``later`` (so a warning is never a false alarm; some overlaps go unreported).
+    """
+    return (
+        earlier.has_conditions
+        and later.has_conditions
+        and _covers_clients(earlier.clients, later.clients)
+        and _covers_paths(earlier.paths, later.paths)
+        and _covers_globs(earlier.hosts, later.hosts)
+        and _covers_hours(earlier, later)
+    )
+
+
+def _client_covers(a: str, b: str) -> bool:
+    a, b = a.casefold(), b.casefold()
+    if a == b:
+        return True
+    a_family = next((f for f in clients.FAMILIES if f.name == a), None)
+    b_family = next((f for f in clients.FAMILIES if f.name == b), None)
+    if b_family is not None:
+        # b stands for every name of its family (and itself): a must take in all of them.
+        names = [b, *(s.casefold() for s in b_family.sends)]
+        return a_family is None and all(fnmatch.fnmatchcase(n, a) for n in names)
+    if a_family is not None:
+        return not _has_glob(b) and a_family.claims(b)
+    return fnmatch.fnmatchcase(b, a)
+
+
+def _covers_clients(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if not a:
+        return True
+    a_out = {p[1:].casefold() for p in a if p.startswith("!")}
+    b_out = {p[1:].casefold() for p in b if p.startswith("!")}
+    a_in = [p for p in a if not p.startswith("!")]
+    b_in = [p for p in b if not p.startswith("!")]
+    if not b or not a_out <= b_out:
+        return False
+    if not a_in:
+        return True
+    return bool(b_in) and all(any(_client_covers(x, y) for x in a_in) for y in b_in)
+
+
+def _covers_paths(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if not a:
+        return True
+    if not b:
+        return False
+    # Everything ``y`` matches lies under its literal prefix, and a pattern that matches a
+    # directory matches all below it: so ``x`` covers ``y`` iff it matches that prefix.
+    return all(any(path_matches(x, literal_prefix(resolve_pattern(y))) for x in a) for y in b)
+
+
+def _covers_globs(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if not a:
+        return True
+    return bool(b) and all(
+        any(fnmatch.fnmatchcase(y.casefold(), x.casefold()) for x in a) for y in b
+    )
+
+
+def _covers_hours(earlier: Floor, later: Floor) -> bool:
+    if not earlier.hours:
+        return True
+    if not later.hours or (earlier.timezone or "UTC") != (later.timezone or "UTC"):
+        return False
+    norm = {" ".join(w.lower().split()) for w in earlier.hours}
+    return all(" ".join(w.lower().split()) in norm for w in later.hours)
+
+
+def _has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")

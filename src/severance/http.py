@@ -45,11 +45,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, validate
 from .awake import AwakeSessions
+from .chat import read_conversation
 from .errors import (
     AlreadyExistsError,
     EmbedderError,
+    ExtractorError,
+    ExtractorOutputError,
+    ExtractorUnavailableError,
     IntegrityError,
     InvalidInputError,
+    NoExtractorError,
     NoFloorError,
     NotFoundError,
     RateLimitedError,
@@ -60,6 +65,7 @@ from .errors import (
     StoreError,
     UnlockError,
 )
+from .http_docs import add_docs
 from .model import AuditEntry, Memory, MemoryDraft, Notice, Recall, from_epoch
 from .passes import Grant, PassError, Passes, ReadOnlyPassError
 from .session import Session
@@ -105,6 +111,10 @@ PROBLEM_STATUS: tuple[tuple[type[SeveranceError], int], ...] = (
     (EmbedderError, 503),
     (StoreError, 503),
     (StorageError, 503),
+    (NoExtractorError, 409),
+    (ExtractorUnavailableError, 502),
+    (ExtractorOutputError, 502),
+    (ExtractorError, 502),
     (SeveranceError, 400),
 )
 
@@ -216,6 +226,58 @@ class BatchIn(_In):
     memories: list[MemoryIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+Speaker = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
+TurnText = Annotated[str, Field(max_length=validate.MAX_TEXT_CHARS - 128)]
+
+
+class ContentPart(BaseModel):
+    """A part of a message's content; only ``text`` parts (``text``, ``input_text``,
+    ``output_text``) carry text, other parts (images, tool calls) are skipped."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Annotated[str, Field(min_length=1, max_length=64)]
+    text: TurnText | None = None
+
+
+class ChatMessageIn(_In):
+    """A chat message as OpenAI's and Anthropic's APIs write it."""
+
+    role: Speaker = Field(examples=["user"])
+    content: TurnText | list[ContentPart] | None = Field(examples=["The offsite moves to Lisbon"])
+    name: Annotated[str, Field(max_length=64)] | None = None
+    timestamp: When | None = Field(default=None, description="Default: the previous turn's.")
+    metadata: dict[str, Any] | None = None
+
+
+class TurnIn(_In):
+    """A turn in Severance's own format."""
+
+    speaker: Speaker
+    text: Annotated[TurnText, Field(min_length=1, pattern=NOT_BLANK)]
+    timestamp: When | None = Field(default=None, description="Default: the previous turn's.")
+    metadata: dict[str, Any] | None = None
+
+
+class ConversationIn(_In):
+    """A conversation: chat messages (``role``, ``content`` as a string or a list of parts) or
+    turns (``speaker``, ``text``). Every turn with text becomes an ``episode`` memory; all
+    share one session id."""
+
+    messages: list[ChatMessageIn | TurnIn] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+    )
+    session: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="The conversation's id (default: a new one)."
+    )
+    at: When | None = Field(
+        default=None, description="The time of turns before the first timestamp (default: now)."
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=validate.MAX_TAGS)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Added to every turn's.")
+    source: Annotated[str, Field(max_length=validate.MAX_SOURCE_CHARS)] | None = None
+
+
 class MemoryPatch(_In):
     """The fields to change; absent or null fields keep their value."""
 
@@ -247,6 +309,9 @@ class RecallIn(_In):
         le=1.0,
         description="Drop results sharing no keyword whose cosine similarity is below this.",
     )
+    include_superseded: bool = Field(
+        default=False, description="Also memories no longer true (their history)."
+    )
 
 
 class MemoryOut(BaseModel):
@@ -262,6 +327,8 @@ class MemoryOut(BaseModel):
     source: str | None
     #: Where a reintegrated memory came from (origin persona, origin id, when, how).
     provenance: list[dict[str, Any]] = []
+    #: True when the persona already held this memory and nothing was written.
+    duplicate: bool = False
 
     @classmethod
     def of(cls, m: Memory) -> MemoryOut:
@@ -277,11 +344,44 @@ class MemoryOut(BaseModel):
             version=m.version,
             source=m.source,
             provenance=[dict(p) for p in m.provenance],
+            duplicate=m.duplicate,
         )
 
 
 class BatchOut(BaseModel):
     memories: list[MemoryOut]
+
+
+class ConversationOut(BaseModel):
+    session: str
+    memories: list[MemoryOut] = Field(description="One per stored turn, in order.")
+    skipped: int = Field(description="Messages that held no text (images, tool calls).")
+
+class MessageIn(_In):
+    """One chat message; the stored turn reads ``role: content``."""
+
+    role: Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
+    content: Annotated[
+        str, Field(min_length=1, max_length=validate.MAX_TEXT_CHARS - 66, pattern=NOT_BLANK)
+    ]
+    timestamp: When | None = None
+
+
+class ExtractIn(_In):
+    """A conversation for the persona's own fact extractor (see docs/extraction.md)."""
+
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+    session: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)] | None = None
+    at: When | None = Field(default=None, description="The time of turns without one.")
+    keep_turns: bool = Field(default=False, description="Also keep the turns as episodes.")
+
+
+class ExtractOut(BaseModel):
+    added: list[MemoryOut]
+    updated: list[MemoryOut]
+    superseded: list[MemoryOut]
+    episodes: list[str]
+    cost: dict[str, int | None]
 
 
 class RecallHit(BaseModel):
@@ -509,14 +609,22 @@ def _grant(
 GrantDep = Annotated[Grant, Depends(_grant)]
 
 
-def _session(request: Request, grant: GrantDep) -> Session:
-    return _server(request).sessions.for_floor(grant.floor, grant.persona_id)
+def _session(request: Request, response: Response, grant: GrantDep) -> Session:
+    session = _server(request).sessions.for_floor(grant.floor, grant.persona_id)
+    # Every answer names the persona it read or wrote (a 204 has no body to say it in).
+    response.headers[PERSONA_HEADER] = session.persona
+    response.headers[FLOOR_HEADER] = grant.floor
+    return session
 
 
-def _writable(request: Request, grant: GrantDep) -> Session:
+def _writable(request: Request, response: Response, grant: GrantDep) -> Session:
     if grant.read_only:
         raise ReadOnlyPassError("this pass is read-only")
-    return _session(request, grant)
+    return _session(request, response, grant)
+
+
+PERSONA_HEADER = "Severance-Persona"
+FLOOR_HEADER = "Severance-Floor"
 
 
 Awake = Annotated[Session, Depends(_session)]
@@ -575,8 +683,11 @@ def create_app(
             "for one floor, and so one persona: nothing here can reach another persona."
         ),
         openapi_url="/openapi.json",
-        docs_url=None,  # Swagger UI would load its scripts from a CDN; the schema is enough
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: see add_docs
         redoc_url=None,
+        # Operation ids are the endpoint functions' names (remember, get_memory, …), not
+        # FastAPI's generated ``remember_v1_memories_post``.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.severance = _Server(
         passes=Passes(store),
@@ -588,6 +699,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    add_docs(app)
     _routes(app)
     return app
 
@@ -617,12 +729,21 @@ def _routes(app: FastAPI) -> None:
         response_model=MemoryOut,
         status_code=201,
         tags=["memories"],
-        responses=_errors(403, 413),
+        responses={
+            200: {"model": MemoryOut, "description": "Already remembered: nothing was written"},
+            **_errors(403, 413),
+        },
     )
     def remember(body: MemoryIn, session: Writable, response: Response) -> MemoryOut:
-        """Remember one memory. It is on disk when this returns."""
+        """Remember one memory. It is on disk when this returns.
+
+        If the persona already holds it (same normalised text, kind and tags), the existing
+        memory is returned with `duplicate: true` and status 200; nothing is written.
+        """
         memory = session.remember_many([body.draft()])[0]
         response.headers["Location"] = f"/v1/memories/{memory.id}"
+        if memory.duplicate:
+            response.status_code = 200
         return MemoryOut.of(memory)
 
     @app.post(
@@ -637,15 +758,61 @@ def _routes(app: FastAPI) -> None:
         memories = session.remember_many([m.draft() for m in body.memories])
         return BatchOut(memories=[MemoryOut.of(m) for m in memories])
 
+    @app.post(
+        "/v1/conversations",
+        response_model=ConversationOut,
+        status_code=201,
+        tags=["memories"],
+        responses=_errors(403, 413),
+    )
+    def remember_conversation(body: ConversationIn, session: Writable) -> ConversationOut:
+        """Remember a conversation (up to 1,000 messages), one `episode` memory per turn.
+
+        A turn without a timestamp takes the previous turn's; all turns share one session id.
+        Sending the same conversation (same session id) again stores nothing new.
+        """
+        conversation = read_conversation(
+            [m.model_dump(exclude_none=True) for m in body.messages],
+            require_text=False,
+            session=body.session,
+            at=body.at,
+            tags=body.tags,
+            metadata=body.metadata,
+            source=body.source,
+        )
+        memories = session.remember_many(conversation.drafts)
+        return ConversationOut(
+            session=conversation.session,
+            memories=[MemoryOut.of(m) for m in memories],
+            skipped=conversation.skipped,
+        )
+
     @app.get("/v1/memories", response_model=PageOut, tags=["memories"], responses=_errors())
     def list_memories(
         session: Awake,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         order: Literal["newest", "oldest"] = "newest",
+        kind: Annotated[list[Kind] | None, Query(max_length=32, description="Only these.")] = None,
+        tag: Annotated[
+            list[Tag] | None, Query(max_length=validate.MAX_TAGS, description="All of these.")
+        ] = None,
+        since: Annotated[When | None, Query(description="Occurred at or after.")] = None,
+        until: Annotated[When | None, Query(description="Occurred before.")] = None,
     ) -> PageOut:
-        """A page of memories in the order they were learned; pass `next_offset` back."""
-        page = session.memories(limit=limit, offset=offset, newest_first=order == "newest")
+        """A page of memories in the order they were learned; pass `next_offset` back.
+
+        Filter with `kind` and `tag` (both repeatable) and `since` / `until` (ISO-8601).
+        """
+        page = session.memories(
+            limit=limit,
+            offset=offset,
+            newest_first=order == "newest",
+            kind=kind,
+            tags=tag,
+            since=since,
+            until=until,
+        )
         return PageOut(
             items=[MemoryOut.of(m) for m in page.items],
             total=page.total,
@@ -658,7 +825,7 @@ def _routes(app: FastAPI) -> None:
         tags=["memories"],
         responses=_errors(404),
     )
-    def get(memory_id: MemoryId, session: Awake) -> MemoryOut:
+    def get_memory(memory_id: MemoryId, session: Awake) -> MemoryOut:
         """One memory by id."""
         return MemoryOut.of(session.get(memory_id))
 
@@ -668,7 +835,7 @@ def _routes(app: FastAPI) -> None:
         tags=["memories"],
         responses=_errors(403, 404, 413),
     )
-    def update(memory_id: MemoryId, body: MemoryPatch, session: Writable) -> MemoryOut:
+    def update_memory(memory_id: MemoryId, body: MemoryPatch, session: Writable) -> MemoryOut:
         """Change a memory; the previous version is kept in its history."""
         memory = session.update(
             memory_id,
@@ -690,7 +857,8 @@ def _routes(app: FastAPI) -> None:
     def forget(memory_id: MemoryId, session: Writable) -> Response:
         """Delete a memory for good, with its whole history."""
         session.forget(memory_id)
-        return Response(status_code=204)
+        # A returned Response does not take the headers the dependency set: name them here.
+        return Response(status_code=204, headers={PERSONA_HEADER: session.persona})
 
     @app.get(
         "/v1/memories/{memory_id}/history",
@@ -698,7 +866,7 @@ def _routes(app: FastAPI) -> None:
         tags=["memories"],
         responses=_errors(404),
     )
-    def history(memory_id: MemoryId, session: Awake) -> HistoryOut:
+    def memory_history(memory_id: MemoryId, session: Awake) -> HistoryOut:
         """Every version of a memory, oldest first."""
         return HistoryOut(versions=[MemoryOut.of(m) for m in session.history(memory_id)])
 
@@ -715,8 +883,29 @@ def _routes(app: FastAPI) -> None:
             recency=body.recency,
             mode=body.mode,
             min_similarity=body.min_similarity,
+            include_superseded=body.include_superseded,
         )
         return RecallOut(results=[RecallHit.of(r) for r in results])
+
+    @app.post(
+        "/v1/extract",
+        response_model=ExtractOut,
+        tags=["memories"],
+        responses=_errors(403, 409, 413, 502),
+    )
+    def extract(body: ExtractIn, session: Writable) -> ExtractOut:
+        """Turn a conversation into facts with the persona's own extractor; a failure of the
+        extractor (502) or a persona without one (409) changes nothing."""
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        conversation = read_conversation(messages, session=body.session, at=body.at)
+        result = session.extract([conversation], keep_turns=body.keep_turns)
+        return ExtractOut(
+            added=[MemoryOut.of(m) for m in result.added],
+            updated=[MemoryOut.of(m) for m in result.updated],
+            superseded=[MemoryOut.of(m) for m in result.superseded],
+            episodes=[m.id for m in result.episodes],
+            cost=result.cost.to_dict(),
+        )
 
     @app.get("/v1/notices", response_model=NoticesOut, tags=["persona"], responses=_errors())
     def notices(session: Awake) -> NoticesOut:

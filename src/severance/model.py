@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "SUPERSEDED_BY",
+    "VALID_UNTIL",
     "AuditEntry",
     "Memory",
     "MemoryDraft",
@@ -17,6 +19,10 @@ __all__ = [
     "Recall",
     "new_id",
 ]
+
+#: Metadata keys of a superseded memory (see :mod:`severance.extract.supersession`).
+VALID_UNTIL = "valid_until"
+SUPERSEDED_BY = "superseded_by"
 
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -64,9 +70,32 @@ class Memory:
     source: str | None = None
     #: Where a reintegrated memory came from: one entry per crossing that brought it here.
     provenance: tuple[dict[str, Any], ...] = ()
+    #: Set on what ``remember`` returns when the persona already held this memory (same
+    #: normalised text, kind and tags; see :mod:`severance.duplicates`): nothing was written.
+    duplicate: bool = field(default=False, compare=False)
+
+    @property
+    def valid_until(self) -> datetime | None:
+        """When this memory stopped being true (it is *superseded*), or None if it still is."""
+        value = self.metadata.get(VALID_UNTIL)
+        if not isinstance(value, str):
+            return None
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+    @property
+    def superseded_by(self) -> str | None:
+        """The id of the memory that replaced this one, if one did."""
+        value = self.metadata.get(SUPERSEDED_BY)
+        return value if isinstance(value, str) and self.valid_until is not None else None
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"duplicate": True} if self.duplicate else {}
         return {
+            **extra,
             "provenance": list(self.provenance),
             "id": self.id,
             "text": self.text,

@@ -16,12 +16,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntegrityError
 
-__all__ = ["KEY_BYTES", "Sealer", "aad", "new_key"]
+__all__ = ["KEY_BYTES", "OVERHEAD", "Sealer", "aad", "new_key"]
 
 KEY_BYTES = 32
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 _OVERHEAD = 1 + _NONCE_BYTES + 16
+#: Bytes a sealed blob has beyond its plaintext.
+OVERHEAD = _OVERHEAD
 
 
 def new_key() -> bytes:
@@ -54,6 +56,22 @@ class Sealer:
         try:
             return self._aead.decrypt(
                 blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], associated
+            )
+        except InvalidTag:
+            raise IntegrityError(
+                "a sealed value failed authentication (tampered, moved, or wrong key)"
+            ) from None
+
+    def open_into(self, blob: bytes | memoryview, associated: bytes, out: memoryview) -> None:
+        """Like :meth:`open`, decrypting into ``out`` (exactly ``len(blob) - OVERHEAD``
+        bytes) instead of a new object: large values (index snapshots) are opened into one
+        buffer without intermediate copies."""
+        view = memoryview(blob)
+        if len(view) < _OVERHEAD or view[:1] != _VERSION or len(out) != len(view) - _OVERHEAD:
+            raise IntegrityError("a sealed value is malformed")
+        try:
+            self._aead.decrypt_into(
+                view[1 : 1 + _NONCE_BYTES], view[1 + _NONCE_BYTES :], associated, out
             )
         except InvalidTag:
             raise IntegrityError(

@@ -23,15 +23,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from . import validate
+from . import chat, duplicates, index_lifecycle, validate
 from .audit import to_entries
 from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
 from .drafts import to_draft
 from .errors import (
     InvalidInputError,
     MemoryNotFoundError,
+    NoExtractorError,
     SessionClosedError,
 )
+from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
+from .extract.run import extract as run_extraction
+from .extract.run import relevant_memories
+from .index_snapshots import open_snapshot, seal_snapshot
 from .model import (
     AuditEntry,
     Memory,
@@ -46,7 +51,8 @@ from .model import (
 from .seal import Sealer, aad
 from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.dense import pack_vector, unpack_vector
-from .search.query import rerank_hits, search_depth
+from .search.index import document
+from .search.query import analyze
 
 if TYPE_CHECKING:
     from .store import Store
@@ -55,7 +61,8 @@ __all__ = ["Session"]
 
 #: Snapshot the index on close once this many changes were applied since the last snapshot.
 SNAPSHOT_MIN_CHANGES = 256
-_SNAPSHOT_CHUNK = 16 * 1024 * 1024
+#: A ``remember_many`` of at least this many memories wakes the index before writing.
+WAKE_INDEX_FOR_IMPORT = 512
 _SCAN_BATCH = 2_000
 Progress = Callable[[int, int], None]
 
@@ -88,6 +95,7 @@ class Session:
             self._vector_rows = self._rows
         self._lock = threading.RLock()
         self._index: PersonaIndex | None = None
+        self._known: duplicates.KnownMemories | None = None
         self._seen = 0
         self._unsnapshotted = 0
         self._closed = False
@@ -247,14 +255,137 @@ class Session:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
+            if self._index is None and len(drafts) >= WAKE_INDEX_FOR_IMPORT:
+                # Wake the index first so the writes below keep it up to date from the
+                # plaintext and vectors in hand, rather than the first recall rebuilding it
+                # from the rows (decrypting and re-tokenising everything just written).
+                self._sync()
             embedder = self._store.embedder
-            stored: list[Memory] = []
-            for start in range(0, len(drafts), batch_size):
-                batch = drafts[start : start + batch_size]
-                vectors = embedder.embed([d.text for d in batch])
-                stored.extend(self._write_new(batch, vectors))
-                if progress is not None:
-                    progress(len(stored), len(drafts))
+
+            def write(fresh: list[MemoryDraft]) -> list[Memory]:
+                stored: list[Memory] = []
+                for start in range(0, len(fresh), batch_size):
+                    batch = fresh[start : start + batch_size]
+                    vectors = embedder.embed([d.text for d in batch])
+                    stored.extend(self._write_new(batch, vectors))
+                    if progress is not None:
+                        progress(len(stored), len(fresh))
+                self.counts["remembered"] += len(stored)
+                return stored
+
+            if self._known is None:
+                self._known = duplicates.KnownMemories(self._rows, self._to_memory)
+            return duplicates.remember_once(drafts, self._known, self._live, write)
+
+    def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
+        return {mid: self._to_memory(row) for mid, row in self._rows.get_many(memory_ids).items()}
+
+    def remember_messages(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        session: str | None = None,
+        at: datetime | str | None = None,
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        progress: Progress | None = None,
+        infer: bool = False,
+        keep_turns: bool = False,
+    ) -> list[Memory]:
+        """Remember a conversation: chat messages (``role``/``content``) or turns, in order.
+
+        Each turn becomes an ``episode`` memory; see :mod:`severance.chat` for the shapes, how
+        a missing timestamp or session is filled in and which messages are skipped.
+
+        With ``infer=True`` the persona's extractor turns the conversation into facts instead
+        (see :meth:`extract`; ``keep_turns=True`` stores the turns as episodes as well) and
+        the facts added or changed are returned.
+        """
+        conversation = chat.read_conversation(
+            messages, session=session, at=at, tags=tags, metadata=metadata, source=source
+        )
+        if infer:
+            return self.extract([conversation], keep_turns=keep_turns, progress=progress).memories
+        if keep_turns:
+            raise InvalidInputError("keep_turns goes with infer=True")
+        return self.remember_many(conversation.drafts, progress=progress)
+
+    # -- extraction (optional; see severance.extract) -------------------------------------------
+    def extractor(self) -> ExtractorSettings | None:
+        """This persona's extractor settings, opened with its own key (None if it has none)."""
+        with self._lock:
+            self._check_open()
+            value = self._store._backend.get_meta().get(meta_key(self._persona.id))
+            return open_settings(value, self._sealer, self._store.store_id, self._persona.id)
+
+    def extract(
+        self,
+        conversations: Iterable[chat.Conversation],
+        *,
+        keep_turns: bool = False,
+        progress: Progress | None = None,
+        settings: ExtractorSettings | None = None,
+    ) -> Extraction:
+        """Turn conversations into facts with this persona's extractor.
+
+        Only this persona's endpoint is called, and each prompt holds only the new turns and
+        the memories this session's own recall finds relevant. Every call is made and its
+        answer validated before anything is written: a failure (endpoint down, timeout,
+        invalid answer after one retry, an id it was not shown) raises an
+        :class:`~severance.errors.ExtractorError` and changes nothing. ``settings`` overrides
+        the stored ones for this run.
+        """
+        self._check_open()
+        runs = list(conversations) if isinstance(conversations, Iterable) else [conversations]
+        if not all(isinstance(c, chat.Conversation) for c in runs):
+            raise InvalidInputError("extract takes conversations (see severance.chat)")
+        chosen = settings if settings is not None else self.extractor()
+        if chosen is None:
+            raise NoExtractorError(
+                f"persona {self.persona!r} has no extractor: set one with "
+                f"`severance persona set {self.persona} --extractor SPEC`"
+            )
+        writer = Writer(
+            get=self.get,
+            add=self._remember_with_provenance,
+            revise=lambda memory_id, text, meta, origin: self.update(
+                memory_id, text, metadata=meta, _provenance=origin
+            ),
+            episodes=self.remember_many,
+        )
+        with ChatClient(chosen) as client:
+            result = run_extraction(
+                runs,
+                client,
+                lambda texts, limit: relevant_memories(self.recall, texts, limit),
+                writer,
+                keep_turns=keep_turns,
+                progress=progress,
+            )
+        self._store._audit.append(
+            "extraction",
+            self._persona.id,
+            self._persona.name,
+            extractor=chosen.spec.protocol,
+            calls=result.cost.calls,
+            added=len(result.added),
+            updated=len(result.updated),
+            superseded=len(result.superseded),
+        )
+        return result
+
+    def _remember_with_provenance(
+        self, drafts: Sequence[MemoryDraft], provenance: Sequence[Mapping[str, Any]]
+    ) -> list[Memory]:
+        with self._lock:
+            self._check_open()
+            clean = [to_draft(d) for d in drafts]
+            stored = self._write_new(
+                clean,
+                self._store.embedder.embed([d.text for d in clean]),
+                [[p] for p in provenance],
+            )
             self.counts["remembered"] += len(stored)
             return stored
 
@@ -314,11 +445,12 @@ class Session:
         if self._index is not None:
             self._index.upsert(
                 [
-                    Doc(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, tokenize(m.text))
+                    document(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, m.text, m.metadata)
                     for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
                 ]
             )
             self._unsnapshotted += len(rows)
+            self._seen = index_lifecycle.seen_after_write(self._seen, seqs)
         return memories
 
     def update(
@@ -397,10 +529,12 @@ class Session:
                 seq = self._rows.replace(new_row, previous)
                 if self._vector_rows is not None and merged.text != old.text:
                     self._vector_rows.set_vectors({row.id: vector})
+            if self._known is not None:
+                self._known.touched(row.id)
             if self._index is not None:
                 self._index.upsert(
                     [
-                        Doc(
+                        document(
                             row.id,
                             seq,
                             merged.kind,
@@ -408,7 +542,8 @@ class Session:
                             new_row.occurred_at,
                             row.learned_at,
                             vector,
-                            tokenize(merged.text),
+                            merged.text,
+                            merged.metadata,
                         )
                     ]
                 )
@@ -468,14 +603,37 @@ class Session:
                 )
             return [*versions, current]
 
-    def memories(self, *, limit: int = 50, offset: int = 0, newest_first: bool = True) -> Page:
-        """A page of memories in the order they were learned."""
+    def memories(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+        kind: str | Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> Page:
+        """A page of memories in the order they were learned.
+
+        Filters as :meth:`recall` takes them: ``kind`` (one or several), ``tags`` (all must
+        be present), ``since`` / ``until`` on when the memory occurred.
+        """
         with self._lock:
             self._check_open()
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
                 raise InvalidInputError("limit must be an integer from 1 to 1000")
             if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
                 raise InvalidInputError("offset must be a non-negative integer")
+            if any(f is not None for f in (kind, tags, since, until)):
+                flt = _filter(kind, tags, since, until)
+                rows = self._rows.get_many(list(self._sync().ids_matching(flt)))
+                ordered = sorted(
+                    rows.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
+                )
+                chosen = tuple(self._to_memory(r) for r in ordered[offset : offset + limit])
+                end = offset + len(chosen)
+                return Page(chosen, len(ordered), end if end < len(ordered) else None)
             total = self._rows.count()
             items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
             end = offset + len(items)
@@ -490,6 +648,14 @@ class Session:
                 "export", self._persona.id, self._persona.name, memories=len(out)
             )
             return out
+
+    def log_import(self, importer: str, **counts: int) -> None:
+        """Log one ``import`` audit entry for this persona (the importer's name and counts)."""
+        with self._lock:
+            self._check_open()
+            self._store._audit.append(
+                "import", self._persona.id, self._persona.name, importer=importer, **counts
+            )
 
     def count(self) -> int:
         with self._lock:
@@ -509,6 +675,7 @@ class Session:
         mode: SearchMode = "hybrid",
         fusion: Fusion | None = None,
         min_similarity: float | None = None,
+        include_superseded: bool = False,
     ) -> list[Recall]:
         """The memories that best answer ``query``: dense and keyword ranks, fused.
 
@@ -517,6 +684,8 @@ class Session:
         half-life decay. ``mode`` picks ``hybrid`` (default), ``dense`` or ``keyword``.
         ``min_similarity`` drops results that share no keyword with the query and whose
         cosine similarity is below it (useful to answer "nothing" rather than a best guess).
+        Superseded memories (see :mod:`severance.extract.supersession`) are left out unless
+        ``include_superseded`` asks for history too.
         """
         with self._lock:
             self._check_open()
@@ -552,11 +721,14 @@ class Session:
             index = self._sync()
             vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
+            # The index re-ranks and cuts to k itself; superseded memories (filtered out
+            # below) can take places, so the search widens until k current ones are found.
+            depth = wanted = k
             while True:
                 hits = index.search(
                     vector,
                     tokenize(query),
-                    search_depth(k, fusion, mode),
+                    depth,
                     flt,
                     mode=mode,
                     fusion=fusion,
@@ -567,16 +739,18 @@ class Session:
                         if self._vector_rows is not None and vector is not None
                         else None
                     ),
+                    analysis=analyze(query) if mode == "hybrid" else None,
+                    min_similarity=min_similarity,
                 )
-                if min_similarity is not None:
-                    hits = [
-                        h
-                        for h in hits
-                        if h.keyword_rank is not None
-                        or (h.dense_score is not None and h.dense_score >= min_similarity)
-                    ]
                 rows = self._rows.get_many([h.id for h in hits])
                 ghosts = [h.id for h in hits if h.id not in rows]
+                if not ghosts and not include_superseded:
+                    memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
+                    current = [h for h in hits if memories[h.id].valid_until is None]
+                    if len(current) < wanted and len(hits) >= depth:
+                        depth *= 2  # superseded memories took places: look deeper
+                        continue
+                    hits = current[:wanted]
                 if not ghosts:
                     break
                 # Deleted by another process in a way our sync did not see (its tombstone was
@@ -586,7 +760,6 @@ class Session:
                     index.remove(memory_id)
                 self._unsnapshotted += len(ghosts)
             memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
-            hits = rerank_hits(query, hits, memories, fusion, mode)[:k]
             results = []
             for hit in hits:
                 results.append(
@@ -617,85 +790,55 @@ class Session:
             return list(self._notices)
 
     # -- the index ------------------------------------------------------------------------------
-    def _docs(self, rows: Iterable[MemoryRow]) -> list[Doc]:
-        docs = []
-        for row in rows:
-            data = self._open_payload(row.id, row.version, row.payload)
-            docs.append(
-                Doc(
-                    row.id,
-                    row.seq,
-                    data["kind"],
-                    tuple(data["tags"]),
-                    row.occurred_at,
-                    row.learned_at,
-                    self._open_vector(row),
-                    tokenize(data["text"]),
-                )
-            )
-        return docs
+    def _doc(self, row: MemoryRow) -> Doc:
+        data = self._open_payload(row.id, row.version, row.payload)
+        return document(
+            row.id,
+            row.seq,
+            data["kind"],
+            tuple(data["tags"]),
+            row.occurred_at,
+            row.learned_at,
+            self._open_vector(row),
+            data["text"],
+            data["metadata"],
+        )
 
     def _load(self) -> PersonaIndex:
-        snapshot = self._rows.read_snapshot()
-        if snapshot is not None:
-            try:
-                index = PersonaIndex.from_bytes(self._open_snapshot(snapshot))
-                self._seen = snapshot.watermark
-                self._index = index
-                return self._apply_changes(index)
-            except Exception:
-                # A snapshot that fails authentication or parsing is never trusted; the rows
-                # are the source of truth, so rebuild from them.
-                self._rows.drop_snapshot()
-                self._store._audit.append("snapshot_rejected", self._persona.id, self._persona.name)
-        index = PersonaIndex(self._persona.dimension)
-        self._seen = self._rows.high_water()
-        for batch in self._rows.scan(_SCAN_BATCH):
-            index.upsert(self._docs(batch))
-        self._unsnapshotted = len(index)
-        self._index = index
-        return self._apply_changes(index)
-
-    def _apply_changes(self, index: PersonaIndex) -> PersonaIndex:
-        changes = self._rows.changes_since(self._seen)
-        stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
-        if stale:
-            fresh = self._rows.get_many(stale)
-            index.upsert(self._docs(fresh.values()))
-            self._unsnapshotted += len(fresh)
-        for memory_id in changes.deleted:
-            if index.remove(memory_id):
-                self._unsnapshotted += 1
-        self._seen = changes.high_water
-        return index
+        awake = index_lifecycle.wake(
+            self._rows,
+            self._persona.dimension,
+            self._open_snapshot,
+            self._doc,
+            lambda row: self._open_payload(row.id, row.version, row.payload),
+            lambda: self._store._audit.append(
+                "snapshot_rejected", self._persona.id, self._persona.name
+            ),
+            migrated_pending=SNAPSHOT_MIN_CHANGES,
+        )
+        self._index, self._seen, self._unsnapshotted = awake.index, awake.seen, awake.pending
+        return awake.index
 
     def _sync(self) -> PersonaIndex:
         if self._index is None:
             return self._load()
-        return self._apply_changes(self._index)
-
-    def _snapshot_aad(self, watermark: int, part: int, parts: int) -> bytes:
-        return aad(
-            self._store.store_id, self._persona.id, "snapshot", str(watermark), f"{part}/{parts}"
+        awake = index_lifecycle.catch_up(
+            index_lifecycle.Awake(self._index, self._seen, self._unsnapshotted),
+            self._rows,
+            self._doc,
         )
+        self._seen, self._unsnapshotted = awake.seen, awake.pending
+        return awake.index
 
-    def _open_snapshot(self, snapshot: Snapshot) -> bytes:
-        parts = len(snapshot.chunks)
-        return b"".join(
-            self._sealer.open(chunk, self._snapshot_aad(snapshot.watermark, i, parts))
-            for i, chunk in enumerate(snapshot.chunks)
-        )
+    def _open_snapshot(self, snapshot: Snapshot) -> bytearray:
+        return open_snapshot(self._sealer, self._store.store_id, self._persona.id, snapshot)
 
     def _write_snapshot(self) -> None:
         index = self._sync()
-        data = index.to_bytes()
-        pieces = [data[i : i + _SNAPSHOT_CHUNK] for i in range(0, len(data), _SNAPSHOT_CHUNK)]
-        watermark = self._seen
-        chunks = tuple(
-            self._sealer.seal(piece, self._snapshot_aad(watermark, i, len(pieces)))
-            for i, piece in enumerate(pieces)
+        sealed = seal_snapshot(
+            self._sealer, self._store.store_id, self._persona.id, self._seen, index.to_bytes()
         )
-        self._rows.write_snapshot(Snapshot(watermark, chunks))
+        self._rows.write_snapshot(sealed)
         self._unsnapshotted = 0
 
     def checkpoint(self) -> None:
@@ -707,3 +850,24 @@ class Session:
 
 def _epoch_or_none(value: datetime | None) -> float | None:
     return None if value is None else to_epoch(value)
+
+
+def _filter(
+    kind: str | Iterable[str] | None,
+    tags: Iterable[str] | None,
+    since: datetime | str | None,
+    until: datetime | str | None,
+) -> Filter:
+    kinds: frozenset[str] | None = None
+    if kind is not None:
+        if not isinstance(kind, str | Iterable):
+            raise InvalidInputError("kind must be a kind or a list of kinds")
+        kinds = frozenset(
+            [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
+        )
+    return Filter(
+        kinds=kinds,
+        tags=frozenset(validate.tags(tags)) if tags is not None else None,
+        since=_epoch_or_none(validate.when(since, "since")),
+        until=_epoch_or_none(validate.when(until, "until")),
+    )

@@ -39,7 +39,17 @@ from .errors import (
     StorePathError,
     UnlockError,
 )
-from .floors import Context, Floor, FloorMatch, check_name, resolve
+from .floors import (
+    Context,
+    Floor,
+    FloorCheck,
+    FloorMatch,
+    Shadow,
+    check_name,
+    explain,
+    resolve,
+    shadows,
+)
 from .keys import (
     KdfParams,
     KeyInput,
@@ -66,6 +76,7 @@ STORE_FORMAT = "1"
 #: The longest an override may last.
 MAX_OVERRIDE_MINUTES = 240
 _AUDIT_KEY_ID = "audit"
+_STRICT_KEY = "floor_strict"
 
 
 def _location_text(location: str | os.PathLike[str]) -> str:
@@ -411,6 +422,47 @@ class Store:
         """How many memories persona ``name`` holds (counted without unlocking it)."""
         return self._backend.rows(self._persona_row(name).id).count()
 
+    def set_extractor(
+        self,
+        persona: str,
+        spec: str,
+        *,
+        api_key_env: str | None = None,
+        api_key: str | None = None,
+        secret: Secret | None = None,
+    ) -> dict[str, Any] | None:
+        """Give persona ``persona`` its own fact extractor (``"none"`` removes it).
+
+        ``spec`` is ``openai:URL#model=NAME``, ``ollama:URL#model=NAME`` or ``none`` (see
+        :mod:`severance.extract.spec`). The API key is read at each call from the environment
+        variable ``api_key_env``, or ``api_key`` is kept in the settings, which are sealed with
+        the persona's own data key (so a sealed persona needs ``secret``). Returns what may be
+        shown of the new settings (never the key), or None for ``none``.
+        """
+        from .extract import ExtractorSettings, meta_key, parse_spec, seal_settings
+        from .seal import Sealer
+
+        self._check_open()
+        row = self._persona_row(persona)
+        parsed = parse_spec(spec)
+        settings = (
+            None
+            if parsed is None
+            else ExtractorSettings.build(parsed, api_key_env=api_key_env, api_key=api_key)
+        )
+        if settings is None and (api_key_env is not None or api_key is not None):
+            raise InvalidInputError("an API key goes with an extractor, not with 'none'")
+        value = seal_settings(settings, Sealer(self._unlock(row, secret)), self.store_id, row.id)
+        with self._backend.transaction():
+            self._backend.set_meta(meta_key(row.id), value)
+            self._audit.append(
+                "extractor_set",
+                row.id,
+                row.name,
+                extractor="none" if parsed is None else parsed.protocol,
+            )
+        return None if settings is None else settings.describe()
+
     def _vector_mode(self, persona_id: str) -> str:
         if not self._backend.indexed_vectors:
             return "sealed"
@@ -430,8 +482,14 @@ class Store:
         hours: Iterable[str] = (),
         timezone: str | None = None,
         default: bool = False,
+        before: str | None = None,
+        after: str | None = None,
     ) -> Floor:
-        """Add a floor after the existing ones (first match wins)."""
+        """Add a floor after the existing ones, or ``before``/``after`` a named one.
+
+        Floors are tried in order and the first match wins; :meth:`shadowed_floors` then says
+        whether the new floor (or one it now precedes) can ever match.
+        """
         floor = Floor(
             name=name,
             persona=persona,
@@ -442,6 +500,8 @@ class Store:
             timezone=timezone,
             default=bool(default),
         )
+        if before is not None and after is not None:
+            raise InvalidFloorError("give --before or --after, not both")
         row = self._persona_row(persona)
         with self._backend.transaction():
             existing = self._backend.floors()
@@ -452,14 +512,41 @@ class Store:
                 raise InvalidFloorError(
                     f"floor {current!r} is already the default; remove it first"
                 )
+            order = [f.name for f in existing]
+            index = _insert_index(order, before, after)
             position = max((f.position for f in existing), default=0) + 1
             self._backend.insert_floor(
                 FloorRow(name, position, row.id, floor.rule_json(), floor.default)
             )
-            self._audit.append("floor_added", row.id, row.name, floor=name)
+            if index < len(order):
+                order.insert(index, name)
+                self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+            self._audit.append("floor_added", row.id, row.name, floor=name, position=index + 1)
         return floor
 
+    def move_floor(self, name: str, *, before: str | None = None, after: str | None = None) -> int:
+        """Move floor ``name`` just before or after another; returns its new position (1-based).
+
+        The floor keeps its identity (and so its passes); only the order changes.
+        """
+        check_name(name, "floor")
+        if (before is None) == (after is None):
+            raise InvalidFloorError("say where to move it: --before FLOOR or --after FLOOR")
+        if name in (before, after):
+            raise InvalidFloorError("a floor cannot move relative to itself")
+        with self._backend.transaction():
+            order = [f.name for f in self._backend.floors()]
+            if name not in order:
+                raise FloorNotFoundError(f"no floor named {name!r}")
+            order.remove(name)
+            index = _insert_index(order, before, after)
+            order.insert(index, name)
+            self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+            self._audit.append("floor_moved", floor=name, position=index + 1)
+        return index + 1
+
     def floors(self) -> list[Floor]:
+        """The floors, in the order they are tried."""
         names = {p.id: p.name for p in self._backend.personas()}
         return [
             Floor.from_rule(r.name, names[r.persona_id], r.rule, r.is_default)
@@ -473,11 +560,66 @@ class Store:
                 raise FloorNotFoundError(f"no floor named {name!r}")
             self._audit.append("floor_removed", floor=name)
 
+    def shadowed_floors(self) -> list[Shadow]:
+        """Floors that can never match by rule because an earlier floor matches all they do."""
+        return shadows(self.floors())
+
+    @property
+    def strict(self) -> bool:
+        """Whether a context no floor matches is refused even when a default floor exists."""
+        return self._backend.get_meta().get(_STRICT_KEY) == "1"
+
+    def set_strict(self, strict: bool) -> None:
+        """Turn strict routing on or off for the whole store (audited)."""
+        with self._backend.transaction():
+            self._backend.set_meta(_STRICT_KEY, "1" if strict else "0")
+            self._audit.append("floor_strict", strict=bool(strict))
+
     def resolve(
         self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any
     ) -> FloorMatch:
         """Which floor (and so which persona) a context wakes, and why."""
-        return resolve(self.floors(), _context(context, kwargs))
+        return resolve(self.floors(), _context(context, kwargs), strict=self.strict)
+
+    def explain(
+        self, context: Context | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[FloorCheck]:
+        """Every floor tried against a context, in order, with why it did or did not match."""
+        return explain(self.floors(), _context(context, kwargs))
+
+    def note_route(self, match: FloorMatch, context: Context | Mapping[str, Any]) -> None:
+        """Record that ``context`` was routed to ``match`` by a server whose session for that
+        persona was already awake (so no new ``enter`` entry says so). Never content."""
+        ctx = _context(context, {})
+        row = self._persona_row(match.persona)
+        self._audit.append(
+            "routed", row.id, row.name, floor=match.floor.name, by=match.by, **_where(ctx)
+        )
+
+    def clients_seen(self) -> list[dict[str, Any]]:
+        """Every client name that woke a persona (``enter``/``routed`` entries), with its
+        family, the floors and personas it woke, how often and when last."""
+        seen: dict[str, dict[str, Any]] = {}
+        for entry in to_entries(self._backend.audit_rows(None)):
+            if entry.event not in ("enter", "routed") or "client" not in entry.detail:
+                continue
+            client = entry.detail.get("client") or ""
+            item = seen.setdefault(
+                client,
+                {
+                    "client": client or None,
+                    "family": entry.detail.get("client_family"),
+                    "floors": {},
+                    "count": 0,
+                    "last_seen": None,
+                },
+            )
+            item["count"] += 1
+            item["last_seen"] = entry.at.isoformat()
+            floor = entry.detail.get("floor")
+            if floor:
+                item["floors"][floor] = entry.persona
+        return sorted(seen.values(), key=lambda i: i["last_seen"] or "", reverse=True)
 
     # -- waking -------------------------------------------------------------------------------
     def enter(
@@ -495,10 +637,10 @@ class Store:
         A sealed persona also needs its ``secret``.
         """
         self._check_open()
-        match = resolve(self.floors(), _context(context, kwargs))
+        ctx = _context(context, kwargs)
+        match = resolve(self.floors(), ctx, strict=self.strict)
         row = self._persona_row(match.persona)
-        by = "name" if match.reasons[0].startswith("floor ") else "rule"
-        return self._wake(row, secret, floor=match.floor.name, by=by)
+        return self._wake(row, secret, floor=match.floor.name, by=match.by, context=ctx)
 
     def _wake(
         self,
@@ -509,6 +651,7 @@ class Store:
         by: str,
         expires_at: float | None = None,
         audited: bool = True,
+        context: Context | None = None,
     ) -> Session:
         data_key = self._unlock(row, secret)
         self._check_embedder(row)
@@ -517,8 +660,15 @@ class Store:
             self, row, data_key, floor, expires_at=expires_at, notices=notices, audited=audited
         )
         if audited:
+            where = _where(context) if context is not None else {}
             self._audit.append(
-                "enter", row.id, row.name, floor=floor, by=by, override=expires_at is not None
+                "enter",
+                row.id,
+                row.name,
+                floor=floor,
+                by=by,
+                override=expires_at is not None,
+                **where,
             )
         with self._lock:
             self._sessions.add(session)
@@ -649,6 +799,7 @@ class Store:
             self._backend.delete_persona(row.id)
             if f"override:{row.id}" in self._backend.get_meta():
                 self._backend.set_meta(f"override:{row.id}", "0")  # end a running override
+            _erase_extractor(self._backend, row.id)
             self._audit.append("clean_slate", row.id, row.name, memories=erased)
         self._backend.reclaim()
         return erased
@@ -749,6 +900,14 @@ class Store:
 NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})
 
 
+def _erase_extractor(backend: Backend, persona_id: str) -> None:
+    """Blank a persona's sealed extractor settings (its key is being destroyed too)."""
+    from .extract import meta_key
+
+    if backend.get_meta().get(meta_key(persona_id)):
+        backend.set_meta(meta_key(persona_id), "")
+
+
 def _fields(row: PersonaRow) -> dict[str, Any]:
     return {f: getattr(row, f) for f in row.__slots__}
 
@@ -763,6 +922,28 @@ def _info(row: PersonaRow, vectors: str = "sealed") -> PersonaInfo:
         embedder=row.embedder,
         dimension=row.dimension,
     )
+
+
+def _insert_index(order: list[str], before: str | None, after: str | None) -> int:
+    """Where a floor goes in ``order`` (names): before/after a named floor, else at the end."""
+    anchor = before if before is not None else after
+    if anchor is None:
+        return len(order)
+    check_name(anchor, "floor")
+    if anchor not in order:
+        raise FloorNotFoundError(f"no floor named {anchor!r}")
+    return order.index(anchor) + (1 if after is not None else 0)
+
+
+def _where(context: Context) -> dict[str, Any]:
+    """What an audit entry records of a context: who asked and from where, never content."""
+    if context.floor is not None:
+        return {}
+    return {
+        "client": context.client,
+        "client_family": context.client_family,
+        "paths": list(context.paths),
+    }
 
 
 def _strings(values: object, what: str) -> tuple[str, ...]:

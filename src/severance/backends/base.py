@@ -271,6 +271,10 @@ class Backend(Protocol):
 
     def delete_floor(self, name: str) -> bool: ...
 
+    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
+        """Give floors new positions (the order they are tried in), by name."""
+        ...
+
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
         """Store a new pass; AlreadyExistsError if its id or token hash is taken."""

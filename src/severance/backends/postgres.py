@@ -505,6 +505,14 @@ class PostgresBackend:
         )
         return bool(rows)
 
+    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
+        for name, position in positions.items():
+            self._fetch(
+                "UPDATE severance.floors SET position = %s WHERE store_id = %s AND name = %s"
+                " RETURNING 1",
+                (position, self._sid, name),
+            )
+
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
         self._fetch(

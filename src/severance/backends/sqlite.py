@@ -354,7 +354,8 @@ class SQLiteBackend:
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
         rows = self._query(
-            "SELECT name, position, persona_id, rule, is_default FROM floors ORDER BY position"
+            "SELECT name, position, persona_id, rule, is_default FROM floors"
+            " ORDER BY position, name"
         )
         return [FloorRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
@@ -366,6 +367,10 @@ class SQLiteBackend:
 
     def delete_floor(self, name: str) -> bool:
         return self._execute("DELETE FROM floors WHERE name = ?", (name,)).rowcount > 0
+
+    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
+        for name, position in positions.items():
+            self._execute("UPDATE floors SET position = ? WHERE name = ?", (position, name))
 
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:

@@ -13,6 +13,7 @@ import click
 from ..errors import (
     AlreadyExistsError,
     EmbedderError,
+    ExtractorError,
     IntegrityError,
     InvalidInputError,
     NoFloorError,
@@ -23,8 +24,22 @@ from ..errors import (
     StoreError,
     UnlockError,
 )
-from . import audit, console, crossings, demo, floor, memory, passes, persona, serve, store
+from . import (
+    audit,
+    console,
+    crossings,
+    demo,
+    floor,
+    imports,
+    mcp,
+    memory,
+    passes,
+    persona,
+    serve,
+    store,
+)
 from .common import cli
+from .extractor import register as register_extractor  # adds `persona set`
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
@@ -40,6 +55,7 @@ EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = (
     (StoreError, 9),
     (SessionClosedError, 10),
     (StorageError, 11),
+    (ExtractorError, 12),
     (SeveranceError, 1),
 )
 
@@ -48,8 +64,22 @@ def exit_code(error: SeveranceError) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
 
 
-for module in (store, persona, floor, memory, crossings, audit, passes, serve, console, demo):
+for module in (
+    store,
+    persona,
+    floor,
+    memory,
+    imports,
+    crossings,
+    audit,
+    passes,
+    serve,
+    console,
+    mcp,
+    demo,
+):
     module.register(cli)
+register_extractor(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

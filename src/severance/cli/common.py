@@ -15,9 +15,13 @@ from typing import Any, TypeVar
 
 import click
 
+from ..clients import CLI_CLIENT
 from ..errors import MissingKeyError
 from ..keys import ENV_PASSPHRASE, Secret
+from ..notice_text import describe as describe_notice
+from ..session import Session
 from ..store import Store
+from ..workspace import logical_cwd
 
 ENV_STORE = "SEVERANCE_STORE"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,10 +111,18 @@ def open_store() -> Iterator[Store]:
 
 
 def context_options(f: F) -> F:
-    """--floor/--client/--path/--host: what decides which persona wakes."""
+    """--floor/--client/--path/--host/--strict: what decides which persona wakes."""
+    f = click.option(
+        "--strict",
+        is_flag=True,
+        help="Refuse, rather than use the default floor, when no floor matches.",
+    )(f)
     f = click.option("--host", help="Host name (default: this machine's).")(f)
     f = click.option("--path", "path", help="Workspace path (default: the current directory).")(f)
-    f = click.option("--client", help="Client name, e.g. claude-code.")(f)
+    f = click.option(
+        "--client",
+        help=f"Client name or family, e.g. claude-code (default: {CLI_CLIENT}, the terminal).",
+    )(f)
     f = click.option("--floor", "floor_name", help="Enter this floor by name.")(f)
     return f
 
@@ -124,6 +136,13 @@ class Wake:
     path: str | None
     host: str | None
     override: str | None
+    strict: bool = False
+
+    def context(self) -> dict[str, Any]:
+        return context_from(self.floor_name, self.client, self.path, self.host, self.strict)
+
+
+_WAKE_KEYS = ("floor_name", "client", "path", "host", "override", "strict")
 
 
 def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,7 +150,7 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        wake = Wake(*(kwargs.pop(k) for k in ("floor_name", "client", "path", "host", "override")))
+        wake = Wake(*(kwargs.pop(k) for k in _WAKE_KEYS))
         return f(*args, wake=wake, **kwargs)
 
     wrapped = click.option(
@@ -144,15 +163,34 @@ def session_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def context_from(
-    floor_name: str | None, client: str | None, path: str | None, host: str | None
+    floor_name: str | None,
+    client: str | None,
+    path: str | None,
+    host: str | None,
+    strict: bool = False,
 ) -> dict[str, Any]:
+    """The context a CLI command wakes with: the terminal (client ``severance-cli``) in the
+    current directory on this host, unless the options say otherwise."""
     if floor_name:
         return {"floor": floor_name}
     return {
-        "client": client,
-        "path": path or os.getcwd(),
+        "client": client or CLI_CLIENT,
+        "path": path or logical_cwd(),
         "host": host or socket.gethostname(),
+        "strict": strict,
     }
+
+
+def wake_session(store: Store, wake: Wake, secret: Secret | None) -> Session:
+    """Wake the persona a command asked for and tell the user, on stderr, what happened to it
+    while it slept (overrides, reintegrations): the CLI's share of every persona's notices."""
+    if wake.override is not None:
+        session = store.resume_override(wake.override, secret=secret)
+    else:
+        session = store.enter(wake.context(), secret=secret)
+    for notice in session.notices():
+        click.echo(f"severance: notice: {describe_notice(session.persona, notice)}", err=True)
+    return session
 
 
 def json_option(f: F) -> F:

@@ -15,19 +15,20 @@ from typing import Any, cast
 
 import click
 
-from ..drafts import read_turns, to_draft
+from ..chat import read_conversation
+from ..drafts import to_draft
 from ..errors import InvalidInputError, InvalidTurnsError
 from ..model import Memory
 from ..search import SearchMode
 from ..session import Session
 from .common import (
     Wake,
-    context_from,
     json_option,
     open_store,
     print_json,
     session_options,
     settings,
+    wake_session,
 )
 
 
@@ -35,11 +36,7 @@ from .common import (
 def awake(wake: Wake) -> Iterator[Session]:
     secret = settings().secret()
     with open_store() as store:
-        if wake.override is not None:
-            session = store.resume_override(wake.override, secret=secret)
-        else:
-            context = context_from(wake.floor_name, wake.client, wake.path, wake.host)
-            session = store.enter(context, secret=secret)
+        session = wake_session(store, wake, secret)
         with session:
             yield session
 
@@ -51,19 +48,38 @@ def _show(memory: Memory) -> None:
 
 
 def _load_records(file: Path) -> list[Any]:
+    """The records of a JSON array, JSON Lines or a chat body ``{"messages": [...]}``.
+
+    ``-`` reads standard input.
+    """
     try:
-        text = file.read_text(encoding="utf-8")
+        if str(file) == "-":
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidTurnsError(f"cannot read {str(file)!r}: {e}") from None
-    stripped = text.lstrip()
+    name = "standard input" if str(file) == "-" else file.name
     try:
-        if stripped.startswith("["):
-            data = json.loads(text)
-            return list(data)
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        return whole
+    if isinstance(whole, dict):
+        if isinstance(whole.get("messages"), list):
+            return list(whole["messages"])
+        if len(text.strip().splitlines()) > 1:
+            raise InvalidTurnsError(
+                f"{name}: one JSON object over several lines; expected a list of turns, "
+                'JSON Lines or {"messages": [...]}'
+            )
+        return [whole]
+    try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as e:
         raise InvalidTurnsError(
-            f"{file.name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})"
+            f"{name}: not valid JSON or JSON Lines ({e.msg}, line {e.lineno})"
         ) from None
 
 
@@ -82,34 +98,67 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
 @click.command()
 @session_options
 @click.argument("text", required=False)
-@click.option("--kind", default="note", show_default=True, help="fact, episode, preference, note…")
-@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@click.option("--meta", help="Metadata as a JSON object.")
-@click.option("--occurred", help="When it happened (ISO-8601; default now).")
-@click.option("--source", help="Where this memory came from.")
+@click.option("--kind", help="fact, episode, preference, note… (default note; --file: episode)")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable; with --file, every turn's).")
+@click.option("--meta", help="Metadata as a JSON object (with --file, added to every turn's).")
+@click.option(
+    "--occurred",
+    help="When it happened (ISO-8601; default now). With --file: the time of turns before "
+    "the first timestamp.",
+)
+@click.option("--source", help="Where this memory came from (with --file, every turn's).")
 @click.option(
     "--file",
     "file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A JSON or JSONL file of conversation turns (speaker, text, timestamp, session).",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="A conversation: a JSON array, JSON Lines or {\"messages\": [...]} of chat messages "
+    "(role, content) or turns (speaker, text, timestamp, session); - reads standard input.",
 )
+@click.option("--session", "session_id", help="With --file: the conversation's session id.")
+@click.option(
+    "--infer",
+    is_flag=True,
+    help="With --file: let the persona's extractor turn the turns into facts (docs/extraction.md).",
+)
+@click.option("--keep-turns", is_flag=True, help="With --infer: keep the turns as episodes too.")
 @json_option
 def remember(
     wake: Wake,
     text: str | None,
-    kind: str,
+    kind: str | None,
     tags: tuple[str, ...],
     meta: str | None,
     occurred: str | None,
     source: str | None,
     file: Path | None,
+    session_id: str | None,
+    infer: bool,
+    keep_turns: bool,
     as_json: bool,
 ) -> None:
-    """Remember TEXT (or every turn of --file) in the persona that wakes here."""
+    """Remember TEXT (- reads it from standard input) or every turn of --file, in the persona
+    that wakes here. Remembering what the persona already holds returns the existing memory."""
     if (text is None) == (file is None):
         raise InvalidInputError("give either TEXT or --file")
+    if (infer and file is None) or (keep_turns and not infer):
+        raise InvalidInputError("--infer goes with --file, and --keep-turns with --infer")
     if file is not None:
-        drafts = read_turns(_load_records(file))
+        conversation = read_conversation(
+            _load_records(file),
+            session=session_id,
+            at=occurred,
+            tags=tags,
+            metadata=_metadata(meta),
+            source=source,
+            kind=kind or "episode",
+        )
+        drafts = conversation.drafts
+        if infer:
+            from .extractor import remember_inferred
+
+            with awake(wake) as s:
+                remember_inferred(s, conversation, keep_turns, as_json)
+            return
         with awake(wake) as s:
             # click's progressbar overloads do not type a length-only bar.
             progressbar: Any = click.progressbar
@@ -122,19 +171,42 @@ def remember(
 
                 memories = s.remember_many(drafts, progress=progress)
             persona = s.persona
+        known = sum(1 for m in memories if m.duplicate)
         if as_json:
             print_json(
-                {"persona": persona, "remembered": len(memories), "ids": [m.id for m in memories]}
+                {
+                    "persona": persona,
+                    "session": conversation.session,
+                    "remembered": len(memories) - known,
+                    "already_known": known,
+                    "skipped": conversation.skipped,
+                    "ids": [m.id for m in memories],
+                }
             )
         else:
-            click.echo(f"Remembered {len(memories)} turns in persona {persona}.")
+            tail = f" ({known} already known)" if known else ""
+            skipped = (
+                f"; {conversation.skipped} messages without text skipped"
+                if conversation.skipped
+                else ""
+            )
+            click.echo(
+                f"Remembered {len(memories) - known} turns in persona {persona}{tail}{skipped}."
+            )
         return
+    if session_id is not None:
+        raise InvalidInputError("--session goes with --file")
     assert text is not None
+    if text == "-":
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"standard input is not UTF-8: {e}") from None
     # Validate before waking anyone, so a bad call leaves not even an enter/exit in the audit.
     draft = to_draft(
         {
             "text": text,
-            "kind": kind,
+            "kind": kind or "note",
             "tags": tags,
             "metadata": _metadata(meta),
             "occurred_at": occurred,
@@ -146,6 +218,8 @@ def remember(
         persona = s.persona
     if as_json:
         print_json({"persona": persona, "memory": memory.to_dict()})
+    elif memory.duplicate:
+        click.echo(f"Already remembered in {persona}: {memory.id}")
     else:
         click.echo(f"Remembered in {persona}: {memory.id}")
 
@@ -166,6 +240,7 @@ def remember(
 @click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True
 )
+@click.option("--include-superseded", is_flag=True, help="Also memories no longer true (history).")
 @json_option
 def recall(
     wake: Wake,
@@ -177,6 +252,7 @@ def recall(
     until: str | None,
     mode: str,
     min_similarity: float | None,
+    include_superseded: bool,
     as_json: bool,
 ) -> None:
     """Recall what the awake persona knows about QUERY."""
@@ -190,6 +266,7 @@ def recall(
             until=until,
             mode=cast(SearchMode, mode),
             min_similarity=min_similarity,
+            include_superseded=include_superseded,
         )
         persona = s.persona
     if as_json:
@@ -201,6 +278,9 @@ def recall(
         ranks = f"dense #{r.dense_rank or '-'}, keyword #{r.keyword_rank or '-'}"
         click.echo(f"{r.score:.4f}  {r.memory.text}")
         click.echo(f"        {r.memory.id}  [{r.memory.kind}]  {ranks}")
+        if r.memory.valid_until is not None:
+            by = f" by {r.memory.superseded_by}" if r.memory.superseded_by else ""
+            click.echo(f"        superseded {r.memory.valid_until:%Y-%m-%d %H:%M}{by}")
 
 
 @click.command()
@@ -250,10 +330,11 @@ def update(
             metadata=_metadata(meta),
             occurred_at=occurred,
         )
+        persona = s.persona
     if as_json:
-        print_json(memory.to_dict())
+        print_json({**memory.to_dict(), "persona": persona})
     else:
-        click.echo(f"Updated {memory.id} (version {memory.version}).")
+        click.echo(f"Updated {memory.id} in {persona} (version {memory.version}).")
 
 
 @click.command()
@@ -266,7 +347,8 @@ def forget(
     """Delete a memory for good, history included."""
     with awake(wake) as s:
         s.forget(memory_id)
-    click.echo(f"Forgot {memory_id}.")
+        persona = s.persona
+    click.echo(f"Forgot {memory_id} in {persona}.")
 
 
 @click.command()
@@ -345,37 +427,6 @@ def export(
         click.echo(f"Exported {len(lines)} memories to {output}.", err=True)
 
 
-@click.command("import")
-@session_options
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_(
-    wake: Wake,
-    file: Path,
-) -> None:
-    """Import memories from a JSON Lines export (text, kind, tags, metadata, occurred_at)."""
-    records = _load_records(file)
-    items = []
-    for n, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"record {n}: expected a JSON object")
-        try:
-            items.append(
-                to_draft(
-                    {
-                        key: record[key]
-                        for key in ("text", "kind", "tags", "metadata", "occurred_at", "source")
-                        if key in record
-                    }
-                )
-            )
-        except InvalidInputError as e:
-            raise InvalidInputError(f"record {n}: {e}") from None
-    with awake(wake) as s:
-        memories_ = s.remember_many(items)
-        persona = s.persona
-    click.echo(f"Imported {len(memories_)} memories into {persona}.")
-
-
 def register(cli: click.Group) -> None:
-    for command in (remember, recall, get, update, forget, history, memories, export, import_):
+    for command in (remember, recall, get, update, forget, history, memories, export):
         cli.add_command(command)

@@ -194,7 +194,30 @@ async def _run(listeners: list[_Listener], stdio: SeveranceMCP | None) -> None:
 @click.option(
     "--mcp-require-pass",
     is_flag=True,
-    help="MCP over HTTP: refuse tool calls that carry no pass (Authorization: Bearer).",
+    hidden=True,
+    help="MCP over HTTP: refuse tool calls without a pass (now the default; kept for scripts).",
+)
+@click.option(
+    "--mcp-http-no-pass-single-user",
+    "mcp_no_pass",
+    is_flag=True,
+    help="MCP over HTTP: UNSAFE unless you are this machine's only user: accept tool calls"
+    " without a pass, trusting any local process's claim of client and workspace.",
+)
+@click.option(
+    "--pass-routing",
+    type=click.Choice(["pin", "restrict"]),
+    default="pin",
+    show_default=True,
+    help="MCP over HTTP: a pass pins its floor, or restricts the client's own choice (name and"
+    " workspace) to floors of the pass's persona.",
+)
+@click.option(
+    "--allow-floor",
+    "allowed_floors",
+    multiple=True,
+    metavar="NAME",
+    help="MCP: only these floors may be woken by a client's context (repeatable).",
 )
 @click.option(
     "--rate",
@@ -217,6 +240,9 @@ def serve(
     console_addr: str | None,
     floor_name: str | None,
     mcp_require_pass: bool,
+    mcp_no_pass: bool,
+    allowed_floors: tuple[str, ...],
+    pass_routing: str,
     rate: float | None,
     burst: int | None,
     max_body: int | None,
@@ -230,6 +256,10 @@ def serve(
         raise InvalidInputError("--burst must be at least 1")
     if max_body is not None and max_body < 1024:
         raise InvalidInputError("--max-body must be at least 1024 bytes")
+    if mcp_no_pass and mcp_require_pass:
+        raise click.UsageError("--mcp-require-pass and --mcp-http-no-pass-single-user conflict")
+    if mcp_no_pass and not mcp_http_addr:
+        raise click.UsageError("--mcp-http-no-pass-single-user applies to --mcp-http only")
     needed = ["uvicorn", "fastapi"] + (["mcp"] if mcp_stdio or mcp_http_addr else [])
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
@@ -260,6 +290,17 @@ def serve(
         mcp_sock = stack.enter_context(_bind(*mcp_http)) if mcp_http else None
         console_sock = stack.enter_context(_bind(*console_at)) if console_at else None
         store = stack.enter_context(open_store())
+        # A misspelt floor is an error now, not on every call once clients connect.
+        for name in ([floor_name] if floor_name else []) + list(allowed_floors):
+            store.resolve(floor=name)
+        if mcp_http is not None and mcp_no_pass:
+            click.echo(
+                "severance: WARNING: MCP over HTTP without passes: any process on this machine"
+                " (another user's, a script, a web page that gets past the Host/Origin checks)"
+                " can claim any client and workspace and read or write the persona it wakes."
+                " Use this only on a machine you are the only user of.",
+                err=True,
+            )
         sessions = AwakeSessions(store)
         stack.callback(sessions.close)
         store.embedder.embed(["warm up"])  # load the model now, not on the first request
@@ -282,12 +323,21 @@ def serve(
 
             if mcp_http is not None and mcp_sock is not None:
                 mcp_app = create_mcp_server(
-                    store, floor=floor_name, require_pass=mcp_require_pass, sessions=sessions
+                    store,
+                    floor=floor_name,
+                    require_pass=not mcp_no_pass,
+                    sessions=sessions,
+                    allowed_floors=allowed_floors or None,
+                    pass_routing="restrict" if pass_routing == "restrict" else "pin",
                 ).streamable_http_app(host=mcp_http[0])
                 listeners.append(_Listener("MCP server", "/mcp", mcp_sock, _uvicorn(mcp_app)))
             if mcp_stdio:
                 stdio = create_mcp_server(
-                    store, floor=floor_name, cwd_fallback=True, sessions=sessions
+                    store,
+                    floor=floor_name,
+                    cwd_fallback=True,
+                    sessions=sessions,
+                    allowed_floors=allowed_floors or None,
                 )
                 click.echo("severance: MCP server on stdio", err=True)
         if console_sock is not None:

@@ -9,21 +9,17 @@ order) that belong to the same exchange: live, of a kind that has conversational
 (``episode`` by default, the kind :func:`severance.session.read_turns` gives turns), and dated
 within ``gap`` seconds of it.
 
-That order is kept in a :class:`SeqOrder`, cached per index and brought up to date lazily:
+That order is kept in a :class:`SeqOrder`, owned by the index and brought up to date lazily:
 appending slots that come after every earlier one (every ordinary write) costs only the new
 slots; anything else (a back-dated memory, rows applied out of order) re-sorts once.
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from .index import PersonaIndex
+from .columns import Columns
 
 __all__ = ["SeqOrder", "neighbours"]
 
@@ -67,50 +63,42 @@ class SeqOrder:
         self.order, self.place, self.n_slots = order, place, n_slots
 
 
-_ORDERS: weakref.WeakKeyDictionary[PersonaIndex, SeqOrder] = weakref.WeakKeyDictionary()
-
-
-def seq_order(index: PersonaIndex) -> SeqOrder:
-    """The (cached, up to date) conversation order of ``index``'s slots."""
-    order = _ORDERS.get(index)
-    if order is None:
-        order = _ORDERS[index] = SeqOrder()
-    order.update(index.occurred, index.seqs, index.n_slots)
-    return order
-
-
 def neighbours(
-    index: PersonaIndex,
+    cols: Columns,
+    order: SeqOrder,
     slots: npt.NDArray[np.int64],
     kinds: frozenset[str],
     gap: float,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For each of ``slots``: the live memory just before it and the one just after it in
     conversation order, each -1 unless it is of the slot's kind, that kind is in ``kinds``, and the
-    two are dated within ``gap`` seconds of each other."""
+    two are dated within ``gap`` seconds of each other. ``order`` is brought up to date with
+    ``cols`` first."""
     none = np.full(len(slots), -1, dtype=np.int64)
-    codes = [i for i, name in enumerate(index.kind_names) if name in kinds]
+    codes = cols.kind_codes_of(kinds)
     if not codes or len(slots) == 0:
         return none, none.copy()
-    so = seq_order(index)
-    order, place = so.order, so.place
-    n = len(order)
-    alive, kind_codes, occurred = index.alive, index.kind_codes, index.occurred
+    order.update(cols.occurred, cols.seqs, cols.n_slots)
+    ordered, place = order.order, order.place
+    n = len(ordered)
+    alive, kind_codes, occurred = cols.alive, cols.kind_codes, cols.occurred
     slot_codes = kind_codes[slots]
-    eligible = np.isin(slot_codes, codes)
+    has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
+    has_context[codes] = True
+    eligible = has_context[slot_codes]
     found = []
     for step in (-1, 1):
         at = place[slots] + step
         for _ in range(_MAX_SKIP):  # step over retired slots (rarely more than once)
             inside = (at >= 0) & (at < n)
             dead = inside.copy()
-            dead[inside] = ~alive[order[at[inside]]]
+            dead[inside] = ~alive[ordered[at[inside]]]
             if not dead.any():
                 break
             at[dead] += step
         inside = (at >= 0) & (at < n)
         other = np.full(len(slots), -1, dtype=np.int64)
-        other[inside] = order[at[inside]]
+        other[inside] = ordered[at[inside]]
         ok = eligible & inside
         ok[ok] = (
             alive[other[ok]]

@@ -22,20 +22,28 @@ The defaults were chosen on LoCoMo conversations 1-5 only and checked on 6-10 (s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidInputError
-from .context import neighbours
+from .columns import Columns
+from .context import SeqOrder, neighbours
 
-if TYPE_CHECKING:
-    from .index import PersonaIndex
-
-__all__ = ["DenseScorer", "Fusion", "FusionMethod", "convex", "dense_scorer", "fuse", "rrf"]
+__all__ = [
+    "DenseScorer",
+    "Fusion",
+    "FusionMethod",
+    "convex",
+    "fuse",
+    "members",
+    "positions",
+    "rrf",
+    "union",
+]
 
 FusionMethod = Literal["convex", "rrf"]
 
@@ -119,125 +127,121 @@ class Fusion:
         )
 
 
-def rrf(
-    dense: Sequence[int], keyword: Sequence[int], fusion: Fusion = Fusion()
-) -> dict[int, float]:
-    """Fused score per slot from two ranked slot lists (best first)."""
-    fused: dict[int, float] = {}
-    for rank, slot in enumerate(dense, start=1):
-        fused[slot] = fused.get(slot, 0.0) + fusion.dense_weight / (fusion.k0 + rank)
-    for rank, slot in enumerate(keyword, start=1):
-        fused[slot] = fused.get(slot, 0.0) + fusion.keyword_weight / (fusion.k0 + rank)
-    return fused
+Slots = npt.NDArray[np.int64]
+Scores = npt.NDArray[np.float64]
+#: Cosine similarity to the query of the given slots (as float64).
+DenseScorer = Callable[[Slots], Scores]
 
 
-DenseScorer = Callable[[Sequence[int]], dict[int, float]]
+def members(targets: Slots, slots: Slots, n_slots: int) -> npt.NDArray[np.bool_]:
+    """Whether each of ``targets`` (slots below ``n_slots``, or -1) is one of ``slots``.
+
+    A mark per slot rather than :func:`numpy.isin`: these arrays hold a few hundred slots,
+    where ``isin``'s sorting and set-up cost far more than one pass over the marks.
+    """
+    marks = np.zeros(n_slots + 1, dtype=np.bool_)  # the extra entry absorbs -1
+    marks[slots] = True
+    marks[-1] = False
+    found: npt.NDArray[np.bool_] = marks[targets]
+    return found
 
 
-def dense_scorer(
-    index: PersonaIndex,
-    query: npt.NDArray[np.float32] | None,
-    scores: npt.NDArray[np.float32] | None,
-    known: dict[int, float],
-) -> DenseScorer | None:
-    """Cosine of any slots to ``query``: from ``known``, else from ``scores`` (every slot's,
-    when the dense search computed them all), else computed for just those slots."""
-    if query is None:
-        return None
-    if scores is not None:
-        every = scores
-        return lambda slots: {s: float(every[s]) for s in slots}
-    dense, vector = index.dense, query
+def union(first: Slots, second: Slots, n_slots: int) -> Slots:
+    """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
+    if len(second) == 0:
+        return first
+    if len(first) == 0:
+        return second
+    return np.concatenate([first, second[~members(second, first, n_slots)]])
 
-    def at(slots: Sequence[int]) -> dict[int, float]:
-        out = {s: known[s] for s in slots if s in known}
-        todo = [s for s in slots if s not in out]
-        if todo:
-            values = dense.scores_at(np.asarray(todo, dtype=np.int64), vector).tolist()
-            out.update(zip(todo, values, strict=True))
-        return out
 
-    return at
+def positions(slots: Slots, targets: Slots) -> npt.NDArray[np.intp]:
+    """Where each of ``targets`` (all present in ``slots``) is in ``slots``."""
+    sort = np.argsort(slots, kind="stable")
+    found: npt.NDArray[np.intp] = sort[np.searchsorted(slots, targets, sorter=sort)]
+    return found
+
+
+def rrf(slots: Slots, dense: Slots, keyword: Slots, fusion: Fusion = Fusion()) -> Scores:
+    """Reciprocal-rank score of each of ``slots`` from two ranked slot lists (best first);
+    0 for a slot in neither."""
+    out = np.zeros(len(slots), dtype=np.float64)
+    for ranked, weight in ((dense, fusion.dense_weight), (keyword, fusion.keyword_weight)):
+        if len(ranked):
+            ranks = np.arange(1, len(ranked) + 1, dtype=np.float64)
+            out[positions(slots, ranked)] += weight / (fusion.k0 + ranks)
+    return out
 
 
 def convex(
-    slots: Sequence[int],
+    slots: Slots,
     dense_of: DenseScorer | None,
     keyword_scores: npt.NDArray[np.float32] | None,
     keyword_best: float,
     fusion: Fusion = Fusion(),
-) -> dict[int, float]:
+) -> Scores:
     """``dense_weight * cosine + keyword_weight * bm25 / keyword_best`` for each slot."""
-    fused = dict.fromkeys(slots, 0.0)
+    out = np.zeros(len(slots), dtype=np.float64)
     if dense_of is not None and fusion.dense_weight:
-        for slot, cosine in dense_of(slots).items():
-            fused[slot] += fusion.dense_weight * cosine
+        out += fusion.dense_weight * dense_of(slots)
     if keyword_scores is not None and keyword_best > 0.0 and fusion.keyword_weight:
         scale = fusion.keyword_weight / keyword_best
-        for slot in slots:
-            fused[slot] += scale * float(keyword_scores[slot])
-    return fused
+        out += scale * keyword_scores[slots].astype(np.float64)
+    return out
 
 
 def fuse(
-    index: PersonaIndex,
-    dense: Sequence[int],
-    keyword: Sequence[int],
+    cols: Columns,
+    order: SeqOrder,
+    dense: Slots,
+    keyword: Slots,
     dense_of: DenseScorer | None,
     keyword_scores: npt.NDArray[np.float32] | None,
     fusion: Fusion = Fusion(),
     mask: npt.NDArray[np.bool_] | None = None,
-) -> dict[int, float]:
-    """Fused (and context-credited) score per slot of a hybrid search.
+) -> tuple[Slots, Scores]:
+    """Fused (and context-credited) score per slot of a hybrid search: (slots, scores).
 
     ``dense`` and ``keyword`` are the two ranked candidate lists; ``dense_of`` gives the
     cosine of any slots (None: no query vector); ``keyword_scores`` is the BM25 score of every
     slot (None: no keyword search). A neighbour brought in by context is returned only if it
     passes the search's filter ``mask`` (None: no filter), but lends its score either way.
+    ``order`` is the index's conversation order (see :func:`.context.neighbours`).
     """
     keyword_best = 0.0
-    if keyword and keyword_scores is not None:
+    if len(keyword) and keyword_scores is not None:
         keyword_best = float(keyword_scores[keyword[0]])
 
-    ranks = rrf(dense, keyword, fusion) if fusion.method == "rrf" else None
-
-    def base(slots: Sequence[int]) -> dict[int, float]:
-        if ranks is not None:
-            return {s: ranks.get(s, 0.0) for s in slots}
+    def base(slots: Slots) -> Scores:
+        if fusion.method == "rrf":
+            return rrf(slots, dense, keyword, fusion)
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
-    candidates = list(dict.fromkeys([*dense, *keyword]))
-    fused = base(candidates)
-    if not fusion.context or not fusion.context_kinds or not fused:
-        return fused
+    slots = union(dense, keyword, cols.n_slots)
+    if not fusion.context or not fusion.context_kinds or len(slots) == 0:
+        return slots, base(slots)
     kinds, gap = fusion.context_kinds, fusion.context_gap
-    slots = np.asarray(candidates, dtype=np.int64)
-    before, after = neighbours(index, slots, kinds, gap)
+    before, after = neighbours(cols, order, slots, kinds, gap)
     near = np.concatenate([before, after])
-    extra = np.unique(near[(near >= 0) & ~np.isin(near, slots)])
+    extra = np.unique(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
     if len(extra):
-        fused.update(base(extra.tolist()))
-        extra_before, extra_after = neighbours(index, extra, kinds, gap)
+        extra_before, extra_after = neighbours(cols, order, extra, kinds, gap)
         slots = np.concatenate([slots, extra])
         before = np.concatenate([before, extra_before])
         after = np.concatenate([after, extra_after])
+    own = base(slots)  # candidates and their neighbours in one pass
     # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
-    own = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
-    keys = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-    sort = np.argsort(keys)
-    keys, own = keys[sort], own[sort]
+    sort = np.argsort(slots)
+    keys, sorted_own = slots[sort], own[sort]
 
-    def score_of(targets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    def score_of(targets: Slots) -> Scores:
         at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
-        return np.where((targets >= 0) & (keys[at] == targets), own[at], 0.0)
+        return np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0)
 
     best = np.maximum(score_of(before), score_of(after))
-    credit = fusion.context * np.maximum(best, 0.0)
-    credited = {
-        slot: fused[slot] + bonus
-        for slot, bonus in zip(slots.tolist(), credit.tolist(), strict=True)
-    }
+    credited = own + fusion.context * np.maximum(best, 0.0)
     if len(extra) and mask is not None:
-        for slot in extra[~mask[extra]].tolist():
-            del credited[slot]
-    return credited
+        keep = np.ones(len(slots), dtype=np.bool_)
+        keep[len(slots) - len(extra) :] = mask[extra]
+        return slots[keep], credited[keep]
+    return slots, credited

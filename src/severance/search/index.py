@@ -20,15 +20,21 @@ import io
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .columns import NO_SPEAKER, Columns, SearchMode
+from .container import Buffer, is_container, pack_arrays, unpack_arrays
+from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
-from .hybrid import Fusion, dense_scorer, fuse
+from .documents import Doc, Filter, Hit, document
+from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
+from .query import QueryAnalysis, rerank, search_depth
+from .scoring import Cosines, ranks
+from .threads import one_blas_thread
 
 __all__ = [
     "HNSW_BATCH",
@@ -40,18 +46,18 @@ __all__ = [
     "Hit",
     "PersonaIndex",
     "SearchMode",
+    "document",
 ]
 
-SearchMode = Literal["hybrid", "dense", "keyword"]
 #: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
-#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). Both are
-#: read.
-_SNAPSHOT_FORMAT = 2
-_READABLE_FORMATS = frozenset({1, 2})
-_MAGIC = b"SEVIDX\x00\x02"
+#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
+#: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). All are read; an
+#: index from 1 or 2 reports :attr:`PersonaIndex.missing_features` until they are filled in.
+_SNAPSHOT_FORMAT = 3
+_READABLE_FORMATS = frozenset({1, 2, 3})
 _SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
-_ALIGN = 64
 DEFAULT_FUSION = Fusion()
+NO_FILTER = Filter()
 
 #: Live memories from which dense search goes through an HNSW graph instead of scoring every
 #: vector. Below it exact search reads the whole float32 matrix per query (about 30 MB and a
@@ -82,80 +88,6 @@ _HNSW_WIDEN_FROM = 100_000
 _HNSW_WIDEN_POWER = 0.6
 
 
-@dataclass(frozen=True, slots=True)
-class Doc:
-    """What the index keeps of one memory."""
-
-    id: str
-    seq: int
-    kind: str
-    tags: tuple[str, ...]
-    occurred_at: float
-    learned_at: float
-    vector: npt.NDArray[np.float32]
-    tokens: Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    kinds: frozenset[str] | None = None
-    tags: frozenset[str] | None = None  # every tag must be present
-    since: float | None = None  # occurred_at >= since
-    until: float | None = None  # occurred_at < until
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    id: str
-    score: float
-    dense_rank: int | None
-    keyword_rank: int | None
-    dense_score: float | None
-    keyword_score: float | None
-
-
-def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
-    """``meta`` and named arrays as one flat buffer: magic, header length (u64 LE), a JSON
-    header (meta plus each array's dtype, shape and offset), then the raw little-endian array
-    bytes, each 64-byte aligned. No pickles, nothing executable."""
-    parts: list[bytes | memoryview] = []
-    layout: dict[str, tuple[str, list[int], int]] = {}
-    offset = 0
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        layout[name] = (data.dtype.str, list(data.shape), offset)
-        parts.append(data.reshape(-1).view(np.uint8).data)
-        pad = -data.nbytes % _ALIGN
-        if pad:
-            parts.append(b"\0" * pad)
-        offset += data.nbytes + pad
-    header = json.dumps({"meta": meta, "arrays": layout}).encode()
-    header += b" " * (-(len(_MAGIC) + 8 + len(header)) % _ALIGN)
-    return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *parts])
-
-
-def unpack_arrays(
-    data: bytes, views: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
-    """The inverse of :func:`pack_arrays`. Arrays are copied out (writable, not keeping
-    ``data`` alive), except those named in ``views``: read-only views into ``data``."""
-    if not data.startswith(_MAGIC):
-        raise ValueError("not an index snapshot")
-    start = len(_MAGIC) + 8
-    size = int.from_bytes(data[len(_MAGIC) : start], "little")
-    header = json.loads(data[start : start + size])
-    base = start + size
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    for name, (dtype, shape, offset) in header["arrays"].items():
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        view = np.frombuffer(data, dtype=dt, count=count, offset=base + int(offset))
-        view = view.reshape(shape)
-        arrays[name] = view if name in views else view.astype(dt.newbyteorder("="), copy=True)
-    meta: dict[str, Any] = header["meta"]
-    return meta, arrays
-
-
 def _grow(array: npt.NDArray[np.generic], n: int) -> npt.NDArray[np.generic]:
     if n <= len(array):
         return array
@@ -179,10 +111,19 @@ class PersonaIndex:
         self.learned = np.zeros(0, dtype=np.float64)
         self.tags: list[tuple[str, ...]] = []
         self.tag_slots: dict[str, list[int]] = {}
+        self._tag_arrays: dict[str, npt.NDArray[np.int64]] = {}
+        self.has_time = np.zeros(0, dtype=np.bool_)
+        self.speaker_codes = np.zeros(0, dtype=np.int32)
+        self.speaker_names: list[str] = []
+        self._speaker_code: dict[str, int] = {}
+        #: Set on an index woken from a snapshot older than the re-ranking features: the
+        #: caller fills them in with :meth:`set_features` (and re-snapshots).
+        self.missing_features = False
         self.dense = DenseIndex(dimension)
         self.keyword = KeywordIndex()
         self.hnsw: HNSWIndex | None = None
         self.retired = 0
+        self.order = SeqOrder()
         self._kw_stats: tuple[tuple[int, int], tuple[int, float]] | None = None
 
     # -- size -----------------------------------------------------------------------------------
@@ -205,6 +146,15 @@ class PersonaIndex:
             self.kind_names.append(kind)
             return len(self.kind_names) - 1
 
+    def _speaker(self, speaker: str | None) -> int:
+        if speaker is None:
+            return NO_SPEAKER
+        code = self._speaker_code.get(speaker)
+        if code is None:
+            code = self._speaker_code[speaker] = len(self.speaker_names)
+            self.speaker_names.append(speaker)
+        return code
+
     def upsert(self, docs: Sequence[Doc]) -> None:
         """Add documents, replacing any with the same id."""
         if not docs:
@@ -218,12 +168,16 @@ class PersonaIndex:
         self.kind_codes = _grow(self.kind_codes, end)  # type: ignore[assignment]
         self.occurred = _grow(self.occurred, end)  # type: ignore[assignment]
         self.learned = _grow(self.learned, end)  # type: ignore[assignment]
+        self.has_time = _grow(self.has_time, end)  # type: ignore[assignment]
+        self.speaker_codes = _grow(self.speaker_codes, end)  # type: ignore[assignment]
         self.dense.add(start, np.stack([d.vector for d in docs]))
         self.seqs[start:end] = [d.seq for d in docs]
         self.alive[start:end] = True
         self.kind_codes[start:end] = [self._kind_code(d.kind) for d in docs]
         self.occurred[start:end] = [d.occurred_at for d in docs]
         self.learned[start:end] = [d.learned_at for d in docs]
+        self.has_time[start:end] = [d.has_time for d in docs]
+        self.speaker_codes[start:end] = [self._speaker(d.speaker) for d in docs]
         keyword = self.keyword
         tag_slots = self.tag_slots
         for slot, doc in enumerate(docs, start=start):
@@ -244,6 +198,28 @@ class PersonaIndex:
         if self.hnsw is not None and slot < self.hnsw.covered:
             self.hnsw.remove(slot)
         return True
+
+    def set_features(self, memory_id: str, seq: int, speaker: str | None, has_time: bool) -> None:
+        """Fill in the re-ranking features of a memory (see :attr:`missing_features`); a
+        memory not in the index at ``seq`` is left alone."""
+        slot = self.slot_of.get(memory_id)
+        if slot is not None and int(self.seqs[slot]) == seq:
+            self.speaker_codes[slot] = self._speaker(speaker)
+            self.has_time[slot] = has_time
+
+    def columns(self) -> Columns:
+        """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
+        return Columns(
+            n_slots=self.n_slots,
+            seqs=self.seqs,
+            alive=self.alive,
+            kind_codes=self.kind_codes,
+            kind_names=self.kind_names,
+            occurred=self.occurred,
+            has_time=self.has_time,
+            speaker_codes=self.speaker_codes,
+            speaker_names=self.speaker_names,
+        )
 
     # -- the HNSW graph -------------------------------------------------------------------------
     def _extend_graph(self) -> None:
@@ -278,13 +254,23 @@ class PersonaIndex:
         if flt.tags:
             for tag in flt.tags:
                 has = np.zeros(n, dtype=np.bool_)
-                has[self.tag_slots.get(tag, [])] = True
+                has[self._tag_array(tag)] = True
                 mask &= has
         if flt.since is not None:
             mask &= self.occurred[:n] >= flt.since
         if flt.until is not None:
             mask &= self.occurred[:n] < flt.until
         return mask
+
+    def _tag_array(self, tag: str) -> npt.NDArray[np.int64]:
+        """The slots that have (or had) ``tag``, as an array kept until the tag's list grows
+        (a common tag's list holds a large share of the persona: converting it on every
+        filtered search would cost more than the search)."""
+        slots = self.tag_slots.get(tag, [])
+        cached = self._tag_arrays.get(tag)
+        if cached is None or len(cached) != len(slots):
+            cached = self._tag_arrays[tag] = np.asarray(slots, dtype=np.int64)
+        return cached
 
     def _top_of(
         self, candidates: npt.NDArray[np.int64], values: npt.NDArray[np.float32], k: int
@@ -330,9 +316,12 @@ class PersonaIndex:
         query: npt.NDArray[np.float32],
         mask: npt.NDArray[np.bool_] | None,
         pool: int,
+        cosines: Cosines | None = None,
     ) -> list[int]:
         """Dense ranking through the graph: candidates from the graph plus the slots not yet
-        in it, re-scored exactly; exact over the candidates when a filter is selective."""
+        in it, re-scored exactly; exact over the candidates when a filter is selective. The
+        exact scores are kept in ``cosines`` (for fusion), when given."""
+        cosines = cosines or Cosines(self.dense, query)
         n = self.n_slots
         live = len(self.slot_of)
         n_candidates = live if mask is None else int(np.count_nonzero(mask))
@@ -345,17 +334,17 @@ class PersonaIndex:
             n_candidates <= HNSW_EXACT_BELOW or count * _GRAPH_VISIT_COST > n_candidates
         ):
             candidates = np.flatnonzero(mask)
-            return self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+            return self._top_of(candidates, cosines.score(candidates), pool)
         found = hnsw.search(query, min(count, len(hnsw)))
         pending = np.arange(hnsw.covered, n, dtype=np.int64)
         candidates = np.concatenate([found, pending]) if len(pending) else found
         keep = self.alive[candidates] if mask is None else mask[candidates]
         candidates = candidates[keep]
-        ranked = self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+        ranked = self._top_of(candidates, cosines.score(candidates), pool)
         if len(ranked) < wanted:
             # The graph missed too many (a filter unluckily spread): be exact instead.
             candidates = np.flatnonzero(self.alive[:n] if mask is None else mask)
-            ranked = self._top_of(candidates, self.dense.scores_at(candidates, query), pool)
+            ranked = self._top_of(candidates, cosines.score(candidates), pool)
         return ranked
 
     def search(
@@ -363,7 +352,7 @@ class PersonaIndex:
         query_vector: npt.NDArray[np.float32] | None,
         query_tokens: Sequence[str],
         k: int,
-        flt: Filter = Filter(),
+        flt: Filter = NO_FILTER,
         mode: SearchMode = "hybrid",
         depth: int = 100,
         fusion: Fusion = DEFAULT_FUSION,
@@ -371,35 +360,78 @@ class PersonaIndex:
         half_life_days: float = 30.0,
         now: float = 0.0,
         dense_hits: Sequence[tuple[str, float]] | None = None,
+        analysis: QueryAnalysis | None = None,
+        min_similarity: float | None = None,
     ) -> list[Hit]:
         """The best ``k`` memories for a query, best first.
 
         ``dense_hits`` (memory id, similarity), when given, replaces the in-memory dense search.
+        ``analysis`` (of the query's text) turns on the re-ranking of ``fusion``'s query
+        boosts in a hybrid search: the best :func:`.query.search_depth` fused results are
+        re-scored from the index's per-memory features, then cut to ``k``.
+        ``min_similarity`` drops, before re-ranking, results that share no keyword with the
+        query and whose cosine similarity is below it.
         """
-        n = self.n_slots
-        if n == 0 or k <= 0:
+        if self.n_slots == 0 or k <= 0:
             return []
+        with one_blas_thread():
+            return self._search(
+                query_vector,
+                query_tokens,
+                k,
+                flt,
+                mode,
+                depth,
+                fusion,
+                recency,
+                half_life_days,
+                now,
+                dense_hits,
+                analysis,
+                min_similarity,
+            )
+
+    def _search(
+        self,
+        query_vector: npt.NDArray[np.float32] | None,
+        query_tokens: Sequence[str],
+        k: int,
+        flt: Filter,
+        mode: SearchMode,
+        depth: int,
+        fusion: Fusion,
+        recency: float,
+        half_life_days: float,
+        now: float,
+        dense_hits: Sequence[tuple[str, float]] | None,
+        analysis: QueryAnalysis | None,
+        min_similarity: float | None,
+    ) -> list[Hit]:
+        n = self.n_slots
         self._extend_graph()
         mask = self._mask(flt) if self._filters(flt) else None
-        pool = max(depth, k)
+        wanted = search_depth(k, fusion, mode) if analysis is not None else k
+        pool = max(depth, wanted)
         dense_list: list[int] = []
         keyword_list: list[int] = []
         dense_scores: npt.NDArray[np.float32] | None = None
         keyword_scores: npt.NDArray[np.float32] | None = None
         query: npt.NDArray[np.float32] | None = None
+        cosines: Cosines | None = None
         if mode in ("hybrid", "dense") and query_vector is not None:
             query = np.asarray(query_vector, dtype=np.float32)
             if dense_hits is not None:
                 # The nearest neighbours came from elsewhere (the database's own vector index,
                 # in the "indexed" mode): keep the live ones that pass the filter.
-                slots = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
-                dense_list = [s for s in slots if s is not None and (mask is None or mask[s])][
+                known = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
+                dense_list = [s for s in known if s is not None and (mask is None or mask[s])][
                     :pool
                 ]
             elif self.hnsw is None:
                 dense_list, dense_scores = self._dense_exact(query, mask, pool)
             else:
-                dense_list = self._dense_graph(self.hnsw, query, mask, pool)
+                cosines = Cosines(self.dense, query)
+                dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
         if mode in ("hybrid", "keyword"):
             keyword_scores = self.keyword.scores(
                 query_tokens,
@@ -413,57 +445,97 @@ class PersonaIndex:
                 touched = touched[mask[touched]]
             keyword_list = self._top_of(touched, keyword_scores[touched], pool)
 
-        dense_of: dict[int, float] = {}
-        if query is not None:
-            if dense_scores is not None:
-                dense_of = {s: float(dense_scores[s]) for s in dense_list}
-            elif dense_list:
-                exact = self.dense.scores_at(np.asarray(dense_list, dtype=np.int64), query)
-                dense_of = dict(zip(dense_list, exact.tolist(), strict=True))
-        if mode == "dense" and query is not None:
-            fused = dict(dense_of)
+        dense_slots = np.asarray(dense_list, dtype=np.int64)
+        keyword_slots = np.asarray(keyword_list, dtype=np.int64)
+        if query is not None and cosines is None:
+            cosines = Cosines(self.dense, query, dense_scores)
+        cosine: DenseScorer | None = cosines
+        if mode == "dense" and cosine is not None:
+            slots, fused = dense_slots, cosine(dense_slots)
         elif mode == "keyword" and keyword_scores is not None:
-            fused = {s: float(keyword_scores[s]) for s in keyword_list}
+            slots, fused = keyword_slots, keyword_scores[keyword_slots].astype(np.float64)
         else:
-            scorer = dense_scorer(self, query, dense_scores, dense_of)
-            fused = fuse(self, dense_list, keyword_list, scorer, keyword_scores, fusion, mask)
-        if recency > 0.0 and fused:
+            slots, fused = fuse(
+                self.columns(),
+                self.order,
+                dense_slots,
+                keyword_slots,
+                cosine,
+                keyword_scores,
+                fusion,
+                mask,
+            )
+        if recency > 0.0 and len(slots):
             # Blend in an exponential decay by age of the memory (occurred_at).
-            for slot in fused:
-                age_days = max(0.0, now - float(self.occurred[slot])) / 86400.0
-                decay = 0.5 ** (age_days / half_life_days)
-                fused[slot] *= (1.0 - recency) + recency * decay
-        ranked = self._best(fused, k)
-        if query is not None:
-            missing = [s for s in ranked if s not in dense_of]
-            if missing and dense_scores is not None:
-                dense_of.update((s, float(dense_scores[s])) for s in missing)
-            elif missing:
-                exact = self.dense.scores_at(np.asarray(missing, dtype=np.int64), query)
-                dense_of.update(zip(missing, exact.tolist(), strict=True))
-        dense_rank = {s: i for i, s in enumerate(dense_list, start=1)}
-        keyword_rank = {s: i for i, s in enumerate(keyword_list, start=1)}
+            age_days = np.maximum(0.0, now - self.occurred[slots]) / 86400.0
+            fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
+        order = self._best(slots, fused, wanted)
+        slots, fused = slots[order], fused[order]
+        dense_rank = ranks(dense_slots, slots)
+        keyword_rank = ranks(keyword_slots, slots)
+        dense_of = cosine(slots) if cosine is not None else None
+        if min_similarity is not None:
+            keep = keyword_rank > 0
+            if dense_of is not None:
+                keep |= dense_of >= min_similarity
+            slots, fused, dense_rank, keyword_rank = (
+                slots[keep],
+                fused[keep],
+                dense_rank[keep],
+                keyword_rank[keep],
+            )
+            dense_of = dense_of[keep] if dense_of is not None else None
+        if analysis is not None and mode == "hybrid" and fusion.reranks and analysis.has_signals:
+            head = min(len(slots), fusion.rerank_depth)
+            boosted = fused.copy()
+            boosted[:head] = rerank(analysis, self.columns(), slots[:head], fused[:head], fusion)
+            # Stable: ties keep the fused order.
+            again = np.concatenate(
+                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(slots))]
+            )
+            slots, fused, dense_rank, keyword_rank = (
+                slots[again],
+                boosted[again],
+                dense_rank[again],
+                keyword_rank[again],
+            )
+            dense_of = dense_of[again] if dense_of is not None else None
+        slots = slots[:k]
+        kw_of = keyword_scores[slots].tolist() if keyword_scores is not None else None
+        dense_values = dense_of[: len(slots)].tolist() if dense_of is not None else None
         return [
             Hit(
                 id=self.ids[s],
-                score=fused[s],
-                dense_rank=dense_rank.get(s),
-                keyword_rank=keyword_rank.get(s),
-                dense_score=dense_of[s] if query is not None else None,
-                keyword_score=float(keyword_scores[s]) if keyword_scores is not None else None,
+                score=score,
+                dense_rank=d_rank or None,
+                keyword_rank=k_rank or None,
+                dense_score=dense_values[i] if dense_values is not None else None,
+                keyword_score=kw_of[i] if kw_of is not None else None,
             )
-            for s in ranked
+            for i, (s, score, d_rank, k_rank) in enumerate(
+                zip(
+                    slots.tolist(),
+                    fused[: len(slots)].tolist(),
+                    dense_rank[: len(slots)].tolist(),
+                    keyword_rank[: len(slots)].tolist(),
+                    strict=True,
+                )
+            )
         ]
 
-    def _best(self, scored: dict[int, float], k: int) -> list[int]:
-        """The ``k`` best slots of ``scored``, highest score first, ties to the lower seq."""
-        if not scored:
-            return []
-        slots = np.fromiter(scored.keys(), dtype=np.int64, count=len(scored))
-        values = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
-        order = np.lexsort((self.seqs[slots], -values))[:k]
-        best: list[int] = slots[order].tolist()
-        return best
+    def _best(
+        self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
+    ) -> npt.NDArray[np.intp]:
+        """Where in ``slots`` the ``k`` best are, highest value first, ties to the lower seq."""
+        if len(slots) > k:
+            # Keep every slot tied with the k-th best, then break ties by seq.
+            kth = np.partition(-values, k - 1)[k - 1]
+            keep = np.flatnonzero(-values <= kth)
+            order = np.lexsort((self.seqs[slots[keep]], -values[keep]))[:k]
+            best: npt.NDArray[np.intp] = keep[order]
+            return best
+        ranked: npt.NDArray[np.intp] = np.lexsort((self.seqs[slots], -values))[:k]
+        return ranked
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""
@@ -492,6 +564,7 @@ class PersonaIndex:
             "dimension": self.dimension,
             "ids": ids,
             "kind_names": self.kind_names,
+            "speakers": self.speaker_names,
         }
         # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
         # and waking then needs no per-memory JSON parsing.
@@ -513,6 +586,8 @@ class PersonaIndex:
             "occurred": pick(self.occurred),
             "learned": pick(self.learned),
             "tag_codes": tag_codes,
+            "has_time": pick(self.has_time),
+            "speaker_codes": pick(self.speaker_codes),
             "vectors": pick(self.dense.vectors()),
             "doc_len": keyword.doc_len[: len(live)],
             **keyword.arrays(),
@@ -525,17 +600,19 @@ class PersonaIndex:
         return pack_arrays(meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PersonaIndex:
+    def from_bytes(cls, data: Buffer) -> PersonaIndex:
+        """An index from :meth:`to_bytes` (any buffer: bytes, or the array a snapshot was
+        decrypted into)."""
         meta: dict[str, Any]
         arrays: dict[str, npt.NDArray[Any]]
-        if data.startswith(_MAGIC):
+        if is_container(data):
             # The vectors and the graph are read in place (read-only views of ``data``): the
             # largest parts of a snapshot, and only read until the first write, which makes
             # copies of its own (DenseIndex grows into a new matrix, the graph copies itself).
             # Then nothing refers to ``data`` any more. Everything else is copied.
             meta, arrays = unpack_arrays(data, views=_SNAPSHOT_VIEWS)
         else:  # format 1: an .npz archive
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             meta = json.loads(arrays["meta"].tobytes().decode())
         if meta.get("format") not in _READABLE_FORMATS:
@@ -551,6 +628,15 @@ class PersonaIndex:
         index.kind_names = list(meta["kind_names"])
         index.occurred = arrays["occurred"].astype(np.float64, copy=False)
         index.learned = arrays["learned"].astype(np.float64, copy=False)
+        if "has_time" in arrays:
+            index.has_time = arrays["has_time"].astype(np.bool_, copy=False)
+            index.speaker_codes = arrays["speaker_codes"].astype(np.int32, copy=False)
+            index.speaker_names = list(meta["speakers"])
+            index._speaker_code = {name: i for i, name in enumerate(index.speaker_names)}
+        else:  # formats 1 and 2: the caller fills the features in from the rows
+            index.has_time = np.zeros(n, dtype=np.bool_)
+            index.speaker_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
+            index.missing_features = True
         tag_slots = index.tag_slots
         if "tag_codes" in arrays:
             tag_sets = [tuple(t) for t in meta["tag_sets"]]

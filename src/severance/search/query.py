@@ -1,8 +1,9 @@
 """Query analysis: what a question asks beyond its words, and a light re-ranking that uses it.
 
 The index ranks by meaning (dense) and words (BM25). Three generic signals of a question are
-not captured by either, and :func:`rerank` applies them to the best fused candidates, whose
-text and metadata the session has decrypted anyway:
+not captured by either, and :func:`rerank` applies them to the best fused candidates, from
+features the index keeps per memory (whether its text carries time, its speaker, when it
+occurred), so no candidate needs decrypting:
 
 * **who** — a word of the question that names the speaker of a memory (its ``speaker``
   metadata, as :func:`severance.session.read_turns` records for conversation turns). A
@@ -24,29 +25,29 @@ re-order close candidates and never promote a memory from far down the list. Eac
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .hybrid import Fusion
-from .index import Hit
+import numpy as np
+import numpy.typing as npt
+
+from .columns import NO_SPEAKER, Columns, SearchMode
 
 if TYPE_CHECKING:
-    from ..model import Memory
-    from .index import SearchMode
+    from .hybrid import Fusion
 
 __all__ = [
     "DAY_SLACK",
-    "Candidate",
     "DateSpec",
     "QueryAnalysis",
     "analyze",
     "has_time_expression",
     "rerank",
-    "rerank_hits",
     "search_depth",
+    "speaker_of",
 ]
 
 #: A day named in the question matches memories that occurred this many days before or after.
@@ -214,84 +215,47 @@ def _name_words(speaker: str) -> frozenset[str]:
     return frozenset(w.lower() for w in _WORD.findall(speaker) if len(w) > 1)
 
 
-def _speaker_words(metadata: Mapping[str, Any]) -> frozenset[str]:
+def speaker_of(metadata: Mapping[str, Any]) -> str | None:
+    """The ``speaker`` a memory's metadata names (None when it names none)."""
     speaker = metadata.get("speaker")
-    return _name_words(speaker) if isinstance(speaker, str) else frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What the re-ranking reads of one fused candidate."""
-
-    score: float
-    text: str
-    metadata: Mapping[str, Any]
-    occurred_at: datetime
+    return speaker if isinstance(speaker, str) else None
 
 
 def rerank(
     analysis: QueryAnalysis,
-    candidates: Sequence[Candidate],
-    *,
-    speaker_boost: float = 0.0,
-    time_boost: float = 0.0,
-    date_boost: float = 0.0,
-) -> list[float]:
-    """The re-ranked score of each candidate (in the order given)."""
-    scores: list[float] = []
-    # "I" or a name that is also a common capitalised word is harmless: it only matches a
-    # memory whose speaker is called that.
-    for c in candidates:
-        boost = 0.0
-        if speaker_boost and analysis.names and analysis.names & _speaker_words(c.metadata):
-            boost += speaker_boost
-        if time_boost and analysis.temporal and has_time_expression(c.text):
-            boost += time_boost
-        if date_boost and analysis.dates and any(d.matches(c.occurred_at) for d in analysis.dates):
-            boost += date_boost
-        scores.append(c.score + boost * abs(c.score))
-    return scores
+    cols: Columns,
+    slots: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    fusion: Fusion,
+) -> npt.NDArray[np.float64]:
+    """The re-ranked score of each of ``slots`` (fused ``scores``, in the order given), read
+    from the index's per-slot features: no memory needs decrypting."""
+    boost = np.zeros(len(slots), dtype=np.float64)
+    if fusion.speaker_boost and analysis.names:
+        # "I" or a name that is also a common capitalised word is harmless: it only matches
+        # a memory whose speaker is called that.
+        named = np.fromiter(
+            (bool(analysis.names & _name_words(name)) for name in cols.speaker_names),
+            dtype=np.bool_,
+            count=len(cols.speaker_names),
+        )
+        codes = cols.speaker_codes[slots]
+        has = codes != NO_SPEAKER
+        hit = np.zeros(len(slots), dtype=np.bool_)
+        hit[has] = named[codes[has]]
+        boost[hit] += fusion.speaker_boost
+    if fusion.time_boost and analysis.temporal:
+        boost[cols.has_time[slots]] += fusion.time_boost
+    if fusion.date_boost and analysis.dates:
+        when = cols.occurred[slots].tolist()
+        on = [any(d.matches(datetime.fromtimestamp(t, UTC)) for d in analysis.dates) for t in when]
+        boost[np.asarray(on, dtype=np.bool_)] += fusion.date_boost
+    result: npt.NDArray[np.float64] = scores + boost * np.abs(scores)
+    return result
 
 
 def search_depth(k: int, fusion: Fusion, mode: SearchMode) -> int:
-    """How many fused results to fetch so that re-ranking can choose the best ``k``."""
+    """How many fused results to rank so that re-ranking can choose the best ``k``."""
     if mode != "hybrid" or not fusion.reranks:
         return k
     return max(k, fusion.rerank_depth)
-
-
-def rerank_hits(
-    query: str,
-    hits: Sequence[Hit],
-    memories: Mapping[str, Memory],
-    fusion: Fusion,
-    mode: SearchMode,
-) -> list[Hit]:
-    """``hits`` re-ranked by the query-analysis boosts of ``fusion`` (best first, scores
-    updated); unchanged if the search was not hybrid or no boost is on."""
-    if mode != "hybrid" or not fusion.reranks or not hits:
-        return list(hits)
-    analysis = analyze(query)
-    if not analysis.has_signals:
-        return list(hits)
-    depth = min(len(hits), fusion.rerank_depth)
-    head = hits[:depth]
-    scores = rerank(
-        analysis,
-        [
-            Candidate(
-                h.score, memories[h.id].text, memories[h.id].metadata, memories[h.id].occurred_at
-            )
-            for h in head
-        ],
-        speaker_boost=fusion.speaker_boost,
-        time_boost=fusion.time_boost,
-        date_boost=fusion.date_boost,
-    )
-    order = sorted(range(depth), key=lambda i: -scores[i])  # stable: ties keep fused order
-    reranked = [
-        Hit(h.id, scores[i], h.dense_rank, h.keyword_rank, h.dense_score, h.keyword_score)
-        for i in order
-        for h in (head[i],)
-    ]
-    return reranked + list(hits[depth:])

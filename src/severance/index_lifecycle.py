@@ -1,0 +1,133 @@
+"""The life of one awake persona's index: wake it, keep it in step with the rows, migrate it.
+
+A session holds the index, the last ``seq`` it has seen and a count of changes not yet in a
+snapshot; these functions do the work on them and hand the new values back, so the session
+keeps only thin call sites. They are handed the persona's rows and a way to open one row
+(which needs the persona's key): nothing here decrypts by itself.
+
+* :func:`wake` — from the encrypted snapshot plus the rows changed after it, or, when there is
+  no snapshot or it fails authentication or parsing, rebuilt from the rows (the source of
+  truth; the rejected snapshot is dropped and reported).
+* :func:`catch_up` — apply what changed since the last ``seq`` seen (also writes by other
+  processes).
+* A snapshot written before the re-ranking features existed (format 1 or 2) is migrated on
+  wake: its arrays and graph are kept and only the features are read from the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .backends.base import MemoryRow, PersonaRows, Snapshot
+from .search import Doc, PersonaIndex
+from .search.query import has_time_expression, speaker_of
+
+__all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
+
+#: Rows read per batch when rebuilding or migrating.
+SCAN_BATCH = 2_000
+
+#: One row as the index keeps it (decrypted by the caller), or None for a row the caller
+#: cannot open (it is then kept out of the index).
+OpenRow = Callable[[MemoryRow], Doc | None]
+#: One row's decrypted payload (text, kind, tags, metadata, ...).
+OpenPayload = Callable[[MemoryRow], Mapping[str, Any]]
+
+
+@dataclass
+class Awake:
+    """An index and where it stands: ``seen`` is the last ``seq`` it includes, ``pending``
+    how many of its changes are in no snapshot yet."""
+
+    index: PersonaIndex
+    seen: int
+    pending: int
+
+
+def wake(
+    rows: PersonaRows,
+    dimension: int,
+    open_snapshot: Callable[[Snapshot], bytes | bytearray],
+    open_row: OpenRow,
+    open_payload: OpenPayload,
+    rejected: Callable[[], object],
+    *,
+    migrated_pending: int,
+) -> Awake:
+    """The persona's index, up to date with its rows. ``rejected`` is called when a snapshot
+    is dropped as untrustworthy; a migrated snapshot counts ``migrated_pending`` changes, so
+    that the caller snapshots it again."""
+    snapshot = rows.read_snapshot()
+    if snapshot is not None:
+        try:
+            index = PersonaIndex.from_bytes(open_snapshot(snapshot))
+            pending = 0
+            if index.missing_features:
+                _fill_features(index, rows, open_payload)
+                pending = migrated_pending
+            return catch_up(Awake(index, snapshot.watermark, pending), rows, open_row)
+        except Exception:
+            # A snapshot that fails authentication or parsing is never trusted; the rows
+            # are the source of truth, so rebuild from them.
+            rows.drop_snapshot()
+            rejected()
+    index = PersonaIndex(dimension)
+    seen = rows.high_water()
+    for batch in rows.scan(SCAN_BATCH):
+        index.upsert(_docs(batch, open_row))
+    return catch_up(Awake(index, seen, len(index)), rows, open_row)
+
+
+def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
+    """Apply the changes after ``awake.seen`` to ``awake.index`` (in place; returned)."""
+    index = awake.index
+    if rows.high_water() == awake.seen:
+        # Nothing at all was written since (the usual case between two recalls): one read of
+        # the store's counter instead of a scan of the persona's changes.
+        return awake
+    changes = rows.changes_since(awake.seen)
+    stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
+    if stale:
+        fresh = rows.get_many(stale)
+        docs = _docs(fresh.values(), open_row)
+        opened = {doc.id for doc in docs}
+        for memory_id in stale:
+            if memory_id not in opened:
+                # Gone again since the change was listed, or not openable: not searchable.
+                index.remove(memory_id)
+        index.upsert(docs)
+        awake.pending += len(fresh)
+    for memory_id in changes.deleted:
+        if index.remove(memory_id):
+            awake.pending += 1
+    awake.seen = changes.high_water
+    return awake
+
+
+def _docs(rows: Iterable[MemoryRow], open_row: OpenRow) -> list[Doc]:
+    return [doc for doc in map(open_row, rows) if doc is not None]
+
+
+def _fill_features(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPayload) -> None:
+    """Read the re-ranking features of every memory from the rows (payloads only: the
+    vectors, postings and graph of the snapshot are kept)."""
+    for batch in rows.scan(SCAN_BATCH):
+        for row in batch:
+            data = open_payload(row)
+            index.set_features(
+                row.id, row.seq, speaker_of(data["metadata"]), has_time_expression(data["text"])
+            )
+    index.missing_features = False
+
+
+def seen_after_write(seen: int, seqs: Sequence[int]) -> int:
+    """The last ``seq`` an index has seen once the caller wrote rows ``seqs`` (increasing)
+    and applied them to it itself. Sequence numbers are store-wide, so when they directly
+    follow ``seen`` nothing else was written in between and the next :func:`catch_up` need
+    not list them again (after an import, that list would hold every row just written);
+    otherwise ``seen`` stays and the next catch-up finds the others' writes as usual."""
+    if seqs and seqs[0] == seen + 1 and seqs[-1] == seen + len(seqs):
+        return seqs[-1]
+    return seen
