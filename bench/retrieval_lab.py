@@ -119,10 +119,7 @@ class LabConversation:
         self.when = [t.occurred_at for t in turns]
         self._postings: dict[str, tuple[F64, dict[str, tuple[I64, F64]]]] = {}
         self.meta_speaker = [_name_words(t.speaker) for t in turns]
-        self.text_speaker = [
-            _name_words(m.group(1)) if (m := re.match(r"^([^:\n]{1,60}):", t)) else frozenset()
-            for t in self.texts
-        ]
+        self.text_speaker = [_name_words(speaker_of(t, {}) or "") for t in self.texts]
         aliases = learn_aliases([t.speaker for t in turns], [vocative(t.text, None) for t in turns])
         self.alias_of = [aliases.get(t.speaker, frozenset()) for t in turns]
         self.has_time = np.array([has_time_expression(t) for t in self.texts])
