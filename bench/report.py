@@ -442,12 +442,17 @@ python -m venv .venv && .venv/bin/pip install -e '.[bench]'
 .venv/bin/python -m bench run --only locomo
 .venv/bin/python -m bench run --quick      # minutes; writes bench/results/quick/ instead
 .venv/bin/python -m bench run --only locomo --split dev   # the dev conversations alone
-.venv/bin/python -m bench.tune             # the search for retrieval constants (dev only)
+.venv/bin/python -m bench run --only retrieval   # both dev sets, ablation, LoCoMo test
+.venv/bin/python -m bench.retrieval_eval   # the dev sets alone, systems + lab rows (~2 min)
+.venv/bin/python -m bench.tune             # the search for retrieval constants (dev sets only)
 ```
 
 LoCoMo is split in two: the first five conversations of the file (**dev**) are the only ones
 Severance's retrieval constants were ever chosen on; the other five (**test**) are kept to show
-whether those choices hold. Quality tables give dev, test and all ten.
+whether those choices hold. Quality tables give dev, test and all ten. A second development
+set of a different shape, synthetic messaging-app chats generated from a seed
+(`bench/devset_chat.py`), guards against constants that fit LoCoMo alone: a change is kept
+only if it helps on both.
 
 The LoCoMo data (CC BY-NC 4.0) is not in this repository; the harness reads
 `../shared/data/locomo/locomo10.json` by default (`--locomo PATH` or `$SEVERANCE_LOCOMO` to

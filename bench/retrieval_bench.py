@@ -165,6 +165,19 @@ def render(result: dict[str, Any]) -> str:
     ]
     steps = [(name, change) for name, change in result["ablation"]]
     lines += _table(systems, sets, steps, 4)
+    old = "ablation-5-context"
+    if all(old in systems[s] and "severance-hybrid" in systems[s] for s in sets):
+        lines += [
+            "",
+            "What it costs: query p50 of the default against the 0.2 settings "
+            f"(`{old}`), same stores, same run: "
+            + "; ".join(
+                f"{_SET_LABELS.get(s, s)} {systems[s]['severance-hybrid']['p50_ms']:.1f} ms "
+                f"against {systems[s][old]['p50_ms']:.1f} ms"
+                for s in sets
+            )
+            + ".",
+        ]
     lab: dict[str, dict[str, Any]] = result.get("lab") or {}
     if lab:
         lab_sets = list(lab)
@@ -173,10 +186,12 @@ def render(result: dict[str, Any]) -> str:
             "",
             "### Candidates measured (lab)",
             "",
-            "`bench/retrieval_lab.py` models the ranking as arrays over each conversation (its "
-            "first two rows reproduce `Session.recall` above to the third decimal) and switches "
-            "one candidate on at a time against the 0.2 defaults; the numbered rows add the kept "
-            "changes one by one, then two that were measured and not ported.",
+            "`bench/retrieval_lab.py` models the ranking as arrays over each conversation and "
+            "switches one candidate on at a time against the 0.2 defaults (its first row is the "
+            "`ablation-5-context` row above, its second the 0.2 default with plain "
+            "`remember(text)`); the numbered rows add the kept changes one by one (row 3 is "
+            "today's default, the `severance-hybrid` row above), then two that were measured "
+            "and not ported.",
             "",
         ]
         lines += _table(lab, lab_sets, [(n, n) for n in names], 4)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -55,12 +56,12 @@ def load_set(name: str) -> DevSet:
 class TwoCacheEmbedder:
     """The shared model, answering turn texts and questions from their caches (misses live)."""
 
-    def __init__(self, sets: Sequence[DevSet], factory: object | None = None) -> None:
+    def __init__(self, sets: Sequence[DevSet], cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
         make = _factory()
         self.inner: EmbedderLike = make()
-        self.turns = EmbeddingCache(self.inner, DEFAULT_CACHE_DIR)
+        self.turns = EmbeddingCache(self.inner, cache_dir)
         self.turns.warm([t.document for s in sets for c in s.conversations for t in c.turns])
-        self.questions = EmbeddingCache(self.inner, DEFAULT_CACHE_DIR / "queries")
+        self.questions = EmbeddingCache(self.inner, cache_dir / "queries")
         self.questions.warm(
             [q.question for s in sets for c in s.conversations for q in c.questions], batch=64
         )
