@@ -88,6 +88,7 @@ def run(args: argparse.Namespace, log: Any = print) -> tuple[dict[str, Any], boo
             **describe(generate(DEFAULT_SEED, conversations=CHAT_CONVERSATIONS)),
         },
         "ablation": [[name, change] for name, change, _ in ABLATION],
+        "variants_rotated": True,
         "systems": systems,
         "lab": lab,
     }
@@ -166,7 +167,8 @@ def render(result: dict[str, Any]) -> str:
     steps = [(name, change) for name, change in result["ablation"]]
     lines += _table(systems, sets, steps, 4)
     old = "ablation-5-context"
-    if all(old in systems[s] and "severance-hybrid" in systems[s] for s in sets):
+    rotated = result.get("variants_rotated", False)
+    if rotated and all(old in systems[s] and "severance-hybrid" in systems[s] for s in sets):
         lines += [
             "",
             "What it costs: query p50 of the default against the 0.2 settings "

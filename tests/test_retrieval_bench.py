@@ -32,6 +32,7 @@ def test_one_chat_through_systems_ablation_and_lab(tmp_path: Path) -> None:
         "sets": {"chat": {"conversations": 1, "turns": 1, "questions": 1}},
         "chat": {"seed": 3, "conversations": 1, "turns": 1, "questions": 1},
         "ablation": [[name, change] for name, change, _ in ABLATION],
+        "variants_rotated": True,
         "systems": {"chat": systems},
         "lab": {"chat": lab},
         "machine": {},
