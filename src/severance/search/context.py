@@ -64,25 +64,28 @@ class SeqOrder:
         self.order, self.place, self.n_slots = order, place, n_slots
 
 
+Pair = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
 def neighbours(
     cols: Columns,
     order: SeqOrder,
     slots: npt.NDArray[np.int64],
     kinds: frozenset[str],
     gap: float,
-    distance: int = 1,
+    reach: int = 1,
     speakers: bool = False,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each of ``slots``: the live memory ``distance`` places before it and the one
-    ``distance`` places after it in conversation order (retired slots are not counted), each -1
-    unless both are conversation turns of the same kind dated within ``gap`` seconds of each
-    other. A turn is a memory of a kind in ``kinds`` or, with ``speakers``, any memory with a
-    speaker (its metadata's, or the ``"Name:"`` its text opens with). ``order`` is brought up
-    to date with ``cols`` first."""
+) -> list[Pair]:
+    """For each distance ``d`` from 1 to ``reach``, and each of ``slots``: the live memory
+    ``d`` places before it and the one ``d`` places after it in conversation order (retired
+    slots are not counted), each -1 unless both are conversation turns of the same kind dated
+    within ``gap`` seconds of each other. A turn is a memory of a kind in ``kinds`` or, with
+    ``speakers``, any memory with a speaker (its metadata's, or the ``"Name:"`` its text opens
+    with). ``order`` is brought up to date with ``cols`` first."""
     none = np.full(len(slots), -1, dtype=np.int64)
     codes = cols.kind_codes_of(kinds)
     if (not codes and not speakers) or len(slots) == 0:
-        return none, none.copy()
+        return [(none, none.copy()) for _ in range(reach)]
     order.update(cols.occurred, cols.seqs, cols.n_slots)
     ordered, place = order.order, order.place
     n = len(ordered)
@@ -98,10 +101,11 @@ def neighbours(
         return found
 
     eligible = turns(slots)
-    found = []
+    sides: list[list[npt.NDArray[np.int64]]] = []
     for step in (-1, 1):
         at = place[slots].copy()
-        for _ in range(distance):
+        side = []
+        for _ in range(reach):  # one walk per side, a result at each distance
             at += step
             for _ in range(_MAX_SKIP):  # step over retired slots (rarely more than once)
                 inside = (at >= 0) & (at < n)
@@ -110,16 +114,17 @@ def neighbours(
                 if not dead.any():
                     break
                 at[dead] += step
-        inside = (at >= 0) & (at < n)
-        other = np.full(len(slots), -1, dtype=np.int64)
-        other[inside] = ordered[at[inside]]
-        ok = eligible & inside
-        ok[ok] = (
-            alive[other[ok]]
-            & turns(other[ok])
-            & (kind_codes[other[ok]] == slot_codes[ok])
-            & (np.abs(occurred[other[ok]] - occurred[slots[ok]]) <= gap)
-        )
-        other[~ok] = -1
-        found.append(other)
-    return found[0], found[1]
+            inside = (at >= 0) & (at < n)
+            other = np.full(len(slots), -1, dtype=np.int64)
+            other[inside] = ordered[at[inside]]
+            ok = eligible & inside
+            ok[ok] = (
+                alive[other[ok]]
+                & turns(other[ok])
+                & (kind_codes[other[ok]] == slot_codes[ok])
+                & (np.abs(occurred[other[ok]] - occurred[slots[ok]]) <= gap)
+            )
+            other[~ok] = -1
+            side.append(other)
+        sides.append(side)
+    return list(zip(sides[0], sides[1], strict=True))

@@ -252,19 +252,18 @@ def fuse(
         return slots, base(slots)
     # (before, after) for each distance 1 .. reach, for the candidates and then the
     # neighbours they bring in (which lend their scores and are credited alike).
-    near_of = [
-        neighbours(cols, order, slots, kinds, gap, d, speakers)
-        for d in range(1, fusion.context_reach + 1)
-    ]
+    reach = fusion.context_reach
+    near_of = neighbours(cols, order, slots, kinds, gap, reach, speakers)
     near = np.concatenate([side for pair in near_of for side in pair])
     extra = np.unique(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
     if len(extra):
-        for d, (before, after) in enumerate(near_of, start=1):
-            extra_before, extra_after = neighbours(cols, order, extra, kinds, gap, d, speakers)
-            near_of[d - 1] = (
-                np.concatenate([before, extra_before]),
-                np.concatenate([after, extra_after]),
+        near_extra = neighbours(cols, order, extra, kinds, gap, reach, speakers)
+        near_of = [
+            (np.concatenate([before, extra_before]), np.concatenate([after, extra_after]))
+            for (before, after), (extra_before, extra_after) in zip(
+                near_of, near_extra, strict=True
             )
+        ]
         slots = np.concatenate([slots, extra])
     own = base(slots)  # candidates and their neighbours in one pass
     # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
