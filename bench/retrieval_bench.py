@@ -149,7 +149,8 @@ def render(result: dict[str, Any]) -> str:
     p50 = {k: [systems[s][k].get("p50_ms") for s in sets if k in systems[s]] for k, _ in rows}
     lines += [
         "",
-        "Query p50 (ms, this run, one query at a time, query embedding included): "
+        "Query p50 (ms, this run, one query at a time; question vectors come from the cache, so "
+        "this is search alone): "
         + "; ".join(
             f"{_SYSTEM_LABELS[k].split(',')[0].split(' (')[0]} "
             f"{'/'.join(f'{v:.2g}' if v < 1 else f'{v:.1f}' for v in vals if v is not None)}"
