@@ -14,7 +14,10 @@ Rules, over the numbered turns and the "Existing memories" lines of the prompt:
   the schema), ``#blank`` (an ``add`` of blank text), ``#http500``, ``#redirect`` (a 307
   elsewhere), ``#body`` (HTTP 200 with a body that is not JSON), ``#sleep`` (waits until the
   test releases it — past any client timeout), ``#foreign=ID`` (an update of memory ID),
-  ``#gate`` (waits until two requests are in flight at once; 500 if not within 10 s).
+  ``#gate`` (waits until two requests are in flight at once; 500 if not within 10 s),
+  ``#endless`` (HTTP 200 whose body streams on, up to 64 MiB, until the client hangs up),
+  ``#flood`` (5,000 valid ``add`` operations), ``#echo-key`` (HTTP 401 quoting the
+  Authorization header it was sent, as some gateways do).
 
 Every request is recorded (path, JSON body, Authorization header) for privacy checks.
 """
@@ -86,6 +89,9 @@ class FakeLLM:
                 return 500, json.dumps({"error": {"message": "gate: no second request"}})
         if "#sleep" in text:
             self.release.wait(timeout=60)
+        if "#flood" in text:
+            ops = [{"op": "add", "text": f"Fact {n}", "turns": [turns[0][0]]} for n in range(5000)]
+            return 200, json.dumps({"operations": ops})
         if "#redirect" in text:
             return 307, json.dumps({"error": {"message": "moved"}})
         if "#http500" in text:
@@ -159,6 +165,15 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if self.path not in ("/v1/chat/completions", "/api/chat"):
                 self._send(404, json.dumps({"error": {"message": "no such route"}}))
                 return
+            text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            if "#echo-key" in text:
+                quoted = self.headers.get("Authorization", "")
+                message = f"Incorrect API key provided: {quoted}. Check it and retry."
+                self._send(401, json.dumps({"error": {"message": message}}))
+                return
+            if "#endless" in text:
+                self._endless()
+                return
             status, content = state.answer(body)
             if status != 200:
                 self._send(status, content)
@@ -195,6 +210,19 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     },
                 }
             self._send(200, json.dumps(reply))
+
+        def _endless(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            chunk = b'{"operations": [' + b" " * 65_530
+            try:
+                for _ in range(1024):  # 64 MiB at most
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client hung up, as it should
 
         def _send(self, status: int, text: str) -> None:
             data = text.encode()

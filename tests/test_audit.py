@@ -371,6 +371,7 @@ def test_an_intact_chain_verifies_from_the_cli(
         "entries": copy.entries,
         "first_bad_seq": None,
         "reason": None,
+        "missing": [],
     }
 
 

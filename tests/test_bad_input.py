@@ -557,7 +557,7 @@ def test_cli_import_rejects_non_objects(
     with pytest.raises(SystemExit) as info:
         main(["--store", store_location, "import", "--floor", "office", str(path)])
     assert info.value.code == 2
-    assert capsys.readouterr().err.startswith("severance: error: record 2:")
+    assert capsys.readouterr().err.startswith("severance: error: export.jsonl: line 2:")
     assert fingerprint(store) == before
 
 
@@ -573,7 +573,9 @@ def test_cli_import_of_an_invalid_memory_stores_nothing(
         with pytest.raises(SystemExit) as info:
             main(["--store", store_location, "import", "--floor", "office", str(path)])
         assert info.value.code == 2
-        assert capsys.readouterr().err.startswith("severance: error: record 2: invalid kind 'No'")
+        assert capsys.readouterr().err.startswith(
+            "severance: error: export.jsonl: line 2: invalid kind 'No'"
+        )
         after = fingerprint(store, s)
     # The file is validated before any persona wakes: not even an enter/exit is logged.
     assert after["audit"] == before["audit"]

@@ -143,6 +143,21 @@ def test_identity_rules() -> None:
     assert identity("Invoice 4411 is paid", "fact", ("a",), {}) != same
 
 
+def test_unicode_spellings_of_one_text_merge_but_distinct_characters_do_not(
+    store: Store,
+) -> None:
+    # One text, two spellings: composed or decomposed accents, case, odd white space.
+    assert normalise("Caf\u00e9 cr\u00e8me") == normalise("CAFE\u0301  cre\u0300me")
+    assert normalise("Stra\u00dfe") == normalise("STRASSE")
+    # Compatibility characters change what a fact says: never folded together.
+    for a, b in (("2\u2075 = 32", "25 = 32"), ("H\u2082O", "H2O"), ("\u00bd cup", "12 cup")):
+        assert normalise(a) != normalise(b)
+    with store.enter(floor="office") as s:
+        kept = s.remember_many(["2\u2075 = 32", "25 = 32", "x\u00b2 + 1", "x2 + 1"])
+        assert not any(m.duplicate for m in kept) and len({m.id for m in kept}) == 4
+        assert s.remember("cafe\u0301 order").id == s.remember("CAF\u00c9 ORDER").id
+
+
 def test_remembering_a_live_memory_returns_it(store: Store, store_location: str) -> None:
     with store.enter(floor="office") as s:
         a = s.remember("Invoice 4411 is paid", kind="fact", tags=["billing"])

@@ -253,7 +253,7 @@ def test_floor_test(sev, cli_store: str) -> None:
         "       client 'severance-cli' (terminal) matches none of 'claude-code'\n"
         "       path '~/work/acme' matches '~/work/**'\n"
         "  2. house (home): no match\n"
-        "       it has no conditions: it wakes only by name\n"
+        "       it has no conditions: it wakes by name, or as the default when no floor matches\n"
     )
     r = sev(*s, "floor", "test", "--client", "claude-code", "--path", "~/work/acme")
     assert r.out.splitlines()[3:6] == [
@@ -271,7 +271,10 @@ def test_floor_test(sev, cli_store: str) -> None:
     }
     assert_error(sev(*s, "floor", "test", "--floor", "attic"), NotFoundError)
     assert sev(*s, "floor", "remove", "house").code == 0
-    assert_error(sev(*s, "floor", "test", "--path", "~/elsewhere"), NoFloorError)
+    # Refused, in one line on stderr, after saying on stdout why each floor did not match.
+    r = sev(*s, "floor", "test", "--path", "~/elsewhere")
+    assert_error(Result(r.code, "", r.err), NoFloorError)
+    assert "Every floor, in order:" in r.out and "matches none of '~/work/**'" in r.out
 
 
 # -- memories -------------------------------------------------------------------------------------
@@ -509,6 +512,7 @@ def test_audit_show_and_verify(sev, cli_store: str) -> None:
         "entries": len(entries),
         "first_bad_seq": None,
         "reason": None,
+        "missing": [],
     }
     assert_error(sev(*s, "audit", "show", "--persona", "nobody"), NotFoundError)
 

@@ -96,6 +96,16 @@ def fingerprint(store: severance.Store, backend_name: str, location: str) -> dic
     return state
 
 
+def memory_state(store: severance.Store, backend_name: str, location: str) -> dict[str, Any]:
+    """Everything but the audit chain (a preview records one entry and nothing else)."""
+    state = fingerprint(store, backend_name, location)
+    del state["audit"]
+    if "rows" in state:
+        del state["rows"]["audit"]
+        state["rows"]["meta"] = [r for r in state["rows"]["meta"] if r[0] != "audit_head"]
+    return state
+
+
 def texts(store: severance.Store, floor: str, secret: Secret | None = None) -> list[str]:
     with store.enter(floor=floor, secret=secret) as s:
         return sorted(m.text for m in s.memories(limit=1000).items)
@@ -143,27 +153,47 @@ def test_reintegrate_copies_and_moves(filled: severance.Store, cli: Any, tmp_pat
 def test_reintegrate_dry_run_lists_and_changes_nothing(
     filled: severance.Store, cli: Any, backend_name: str, store_location: str
 ) -> None:
-    before = fingerprint(filled, backend_name, store_location)
+    before = memory_state(filled, backend_name, store_location)
     r = cli("reintegrate", "work", "--into", "home", "--move", "--dry-run")
     assert r.code == 0, r.err
     lines = r.out.splitlines()
-    assert lines[0] == "Would move 4 memories from work into home (4 new, 0 merged as duplicates):"
+    assert lines[0] == "Would move 4 memories from work into home (4 new, 0 merged as identical):"
     assert sorted(line.split("  ", 2)[2] for line in lines[1:]) == sorted(WORK)
     r = cli("reintegrate", "work", "--into", "home", "--tag", "ops", "--dry-run", "--json")
     assert r.code == 0
     plan = json.loads(r.out)
     assert plan["dry_run"] and [m["text"] for m in plan["memories"]] == [DEPLOY]
-    assert fingerprint(filled, backend_name, store_location) == before
+    assert memory_state(filled, backend_name, store_location) == before
+    assert [e.event for e in filled.audit()[-2:]] == ["reintegration_previewed"] * 2
+
+
+def test_reintegrate_dry_run_lists_similar_memories_kept_apart(
+    store: severance.Store, cli: Any
+) -> None:
+    with store.enter(floor="house") as s:
+        s.remember("Invoice 4411 is paid")
+    with store.enter(floor="office") as s:
+        crossing = s.remember("Invoice 4412 is paid")
+    r = cli("reintegrate", "work", "--into", "home", "--move", "--dry-run")
+    assert r.code == 0, r.err
+    assert "(1 new, 0 merged as identical)" in r.out
+    assert "Similar, kept apart (1; --merge-similar would merge them):" in r.out
+    assert crossing.id in r.out.splitlines()[-1]
+    r = cli("reintegrate", "work", "--into", "home", "--move", "--merge-similar", "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert (report["copied"], report["merged"]) == (0, 1)
+    assert report["similar"][0]["merged"] is True
 
 
 def test_reintegrate_asks_before_crossing(
     filled: severance.Store, cli: Any, backend_name: str, store_location: str
 ) -> None:
-    before = fingerprint(filled, backend_name, store_location)
+    before = memory_state(filled, backend_name, store_location)
     r = cli("reintegrate", "work", "--into", "home", "--move", stdin="n\n")
     assert r.code == 130 and r.err.strip() == "severance: aborted"
     assert "Move 4 memories from work into home?" in r.out
-    assert fingerprint(filled, backend_name, store_location) == before
+    assert memory_state(filled, backend_name, store_location) == before
 
     r = cli("reintegrate", "work", "--into", "home", "--move", stdin="y\n")
     assert r.code == 0, r.err

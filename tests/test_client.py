@@ -146,6 +146,7 @@ def test_docs_are_swagger_ui_from_local_files(local: tuple[httpx.Client, str]) -
     urls = {a or b for a, b in refs}
     assert "/openapi.json" in urls
     assert not [u for u in urls if "://" in u or u.startswith("//")], urls  # no CDN
+    assert '"validatorUrl": null' in r.text  # not the default, validator.swagger.io
     assets = [u for u in urls if u.startswith("/docs/assets/")]
     assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(assets)
     for asset in assets:

@@ -11,6 +11,7 @@ import io
 import json
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from severance.errors import (
     ExtractorUnavailableError,
     IntegrityError,
     InvalidInputError,
+    MemoryNotFoundError,
     MissingKeyError,
     NoExtractorError,
     UnlockError,
@@ -211,7 +213,8 @@ def test_conversations_are_extracted_concurrently_up_to_the_limit(
 def test_a_failing_extractor_changes_nothing(
     store: Store, llm: FakeLLM, marker: str, error: type[ExtractorError], calls: int
 ) -> None:
-    store.set_extractor("work", llm.spec(timeout=0.2))
+    # Only the hung server needs a short timeout; elsewhere one would fail on a loaded machine.
+    store.set_extractor("work", llm.spec(timeout=0.2) if marker == "#sleep" else llm.spec())
     with store.enter(floor="office") as s:
         s.remember_messages(user("My city is Paris"), at=T0, infer=True, keep_turns=True)
         before = state(s)
@@ -225,6 +228,94 @@ def test_a_failing_extractor_changes_nothing(
             "My city is Paris"
         ]
     assert store.audit("work")[-2].event == "extraction"  # only the first run's entry
+
+
+@pytest.mark.parametrize(
+    ("marker", "error", "match"),
+    [
+        ("#endless", ExtractorOutputError, "answered more than 1,048,576 bytes"),
+        ("#flood", ExtractorOutputError, "does not fit the schema"),
+        ("#echo-key", ExtractorUnavailableError, "HTTP 401: Incorrect API key provided"),
+    ],
+)
+def test_a_hostile_endpoint_is_cut_off_and_never_shown_the_key(
+    store: Store,
+    llm: FakeLLM,
+    monkeypatch: pytest.MonkeyPatch,
+    marker: str,
+    error: type[ExtractorError],
+    match: str,
+) -> None:
+    key = "sk-test-0123456789abcdefSECRET"
+    monkeypatch.setenv("HOSTILE_KEY", key)
+    store.set_extractor("work", llm.spec(), api_key_env="HOSTILE_KEY")
+    with store.enter(floor="office") as s:
+        s.remember("My city is Paris", kind="fact")
+        before = state(s)
+        with pytest.raises(error, match=match) as caught:
+            s.remember_messages(user(f"{marker} My city is Berlin"), infer=True)
+        assert state(s) == before
+    assert llm.requests[-1].authorization == f"Bearer {key}"
+    for n in range(len(key) - 7):
+        assert key[n : n + 8] not in str(caught.value)
+    assert key not in json.dumps([e.detail for e in store.audit()])
+
+
+@pytest.mark.parametrize("bad", ["sk-\u00e9t\u00e9", "sk-abc\nInjected: 1", "sk abc"])
+def test_an_api_key_that_cannot_be_a_header_is_refused(
+    store: Store, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="printable ASCII") as caught:
+        store.set_extractor("work", llm.spec(), api_key=bad)
+    assert bad not in str(caught.value)
+    monkeypatch.setenv("BAD_KEY", bad)
+    store.set_extractor("work", llm.spec(), api_key_env="BAD_KEY")
+    with store.enter(floor="office") as s, pytest.raises(InvalidInputError) as caught:
+        s.remember_messages(user("My city is Berlin"), infer=True)
+    assert bad not in str(caught.value) and llm.requests == []
+    with store.enter(floor="office") as s:
+        assert s.count() == 0
+
+
+@pytest.mark.parametrize("change", ["update", "forget"])
+def test_a_memory_changed_by_another_writer_during_the_call_is_not_overwritten(
+    store: Store, store_location: str, llm: FakeLLM, change: str
+) -> None:
+    store.set_extractor("work", llm.spec(timeout=60))
+    with store.enter(floor="office") as s:
+        paris = s.remember("My city is Paris", kind="fact")
+        failure: list[BaseException] = []
+
+        def extract() -> None:
+            try:
+                s.remember_messages(user("#sleep. My city is Berlin"), infer=True)
+            except BaseException as e:  # handed to the test's thread
+                failure.append(e)
+
+        worker = threading.Thread(target=extract)
+        worker.start()
+        try:
+            for _ in range(1000):  # until the call is in flight (10 s at most)
+                if llm.requests:
+                    break
+                threading.Event().wait(0.01)
+            assert llm.requests, "the extractor was never called"
+            # Another process's writer changes the memory while the extractor decides.
+            with Store.open(store_location) as other, other.enter(floor="office") as theirs:
+                if change == "update":
+                    theirs.update(paris.id, "My city is Lyon")
+                else:
+                    theirs.forget(paris.id)
+        finally:
+            llm.release.set()
+            worker.join(30)
+        assert not worker.is_alive() and len(failure) == 1
+        assert isinstance(failure[0], ExtractorError | MemoryNotFoundError)
+        texts = sorted(m.text for m in s.memories(limit=100).items)
+        assert texts == (["My city is Lyon"] if change == "update" else [])
+        if change == "update":
+            lyon = s.get(paris.id)
+            assert lyon.version == 2 and "valid_until" not in json.dumps(lyon.metadata)
 
 
 def test_an_endpoint_that_is_down_changes_nothing(store: Store) -> None:
@@ -535,6 +626,12 @@ def test_cli_import_infer_keeps_each_persona_to_its_own_endpoint(
         home_sent = " ".join(json.dumps(r.body) for r in home_llm.requests)
         assert "Q3 launch" in work_sent and "tarte" not in work_sent
         assert "tarte" in home_sent and "Q3 launch" not in home_sent
+        # Audited as an import too, as without --infer (counts, never content).
+        imports = [(e.persona, e.detail) for e in store.audit() if e.event == "import"]
+        assert imports == [
+            ("work", {"importer": "chatgpt", "items": 1, "remembered": 3, "already_known": 0}),
+            ("home", {"importer": "chatgpt", "items": 1, "remembered": 2, "already_known": 0}),
+        ]
     finally:
         for g in servers:
             g.close()

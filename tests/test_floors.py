@@ -605,7 +605,12 @@ def test_explain_says_for_every_floor_why() -> None:
         "path '~/x' matches none of '~/work/**'",
     )
     assert checks[1].reasons == ("time Mon 14:00 Europe/Berlin is outside 'daily 22:00-02:00'",)
-    assert checks[3].reasons == ("it has no conditions: it wakes only by name",)
+    # The default is not "only by name": it also wakes when nothing else matches.
+    assert checks[3].reasons == (
+        "it has no conditions: it wakes by name, or as the default when no floor matches",
+    )
+    spare = Floor("spare", "work")
+    assert spare.check(Context()).reasons == ("it has no conditions: it wakes only by name",)
 
 
 # -- strict ----------------------------------------------------------------------------------------

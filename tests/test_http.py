@@ -407,6 +407,7 @@ async def test_revoked_expired_and_orphaned_passes_stop_at_once(
             False,
             None,
             None,
+            floor_id=next(f.id for f in store._backend.floors() if f.name == "house"),
         )
     )
     body = assert_problem(await client.get("/v1/memories", headers=auth(token)), 401)

@@ -200,3 +200,39 @@ async def test_the_written_config_starts_a_server_that_wakes_the_shown_persona(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_install_keeps_a_backup_follows_links_and_refuses_comments(tmp_path: Path) -> None:
+    entry = {"command": "/x/severance", "args": ["serve", "--mcp"]}
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "claude.json"
+    original = '{\n    "numStartups": 3,\n    "mcpServers": {"github": {"command": "gh"}}\n}\n'
+    real.write_text(original)
+    real.chmod(0o644)
+    link = tmp_path / ".claude.json"
+    link.symlink_to(real)
+    done = install("claude-code", link, entry)
+    assert link.is_symlink() and link.resolve() == real  # the link is kept, its file updated
+    assert json.loads(real.read_text()) == {
+        "numStartups": 3,
+        "mcpServers": {"github": {"command": "gh"}, "severance": entry},
+    }
+    assert done.backup == dotfiles / "claude.json.bak"
+    assert done.backup.read_text() == original  # the file as it was, layout and all
+    assert real.stat().st_mode & 0o777 == 0o644
+    # JSONC (VS Code, Cursor): refused with a way forward, not rewritten without its comments.
+    vscode = tmp_path / "mcp.json"
+    jsonc = '{\n  // mine\n  "servers": {"a": {"command": "a"},},\n}\n'
+    vscode.write_text(jsonc)
+    with pytest.raises(InvalidInputError, match=r"comments and trailing commas.*--print"):
+        install("vscode", vscode, entry)
+    assert vscode.read_text() == jsonc and not (tmp_path / "mcp.json.bak").exists()
+    # An empty or blank file is an empty config; a blank name is refused.
+    blank = tmp_path / "blank.json"
+    blank.write_text("  \n")
+    install("cursor", blank, entry)
+    assert json.loads(blank.read_text()) == {"mcpServers": {"severance": entry}}
+    for name in ("", "  ", "a\nb"):
+        with pytest.raises(InvalidInputError, match="server name"):
+            install("cursor", blank, entry, name=name)

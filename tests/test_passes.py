@@ -15,6 +15,7 @@ import pytest
 import severance
 from severance import FloorNotFoundError, InvalidInputError, Store
 from severance.backends.base import PassRow
+from severance.backends.sqlite import MIGRATIONS
 from severance.cli import main
 from severance.keys import Secret
 from severance.passes import (
@@ -101,6 +102,7 @@ def test_an_expired_pass_opens_nothing(passes: Passes, store: Store) -> None:
             False,
             None,
             None,
+            floor_id=next(f.id for f in store._backend.floors() if f.name == "office"),
         )
     )
     with pytest.raises(PassError, match="expired"):
@@ -198,7 +200,11 @@ def test_an_older_store_gains_the_passes_table(tmp_path: Path) -> None:
     location = tmp_path / "old"
     severance.Store.init(location).close()
     with closing(sqlite3.connect(location / "store.db")) as db:
+        # Back to the version-1 schema: no passes, no record MACs, no floor ids.
         db.execute("DROP TABLE passes")
+        db.execute("ALTER TABLE personas DROP COLUMN mac")
+        db.execute("ALTER TABLE floors DROP COLUMN floor_id")
+        db.execute("ALTER TABLE floors DROP COLUMN mac")
         db.execute("PRAGMA user_version = 1")
         db.commit()
     with severance.Store.open(location) as store:
@@ -206,7 +212,7 @@ def test_an_older_store_gains_the_passes_table(tmp_path: Path) -> None:
         store.add_floor("office", persona="work")
         issued = Passes(store).issue("office")
         assert Passes(store).authenticate(issued.token).floor == "office"
-        assert store._backend.schema_version() == 2  # type: ignore[attr-defined]
+        assert store._backend.schema_version() == len(MIGRATIONS)
 
 
 # -- the CLI ---------------------------------------------------------------------------------

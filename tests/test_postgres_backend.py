@@ -33,8 +33,11 @@ from severance.backends.postgres_vectors import nearest_sql
 from severance.backends.sqlite import SQLiteBackend
 from severance.errors import (
     AlreadyExistsError,
+    ConflictError,
     EmbedderMismatchError,
     InvalidInputError,
+    MemoryNotFoundError,
+    PersonaNotFoundError,
     StorageError,
     StoreExistsError,
     StoreNotFoundError,
@@ -221,9 +224,17 @@ def test_replace_and_history(backend):
     current = rows.get("a")
     assert (current.version, current.payload, current.seq) == (3, b"three", seq)
     assert [(h.version, h.payload) for h in rows.history("a")] == [(1, b"one"), (2, b"two")]
-    with pytest.raises(StorageError):
+    with pytest.raises(MemoryNotFoundError):
         rows.replace(memory("ghost"), HistoryRow("ghost", 1, 0, 0, 0, b""))
     assert rows.history("ghost") == []
+    # Only onto the version it was made from: a stale writer conflicts and writes nothing.
+    with pytest.raises(ConflictError):
+        rows.replace(
+            MemoryRow("a", 0, 3, 1.0, 2.0, 9.0, b"stale", b"v2"),
+            HistoryRow("a", 2, 0.0, 0.0, 9.0, b"two"),
+        )
+    assert rows.get("a").payload == b"three"
+    assert [h.version for h in rows.history("a")] == [1, 2]
 
 
 def test_delete(backend):
@@ -242,8 +253,9 @@ def test_delete(backend):
 def test_update_vectors_takes_new_seqs(backend):
     (rows,) = with_personas(backend, "p")
     seqs = rows.insert([memory("a"), memory("b"), memory("c")])
-    rows.update_vectors({"a": b"re-a", "c": b"re-c"})
-    rows.update_vectors({})
+    assert rows.update_vectors({"a": (1, b"re-a"), "c": (1, b"re-c")}) == 2
+    assert rows.update_vectors({}) == 0
+    assert rows.update_vectors({"b": (7, b"stale")}) == 0  # sealed for another version
     assert (rows.get("a").vector, rows.get("b").vector, rows.get("c").vector) == (
         b"re-a",
         b"v",
@@ -476,9 +488,13 @@ def test_schema_after_migrating(pg, pg_url):
                 "SELECT tablename, qual FROM pg_policies WHERE schemaname = %s", (SCHEMA,)
             ).fetchall()
         )
-    assert pg.schema_version() == len(MIGRATIONS) == 5
+    assert pg.schema_version() == len(MIGRATIONS) == 6
     pg.migrate()  # idempotent
-    assert pg.schema_version() == 5
+    assert pg.schema_version() == 6
+    # m006: configuration rows carry the key holder's MAC; floors have ids passes follow.
+    assert tables["personas"][-1] == ("mac", "bytea")
+    assert tables["floors"][-2:] == [("floor_id", "text"), ("mac", "bytea")]
+    assert tables["passes"][-2:] == [("floor_id", "text"), ("mac", "bytea")]
     assert tables["memories"] == [
         ("store_id", "bigint"),
         ("persona_id", "text"),
@@ -516,7 +532,10 @@ def test_schema_after_migrating(pg, pg_url):
         assert security[name] == (True, True), name
         assert "current_store()" in policies[name]
         assert ("current_persona()" in policies[name]) == (name in persona_tables), name
-    assert security["stores"] == (False, False)
+    # m006: a store belongs to the login that made it; nobody else's login lists it.
+    assert security["stores"] == (True, True)
+    assert "session_user" in policies["stores"].lower()
+    assert tables["stores"][-1] == ("owner", "name")
 
 
 def test_row_level_security_on_its_own(pg, pg_url):
@@ -650,7 +669,7 @@ def test_real_driver_errors_are_mapped(pg, pg_url, pg_server):
     with_personas(pg, "p")
     with pytest.raises(StorageError):  # a floor naming a persona that does not exist
         pg.insert_floor(FloorRow("f", 1, "ghost", "{}", False))
-    with pytest.raises(StorageError):  # memories of a persona that does not exist
+    with pytest.raises(PersonaNotFoundError):  # memories of a persona that does not exist
         pg.rows("ghost").insert([memory("x")])
     again = PostgresBackend(pg_url)
     with pytest.raises(StoreExistsError):

@@ -260,7 +260,7 @@ def test_memories_of_a_sealed_persona_never_appear_elsewhere(
     names = [f"iso{n}-{k}" for k in range(KINDS)]
     secrets: list[Secret | None] = [
         None,
-        Secret(passphrase=f"pass-{n}"),
+        Secret(passphrase=f"ochre lantern {n} drifts sideways"),
         Secret(key_file=tmp_path / f"iso{n}.key"),
         None,
     ]

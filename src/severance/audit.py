@@ -42,6 +42,8 @@ class VerifyResult:
     entries: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    #: What the store lacks compared with its anchor ("audit:812", "memory:m_…"…).
+    missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class VerifyResult:
             "entries": self.entries,
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
+            "missing": list(self.missing),
         }
 
 
@@ -74,6 +77,9 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one entry (inside the caller's transaction, if any)."""
         with self._backend.transaction():
+            # Appenders in other processes take turns (PostgreSQL reads the last entry under
+            # READ COMMITTED: without the lock two would both write seq + 1).
+            self._backend.lock()
             last = self._backend.last_audit()
             seq = 1 if last is None else last.seq + 1
             prev = GENESIS if last is None else last.hash

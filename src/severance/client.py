@@ -14,9 +14,12 @@ to name another. Needs the ``server`` extra (httpx).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +28,63 @@ from . import errors
 from .model import AuditEntry, Memory, MemoryDraft, Notice, Page, Recall
 
 __all__ = ["Client"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+#: A problem's Retry-After when the server sent none this client can read.
+_DEFAULT_RETRY = 1.0
+
+
+def _answered(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make an answer that is not what a Severance server sends a StorageError.
+
+    Something between the client and the server (a proxy's login page, a captive portal,
+    another service on the port) may answer 200 with anything; reading it must fail as a
+    Severance error, not as a KeyError from deep inside.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        signature.bind(*args, **kwargs)  # a wrong call stays the caller's TypeError
+        try:
+            return method(*args, **kwargs)
+        except errors.SeveranceError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise errors.StorageError(
+                f"the server's answer is not a Severance answer ({type(e).__name__})"
+            ) from None
+
+    return wrapper
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _retry_after(headers: httpx.Headers) -> float:
+    """Seconds from a Retry-After header: a number, or an HTTP date (RFC 9110 §10.2.3)."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return _DEFAULT_RETRY
+    try:
+        seconds = float(value)
+    except ValueError:
+        when = _http_date(value)
+        if when is None:
+            return _DEFAULT_RETRY
+        # A date counts from when the server answered (its Date header), else from now.
+        sent = _http_date(headers.get("Date")) or datetime.now(when.tzinfo)
+        seconds = (when - sent).total_seconds()
+    # NaN, negative or absurd values are not a wait anyone means.
+    return seconds if 0 <= seconds < 86_400 else _DEFAULT_RETRY
 
 
 def _error_classes() -> dict[str, type[errors.SeveranceError]]:
@@ -93,8 +153,24 @@ class Client:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if (
+            not isinstance(token, str)
+            or not token
+            or not token.isascii()
+            or not token.isprintable()
+        ):
+            # Never echo the token: it is a credential.
+            raise errors.PassError("a pass token is a non-empty string of printable ASCII")
+        try:
+            base = httpx.URL(url.rstrip("/"))
+        except (httpx.InvalidURL, TypeError):
+            raise errors.InvalidInputError(f"not a server address: {url!r}") from None
+        if base.scheme not in ("http", "https") or not base.host:
+            raise errors.InvalidInputError(
+                f"a server address is http:// or https:// with a host, not {url!r}"
+            )
         self._http = httpx.Client(
-            base_url=url.rstrip("/"),
+            base_url=base,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "severance-client"},
             timeout=timeout,
             transport=transport,
@@ -119,7 +195,14 @@ class Client:
             raise errors.StorageError(f"cannot reach the server: {e}") from None
         if r.status_code >= 400:
             self._raise(r)
-        return None if r.status_code == 204 else r.json()
+        if r.status_code == 204:
+            return None
+        try:
+            return r.json()
+        except ValueError:  # JSONDecodeError, or a body that is not text
+            raise errors.StorageError(
+                f"the server answered {r.status_code} with a body that is not JSON"
+            ) from None
 
     def _raise(self, r: httpx.Response) -> None:
         try:
@@ -129,7 +212,7 @@ class Client:
             raise errors.StorageError(f"the server answered {r.status_code}") from None
         cls = self._CODES.get(code, errors.SeveranceError)
         if cls is errors.RateLimitedError:
-            raise errors.RateLimitedError(float(r.headers.get("Retry-After", "1")))
+            raise errors.RateLimitedError(_retry_after(r.headers))
         if cls is errors.MemoryNotFoundError:
             raise errors.MemoryNotFoundError(detail.removeprefix("no memory with id ").strip("'"))
         raise cls(detail)
@@ -145,6 +228,7 @@ class Client:
         self.close()
 
     @property
+    @_answered
     def persona(self) -> str:
         """The persona the pass wakes."""
         if self._persona is None:
@@ -153,6 +237,7 @@ class Client:
         return self._persona
 
     # -- writing ------------------------------------------------------------------------------
+    @_answered
     def remember(
         self,
         text: str,
@@ -174,6 +259,7 @@ class Client:
         }
         return _memory(self._call("POST", "/v1/memories", json=body))
 
+    @_answered
     def remember_many(self, items: Iterable[MemoryDraft | Mapping[str, Any] | str]) -> list[Memory]:
         """Store many memories, 1,000 a request (each request all or nothing)."""
         drafts = [_draft(item) for item in items]
@@ -185,6 +271,7 @@ class Client:
             out.extend(_memory(m) for m in data["memories"])
         return out
 
+    @_answered
     def remember_messages(
         self,
         messages: Iterable[Mapping[str, Any]],
@@ -210,6 +297,7 @@ class Client:
         data = self._call("POST", "/v1/conversations", json=body)
         return [_memory(m) for m in data["memories"]]
 
+    @_answered
     def update(
         self,
         memory_id: str,
@@ -233,20 +321,24 @@ class Client:
             self._call("PATCH", path, json={k: v for k, v in body.items() if v is not None})
         )
 
+    @_answered
     def forget(self, memory_id: str) -> None:
         """Delete a memory for good, with its whole history."""
         self._call("DELETE", f"/v1/memories/{_segment(memory_id)}")
 
     # -- reading ------------------------------------------------------------------------------
+    @_answered
     def get(self, memory_id: str) -> Memory:
         """One memory by id."""
         return _memory(self._call("GET", f"/v1/memories/{_segment(memory_id)}"))
 
+    @_answered
     def history(self, memory_id: str) -> list[Memory]:
         """Every version of a memory, oldest first."""
         data = self._call("GET", f"/v1/memories/{_segment(memory_id)}/history")
         return [_memory(m) for m in data["versions"]]
 
+    @_answered
     def memories(
         self,
         *,
@@ -270,10 +362,12 @@ class Client:
         data = self._call("GET", "/v1/memories", params=params)
         return Page(tuple(_memory(m) for m in data["items"]), data["total"], data["next_offset"])
 
+    @_answered
     def count(self) -> int:
         """How many memories the persona holds."""
         return self.memories(limit=1).total
 
+    @_answered
     def recall(
         self,
         query: str,
@@ -312,6 +406,7 @@ class Client:
             for r in data["results"]
         ]
 
+    @_answered
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched the persona since it last woke normally."""
         data = self._call("GET", "/v1/notices")
@@ -320,6 +415,7 @@ class Client:
             for n in data["notices"]
         ]
 
+    @_answered
     def audit(self) -> list[AuditEntry]:
         """The persona's audit entries, without the chain fields (the server withholds them)."""
         data = self._call("GET", "/v1/audit")

@@ -13,6 +13,10 @@ The names come from the clients' own source (Continue's ``new Client({name:
 and from MCP inspector logs in issue threads. ``docs/concepts.md`` prints this table; a test
 checks the two agree.
 
+A client behind a stdio-to-HTTP bridge is known by what it says it is: ``mcp-remote`` appends
+`` (via mcp-remote 0.1.37)`` to the name it forwards (Claude Desktop then sends ``claude-ai (via
+mcp-remote 0.1.37)``), so a trailing ``(via …)`` is set aside when finding the family.
+
 The Severance command line identifies itself as ``severance-cli`` (family ``terminal``), so a
 floor can take in the terminal (``--client terminal``) or leave it out (``--client '!terminal'``).
 """
@@ -20,6 +24,7 @@ floor can take in the terminal (``--client terminal``) or leave it out (``--clie
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +36,7 @@ __all__ = [
     "family_of",
     "is_known",
     "pattern_matches",
+    "underlying",
 ]
 
 #: The client name the Severance CLI sends for itself.
@@ -77,12 +83,23 @@ FAMILIES: tuple[ClientFamily, ...] = (
     ClientFamily("amp", "Amp", ("amp-mcp-client",)),
     ClientFamily("amazon-q", "Amazon Q Developer CLI", ("Q-DEV-CLI", "Q DEV CLI")),
     ClientFamily("chatgpt", "ChatGPT", ("ChatGPT",)),
+    # Warp names itself by its bundle id: dev.warp.Warp-Stable, -Preview, -Dev (a Warp
+    # developer's log in effect-mcp issue 18).
+    ClientFamily("warp", "Warp", ("dev.warp.Warp-*",)),
+    ClientFamily("antigravity", "Google Antigravity", ("antigravity-client",)),
     ClientFamily("inspector", "MCP Inspector", ("mcp-inspector",)),
     ClientFamily("mcp-python-sdk", "MCP Python SDK (no name given)", ("mcp",)),
     ClientFamily("terminal", "Severance CLI (the terminal)", (CLI_CLIENT,)),
 )
 
 _BY_NAME = {f.name: f for f in FAMILIES}
+# What a bridge adds to the name it forwards: "claude-ai (via mcp-remote 0.1.37)".
+_VIA = re.compile(r"\s*\(via [^()]*\)\s*\Z", re.IGNORECASE)
+
+
+def underlying(client: str) -> str:
+    """The client's own name, without a bridge's ``(via …)`` annotation."""
+    return _VIA.sub("", client) or client
 
 
 def family_names() -> tuple[str, ...]:
@@ -95,7 +112,8 @@ def family_of(client: str | None) -> str | None:
     """The family a client name belongs to, or None if the table does not know it."""
     if not client:
         return None
-    return next((f.name for f in FAMILIES if f.claims(client)), None)
+    own = underlying(client)
+    return next((f.name for f in FAMILIES if f.claims(own)), None)
 
 
 def pattern_matches(pattern: str, client: str | None) -> bool:
@@ -108,7 +126,8 @@ def pattern_matches(pattern: str, client: str | None) -> bool:
         return False
     folded = pattern.casefold()
     family = _BY_NAME.get(folded)
-    if family is not None and (family.claims(client) or client.casefold() == folded):
+    own = underlying(client)
+    if family is not None and (family.claims(own) or own.casefold() == folded):
         return True
     return fnmatch.fnmatchcase(client.casefold(), folded)
 

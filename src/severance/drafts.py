@@ -6,14 +6,16 @@ before waking any persona) and the servers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from . import validate
 from .errors import InvalidInputError, InvalidTurnsError
-from .model import MemoryDraft
+from .model import Memory, MemoryDraft
 
-__all__ = ["read_turns", "to_draft"]
+__all__ = ["Patch", "read_turns", "to_draft"]
 
 
 def to_draft(item: MemoryDraft | Mapping[str, Any] | str) -> MemoryDraft:
@@ -88,3 +90,29 @@ def read_turns(records: Iterable[Mapping[str, Any]]) -> list[MemoryDraft]:
     if not drafts:
         raise InvalidTurnsError("the file holds no turns")
     return drafts
+
+
+@dataclasses.dataclass(frozen=True)
+class Patch:
+    """The change an update (or a crossing's merge) makes to a memory (validated already)."""
+
+    text: str | None = None
+    kind: str | None = None
+    tags: tuple[str, ...] | None = None
+    metadata: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    add_tags: tuple[str, ...] = ()
+    origin: Mapping[str, Any] | None = None
+
+    def onto(self, old: Memory) -> Memory:
+        tags = self.tags if self.tags is not None else old.tags
+        tags = (tags + tuple(t for t in self.add_tags if t not in tags))[: validate.MAX_TAGS]
+        return dataclasses.replace(
+            old,
+            text=self.text if self.text is not None else old.text,
+            kind=self.kind or old.kind,
+            tags=tags,
+            metadata=self.metadata if self.metadata is not None else old.metadata,
+            occurred_at=self.occurred_at or old.occurred_at,
+            provenance=old.provenance + ((dict(self.origin),) if self.origin else ()),
+        )

@@ -1,7 +1,7 @@
 """No accidental duplicates: remembering what a persona already holds returns what it holds.
 
 A new memory is a *duplicate* of a live one when their identities are equal. The identity is
-the memory's normalised text (Unicode NFKC, case-folded, runs of white space as one space,
+the memory's normalised text (Unicode NFC, case-folded, runs of white space as one space,
 trimmed), its kind and its set of tags — and, for conversation turns, the ``session`` and
 ``turn`` their metadata name (see :mod:`severance.chat`), so "user: ok" said in two
 conversations is two memories while the same conversation remembered twice is one. A memory
@@ -9,7 +9,10 @@ given an explicit ``occurred_at`` (other than a turn) is a duplicate only of one
 at the same instant: "team lunch at the ramen place" in January and in June are two lunches.
 
 Only exact identities merge. "Invoice 4411 is paid" and "Invoice 4412 is paid" differ by a
-character, so both are kept: near-duplicates are never merged silently. A duplicate is not
+character, so both are kept: near-duplicates are never merged silently. That is why the
+text is composed (NFC: "é" typed as one code point or as "e" and an accent is one text) but
+not compatibility-folded (NFKC), which would make "2⁵ = 32" the same as "25 = 32" and "H₂O"
+the same as "H2O". A duplicate is not
 written again; :meth:`Session.remember_many` returns the live memory with
 ``Memory.duplicate`` set instead. This is also what makes an interrupted import resumable: a
 rerun finds every record the first run committed and writes only the rest.
@@ -38,8 +41,11 @@ Identity = tuple[str, str, frozenset[str], str | None]
 
 
 def normalise(text: str) -> str:
-    """Text as compared for duplicates: NFKC, case-folded, white space collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """Text as compared for duplicates: NFC, case-folded, white space collapsed."""
+    # Case folding can decompose ("ǰ" folds to "ǰ"); compose again so both spellings meet.
+    return " ".join(
+        unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold()).split()
+    )
 
 
 def _is_turn(metadata: Mapping[str, Any]) -> bool:
@@ -76,14 +82,16 @@ class KnownMemories:
     but never a merge.
     """
 
-    def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory]) -> None:
+    def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory | None]) -> None:
         self._rows = rows
         self._read = read
         self._ids: dict[int, str] = {}  # hash(identity) -> the newest memory id with it
         self._fresh: set[str] = set()  # written by this session since the last refresh
         self._seen: int | None = None
 
-    def _put(self, memory: Memory) -> None:
+    def _put(self, memory: Memory | None) -> None:
+        if memory is None:
+            return  # quarantined: it matches nothing
         self._ids[hash(identity(memory.text, memory.kind, memory.tags, memory.metadata))] = (
             memory.id
         )

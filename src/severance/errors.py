@@ -2,6 +2,7 @@
 
     SeveranceError
     ├── InvalidInputError          bad text, kind, tag, metadata, limit, spec…
+    │   ├── WeakPassphraseError    a new passphrase that is too easy to guess
     │   ├── InvalidFloorError      a floor rule that cannot be parsed
     │   ├── InvalidTurnsError      a malformed conversation/turns file
     │   ├── InvalidExportError     an export file (ChatGPT, Claude, mem0…) that cannot be read
@@ -12,6 +13,7 @@
     │   ├── FloorNotFoundError
     │   └── PassNotFoundError
     ├── AlreadyExistsError         a persona or floor name already in use
+    ├── ConflictError              another writer changed the same memories first
     ├── NoFloorError               no floor matches the context and there is no default
     ├── StoreError
     │   ├── StoreNotFoundError
@@ -24,6 +26,9 @@
     │       └── ReadOnlyPassError  a read-only pass used to change memories
     ├── RateLimitedError           a pass made more requests than its rate allows
     ├── IntegrityError             a ciphertext or audit entry that fails authentication
+    │   ├── TamperedRecordError    a pass, floor, persona or setting not made by the key holder
+    │   ├── RollbackError          the store is older than its anchor says (rows missing)
+    │   └── QuarantinedError       one memory fails authentication (skipped; can be forgotten)
     ├── EmbedderError
     │   └── EmbedderMismatchError  the persona's vectors come from another model
     ├── ExtractorError             the persona's fact extractor (an LLM endpoint) failed
@@ -31,7 +36,9 @@
     │   ├── ExtractorUnavailableError  endpoint down, HTTP error or timeout
     │   └── ExtractorOutputError   malformed or out-of-schema answer, or an id it was not shown
     ├── SessionClosedError         the session was closed (or its override expired)
+    │   └── PersonaErasedError     its persona was erased by a clean slate (maybe elsewhere)
     └── StorageError               the database failed in a way we could not classify
+        └── StorageTimeoutError    a statement ran past the database's time limit
 
 Interfaces (CLI exit codes, HTTP statuses) map these types in one table each; nothing ever
 matches on message text. Messages never say whether *another* persona exists: an id owned by
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "ConflictError",
     "EmbedderError",
     "EmbedderMismatchError",
     "ExtractorError",
@@ -60,18 +68,24 @@ __all__ = [
     "NotFoundError",
     "PassError",
     "PassNotFoundError",
+    "PersonaErasedError",
     "PersonaNotFoundError",
+    "QuarantinedError",
     "RateLimitedError",
     "ReadOnlyPassError",
     "RequestTooLargeError",
+    "RollbackError",
     "SessionClosedError",
     "SeveranceError",
     "StorageError",
+    "StorageTimeoutError",
     "StoreError",
     "StoreExistsError",
     "StoreNotFoundError",
     "StorePathError",
+    "TamperedRecordError",
     "UnlockError",
+    "WeakPassphraseError",
     "WrongKeyError",
 ]
 
@@ -87,6 +101,12 @@ class InvalidInputError(SeveranceError, ValueError):
     """An argument was rejected before anything was changed."""
 
     code = "invalid_input"
+
+
+class WeakPassphraseError(InvalidInputError):
+    """A new passphrase is too easy to guess (see docs/security.md for the minimum)."""
+
+    code = "weak_passphrase"
 
 
 class InvalidFloorError(InvalidInputError):
@@ -128,6 +148,13 @@ class AlreadyExistsError(SeveranceError):
     code = "already_exists"
 
 
+class ConflictError(SeveranceError):
+    """Another writer changed the same memories between read and commit; nothing was written
+    (retry)."""
+
+    code = "conflict"
+
+
 class NoFloorError(SeveranceError):
     code = "no_floor"
 
@@ -164,6 +191,38 @@ class IntegrityError(SeveranceError):
     code = "integrity"
 
 
+class TamperedRecordError(IntegrityError):
+    """A row that grants access or routes memories fails its MAC: it was written by someone
+    without the store's key (raw SQL, an edited file) and is not obeyed."""
+
+    code = "tampered_record"
+
+    def __init__(self, message: str, kind: str = "", record_id: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.record_id = record_id
+
+
+class RollbackError(IntegrityError):
+    """The store holds less than its key holder last saw: an older copy, or deleted rows."""
+
+    code = "rollback_detected"
+
+
+class QuarantinedError(IntegrityError):
+    """One memory fails authentication (a swapped or corrupted row). Every read skips it; it
+    can be forgotten. The rest of the persona stays readable."""
+
+    code = "quarantined"
+
+    def __init__(self, memory_id: str) -> None:
+        super().__init__(
+            f"memory {memory_id!r} fails authentication (tampered or corrupted) and is"
+            f" quarantined; forget it to remove it"
+        )
+        self.memory_id = memory_id
+
+
 class EmbedderError(SeveranceError):
     code = "embedder_error"
 
@@ -176,8 +235,20 @@ class SessionClosedError(SeveranceError):
     code = "session_closed"
 
 
+class PersonaErasedError(SessionClosedError):
+    """The session's persona was erased by a clean slate (perhaps by another process)."""
+
+    code = "persona_erased"
+
+
 class StorageError(SeveranceError):
     code = "storage_error"
+
+
+class StorageTimeoutError(StorageError):
+    """A statement was cancelled by the database's time limit (not a lost connection)."""
+
+    code = "storage_timeout"
 
 
 class PassError(UnlockError):

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shlex
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +39,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import clients
 from .errors import FloorNotFoundError, InvalidFloorError, NoFloorError
-from .workspace import literal_prefix, path_matches, resolve_path, resolve_pattern
+from .workspace import (
+    is_anchored,
+    literal_prefix,
+    path_matches,
+    resolve_path,
+    resolve_pattern,
+)
 
 __all__ = [
     "Context",
@@ -148,10 +155,20 @@ class Floor:
             for p in patterns:
                 if not isinstance(p, str) or not p.strip() or p.strip() == "!":
                     raise InvalidFloorError("floor patterns may not be empty")
+                if any(unicodedata.category(ch) == "Cc" for ch in p):
+                    raise InvalidFloorError(f"invalid pattern {p!r}: it holds control characters")
         for p in (*self.paths, *self.hosts):
             if p.startswith("!"):
                 raise InvalidFloorError(
                     f"invalid pattern {p!r}: only client patterns may exclude with '!'"
+                )
+        for p in self.paths:
+            if not is_anchored(p):
+                raise InvalidFloorError(
+                    f"floor {self.name!r}: invalid path pattern {p!r}: a relative path would mean"
+                    f" a different folder"
+                    f" from every directory; write it from '/' or '~' (e.g. '~/{p}'), or start"
+                    f" it with '**/' to match it anywhere"
                 )
 
     @property
@@ -199,7 +216,12 @@ class Floor:
     def check(self, context: Context) -> FloorCheck:
         """Whether this floor matches ``context``, with one reason per condition either way."""
         if not self.has_conditions:
-            return FloorCheck(self, False, ("it has no conditions: it wakes only by name",))
+            why = (
+                "it has no conditions: it wakes by name, or as the default when no floor matches"
+                if self.default
+                else "it has no conditions: it wakes only by name"
+            )
+            return FloorCheck(self, False, (why,))
         reasons: list[str] = []
         matched = True
         for ok, reason in (
@@ -337,6 +359,8 @@ class Context:
         for key in ("floor", "client", "host"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise InvalidFloorError(f"the context's {key!r} must be a string")
+            if data.get(key) is not None:
+                _check_text(data[key], key, MAX_NAME_CHARS)
         paths = data.get("paths") or ()
         if isinstance(paths, str | os.PathLike):
             paths = (paths,)
@@ -347,6 +371,12 @@ class Context:
             paths = (data["path"], *paths)
         if not all(isinstance(p, str | os.PathLike) for p in paths):
             raise InvalidFloorError("the context's paths must be strings")
+        if len(paths) > MAX_PATHS:
+            raise InvalidFloorError(
+                f"the context gives {len(paths)} workspace paths; at most {MAX_PATHS} are read"
+            )
+        for p in paths:
+            _check_text(os.fspath(p), "path", MAX_PATH_CHARS)
         at = data.get("at") or data.get("time")
         if isinstance(at, str):
             try:
@@ -365,11 +395,36 @@ class Context:
         return cls(
             floor=data.get("floor"),
             client=data.get("client"),
-            paths=tuple(str(p) for p in paths),
+            # Relative paths are made absolute now, against the caller's directory, so that the
+            # audit log records where the request really came from (never ".").
+            paths=tuple(_absolute(os.fspath(p)) for p in paths),
             host=data.get("host"),
             at=at,
             strict=strict,
         )
+
+
+#: Longest client or host name a context may give: real ones are a few dozen characters, and
+#: each is written to the audit log and kept in the matchers' caches.
+MAX_NAME_CHARS = 256
+#: Most workspace paths (MCP roots) one context may give, and the longest one.
+MAX_PATHS = 256
+MAX_PATH_CHARS = 4096
+
+
+def _check_text(value: str, what: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidFloorError(f"the context's {what} is too long ({len(value)} > {limit} chars)")
+    # Control characters are in no real name or path; they could forge lines in `floor
+    # clients` or audit displays, and a NUL cannot reach the file system at all.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidFloorError(f"the context's {what} {value!r} holds control characters")
+
+
+def _absolute(path: str) -> str:
+    if not path or path.startswith("~") or os.path.isabs(path):
+        return path
+    return os.path.abspath(path)
 
 
 @dataclass(frozen=True)
@@ -517,10 +572,10 @@ def _client_covers(a: str, b: str) -> bool:
     if b_family is not None:
         # b stands for every name of its family (and itself): a must take in all of them.
         names = [b, *(s.casefold() for s in b_family.sends)]
-        return a_family is None and all(fnmatch.fnmatchcase(n, a) for n in names)
+        return a_family is None and all(_glob_covers(a, n) for n in names)
     if a_family is not None:
         return not _has_glob(b) and a_family.claims(b)
-    return fnmatch.fnmatchcase(b, a)
+    return _glob_covers(a, b)
 
 
 def _covers_clients(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -550,9 +605,7 @@ def _covers_paths(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 def _covers_globs(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     if not a:
         return True
-    return bool(b) and all(
-        any(fnmatch.fnmatchcase(y.casefold(), x.casefold()) for x in a) for y in b
-    )
+    return bool(b) and all(any(_glob_covers(x.casefold(), y.casefold()) for x in a) for y in b)
 
 
 def _covers_hours(earlier: Floor, later: Floor) -> bool:
@@ -566,3 +619,17 @@ def _covers_hours(earlier: Floor, later: Floor) -> bool:
 
 def _has_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
+
+
+def _glob_covers(x: str, y: str) -> bool:
+    """Whether glob ``x`` certainly matches every name glob ``y`` matches (both folded).
+
+    Matching ``y`` as if it were a name would be wrong: ``laptop-?`` "matches" the text
+    ``laptop-*`` yet not ``laptop-12``. So only the provable cases count: ``y`` has no
+    wildcard and ``x`` matches it; or ``x`` is a literal followed by one ``*`` that ``y``
+    starts with (``*`` alone included).
+    """
+    if x == y or (not _has_glob(y) and fnmatch.fnmatchcase(y, x)):
+        return True
+    head = x.removesuffix("*")
+    return x.endswith("*") and not _has_glob(head) and y.startswith(head)

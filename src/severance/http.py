@@ -48,6 +48,7 @@ from .awake import AwakeSessions
 from .chat import read_conversation
 from .errors import (
     AlreadyExistsError,
+    ConflictError,
     EmbedderError,
     ExtractorError,
     ExtractorOutputError,
@@ -57,6 +58,8 @@ from .errors import (
     NoExtractorError,
     NoFloorError,
     NotFoundError,
+    PersonaErasedError,
+    QuarantinedError,
     RateLimitedError,
     RequestTooLargeError,
     SessionClosedError,
@@ -104,6 +107,9 @@ PROBLEM_STATUS: tuple[tuple[type[SeveranceError], int], ...] = (
     (InvalidInputError, 422),
     (NotFoundError, 404),
     (AlreadyExistsError, 409),
+    (ConflictError, 409),
+    (QuarantinedError, 409),
+    (PersonaErasedError, 410),
     (NoFloorError, 404),
     (UnlockError, 403),
     (SessionClosedError, 503),
@@ -357,6 +363,7 @@ class ConversationOut(BaseModel):
     memories: list[MemoryOut] = Field(description="One per stored turn, in order.")
     skipped: int = Field(description="Messages that held no text (images, tool calls).")
 
+
 class MessageIn(_In):
     """One chat message; the stored turn reads ``role: content``."""
 
@@ -447,7 +454,7 @@ class PassOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"]
     version: str
 
 
@@ -705,9 +712,17 @@ def create_app(
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/health", response_model=HealthOut, tags=["server"])
-    def health() -> HealthOut:
-        """Whether the server is up. Needs no pass."""
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        tags=["server"],
+        responses={503: {"model": HealthOut, "description": "The database is unreachable."}},
+    )
+    def health(request: Request) -> HealthOut | JSONResponse:
+        """Whether the server is up and its database answers (503 if not). Needs no pass."""
+        if not _server(request).sessions.store.reachable():
+            body = HealthOut(status="unavailable", version=__version__)
+            return JSONResponse(body.model_dump(), status_code=503)
         return HealthOut(status="ok", version=__version__)
 
     @app.get("/v1/pass", response_model=PassOut, tags=["server"], responses=_errors())

@@ -40,5 +40,10 @@ def add_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": False, "displayOperationId": True},
+            # validatorUrl: Swagger UI's default sends the spec to validator.swagger.io.
+            swagger_ui_parameters={
+                "persistAuthorization": False,
+                "displayOperationId": True,
+                "validatorUrl": None,
+            },
         )

@@ -55,6 +55,7 @@ def wake(
     rejected: Callable[[], object],
     *,
     migrated_pending: int,
+    deleted: Callable[[str], object] | None = None,
 ) -> Awake:
     """The persona's index, up to date with its rows. ``rejected`` is called when a snapshot
     is dropped as untrustworthy; a migrated snapshot counts ``migrated_pending`` changes, so
@@ -67,7 +68,9 @@ def wake(
             if index.missing_features:
                 _fill_features(index, rows, open_payload)
                 pending = migrated_pending
-            return catch_up(Awake(index, snapshot.watermark, pending), rows, open_row)
+            return catch_up(
+                Awake(index, snapshot.watermark, pending), rows, open_row, deleted=deleted
+            )
         except Exception:
             # A snapshot that fails authentication or parsing is never trusted; the rows
             # are the source of truth, so rebuild from them.
@@ -77,11 +80,18 @@ def wake(
     seen = rows.high_water()
     for batch in rows.scan(SCAN_BATCH):
         index.upsert(_docs(batch, open_row))
-    return catch_up(Awake(index, seen, len(index)), rows, open_row)
+    return catch_up(Awake(index, seen, len(index)), rows, open_row, deleted=deleted)
 
 
-def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
-    """Apply the changes after ``awake.seen`` to ``awake.index`` (in place; returned)."""
+def catch_up(
+    awake: Awake,
+    rows: PersonaRows,
+    open_row: OpenRow,
+    *,
+    deleted: Callable[[str], object] | None = None,
+) -> Awake:
+    """Apply the changes after ``awake.seen`` to ``awake.index`` (in place; returned).
+    ``deleted`` is told of every memory deleted since (by anyone)."""
     index = awake.index
     if rows.high_water() == awake.seen:
         # Nothing at all was written since (the usual case between two recalls): one read of
@@ -100,6 +110,8 @@ def catch_up(awake: Awake, rows: PersonaRows, open_row: OpenRow) -> Awake:
         index.upsert(docs)
         awake.pending += len(fresh)
     for memory_id in changes.deleted:
+        if deleted is not None:
+            deleted(memory_id)
         if index.remove(memory_id):
             awake.pending += 1
     awake.seen = changes.high_water

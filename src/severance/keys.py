@@ -1,9 +1,9 @@
 """The key hierarchy: one master key per store, one data key per persona.
 
-    passphrase ──scrypt──┐
+    passphrase ──Argon2id (scrypt: older stores)──┐
     key file ────────────┼──> master key ──HKDF──> wrapping key ──wraps──> persona data keys
     SEVERANCE_KEY ───────┘                                         └─wraps──> audit key (HMAC)
-    persona secret (sealed persona) ──scrypt/key file──> that persona's own wrapping key
+    persona secret (sealed persona) ──Argon2id/key file──> that persona's own wrapping key
 
 The audit key is random and wrapped like a data key, so rotating the master key re-wraps it
 and the existing chain still verifies.
@@ -28,10 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import InvalidInputError, MissingKeyError, UnlockError, WrongKeyError
+from .errors import (
+    InvalidInputError,
+    MissingKeyError,
+    UnlockError,
+    WeakPassphraseError,
+    WrongKeyError,
+)
 from .seal import KEY_BYTES, Sealer, aad, new_key
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "Secret",
     "SecretKey",
     "check_key_file_place",
+    "check_new_passphrase",
     "default_key_file",
     "derive_passphrase_key",
     "destroy_key_file",
@@ -56,38 +64,91 @@ ENV_KEY = "SEVERANCE_KEY"
 ENV_KEY_FILE = "SEVERANCE_KEY_FILE"
 ENV_PASSPHRASE = "SEVERANCE_PASSPHRASE"
 _CHECK_PLAINTEXT = b"severance master key check"
+# One message whatever the store's key mode: opening someone else's store by name must not
+# tell whether a passphrase or a key file locks it.
+_NO_KEY = (
+    f"this store needs its key: give its passphrase (or set {ENV_PASSPHRASE}), its key file"
+    f" (--key-file, {ENV_KEY_FILE}), or set {ENV_KEY}"
+)
+
+
+#: Argon2id cost for new passphrases: RFC 9106's second recommended option (3 passes over
+#: 64 MiB, 4 lanes). Recorded beside the salt, so it can be raised for new keys later.
+ARGON2_TIME_COST = 3
+ARGON2_MEMORY_KIB = 64 * 1024
+ARGON2_LANES = 4
+#: zxcvbn score a new passphrase must reach (0-4; 3 = about 10^8 guesses or more). With the
+#: Argon2id cost above, that is years of one core per passphrase found.
+MIN_PASSPHRASE_SCORE = 3
 
 
 @dataclass(frozen=True)
 class KdfParams:
-    """scrypt parameters, stored beside the salt so they can be raised later."""
+    """Passphrase KDF parameters, stored beside the salt so they can be raised later.
+
+    New passphrases use Argon2id (memory-hard); stores made before keep their scrypt
+    parameters and still open (``severance keys rotate --passphrase`` moves them to Argon2id).
+    For Argon2id ``n`` is the memory in KiB, ``r`` the number of passes, ``p`` the lanes; for
+    scrypt they are scrypt's own N, r and p.
+    """
 
     salt: bytes
     n: int = 2**15
     r: int = 8
     p: int = 1
+    algorithm: str = "scrypt"
 
     def to_text(self) -> str:
-        return f"scrypt:{self.n}:{self.r}:{self.p}:{base64.urlsafe_b64encode(self.salt).decode()}"
+        salt = base64.urlsafe_b64encode(self.salt).decode()
+        return f"{self.algorithm}:{self.n}:{self.r}:{self.p}:{salt}"
 
     @classmethod
     def from_text(cls, text: str) -> KdfParams:
         try:
             name, n, r, p, salt = text.split(":")
-            if name != "scrypt":
+            if name not in ("scrypt", "argon2id"):
                 raise ValueError(name)
-            return cls(base64.urlsafe_b64decode(salt), int(n), int(r), int(p))
+            return cls(base64.urlsafe_b64decode(salt), int(n), int(r), int(p), name)
         except (ValueError, binascii.Error):
             raise UnlockError("the store's key-derivation parameters are unreadable") from None
 
     @classmethod
     def fresh(cls) -> KdfParams:
-        return cls(os.urandom(16))
+        """Parameters for a new passphrase: Argon2id at the stated cost, a new salt."""
+        return cls(os.urandom(16), ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_LANES, "argon2id")
+
+
+def check_new_passphrase(passphrase: str) -> None:
+    """Refuse a new passphrase that is easy to guess (zxcvbn's estimate, not its length)."""
+    if not isinstance(passphrase, str) or not passphrase:
+        raise InvalidInputError("a passphrase may not be empty")
+    from zxcvbn import zxcvbn  # imported here: a 1 MB dictionary, needed only when creating
+
+    # zxcvbn's matching is quadratic-ish in length; its first 100 characters decide anyway.
+    result = zxcvbn(passphrase[:100])
+    if int(result["score"]) < MIN_PASSPHRASE_SCORE:
+        hint = result.get("feedback", {}).get("warning") or "add words nobody would guess"
+        raise WeakPassphraseError(
+            f"that passphrase is too easy to guess ({hint.rstrip('.')}); use four or more"
+            " unrelated words, or a key file"
+        )
 
 
 def derive_passphrase_key(passphrase: str, params: KdfParams) -> bytes:
     if not passphrase:
         raise InvalidInputError("a passphrase may not be empty")
+    if params.algorithm == "argon2id":
+        if not (8 <= params.n <= 4 * 1024 * 1024 and 1 <= params.r <= 64 and 1 <= params.p <= 64):
+            raise UnlockError("the store's key-derivation parameters are out of range")
+        return hash_secret_raw(
+            passphrase.encode("utf-8", "surrogatepass"),
+            params.salt,
+            time_cost=params.r,
+            memory_cost=params.n,
+            parallelism=params.p,
+            hash_len=KEY_BYTES,
+            type=Type.ID,
+        )
     return hashlib.scrypt(
         passphrase.encode(),
         salt=params.salt,
@@ -204,7 +265,10 @@ class Secret:
             raise InvalidInputError("a passphrase may not be empty")
 
     def kdf_text(self) -> str:
-        """What to record beside the wrapped key (never the secret itself)."""
+        """What to record beside the wrapped key (never the secret itself). Called when a
+        persona is sealed with this secret, so a weak new passphrase is refused here."""
+        if self.passphrase is not None:
+            check_new_passphrase(self.passphrase)
         return "key-file" if self.key_file is not None else KdfParams.fresh().to_text()
 
     def derive(self, store_id: str, kdf_text: str | None) -> SecretKey:
@@ -278,8 +342,8 @@ def find_master_key(
     if key_file is not None:
         return read_key_file(Path(key_file).expanduser())
     if passphrase is not None:
-        if "kdf" not in meta:
-            raise UnlockError("this store is not locked with a passphrase")
+        if not meta.get("kdf"):
+            raise WrongKeyError("this key does not unlock the store")
         return derive_passphrase_key(passphrase, KdfParams.from_text(meta["kdf"]))
     if os.environ.get(ENV_KEY):
         return decode_key(os.environ[ENV_KEY], what=ENV_KEY)
@@ -290,9 +354,7 @@ def find_master_key(
             return derive_passphrase_key(
                 os.environ[ENV_PASSPHRASE], KdfParams.from_text(meta["kdf"])
             )
-        raise MissingKeyError(
-            f"this store is locked with a passphrase: pass it or set {ENV_PASSPHRASE}"
-        )
+        raise MissingKeyError(_NO_KEY)
     if meta.get("key_mode") == "key-file":
         path = Path(meta.get("key_file") or default_key_file(meta["store_id"]))
         pending = path.with_name(path.name + ".new")
@@ -303,9 +365,14 @@ def find_master_key(
             try:
                 MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
             except WrongKeyError:
-                pending.unlink(missing_ok=True)
+                # Not (yet) the store's key: a rotation still in flight in another process, or
+                # one that died before committing. Never delete it — the first case would lose
+                # the key that rotation is about to commit; the rotation cleans up after itself.
+                pass
             else:
                 os.replace(pending, path)
                 return candidate
+        if not path.exists():
+            raise MissingKeyError(_NO_KEY)
         return read_key_file(path)
-    raise MissingKeyError(f"this store needs its key: pass it or set {ENV_KEY}")
+    raise MissingKeyError(_NO_KEY)

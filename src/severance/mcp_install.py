@@ -18,7 +18,8 @@ Claude Desktop, Claude Code and Cursor list servers under ``mcpServers``; VS Cod
 ``servers``, with ``"type": "stdio"``. The entry runs this installation's own ``severance``
 executable with absolute paths (the clients start servers from a folder of their choosing,
 with a minimal ``PATH``), so the config works however the client is launched. Everything else
-in the file is kept as it was; the file is replaced atomically.
+in the file is kept as it was (its layout aside); the file is replaced atomically, its previous
+content kept as ``<file>.bak``, and a file with comments is refused rather than stripped.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ class Installed:
     name: str
     replaced: bool
     document: dict[str, Any]
+    #: Where the file's previous content was kept, when there was a file.
+    backup: Path | None = None
 
 
 def install(
@@ -161,17 +164,27 @@ def install(
 ) -> Installed:
     """Put ``entry`` under ``name`` in the client's config at ``path`` (kept otherwise).
 
-    Refuses a file that is not a JSON object (changing nothing). With ``write=False`` only
-    computes the resulting document.
+    Refuses a file that is not a JSON object (changing nothing): a file with comments (VS
+    Code and Cursor accept JSONC) is refused rather than rewritten without them. Before an
+    existing file is replaced, its previous content is kept beside it as ``<name>.bak``; a
+    link is followed, so the file it points to is updated and the link stays. With
+    ``write=False`` only computes the resulting document.
     """
     spec = _spec(client)
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise InvalidInputError("a server name is a non-empty printable string")
+    target = path.resolve() if path.is_symlink() else path
     document: dict[str, Any] = {}
-    if path.exists():
+    before: bytes | None = None
+    if target.exists():
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            before = target.read_bytes()
+            text = before.decode("utf-8-sig")
+            loaded = json.loads(text) if text.strip() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise InvalidInputError(
-                f"cannot read {path} as JSON ({e}); left it unchanged"
+                f"cannot read {path} as JSON ({e}); left it unchanged (comments and trailing "
+                "commas are not read: add the entry `--print` shows by hand)"
             ) from None
         if not isinstance(loaded, dict):
             raise InvalidInputError(f"{path} is not a JSON object; left it unchanged")
@@ -183,15 +196,29 @@ def install(
         raise InvalidInputError(f"{path}: {spec.key!r} is not an object; left it unchanged")
     replaced = name in servers
     servers[name] = dict(entry)
+    backup = None
     if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.severance-tmp")
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    return Installed(path, name, replaced, document)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if before is not None else 0o600
+        if before is not None:
+            backup = target.with_name(f"{target.name}.bak")
+            _write_atomically(backup, before, mode)
+        body = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+        # The client may rewrite its own file at any time (Claude Code keeps state in
+        # ~/.claude.json): if it changed since it was read, stop rather than lose that (this
+        # narrows the window to the replace itself; the backup covers the rest).
+        now = target.read_bytes() if target.exists() else None
+        if now != before:
+            raise InvalidInputError(f"{path} changed while it was being updated; run it again")
+        _write_atomically(target, body, mode)
+    return Installed(path, name, replaced, document, backup)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.severance-tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

@@ -45,6 +45,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
@@ -55,7 +56,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import CallToolResult, ListRootsResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from . import __version__, validate
+from . import __version__, floors, validate
 from .awake import AwakeSessions
 from .clients import family_of
 from .errors import FloorNotFoundError, SeveranceError
@@ -83,14 +84,19 @@ persona while it slept); `status` says which persona is awake and why."""
 
 # -- where a call comes from -----------------------------------------------------------------
 def file_uri_to_path(uri: str) -> str | None:
-    """The local path of a ``file://`` URI (None for any other scheme)."""
+    """The local path of a ``file://`` URI (None for any other scheme, or a remote host's).
+
+    Percent-escapes are decoded exactly once (``%2520`` is the folder ``%20``, not a space).
+    """
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
-    if parsed.netloc and parsed.netloc != "localhost":
-        # file://server/share/x: a UNC path on Windows, meaningless elsewhere.
-        return url2pathname(f"//{parsed.netloc}{parsed.path}")
-    return url2pathname(unquote(parsed.path)) if os.name == "nt" else unquote(parsed.path)
+    if parsed.netloc and parsed.netloc.lower() != "localhost":
+        # file://server/share/x: a UNC path on Windows; elsewhere another machine's file,
+        # which is no workspace here (and must not be read as //server/share/x).
+        return url2pathname(f"//{parsed.netloc}{parsed.path}") if os.name == "nt" else None
+    # url2pathname decodes the escapes itself (and turns /C:/x into C:\\x on Windows).
+    return url2pathname(parsed.path) if os.name == "nt" else unquote(parsed.path)
 
 
 @dataclass(frozen=True)
@@ -106,11 +112,19 @@ class Where:
     #: context chooses, among the floors that wake this persona only.
     persona_id: str | None = None
     pass_floor: str | None = None
+    #: The moment the call is routed at, read once: every resolution of this call (the checks
+    #: and the wake) must see the same time, or a floor's hours could end between them.
+    at: datetime | None = None
 
     def context(self) -> dict[str, Any]:
         if self.floor is not None:
             return {"floor": self.floor}
-        return {"client": self.client, "paths": list(self.paths), "host": socket.gethostname()}
+        return {
+            "client": self.client,
+            "paths": list(self.paths),
+            "host": socket.gethostname(),
+            "at": self.at,
+        }
 
     def describe(self) -> str:
         where = ", ".join(repr(p) for p in self.paths) or "no workspace"
@@ -211,10 +225,18 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
             grant = server.passes.authenticate(token)
         except SeveranceError as e:
             raise ToolError(str(e)) from None
-        if server.pass_routing == "pin":
+        if server.pin_floor is not None and grant.floor != server.pin_floor:
+            # `serve --floor X` serves floor X only: a pass for another floor may not widen it.
+            raise ToolError(
+                f"this server serves only floor {server.pin_floor!r}, and this pass is for"
+                f" another floor; nothing was read or stored"
+            )
+        if server.pass_routing == "pin" or server.pin_floor is not None:
             return Where(grant.floor, None, (), grant.read_only, grant.persona_id)
         client, paths = _claimed(ctx, roots)
-        return Where(None, client, paths, grant.read_only, grant.persona_id, grant.floor)
+        return Where(
+            None, client, paths, grant.read_only, grant.persona_id, grant.floor, floors.clock()
+        )
     if server.require_pass:
         raise ToolError(
             "this server needs a pass: send 'Authorization: Bearer <token>' (the user issues"
@@ -223,7 +245,7 @@ def _where(ctx: Context, roots: Annotated[ListRootsResult | None, Resolve(_ask_r
     if server.pin_floor is not None:
         return Where(server.pin_floor, None, ())
     client, paths = _claimed(ctx, roots)
-    return Where(None, client, paths)
+    return Where(None, client, paths, at=floors.clock())
 
 
 def _claimed(ctx: Context, roots: ListRootsResult | None) -> tuple[str | None, tuple[str, ...]]:
@@ -261,8 +283,9 @@ def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Sessi
                 )
             session = sessions.for_floor(where.floor, where.persona_id)
         else:
+            checked = None
             if where.persona_id is not None:
-                match = sessions.store.resolve(where.context())
+                match = checked = sessions.store.resolve(where.context())
                 if sessions.store.persona(match.persona).id != where.persona_id:
                     # Not naming the floor: the pass holder learns nothing of other personas.
                     raise PassError(
@@ -270,13 +293,19 @@ def _awake(ctx: Context, where: Where, *, write: bool = False) -> Iterator[Sessi
                         " wakes another; nothing was read or stored"
                     )
             if server.allowed_floors is not None:
-                match = sessions.store.resolve(where.context())
+                match = checked = sessions.store.resolve(where.context())
                 if match.floor.name not in server.allowed_floors:
                     raise FloorNotFoundError(
                         f"this server may not wake floor {match.floor.name!r} (allowed:"
                         f" {', '.join(sorted(server.allowed_floors))}); nothing was read or stored"
                     )
             session = sessions.for_context(where.context())
+            if checked is not None and session.persona != checked.persona:
+                # The floors changed between the check and the wake: what woke was not checked.
+                raise PassError(
+                    "the floors changed while this call was being routed; nothing was read or"
+                    " stored, try again"
+                )
         yield session
     except SeveranceError as e:
         # NoFloorError's text names the floor to add; every refusal stores nothing.

@@ -4,6 +4,10 @@ A persona is shown what happened to it while it was not awake normally (see
 :meth:`~severance.session.Session.notices`). The CLI prints these lines on stderr, the MCP
 server puts them on its first result and behind its ``notices`` tool, the HTTP API returns the
 same events at ``GET /v1/notices``.
+
+A line never names another persona, nor says anything of its memories but how many: the
+words go to whoever this persona's client is (an assistant, a pass holder), and personas do
+not learn of each other through it. ``severance audit show`` tells the user the rest.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ def describe(persona: str, notice: Notice) -> str:
         extra = f", {merged} merged with identical ones" if merged else ""
         if notice.event == "reintegrated_from":
             return (
-                f"{count} memories were {mode} into persona {persona} from"
-                f" {d.get('source')!s} on {when}{extra}"
+                f"{count} memories were {mode} into persona {persona} from another persona"
+                f" on {when}{extra} (see `severance audit show`)"
             )
         return (
-            f"{count} memories of persona {persona} were {mode} into {d.get('into')!s}"
-            f" on {when}{extra}"
+            f"{count} memories of persona {persona} were {mode} into another persona"
+            f" on {when}{extra} (see `severance audit show`)"
         )
     return f"{notice.event} on {when}"

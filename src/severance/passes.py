@@ -1,14 +1,17 @@
 """Passes: bearer tokens for the servers, each good for exactly one floor (and so one persona).
 
-A pass is issued for a floor by name. Its token is ``sev_`` followed by 32 random bytes in
-URL-safe base64; it is shown once, when issued, and only its SHA-256 hash is stored. A request
-that presents a token is authenticated by hashing it and looking the hash up; the pass then
-names the one floor it may enter. The token never selects a persona by itself: the floor does,
-and the pass records which persona that floor woke when the pass was issued, so re-pointing a
-floor at another persona silently invalidates its passes rather than moving them.
+A pass is issued for a floor by name and follows that floor by its id. Its token is ``sev_``
+followed by 32 random bytes in URL-safe base64; it is shown once, when issued, and only its
+SHA-256 hash is stored. A request that presents a token is authenticated by hashing it and
+looking the hash up; the pass then names the one floor it may enter. The token never selects
+a persona by itself: the floor does, and the pass records which persona that floor woke when
+the pass was issued, so re-pointing a floor at another persona silently invalidates its
+passes rather than moving them.
 
 A pass stops working the moment it is revoked or expires (every request reads the pass row
-again), or when its floor is removed or now wakes another persona. Issuing and revoking are
+again), or when its floor is removed (a floor added again under the same name is another
+floor) or now wakes another persona. Pass rows are signed by the key holder
+(:mod:`severance.records`): a row written by anyone else opens nothing. Issuing and revoking are
 recorded in the audit log (pass id, floor, flags — never the token).
 """
 
@@ -32,8 +35,10 @@ from .errors import (
     PassError,
     PassNotFoundError,
     ReadOnlyPassError,
+    TamperedRecordError,
 )
 from .model import from_epoch, new_id
+from .records import is_quarantined
 
 if TYPE_CHECKING:
     from .store import Store
@@ -170,10 +175,18 @@ class Passes:
             raise InvalidInputError("a pass must expire after more than zero and at most ~10 years")
         if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL_CHARS):
             raise InvalidInputError(f"a label is a string of at most {MAX_LABEL_CHARS} characters")
-        match = next((f for f in self._store.floors() if f.name == floor), None)
+        match = next((f for f in self._backend.floors() if f.name == floor), None)
         if match is None:
             raise FloorNotFoundError(f"no floor named {floor!r}")
-        persona = self._store.persona(match.persona)
+        persona_row = next(p for p in self._backend.personas() if p.id == match.persona_id)
+        if is_quarantined(persona_row):
+            raise TamperedRecordError(
+                f"floor {floor!r} leads to a persona whose record was changed outside Severance;"
+                " run `severance doctor`",
+                "persona",
+                persona_row.id,
+            )
+        persona = next(p for p in self._store.personas() if p.id == match.persona_id)
         if persona.sealed:
             raise InvalidInputError(
                 f"floor {floor!r} wakes sealed persona {persona.name!r}, which a server cannot open"
@@ -190,6 +203,7 @@ class Passes:
             read_only=bool(read_only),
             revoked_at=None,
             label=label,
+            floor_id=match.id,
         )
         with self._backend.transaction():
             self._backend.insert_pass(row)
@@ -240,7 +254,9 @@ class Passes:
             raise PassError("this pass was revoked")
         if row.expires_at is not None and time.time() >= row.expires_at:
             raise PassError("this pass has expired")
-        floor = next((f for f in self._backend.floors() if f.name == row.floor), None)
+        # By id: a floor removed and added again under the same name is another floor, and
+        # its passes died with the first one.
+        floor = next((f for f in self._backend.floors() if f.id == row.floor_id), None)
         if floor is None or floor.persona_id != row.persona_id:
             raise PassError("this pass no longer matches its floor; issue a new one")
         return Grant(row.id, row.floor, row.persona_id, row.read_only, row.expires_at)

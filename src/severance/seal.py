@@ -14,9 +14,9 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import IntegrityError
+from .errors import IntegrityError, TamperedRecordError
 
-__all__ = ["KEY_BYTES", "OVERHEAD", "Sealer", "aad", "new_key"]
+__all__ = ["KEY_BYTES", "OVERHEAD", "QUARANTINED", "Sealer", "aad", "new_key"]
 
 KEY_BYTES = 32
 _VERSION = b"\x01"
@@ -24,6 +24,9 @@ _NONCE_BYTES = 12
 _OVERHEAD = 1 + _NONCE_BYTES + 16
 #: Bytes a sealed blob has beyond its plaintext.
 OVERHEAD = _OVERHEAD
+#: Stands in for a wrapped key whose record failed authentication (severance.records): opening
+#: it says so, instead of trying a key someone else may have written.
+QUARANTINED = b"\x00quarantined"
 
 
 def new_key() -> bytes:
@@ -51,6 +54,13 @@ class Sealer:
         return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, associated)
 
     def open(self, blob: bytes, associated: bytes) -> bytes:
+        if blob.startswith(QUARANTINED):
+            raise TamperedRecordError(
+                "this persona's record was changed outside Severance and is not trusted;"
+                " run `severance doctor`",
+                "persona",
+                blob[len(QUARANTINED) :].decode(errors="replace"),
+            )
         if len(blob) < _OVERHEAD or blob[:1] != _VERSION:
             raise IntegrityError("a sealed value is malformed")
         try:

@@ -1,42 +1,61 @@
 """Session: one persona awake — the only handle through which memories are read or written.
 
-A session is bound to exactly one persona for its whole life. It holds that persona's data
-key and its in-memory index; its storage calls go through a :class:`PersonaRows` handle bound
-to the persona's id; none of its methods takes a persona argument. So "recall from the wrong
-persona" is not a mistake a caller can make: there is no way to say it.
+A session is bound to exactly one persona for its whole life. It holds that persona's
+:class:`~severance.codec.MemoryCodec` (its data key) and its in-memory index; its storage calls
+go through a :class:`PersonaRows` handle bound to the persona's id; none of its methods takes a
+persona argument. So "recall from the wrong persona" is not a mistake a caller can make: there
+is no way to say it.
+
+A session is built from its collaborators (rows, codec, embedder, transaction, audit, close
+callback) and knows nothing of the :class:`~severance.store.Store` that made it. Crossings
+(reintegration, re-embedding) use its named internal methods — :meth:`Session.lock`,
+:meth:`Session.take`, :meth:`Session.put`, :meth:`Session.delete`, :meth:`Session.annotate`,
+:meth:`Session.nearest` — inside one transaction.
 
 The index is loaded lazily on the first read (from the encrypted snapshot plus the rows
 changed after it) and kept in step before every read by asking the back-end what changed
 since the last sequence number it saw — which also picks up writes made by other processes.
+
+Quarantine: a row that fails authentication (a swapped or corrupted payload or vector) never
+makes the persona unreadable. Listing, recall, export and the index skip it; ``get`` and
+``history`` raise :class:`~severance.errors.QuarantinedError` naming it; it is reported by id
+in :meth:`Session.quarantined` and in a ``memory_quarantined`` audit entry, and ``forget``
+removes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from . import chat, duplicates, index_lifecycle, validate
+from . import chat, duplicates, validate
 from .audit import to_entries
-from .backends.base import HistoryRow, MemoryRow, PersonaRow, Snapshot, VectorRows
-from .drafts import to_draft
+from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
+from .codec import MemoryCodec
+from .drafts import Patch, to_draft
+from .embedders import Embedder
 from .errors import (
+    ConflictError,
+    IntegrityError,
     InvalidInputError,
     MemoryNotFoundError,
     NoExtractorError,
+    PersonaErasedError,
+    PersonaNotFoundError,
+    QuarantinedError,
     SessionClosedError,
 )
 from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
 from .extract.run import extract as run_extraction
 from .extract.run import relevant_memories
-from .index_snapshots import open_snapshot, seal_snapshot
 from .model import (
     AuditEntry,
     Memory,
@@ -48,57 +67,63 @@ from .model import (
     new_id,
     to_epoch,
 )
-from .seal import Sealer, aad
-from .search import Doc, Filter, Fusion, PersonaIndex, SearchMode, tokenize
-from .search.dense import pack_vector, unpack_vector
+from .quarantine import RowReader
+from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.index import document
 from .search.query import analyze
-
-if TYPE_CHECKING:
-    from .store import Store
+from .session_crossing import CrossingAPI
+from .session_index import SCAN_BATCH, IndexKeeper
 
 __all__ = ["Session"]
 
-#: Snapshot the index on close once this many changes were applied since the last snapshot.
-SNAPSHOT_MIN_CHANGES = 256
 #: A ``remember_many`` of at least this many memories wakes the index before writing.
 WAKE_INDEX_FOR_IMPORT = 512
-_SCAN_BATCH = 2_000
+#: How often an update is re-applied when another writer changed the memory in between.
+_UPDATE_ATTEMPTS = 8
 Progress = Callable[[int, int], None]
+Audit = Callable[..., object]
 
 
-class Session:
+class Session(CrossingAPI):
     """A persona awake. Create one with :meth:`Store.enter`; use it as a context manager."""
 
     def __init__(
         self,
-        store: Store,
         persona: PersonaRow,
-        data_key: bytes,
-        floor: str | None,
+        *,
+        rows: PersonaRows,
+        codec: MemoryCodec,
+        embedder: Embedder,
+        transaction: Callable[[], AbstractContextManager[None]],
+        audit: Audit,
+        audit_rows: Callable[[str], Sequence[AuditRow]],
+        on_close: Callable[[Session], None],
+        read_meta: Callable[[], Mapping[str, str]] = dict,
+        vector_rows: VectorRows | None = None,
+        floor: str | None = None,
         expires_at: float | None = None,
         notices: Sequence[Notice] = (),
         audited: bool = True,
     ) -> None:
-        self._store = store
         self._persona = persona
-        self._sealer = Sealer(data_key)
-        self._rows = store._backend.rows(persona.id)
+        self._rows = rows
+        self._codec = codec
+        self._embedder = embedder
+        self._transaction = transaction
+        self._audit = audit
+        self._audit_rows = audit_rows
+        self._on_close = on_close
+        # The store's settings (signed; see severance.records): the extractor's live there.
+        self._read_meta = read_meta
         # Indexed mode (PostgreSQL + pgvector): plain vectors also live in the database and
         # dense search runs there. Decided once, at wake.
-        self._vector_rows: VectorRows | None = None
-        if (
-            store._backend.indexed_vectors
-            and isinstance(self._rows, VectorRows)
-            and self._rows.vector_dimension() is not None
-        ):
-            self._vector_rows = self._rows
+        self._vector_rows = vector_rows
         self._lock = threading.RLock()
-        self._index: PersonaIndex | None = None
+        self._reader = RowReader(codec, self._report_quarantined)
+        self._keeper = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
         self._known: duplicates.KnownMemories | None = None
-        self._seen = 0
-        self._unsnapshotted = 0
         self._closed = False
+        self._erased = False
         self._expires_at = expires_at
         self._notices = tuple(notices)
         self.audited = audited
@@ -121,6 +146,8 @@ class Session:
         return None if self._expires_at is None else from_epoch(self._expires_at)
 
     def _check_open(self) -> None:
+        if self._erased:
+            raise PersonaErasedError("this persona was erased (clean slate); it holds nothing")
         if self._closed:
             raise SessionClosedError("this session is closed")
         if self._expires_at is not None and time.time() >= self._expires_at:
@@ -139,80 +166,70 @@ class Session:
                 return
             self._closed = True
             try:
-                if self._index is not None and self._unsnapshotted >= SNAPSHOT_MIN_CHANGES:
+                if self._keeper.snapshot_due():
                     self._write_snapshot()
+            except PersonaErasedError:
+                pass
             finally:
-                self._store._session_closed(self)
-                self._index = None
+                self._keeper.drop()
+                self._on_close(self)
 
-    def _abandon(self) -> None:
-        """Close without writing anything (the persona is being erased)."""
+    def abandon(self, *, erased: bool = False) -> None:
+        """Close without writing anything: a crossing's helper session, or (``erased``) a
+        session whose persona a clean slate is erasing — its calls then raise
+        :class:`PersonaErasedError`."""
         with self._lock:
+            self._erased = self._erased or erased
+            if self._closed:
+                return
             self._closed = True
-            self._index = None
+            self._keeper.drop()
             self.audited = False
-            self._store._session_closed(self)
+            self._on_close(self)
+
+    def _became_erased(self) -> None:
+        """The persona's row is gone (a clean slate, maybe by another process)."""
+        self._erased = True
+        self._keeper.drop()
+        self.audited = False
+        if not self._closed:
+            self._closed = True
+            self._on_close(self)
+
+    def _confirm_alive(self) -> None:
+        """Called when a read finds less than expected: was the persona erased meanwhile?"""
+        if not self._rows.alive():
+            self._became_erased()
+            self._check_open()
+
+    @property
+    def _index(self) -> PersonaIndex | None:
+        """The loaded index, if any (for tests and benchmarks that inspect it)."""
+        return self._keeper.current
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    # -- sealing ------------------------------------------------------------------------------
-    def _aad(self, memory_id: str, field: str, version: int) -> bytes:
-        return aad(self._store.store_id, self._persona.id, memory_id, field, str(version))
-
-    def _seal_payload(
-        self,
-        memory_id: str,
-        version: int,
-        text: str,
-        kind: str,
-        tags: Sequence[str],
-        metadata: Mapping[str, Any],
-        source: str | None,
-        provenance: Sequence[Mapping[str, Any]] = (),
-    ) -> bytes:
-        body = json.dumps(
-            {
-                "text": text,
-                "kind": kind,
-                "tags": list(tags),
-                "metadata": metadata,
-                "source": source,
-                "provenance": list(provenance),
-            },
-            separators=(",", ":"),
-        ).encode()
-        return self._sealer.seal(body, self._aad(memory_id, "payload", version))
-
-    def _open_payload(self, memory_id: str, version: int, blob: bytes) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(
-            self._sealer.open(blob, self._aad(memory_id, "payload", version))
+    # -- quarantine ---------------------------------------------------------------------------
+    def _report_quarantined(self, memory_id: str, version: int) -> None:
+        self._audit(
+            "memory_quarantined",
+            self._persona.id,
+            self._persona.name,
+            memory_id=memory_id,
+            version=version,
         )
-        return data
 
-    def _seal_vector(self, memory_id: str, version: int, vector: npt.NDArray[np.float32]) -> bytes:
-        return self._sealer.seal(pack_vector(vector), self._aad(memory_id, "vector", version))
+    def _report_rejected_snapshot(self) -> None:
+        self._audit("snapshot_rejected", self._persona.id, self._persona.name)
 
-    def _open_vector(self, row: MemoryRow) -> npt.NDArray[np.float32]:
-        raw = self._sealer.open(row.vector, self._aad(row.id, "vector", row.version))
-        return unpack_vector(raw, self._persona.dimension)
-
-    def _to_memory(self, row: MemoryRow) -> Memory:
-        data = self._open_payload(row.id, row.version, row.payload)
-        return Memory(
-            id=row.id,
-            text=data["text"],
-            kind=data["kind"],
-            tags=tuple(data["tags"]),
-            metadata=data["metadata"],
-            occurred_at=from_epoch(row.occurred_at),
-            learned_at=from_epoch(row.learned_at),
-            updated_at=from_epoch(row.updated_at),
-            version=row.version,
-            source=data.get("source"),
-            provenance=tuple(data.get("provenance") or ()),
-        )
+    def quarantined(self) -> list[str]:
+        """Ids of the memories found failing authentication (skipped by every read; they can
+        only be forgotten). Complete once the index has loaded (after any recall or export)."""
+        with self._lock:
+            self._check_open()
+            return self._reader.ids()
 
     # -- writing ------------------------------------------------------------------------------
     def remember(
@@ -255,30 +272,32 @@ class Session:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise InvalidInputError("batch_size must be a positive integer")
             drafts = [to_draft(item) for item in items]
-            if self._index is None and len(drafts) >= WAKE_INDEX_FOR_IMPORT:
+            if not self._keeper.loaded and len(drafts) >= WAKE_INDEX_FOR_IMPORT:
                 # Wake the index first so the writes below keep it up to date from the
                 # plaintext and vectors in hand, rather than the first recall rebuilding it
                 # from the rows (decrypting and re-tokenising everything just written).
                 self._sync()
-            embedder = self._store.embedder
+            embedder = self._embedder
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
                 for start in range(0, len(fresh), batch_size):
                     batch = fresh[start : start + batch_size]
                     vectors = embedder.embed([d.text for d in batch])
-                    stored.extend(self._write_new(batch, vectors))
+                    stored.extend(self.put(batch, vectors))
                     if progress is not None:
                         progress(len(stored), len(fresh))
                 self.counts["remembered"] += len(stored)
                 return stored
 
             if self._known is None:
-                self._known = duplicates.KnownMemories(self._rows, self._to_memory)
+                self._known = duplicates.KnownMemories(self._rows, self._reader.open)
             return duplicates.remember_once(drafts, self._known, self._live, write)
 
     def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
-        return {mid: self._to_memory(row) for mid, row in self._rows.get_many(memory_ids).items()}
+        rows = self._rows.get_many(memory_ids)
+        opened = {mid: self._reader.open(row) for mid, row in rows.items()}
+        return {mid: m for mid, m in opened.items() if m is not None}
 
     def remember_messages(
         self,
@@ -316,8 +335,8 @@ class Session:
         """This persona's extractor settings, opened with its own key (None if it has none)."""
         with self._lock:
             self._check_open()
-            value = self._store._backend.get_meta().get(meta_key(self._persona.id))
-            return open_settings(value, self._sealer, self._store.store_id, self._persona.id)
+            value = self._read_meta().get(meta_key(self._persona.id))
+            return open_settings(value, self._codec.sealer, self._codec.store_id, self._persona.id)
 
     def extract(
         self,
@@ -349,8 +368,13 @@ class Session:
         writer = Writer(
             get=self.get,
             add=self._remember_with_provenance,
-            revise=lambda memory_id, text, meta, origin: self.update(
-                memory_id, text, metadata=meta, _provenance=origin
+            revise=lambda memory_id, text, meta, origin: self._revise(
+                memory_id,
+                Patch(
+                    text=validate.text(text) if text is not None else None,
+                    metadata=dict(meta) if meta is not None else None,
+                    origin=origin,
+                ),
             ),
             episodes=self.remember_many,
         )
@@ -363,7 +387,7 @@ class Session:
                 keep_turns=keep_turns,
                 progress=progress,
             )
-        self._store._audit.append(
+        self._audit(
             "extraction",
             self._persona.id,
             self._persona.name,
@@ -381,54 +405,33 @@ class Session:
         with self._lock:
             self._check_open()
             clean = [to_draft(d) for d in drafts]
-            stored = self._write_new(
-                clean,
-                self._store.embedder.embed([d.text for d in clean]),
-                [[p] for p in provenance],
+            stored = self.put(
+                clean, self._embedder.embed([d.text for d in clean]), [[p] for p in provenance]
             )
             self.counts["remembered"] += len(stored)
             return stored
 
-    def _write_new(
+    def put(
         self,
         drafts: Sequence[MemoryDraft],
         vectors: npt.NDArray[np.float32],
         provenance: Sequence[Sequence[Mapping[str, Any]]] | None = None,
     ) -> list[Memory]:
-        now = time.time()
-        rows: list[MemoryRow] = []
-        memories: list[Memory] = []
-        origins = provenance if provenance is not None else [()] * len(drafts)
-        for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
-            memory_id = new_id("m_")
-            occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
-            rows.append(
-                MemoryRow(
-                    id=memory_id,
-                    seq=0,
-                    version=1,
-                    learned_at=now,
-                    occurred_at=occurred,
-                    updated_at=now,
-                    payload=self._seal_payload(
-                        memory_id,
-                        1,
-                        draft.text,
-                        draft.kind,
-                        draft.tags,
-                        draft.metadata,
-                        draft.source,
-                        origin,
-                    ),
-                    vector=self._seal_vector(memory_id, 1, vector),
-                )
-            )
-            memories.append(
-                Memory(
-                    id=memory_id,
+        """Write validated drafts with their vectors as new memories, in one transaction (the
+        caller's, if one is open). ``provenance`` gives each its origin entries."""
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            rows: list[MemoryRow] = []
+            memories: list[Memory] = []
+            origins = provenance if provenance is not None else [()] * len(drafts)
+            for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
+                occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
+                memory = Memory(
+                    id=new_id("m_"),
                     text=draft.text,
                     kind=draft.kind,
-                    tags=draft.tags,
+                    tags=tuple(draft.tags),
                     metadata=draft.metadata,
                     occurred_at=from_epoch(occurred),
                     learned_at=from_epoch(now),
@@ -437,21 +440,37 @@ class Session:
                     source=draft.source,
                     provenance=tuple(dict(o) for o in origin),
                 )
-            )
-        with self._store._backend.transaction():
-            seqs = self._rows.insert(rows)
-            if self._vector_rows is not None:
-                self._vector_rows.set_vectors({r.id: v for r, v in zip(rows, vectors, strict=True)})
-        if self._index is not None:
-            self._index.upsert(
+                memories.append(memory)
+                rows.append(
+                    self._codec.row(
+                        memory, vector, learned_at=now, occurred_at=occurred, updated_at=now
+                    )
+                )
+            with self._writing(), self._transaction():
+                seqs = self._rows.insert(rows)
+                if self._vector_rows is not None:
+                    self._vector_rows.set_vectors(
+                        {r.id: v for r, v in zip(rows, vectors, strict=True)}
+                    )
+            self._keeper.upsert(
                 [
                     document(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, m.text, m.metadata)
                     for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
-                ]
+                ],
+                seqs,
             )
-            self._unsnapshotted += len(rows)
-            self._seen = index_lifecycle.seen_after_write(self._seen, seqs)
-        return memories
+            return memories
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turns "the persona row is gone" from the back-end into this session's erasure."""
+        try:
+            yield
+        except PersonaNotFoundError:
+            self._became_erased()
+            raise PersonaErasedError(
+                "this persona was erased (clean slate); nothing was written"
+            ) from None
 
     def update(
         self,
@@ -462,60 +481,64 @@ class Session:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         occurred_at: datetime | str | None = None,
-        _provenance: Mapping[str, Any] | None = None,
     ) -> Memory:
-        """Change a memory, keeping the previous version in its history."""
+        """Change a memory, keeping the previous version in its history.
+
+        The change is applied to the current version: if another process updates the memory
+        in between, it is re-applied on top of that update (never lost, never a lost update).
+        """
         with self._lock:
             self._check_open()
             validate.memory_id(memory_id)
-            new_text = validate.text(text) if text is not None else None
-            new_kind = validate.kind(kind) if kind is not None else None
-            new_tags = validate.tags(tags) if tags is not None else None
-            new_meta = validate.metadata(metadata) if metadata is not None else None
-            new_when = validate.when(occurred_at, "occurred_at")
+            patch = Patch(
+                text=validate.text(text) if text is not None else None,
+                kind=validate.kind(kind) if kind is not None else None,
+                tags=validate.tags(tags) if tags is not None else None,
+                metadata=validate.metadata(metadata) if metadata is not None else None,
+                occurred_at=validate.when(occurred_at, "occurred_at"),
+            )
+            memory, changed = self._apply(memory_id, patch)
+            self.counts["updated"] += changed
+            return memory
+
+    def _revise(self, memory_id: str, patch: Patch) -> Memory:
+        """Apply ``patch`` (an extractor's update, with its provenance) as a new version."""
+        with self._lock:
+            self._check_open()
+            memory, changed = self._apply(memory_id, patch)
+            self.counts["updated"] += changed
+            return memory
+
+    def annotate(
+        self, memory_id: str, *, add_tags: Sequence[str], provenance: Mapping[str, Any]
+    ) -> Memory:
+        """Add tags and a provenance entry to a memory (a merge by a crossing)."""
+        with self._lock:
+            self._check_open()
+            return self._apply(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))[0]
+
+    def _apply(self, memory_id: str, patch: Patch) -> tuple[Memory, bool]:
+        for _ in range(_UPDATE_ATTEMPTS):
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            old = self._to_memory(row)
-            merged = Memory(
-                id=old.id,
-                text=new_text if new_text is not None else old.text,
-                kind=new_kind or old.kind,
-                tags=new_tags if new_tags is not None else old.tags,
-                metadata=new_meta if new_meta is not None else old.metadata,
-                occurred_at=new_when or old.occurred_at,
-                learned_at=old.learned_at,
-                updated_at=old.updated_at,
-                version=old.version,
-                source=old.source,
-                provenance=old.provenance + ((dict(_provenance),) if _provenance else ()),
-            )
+            old = self._reader.open_or_raise(row)
+            merged = patch.onto(old)
             if merged == old:
-                return old
+                return old, False
             now = time.time()
-            version = row.version + 1
+            new = dataclasses.replace(merged, version=row.version + 1, updated_at=from_epoch(now))
             if merged.text != old.text:
-                vector = self._store.embedder.embed([merged.text])[0]
+                vector = self._embedder.embed([merged.text])[0]
             else:
-                vector = self._open_vector(row)
-            new_row = MemoryRow(
-                id=row.id,
-                seq=0,
-                version=version,
+                vector = self._codec.open_vector(row)
+            new_row = self._codec.row(
+                new,
+                vector,
                 learned_at=row.learned_at,
-                occurred_at=to_epoch(merged.occurred_at),
+                occurred_at=to_epoch(new.occurred_at),
                 updated_at=now,
-                payload=self._seal_payload(
-                    row.id,
-                    version,
-                    merged.text,
-                    merged.kind,
-                    merged.tags,
-                    merged.metadata,
-                    merged.source,
-                    merged.provenance,
-                ),
-                vector=self._seal_vector(row.id, version, vector),
             )
             previous = HistoryRow(
                 memory_id=row.id,
@@ -525,42 +548,45 @@ class Session:
                 replaced_at=now,
                 payload=row.payload,
             )
-            with self._store._backend.transaction():
-                seq = self._rows.replace(new_row, previous)
-                if self._vector_rows is not None and merged.text != old.text:
-                    self._vector_rows.set_vectors({row.id: vector})
+            try:
+                with self._writing(), self._transaction():
+                    seq = self._rows.replace(new_row, previous)
+                    if self._vector_rows is not None and merged.text != old.text:
+                        self._vector_rows.set_vectors({row.id: vector})
+            except ConflictError:
+                continue  # another writer got there first: re-apply on its version
             if self._known is not None:
                 self._known.touched(row.id)
-            if self._index is not None:
-                self._index.upsert(
-                    [
-                        document(
-                            row.id,
-                            seq,
-                            merged.kind,
-                            merged.tags,
-                            new_row.occurred_at,
-                            row.learned_at,
-                            vector,
-                            merged.text,
-                            merged.metadata,
-                        )
-                    ]
-                )
-                self._unsnapshotted += 1
-            self.counts["updated"] += 1
-            return dataclasses.replace(merged, version=version, updated_at=from_epoch(now))
+            self._keeper.upsert(
+                [
+                    document(
+                        row.id,
+                        seq,
+                        new.kind,
+                        new.tags,
+                        new_row.occurred_at,
+                        row.learned_at,
+                        vector,
+                        new.text,
+                        new.metadata,
+                    )
+                ]
+            )
+            return new, True
+        raise ConflictError(f"memory {memory_id!r} kept changing under this update; try again")
 
     def forget(self, memory_id: str) -> None:
-        """Delete a memory for good, with its whole history."""
+        """Delete a memory for good, with its whole history (a quarantined one too)."""
         with self._lock:
             self._check_open()
             validate.memory_id(memory_id)
-            if not self._rows.delete(memory_id):
+            with self._writing():
+                gone = self._rows.delete(memory_id)
+            if not gone:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            if self._index is not None:
-                self._index.remove(memory_id)
-                self._unsnapshotted += 1
+            self._reader.forget(memory_id)
+            self._keeper.remove([memory_id])
             self.counts["forgotten"] += 1
 
     # -- reading ------------------------------------------------------------------------------
@@ -571,8 +597,9 @@ class Session:
             validate.memory_id(memory_id)
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            return self._to_memory(row)
+            return self._reader.open_or_raise(row)
 
     def history(self, memory_id: str) -> list[Memory]:
         """Every version of a memory, oldest first; the current version is last."""
@@ -581,26 +608,15 @@ class Session:
             validate.memory_id(memory_id)
             row = self._rows.get(memory_id)
             if row is None:
+                self._confirm_alive()
                 raise MemoryNotFoundError(memory_id)
-            current = self._to_memory(row)
-            versions = []
-            for old in self._rows.history(memory_id):
-                data = self._open_payload(memory_id, old.version, old.payload)
-                versions.append(
-                    Memory(
-                        id=memory_id,
-                        text=data["text"],
-                        kind=data["kind"],
-                        tags=tuple(data["tags"]),
-                        metadata=data["metadata"],
-                        occurred_at=from_epoch(old.occurred_at),
-                        learned_at=current.learned_at,
-                        updated_at=from_epoch(old.updated_at),
-                        version=old.version,
-                        source=data.get("source"),
-                        provenance=tuple(data.get("provenance") or ()),
-                    )
-                )
+            current = self._reader.open_or_raise(row)
+            try:
+                versions = [
+                    self._codec.past(old, row.learned_at) for old in self._rows.history(memory_id)
+                ]
+            except IntegrityError:
+                raise QuarantinedError(memory_id) from None
             return [*versions, current]
 
     def memories(
@@ -614,7 +630,7 @@ class Session:
         since: datetime | str | None = None,
         until: datetime | str | None = None,
     ) -> Page:
-        """A page of memories in the order they were learned.
+        """A page of memories in the order they were learned (quarantined ones skipped).
 
         Filters as :meth:`recall` takes them: ``kind`` (one or several), ``tags`` (all must
         be present), ``since`` / ``until`` on when the memory occurred.
@@ -627,25 +643,39 @@ class Session:
                 raise InvalidInputError("offset must be a non-negative integer")
             if any(f is not None for f in (kind, tags, since, until)):
                 flt = _filter(kind, tags, since, until)
-                rows = self._rows.get_many(list(self._sync().ids_matching(flt)))
+                found = self._rows.get_many(list(self._sync().ids_matching(flt)))
                 ordered = sorted(
-                    rows.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
+                    found.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
                 )
-                chosen = tuple(self._to_memory(r) for r in ordered[offset : offset + limit])
-                end = offset + len(chosen)
+                window = ordered[offset : offset + limit]
+                chosen = tuple(m for m in map(self._reader.open, window) if m is not None)
+                end = offset + len(window)
                 return Page(chosen, len(ordered), end if end < len(ordered) else None)
             total = self._rows.count()
-            items = tuple(self._to_memory(r) for r in self._rows.page(offset, limit, newest_first))
-            end = offset + len(items)
+            rows = self._rows.page(offset, limit, newest_first)
+            if total == 0:
+                self._confirm_alive()
+            opened = [self._reader.open(r) for r in rows]
+            items = tuple(m for m in opened if m is not None)
+            end = offset + len(rows)
             return Page(items, total, end if end < total else None)
 
     def export(self) -> list[Memory]:
-        """Every memory of the persona, decrypted (logged in the audit chain as an export)."""
+        """Every memory of the persona, decrypted (logged in the audit chain as an export).
+        Quarantined memories are left out and named in the audit entry."""
         with self._lock:
             self._check_open()
-            out = [self._to_memory(row) for batch in self._rows.scan(_SCAN_BATCH) for row in batch]
-            self._store._audit.append(
-                "export", self._persona.id, self._persona.name, memories=len(out)
+            out: list[Memory] = []
+            for batch in self._rows.scan(SCAN_BATCH):
+                out.extend(m for m in map(self._reader.open, batch) if m is not None)
+            if not out:
+                self._confirm_alive()
+            self._audit(
+                "export",
+                self._persona.id,
+                self._persona.name,
+                memories=len(out),
+                **({"quarantined": self._reader.ids()} if self._reader.ids() else {}),
             )
             return out
 
@@ -653,14 +683,15 @@ class Session:
         """Log one ``import`` audit entry for this persona (the importer's name and counts)."""
         with self._lock:
             self._check_open()
-            self._store._audit.append(
-                "import", self._persona.id, self._persona.name, importer=importer, **counts
-            )
+            self._audit("import", self._persona.id, self._persona.name, importer=importer, **counts)
 
     def count(self) -> int:
         with self._lock:
             self._check_open()
-            return self._rows.count()
+            n = self._rows.count()
+            if n == 0:
+                self._confirm_alive()
+            return n
 
     def recall(
         self,
@@ -708,10 +739,8 @@ class Session:
                 )
             if fusion is not None and not isinstance(fusion, Fusion):
                 raise InvalidInputError("fusion must be a severance.search.Fusion")
-            if min_similarity is not None and (
-                isinstance(min_similarity, bool) or not isinstance(min_similarity, int | float)
-            ):
-                raise InvalidInputError("min_similarity must be a number")
+            if min_similarity is not None:
+                min_similarity = validate.similarity(min_similarity)
             flt = Filter(
                 kinds=kinds,
                 tags=frozenset(validate.tags(tags)) if tags is not None else None,
@@ -719,11 +748,11 @@ class Session:
                 until=_epoch_or_none(validate.when(until, "until")),
             )
             index = self._sync()
-            vector = self._store.embedder.embed([query])[0] if mode != "keyword" else None
+            vector = self._embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
-            # The index re-ranks and cuts to k itself; superseded memories (filtered out
-            # below) can take places, so the search widens until k current ones are found.
             depth = wanted = k
+            memories: dict[str, Memory] = {}
+            checked = False
             while True:
                 hits = index.search(
                     vector,
@@ -743,23 +772,30 @@ class Session:
                     min_similarity=min_similarity,
                 )
                 rows = self._rows.get_many([h.id for h in hits])
-                ghosts = [h.id for h in hits if h.id not in rows]
+                for h in hits:
+                    if h.id in rows and h.id not in memories:
+                        memory = self._reader.open(rows[h.id])
+                        if memory is not None:
+                            memories[h.id] = memory
+                ghosts = [h.id for h in hits if h.id not in memories]
                 if not ghosts and not include_superseded:
-                    memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
+                    # Superseded memories are left out: they may take places, so the search
+                    # widens until k current ones are found (the index cuts to depth).
                     current = [h for h in hits if memories[h.id].valid_until is None]
                     if len(current) < wanted and len(hits) >= depth:
-                        depth *= 2  # superseded memories took places: look deeper
+                        depth *= 2
                         continue
-                    hits = current[:wanted]
+                    hits = current
                 if not ghosts:
                     break
+                if not checked and not rows:
+                    self._confirm_alive()  # every hit gone: was the persona erased?
+                    checked = True
                 # Deleted by another process in a way our sync did not see (its tombstone was
-                # dropped by another session's snapshot): drop them and search again, so they
-                # do not take the places of live memories.
-                for memory_id in ghosts:
-                    index.remove(memory_id)
-                self._unsnapshotted += len(ghosts)
-            memories = {h.id: self._to_memory(rows[h.id]) for h in hits}
+                # dropped by another session's snapshot), or quarantined: drop them and search
+                # again, so they do not take the places of live memories.
+                self._keeper.remove(ghosts)
+            hits = hits[:wanted]
             results = []
             for hit in hits:
                 results.append(
@@ -780,66 +816,31 @@ class Session:
         """The audit entries about this persona (never another persona's)."""
         with self._lock:
             self._check_open()
-            return to_entries(self._store._backend.audit_rows(self._persona.id))
+            return to_entries(self._audit_rows(self._persona.id))
 
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched this persona since it last woke normally
-        (as of when this session woke)."""
+        (as of when this session woke), and memories found quarantined since."""
         with self._lock:
             self._check_open()
-            return list(self._notices)
+            notices = list(self._notices)
+            if self._reader.ids():
+                notices.append(
+                    Notice(
+                        from_epoch(time.time()),
+                        "memory_quarantined",
+                        {"memory_ids": self._reader.ids()},
+                    )
+                )
+            return notices
 
     # -- the index ------------------------------------------------------------------------------
-    def _doc(self, row: MemoryRow) -> Doc:
-        data = self._open_payload(row.id, row.version, row.payload)
-        return document(
-            row.id,
-            row.seq,
-            data["kind"],
-            tuple(data["tags"]),
-            row.occurred_at,
-            row.learned_at,
-            self._open_vector(row),
-            data["text"],
-            data["metadata"],
-        )
-
-    def _load(self) -> PersonaIndex:
-        awake = index_lifecycle.wake(
-            self._rows,
-            self._persona.dimension,
-            self._open_snapshot,
-            self._doc,
-            lambda row: self._open_payload(row.id, row.version, row.payload),
-            lambda: self._store._audit.append(
-                "snapshot_rejected", self._persona.id, self._persona.name
-            ),
-            migrated_pending=SNAPSHOT_MIN_CHANGES,
-        )
-        self._index, self._seen, self._unsnapshotted = awake.index, awake.seen, awake.pending
-        return awake.index
-
     def _sync(self) -> PersonaIndex:
-        if self._index is None:
-            return self._load()
-        awake = index_lifecycle.catch_up(
-            index_lifecycle.Awake(self._index, self._seen, self._unsnapshotted),
-            self._rows,
-            self._doc,
-        )
-        self._seen, self._unsnapshotted = awake.seen, awake.pending
-        return awake.index
-
-    def _open_snapshot(self, snapshot: Snapshot) -> bytearray:
-        return open_snapshot(self._sealer, self._store.store_id, self._persona.id, snapshot)
+        return self._keeper.sync()
 
     def _write_snapshot(self) -> None:
-        index = self._sync()
-        sealed = seal_snapshot(
-            self._sealer, self._store.store_id, self._persona.id, self._seen, index.to_bytes()
-        )
-        self._rows.write_snapshot(sealed)
-        self._unsnapshotted = 0
+        with self._writing():
+            self._keeper.write_snapshot()
 
     def checkpoint(self) -> None:
         """Write the encrypted index snapshot now, so the next wake starts from it."""

@@ -9,30 +9,34 @@ wakes exactly one persona chosen by the floors.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-
+from . import validate
+from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anchor
 from .audit import AuditLog, VerifyResult, to_entries
 from .backends import Backend, open_backend
 from .backends.base import FloorRow, PersonaRow, VectorRows
+from .codec import MemoryCodec
+from .doctor import Diagnosis, revived_floors, revived_passes
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
     AlreadyExistsError,
     EmbedderMismatchError,
     FloorNotFoundError,
+    IntegrityError,
     InvalidFloorError,
     InvalidInputError,
     PersonaNotFoundError,
     SessionClosedError,
+    SeveranceError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
@@ -56,14 +60,16 @@ from .keys import (
     MasterKey,
     Secret,
     check_key_file_place,
+    check_new_passphrase,
+    default_key_dir,
     default_key_file,
     derive_passphrase_key,
-    destroy_key_file,
     find_master_key,
     key_bytes,
     write_key_file,
 )
 from .model import AuditEntry, Notice, PersonaInfo, from_epoch, new_id
+from .records import AuthenticatedBackend, RecordProblem, authenticated
 from .seal import new_key
 from .session import Session
 
@@ -77,6 +83,7 @@ STORE_FORMAT = "1"
 MAX_OVERRIDE_MINUTES = 240
 _AUDIT_KEY_ID = "audit"
 _STRICT_KEY = "floor_strict"
+_NOTICE_PAGE = 32
 
 
 def _location_text(location: str | os.PathLike[str]) -> str:
@@ -94,17 +101,30 @@ class Store:
     def __init__(
         self, backend: Backend, master: MasterKey, embedder: str | Embedder | None
     ) -> None:
-        self._open_backend = backend
         self._closed = False
         self._master = master
-        meta = backend.get_meta()
-        self._audit = AuditLog(
-            backend, master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
+        audit_key = master.unwrap(_AUDIT_KEY_ID, base64.b64decode(backend.get_meta()["audit_key"]))
+        self._audit = AuditLog(backend, audit_key)
+        self._anchor = Anchor(
+            anchor_path(default_key_dir(), master.store_id), master.store_id, audit_key
         )
+        # Everything above the store sees the back-end through the record checks.
+        self._open_backend = authenticated(
+            backend, master.store_id, audit_key, self._audit, may_adopt=not self._anchor.signed
+        )
+        self._rollback = check_anchor(self._anchor, backend, self._audit)
+        meta = self._open_backend.get_meta()
         self._embedder_spec = embedder if embedder is not None else meta.get("embedder")
         self._embedder: Embedder | None = embedder if not isinstance(embedder, str | None) else None
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._lock = threading.RLock()
+        # What opened us, to pick up a key rotation made by another process (_refresh_master).
+        self._key_check = meta["key_check"]
+        self._key_args: tuple[str | None, KeyInput | None, str | os.PathLike[str] | None] = (
+            None,
+            None,
+            None,
+        )
 
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
@@ -147,6 +167,9 @@ class Store:
         if backend.exists():
             # backend.url, not the text given: a PostgreSQL URL may carry a password.
             raise StoreExistsError(f"a store already exists at {backend.url!r}")
+        if passphrase is not None:
+            validate.new_passphrase(passphrase)
+            check_new_passphrase(passphrase)
         spec = embedder if isinstance(embedder, str) else DEFAULT_EMBEDDER
         if not isinstance(embedder, str) and embedder is not None:
             spec = embedder.name
@@ -216,6 +239,10 @@ class Store:
                     f"no store at {backend.url!r}; create one with `severance init`"
                 )
             meta = backend.get_meta()
+            if not {"store_id", "key_check", "audit_key"} <= set(meta):
+                raise StorePathError(
+                    f"{backend.url!r} holds no Severance store (its settings are missing)"
+                )
             store_id = meta["store_id"]
             raw = find_master_key(meta, passphrase, key, key_file)
             master = MasterKey(raw, store_id)
@@ -223,7 +250,9 @@ class Store:
         except BaseException:
             backend.close()
             raise
-        return cls(backend, master, embedder)
+        store = cls(backend, master, embedder)
+        store._key_args = (passphrase, key, key_file)
+        return store
 
     def close(self) -> None:
         """Close every open session and the database connection."""
@@ -233,10 +262,11 @@ class Store:
             for session in list(self._sessions):
                 session.close()
             self._closed = True
+            advance_anchor(self._anchor, self._open_backend.raw)
             self._open_backend.close()
 
     @property
-    def _backend(self) -> Backend:
+    def _backend(self) -> AuthenticatedBackend:
         # Every use of the store goes through here, so a closed store refuses them all
         # (rather than the back-end quietly reconnecting).
         if self._closed:
@@ -307,6 +337,9 @@ class Store:
             dimension=embedder.dimension,
         )
         with self._backend.transaction():
+            self._backend.lock()
+            if sealed_with is None and self._refresh_master():
+                row = dataclasses.replace(row, wrapped_key=self._master.wrap(persona_id, data_key))
             if any(p.name == name for p in self._backend.personas()):
                 raise AlreadyExistsError(f"a persona named {name!r} already exists")
             self._backend.insert_persona(row)
@@ -380,36 +413,21 @@ class Store:
         row = self._persona_row(name)
         data_key = self._unlock(row, secret)
         embedder = self.embedder
-        session = Session(self, row, data_key, None, audited=False)
-        try:
-            rows = [r for batch in session._rows.scan(2_000) for r in batch]
-            texts = [session._to_memory(r).text for r in rows]
-            sealed: dict[str, bytes] = {}
-            plain: dict[str, npt.NDArray[np.float32]] = {}
-            for start in range(0, len(rows), 256):
-                part = rows[start : start + 256]
-                vectors = embedder.embed(texts[start : start + 256])
-                for r, v in zip(part, vectors, strict=True):
-                    sealed[r.id] = session._seal_vector(r.id, r.version, v)
-                    if session._vector_rows is not None:
-                        plain[r.id] = v
-                if progress is not None:
-                    progress(min(start + 256, len(rows)), len(rows))
-            updated = PersonaRow(
-                **{**_fields(row), "embedder": embedder.name, "dimension": embedder.dimension}
+        updated = PersonaRow(
+            **{**_fields(row), "embedder": embedder.name, "dimension": embedder.dimension}
+        )
+        session = self._session(updated, data_key, audited=False)
+
+        def commit() -> None:
+            self._backend.update_persona(updated)
+            self._audit.append(
+                "reembedded", row.id, row.name, memories=session.count(), embedder=embedder.name
             )
-            with self._backend.transaction():
-                session._rows.update_vectors(sealed)
-                if session._vector_rows is not None:
-                    session._vector_rows.set_vectors(plain)
-                session._rows.drop_snapshot()
-                self._backend.update_persona(updated)
-                self._audit.append(
-                    "reembedded", row.id, row.name, memories=len(rows), embedder=embedder.name
-                )
+
+        try:
+            return session.reembed(commit, progress)
         finally:
-            session._abandon()
-        return len(rows)
+            session.abandon()
 
     def personas(self) -> list[PersonaInfo]:
         return [_info(r, self._vector_mode(r.id)) for r in self._backend.personas()]
@@ -520,7 +538,7 @@ class Store:
             )
             if index < len(order):
                 order.insert(index, name)
-                self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+                self._renumber_floors(order)
             self._audit.append("floor_added", row.id, row.name, floor=name, position=index + 1)
         return floor
 
@@ -541,9 +559,22 @@ class Store:
             order.remove(name)
             index = _insert_index(order, before, after)
             order.insert(index, name)
-            self._backend.set_floor_positions({n: i + 1 for i, n in enumerate(order)})
+            self._renumber_floors(order)
             self._audit.append("floor_moved", floor=name, position=index + 1)
         return index + 1
+
+    def _renumber_floors(self, order: list[str]) -> None:
+        """Give the floors positions 1, 2, … in ``order`` (inside the caller's transaction).
+
+        Each moved row is written whole through the authenticated back-end, which signs it
+        again: the position is part of a floor's MAC, so a bare position update would leave the
+        row looking forged.
+        """
+        rows = {f.name: f for f in self._backend.floors()}
+        for position, name in enumerate(order, start=1):
+            row = rows[name]
+            if row.position != position:
+                self._backend.update_floor(dataclasses.replace(row, position=position))
 
     def floors(self) -> list[Floor]:
         """The floors, in the order they are tried."""
@@ -656,8 +687,8 @@ class Store:
         data_key = self._unlock(row, secret)
         self._check_embedder(row)
         notices = self._notices_for(row.id) if expires_at is None else []
-        session = Session(
-            self, row, data_key, floor, expires_at=expires_at, notices=notices, audited=audited
+        session = self._session(
+            row, data_key, floor=floor, expires_at=expires_at, notices=notices, audited=audited
         )
         if audited:
             where = _where(context) if context is not None else {}
@@ -670,6 +701,44 @@ class Store:
                 override=expires_at is not None,
                 **where,
             )
+        return session
+
+    def _session(
+        self,
+        row: PersonaRow,
+        data_key: bytes,
+        *,
+        floor: str | None = None,
+        expires_at: float | None = None,
+        notices: Sequence[Notice] = (),
+        audited: bool = True,
+    ) -> Session:
+        """A session of persona ``row`` built from its collaborators (no link back to us)."""
+        backend = self._backend
+        rows = backend.rows(row.id)
+        vector_rows = (
+            rows
+            if backend.indexed_vectors
+            and isinstance(rows, VectorRows)
+            and rows.vector_dimension() is not None
+            else None
+        )
+        session = Session(
+            row,
+            rows=rows,
+            codec=MemoryCodec(data_key, self.store_id, row.id, row.dimension),
+            embedder=self.embedder,
+            transaction=backend.transaction,
+            audit=self._audit.append,
+            audit_rows=backend.audit_rows,
+            on_close=self._session_closed,
+            read_meta=backend.get_meta,
+            vector_rows=vector_rows,
+            floor=floor,
+            expires_at=expires_at,
+            notices=notices,
+            audited=audited,
+        )
         with self._lock:
             self._sessions.add(session)
         return session
@@ -729,7 +798,35 @@ class Store:
             if secret is None:
                 raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
             return secret.derive(self.store_id, row.seal_kdf).unwrap(row.id, row.wrapped_key)
-        return self._master.unwrap(row.id, row.wrapped_key)
+        try:
+            return self._master.unwrap(row.id, row.wrapped_key)
+        except IntegrityError:
+            # Another process may have rotated the master key since we opened the store.
+            if not self._refresh_master():
+                raise
+        fresh = next((p for p in self._backend.personas() if p.id == row.id), None)
+        if fresh is None:
+            raise PersonaNotFoundError(f"no persona named {row.name!r}")
+        return self._master.unwrap(fresh.id, fresh.wrapped_key)
+
+    def _refresh_master(self) -> bool:
+        """Pick up a key rotation made by another process: True if the master key changed.
+
+        A key-file store re-reads its (replaced) key file; a store opened with an explicit key
+        or passphrase that the rotation retired gets a typed error, not "tampered"."""
+        meta = self._backend.get_meta()
+        if meta.get("key_check") == self._key_check:
+            return False
+        try:
+            master = MasterKey(find_master_key(meta, *self._key_args), self.store_id)
+            master.verify(base64.b64decode(meta["key_check"]))
+        except (UnlockError, InvalidInputError):
+            raise UnlockError(
+                "the store's master key was rotated by another process; the key this process"
+                " was opened with no longer opens it: open the store again with the new key"
+            ) from None
+        self._master, self._key_check = master, meta["key_check"]
+        return True
 
     def _check_embedder(self, row: PersonaRow) -> None:
         embedder = self.embedder
@@ -759,26 +856,48 @@ class Store:
         select: Selection | None = None,
         mode: Literal["copy", "move"] = "copy",
         dry_run: bool = False,
+        merge_similar: bool = False,
         source_secret: Secret | None = None,
         into_secret: Secret | None = None,
     ) -> Reintegration:
         """Copy or move memories from persona ``source`` into persona ``into``.
 
-        See :mod:`severance.crossings` for selection, de-duplication and provenance.
+        Only memories with identical (normalised) text merge; ``merge_similar=True`` also
+        merges near-duplicates. See :mod:`severance.crossings` for selection, de-duplication,
+        provenance and concurrency.
         """
         from .crossings import reintegrate
 
         self._check_open()
-        return reintegrate(
-            self,
-            source,
-            into,
-            select=select,
-            mode=mode,
-            dry_run=dry_run,
-            source_secret=source_secret,
-            into_secret=into_secret,
-        )
+        if mode not in ("copy", "move"):
+            raise InvalidInputError("mode must be 'copy' or 'move'")
+        src_row = self._persona_row(source)
+        dst_row = self._persona_row(into)
+        if src_row.id == dst_row.id:
+            raise InvalidInputError("a persona cannot be reintegrated into itself")
+        if (src_row.embedder, src_row.dimension) != (dst_row.embedder, dst_row.dimension):
+            raise EmbedderMismatchError(
+                f"{source!r} and {into!r} use different embedders; re-embed one of them first"
+            )
+        src = self._wake(src_row, source_secret, floor=None, by="reintegration", audited=False)
+        try:
+            dst = self._wake(dst_row, into_secret, floor=None, by="reintegration", audited=False)
+        except BaseException:
+            src.abandon()
+            raise
+        try:
+            return reintegrate(
+                src,
+                dst,
+                select=select,
+                mode=mode,
+                dry_run=dry_run,
+                merge_similar=merge_similar,
+                audit=self._audit.append,
+            )
+        finally:
+            src.abandon()
+            dst.abandon()
 
     def clean_slate(self, persona: str, *, confirm: str) -> int:
         """Erase a persona for good: destroy its wrapped key, delete its rows, history, index
@@ -793,9 +912,13 @@ class Store:
             raise InvalidInputError("to erase a persona, confirm= must repeat its name exactly")
         with self._lock:
             for session in [s for s in self._sessions if s.persona_id == row.id]:
-                session._abandon()
-        erased = self._backend.rows(row.id).count()
+                session.abandon(erased=True)
+        rows = self._backend.rows(row.id)
         with self._backend.transaction():
+            # Under the writer lock, so the count is of exactly what is erased, and every
+            # write another process makes after it finds the persona gone (and fails).
+            rows.lock()
+            erased = rows.count()
             self._backend.delete_persona(row.id)
             if f"override:{row.id}" in self._backend.get_meta():
                 self._backend.set_meta(f"override:{row.id}", "0")  # end a running override
@@ -816,64 +939,30 @@ class Store:
         written to ``key_file`` (default: the store's key file, replaced once the new key is
         committed). The old key stops working. Returns the key file path, if any.
         """
+        from .rotation import rotate_master_key
+
         self._check_open()
         if passphrase is not None and key_file is not None:
             raise InvalidInputError("give a passphrase or a key file, not both")
-        meta = self._backend.get_meta()
-        new_meta: dict[str, str] = {}
-        pending: Path | None = None
-        target: Path | None = None
-        current = Path(meta["key_file"]) if meta.get("key_file") else None
         if passphrase is not None:
-            params = KdfParams.fresh()
-            master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
-            new_meta.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
-        else:
-            target = (
-                Path(key_file).expanduser().absolute()
-                if key_file is not None
-                else current or default_key_file(self.store_id)
-            )
-            check_key_file_place(target, self._backend.url)
-            if target.exists() and target != current:
-                # Never clobber a file we do not own: it may be another store's only key.
-                raise AlreadyExistsError(f"key file {str(target)!r} already exists")
-            master = MasterKey.generate(self.store_id)
-            pending = target.with_name(target.name + ".new")
-            pending.unlink(missing_ok=True)
-            write_key_file(pending, master.raw)
-            new_meta.update(key_mode="key-file", key_file=str(target), kdf="")
-        audit_key = self._master.unwrap(_AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
-        try:
-            with self._backend.transaction():
-                rotated = 0
-                for row in self._backend.personas():
-                    if row.sealed:
-                        continue  # wrapped by its own secret, not by the master key
-                    data_key = self._master.unwrap(row.id, row.wrapped_key)
-                    self._backend.update_persona(
-                        PersonaRow(**{**_fields(row), "wrapped_key": master.wrap(row.id, data_key)})
-                    )
-                    rotated += 1
-                new_meta["key_check"] = base64.b64encode(master.check_value()).decode()
-                new_meta["audit_key"] = base64.b64encode(
-                    master.wrap(_AUDIT_KEY_ID, audit_key)
-                ).decode()
-                for key, value in new_meta.items():
-                    self._backend.set_meta(key, value)
-                self._audit.append("key_rotated", personas=rotated, key_mode=new_meta["key_mode"])
-        except BaseException:
-            if pending is not None:
-                pending.unlink(missing_ok=True)
-            raise
-        if pending is not None and target is not None:
-            # Committed: the new key is the only one that opens the store now. If we die before
-            # this rename, opening finds the ".new" file (see _find_key).
-            os.replace(pending, target)
-        if current is not None and current != target:
-            # The retired key must not linger: with an old copy of the data it opens everything.
-            destroy_key_file(current)
-        self._master = master
+            validate.new_passphrase(passphrase)
+            check_new_passphrase(passphrase)
+
+        def current_master() -> MasterKey:
+            self._refresh_master()  # under the writer lock: a rotation made elsewhere counts
+            return self._master
+
+        master, target = rotate_master_key(
+            self._backend,
+            self._audit,
+            self.store_id,
+            current_master,
+            passphrase=passphrase,
+            key_file=key_file,
+            audit_key_id=_AUDIT_KEY_ID,
+        )
+        self._master, self._key_check = master, self._backend.get_meta()["key_check"]
+        self._key_args = (passphrase, None, None) if passphrase is not None else (None, None, None)
         return str(target) if target is not None else None
 
     # -- audit --------------------------------------------------------------------------------
@@ -882,25 +971,79 @@ class Store:
         persona_id = self._persona_row(persona).id if persona is not None else None
         return to_entries(self._backend.audit_rows(persona_id))
 
+    def check_records(self) -> list[RecordProblem]:
+        """Every pass, floor, persona and setting that fails authentication right now
+        (written by someone without the store's key); see :mod:`severance.records`."""
+        return self._open_backend.check()
+
     def verify_audit(self) -> VerifyResult:
-        """Check the whole audit chain; names the first bad entry if any."""
-        return self._audit.verify()
+        """Check the whole audit chain, and the store against its anchor (rollback, deleted
+        memories); names the first bad entry, and every missing one, if any."""
+        missing = self._anchor.check(self._backend.raw, full_audit=True)
+        return with_anchor(self._audit.verify(), missing)
+
+    def reachable(self) -> bool:
+        """Whether the database answers right now (for health checks; never raises)."""
+        try:
+            self._backend.raw.last_audit()
+        except SeveranceError:
+            return False
+        return True
+
+    def shares_login(self) -> bool:
+        """Whether the database login this store uses can also reach other people's stores
+        (PostgreSQL's shared-login mode): then the database protects nothing between stores;
+        see docs/postgres.md for one login per store."""
+        probe = getattr(self._backend.raw, "shared_login", None)
+        return bool(probe()) if callable(probe) else False
+
+    @property
+    def rollback_problems(self) -> list[RecordProblem]:
+        """What the store lacked, compared with its anchor, when it was opened."""
+        return list(self._rollback)
+
+    def diagnose(self) -> Diagnosis:
+        """Every trust problem of the store (forged rows, rollback, audit chain) with what
+        can be done about each; changes nothing. See :mod:`severance.doctor`."""
+        backend = self._backend
+        audit = backend.audit_rows()
+        revived = revived_passes(backend.passes(), audit)
+        revived += revived_floors(backend.raw.floors(), audit)
+        return Diagnosis(
+            self._audit.verify(),
+            [*self.check_records(), *revived],
+            self._anchor.check(backend.raw, full_audit=True),
+        )
+
+    def accept_current_state(self) -> None:
+        """Take the store as it is now as the state to compare with from here on (after a
+        backup was restored on purpose, say). Audited."""
+        self._audit.append("anchor_reset")
+        self._anchor.advance(self._backend.raw, signed=True, accept=True)
+        self._rollback = []
 
     def _notices_for(self, persona_id: str) -> list[Notice]:
         """Crossings that touched a persona since it last woke normally."""
+        # Read back from the newest entry, a page at a time, only as far as the last normal
+        # wake: the cost is what happened since, not the persona's whole history.
         notices: list[Notice] = []
-        for entry in reversed(to_entries(self._backend.audit_rows(persona_id))):
-            if entry.event == "enter" and not entry.detail.get("override"):
-                break
-            if entry.event in NOTICE_EVENTS:
-                notices.append(Notice(entry.at, entry.event, entry.detail))
-        return list(reversed(notices))
+        before: int | None = None
+        while True:
+            page = self._backend.audit_page(persona_id, before, _NOTICE_PAGE)
+            for entry in to_entries(page):
+                if entry.event == "enter" and not entry.detail.get("override"):
+                    return list(reversed(notices))
+                if entry.event in NOTICE_EVENTS:
+                    notices.append(Notice(entry.at, entry.event, entry.detail))
+            if len(page) < _NOTICE_PAGE:
+                return list(reversed(notices))
+            before = page[-1].seq
 
 
 NOTICE_EVENTS = frozenset({"override", "reintegrated_into", "reintegrated_from"})
 
 
-def _erase_extractor(backend: Backend, persona_id: str) -> None:
+def _erase_extractor(backend: AuthenticatedBackend, persona_id: str) -> None:
     """Blank a persona's sealed extractor settings (its key is being destroyed too)."""
     from .extract import meta_key
 

@@ -9,8 +9,11 @@ directory as ``~/work/acme`` and must match the same floors: :func:`case_insensi
 by asking the file system (is ``X`` the same file as ``x``?), never by the operating system's
 name, and remembers the answer per device.
 
-Pattern syntax: ``*`` stays within one path segment, ``**`` crosses segments, ``?`` is one
-character; a pattern matches a path when it matches the path *or any of its ancestors*.
+Pattern syntax: ``*`` stays within one path segment, ``**`` crosses segments (``a/**/b``
+also matches ``a/b``: zero or more folders), ``?`` is one character; a pattern that starts
+with ``**`` matches anywhere (``**/acme`` is any folder named ``acme``); ``[`` has no special
+meaning. A pattern matches a path when it matches the path *or any of its ancestors*, so ``/``
+matches every path.
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ import re
 import threading
 from functools import lru_cache
 
-__all__ = ["case_insensitive", "literal_prefix", "path_matches", "resolve_path", "resolve_pattern"]
+__all__ = [
+    "case_insensitive",
+    "is_anchored",
+    "literal_prefix",
+    "path_matches",
+    "resolve_path",
+    "resolve_pattern",
+]
 
-_GLOB = re.compile(r"[*?\[]")
+# Only ``*`` and ``?`` are wildcards: ``[`` is literal, as the matcher below treats it.
+_GLOB = re.compile(r"[*?]")
 _by_device: dict[int, bool] = {}
 _device_lock = threading.Lock()
 
@@ -48,8 +59,19 @@ def literal_prefix(pattern: str) -> str:
     return pattern[:cut] if cut > 0 else "/"
 
 
+def is_anchored(pattern: str) -> bool:
+    """Whether a path pattern means the same from every directory: absolute, ``~``-based or
+    starting with ``**`` (anywhere). A relative one would follow the matcher's working
+    directory, which differs between the CLI, a server and each client, so floors refuse it."""
+    p = pattern.strip()
+    return p.startswith(("~", "**")) or os.path.isabs(p)
+
+
 def resolve_pattern(pattern: str) -> str:
     """A path pattern with ``~`` expanded and the symlinks of its literal prefix resolved."""
+    if pattern.startswith("**"):
+        # Anywhere: never relative to the working directory of whoever is matching.
+        return "/" + pattern.lstrip("/") if not pattern.startswith("/") else pattern
     expanded = _expand(pattern)
     prefix = literal_prefix(expanded)
     rest = expanded[len(prefix) :]
@@ -65,6 +87,10 @@ def _path_regex(resolved: str, fold: bool) -> re.Pattern[str]:
     i = 0
     while i < len(resolved):
         c = resolved[i]
+        if resolved.startswith("**/", i):
+            out.append("(?:.*/)?")  # zero or more whole folders
+            i += 3
+            continue
         if resolved.startswith("**", i):
             out.append(".*")
             i += 2
@@ -77,8 +103,9 @@ def _path_regex(resolved: str, fold: bool) -> re.Pattern[str]:
             out.append(re.escape(c))
         i += 1
     body = "".join(out)
-    # A match of the pattern covers every descendant of the matched directory.
-    body = body if resolved.endswith("**") else body + r"(?:/.*)?\Z"
+    # A match of the pattern covers every descendant of the matched directory ("/" included).
+    if not resolved.endswith("**"):
+        body = body.removesuffix("/") + r"(?:/.*)?\Z"
     return re.compile(body, re.IGNORECASE if fold else 0)
 
 

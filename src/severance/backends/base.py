@@ -79,6 +79,8 @@ class PersonaRow:
     seal_kdf: str | None
     embedder: str
     dimension: int
+    #: HMAC of the row under the store's record key (see severance.records); b"" if unsigned.
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class FloorRow:
     persona_id: str
     rule: str  # JSON of the floor's conditions
     is_default: bool
+    #: Stable id: a floor removed and added again under the same name is another floor.
+    id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,9 @@ class PassRow:
     read_only: bool
     revoked_at: float | None
     label: str | None
+    #: The id of the floor the pass was issued for (its name is kept for display).
+    floor_id: str = ""
+    mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,24 +151,47 @@ class Changes:
 
 
 class PersonaRows(Protocol):
-    """Storage of one persona's rows. Every method is scoped to :attr:`persona_id`."""
+    """Storage of one persona's rows. Every method is scoped to :attr:`persona_id`.
+
+    Every write checks, inside its transaction, that the persona still exists, and raises
+    :class:`~severance.errors.PersonaNotFoundError` (writing nothing) if it was erased — so a
+    process still holding an erased persona's key can never leave rows behind it.
+    """
 
     persona_id: str
+
+    def lock(self) -> None:
+        """Inside a transaction: wait for, then keep out, every other writer of the store until
+        the transaction ends (so what is read next cannot change before the commit);
+        PersonaNotFoundError if the persona is gone."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether the persona still exists (it is gone after a clean slate)."""
+        ...
 
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         """Insert new memories; returns their assigned ``seq`` values in order."""
         ...
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
-        """Replace a memory with a new version, keeping ``previous`` in its history."""
+        """Replace a memory with a new version, keeping ``previous`` in its history.
+
+        Only if the stored version is still ``previous.version``: otherwise
+        :class:`~severance.errors.ConflictError` (another writer came first), or
+        :class:`~severance.errors.MemoryNotFoundError` if the memory is gone.
+        """
         ...
 
     def delete(self, memory_id: str) -> bool:
         """Delete a memory and its whole history; False if there was none."""
         ...
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
-        """Replace the sealed vectors of existing memories (a re-embed); each takes a new seq."""
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
+        """Replace the sealed vectors of existing memories (a re-embed); each takes a new seq.
+
+        ``vectors`` maps a memory id to (the version the vector was sealed for, the vector);
+        rows at another version are left alone. Returns how many were replaced."""
         ...
 
     def delete_many(self, memory_ids: Sequence[str]) -> int: ...
@@ -238,6 +269,11 @@ class Backend(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
+    def lock(self) -> None:
+        """Inside a transaction: wait for, then keep out, every other writer of the store until
+        it ends (SQLite's ``BEGIN IMMEDIATE`` already does; PostgreSQL takes the counter row)."""
+        ...
+
     def close(self) -> None: ...
 
     # -- store-wide settings ------------------------------------------------------------------
@@ -251,7 +287,7 @@ class Backend(Protocol):
     def insert_persona(self, row: PersonaRow) -> None: ...
 
     def update_persona(self, row: PersonaRow) -> None:
-        """Rewrite a persona's key material and embedder (matched by id)."""
+        """Rewrite a persona's key material, embedder and MAC (matched by id)."""
         ...
 
     def delete_persona(self, persona_id: str) -> None:
@@ -269,11 +305,11 @@ class Backend(Protocol):
 
     def insert_floor(self, row: FloorRow) -> None: ...
 
-    def delete_floor(self, name: str) -> bool: ...
-
-    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
-        """Give floors new positions (the order they are tried in), by name."""
+    def update_floor(self, row: FloorRow) -> None:
+        """Rewrite a floor (matched by name): position, persona, rule, default, id, MAC."""
         ...
+
+    def delete_floor(self, name: str) -> bool: ...
 
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
@@ -292,6 +328,10 @@ class Backend(Protocol):
         """Set ``revoked_at`` on a pass not yet revoked; False if no such unrevoked pass."""
         ...
 
+    def update_pass(self, row: PassRow) -> None:
+        """Rewrite a pass (matched by id): every field but the id and token hash."""
+        ...
+
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None: ...
 
@@ -300,6 +340,11 @@ class Backend(Protocol):
         ...
 
     def last_audit(self) -> AuditRow | None: ...
+
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        """Up to ``limit`` entries about one persona with ``seq`` below ``before`` (None: the
+        newest), newest first — to read back from the end only as far as needed."""
+        ...
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows: ...

@@ -60,6 +60,7 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from ..errors import (
     AlreadyExistsError,
     StorageError,
+    StorageTimeoutError,
     StoreExistsError,
     StoreNotFoundError,
     StorePathError,
@@ -79,17 +80,20 @@ __all__ = [
     "PostgresBackend",
     "PostgresPersonaRows",
     "map_postgres_errors",
+    "mask_url",
     "parse_url",
 ]
 
 DEFAULT_STORE = "default"
 _AUDIT_COLUMNS = "seq, at, event, persona_id, persona, detail, prev_hash, hash"
 _PASS_COLUMNS = (
-    "pass_id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label"
+    "pass_id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label,"
+    " floor_id, mac"
 )
 _PERSONA_COLUMNS = (
-    "persona_id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension"
+    "persona_id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension, mac"
 )
+_FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 # Tables whose dead rows may hold ciphertext or keys; the audit log is append-only.
 _RECLAIMED = (*migrations.PERSONA_TABLES, "personas", "floors", "passes", "meta", "seq_counters")
 
@@ -123,6 +127,11 @@ def map_postgres_errors() -> Iterator[None]:
         raise StorageError("the row refers to a persona or memory that does not exist") from None
     except psycopg.errors.InsufficientPrivilege as e:
         raise StorageError(f"PostgreSQL refused the operation: {_primary(e)}") from None
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as e:
+        # Subclasses of OperationalError, but the connection is fine: a time limit was hit.
+        raise StorageTimeoutError(
+            f"PostgreSQL cancelled the statement (a time limit was reached): {_primary(e)}"
+        ) from None
     except psycopg.OperationalError as e:
         raise StorageError(f"PostgreSQL connection failed: {_primary(e)}") from None
     except psycopg.Error as e:
@@ -143,8 +152,25 @@ def parse_url(url: str) -> tuple[str, str, str]:
     # Rebuilt by hand: urlunsplit would turn "postgresql:///db" (no host) into "postgresql:/db".
     base = url.split("?", 1)[0]
     conninfo = f"{base}?{rest}" if rest else base
+    return conninfo, store, mask_url(url)
+
+
+#: libpq parameters whose values are secrets, whether in the user-info or the query.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be printed: every password (user-info or query) shown as ``***``."""
+    parts = urlsplit(url)
     shown = url.replace(f":{parts.password}@", ":***@", 1) if parts.password else url
-    return conninfo, store, shown
+    if "?" not in shown:
+        return shown
+    base, query = shown.split("?", 1)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+        return shown
+    masked = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+    return f"{base}?{urlencode(masked, quote_via=quote, safe='/*')}"
 
 
 def _set_local(name: str, value: str) -> sql.Composed:
@@ -224,6 +250,10 @@ class PostgresBackend:
     def transaction(self) -> Iterator[None]:
         with self._tx(None):
             yield
+
+    def lock(self) -> None:
+        with self._tx(None) as conn:
+            self._reserve(conn, 0)
 
     @contextmanager
     def _tx(self, persona_id: str | None) -> Iterator[psycopg.Connection[Any]]:
@@ -357,12 +387,35 @@ class PostgresBackend:
             with suppress(Exception):
                 conn.close()
 
+    @property
+    def conninfo(self) -> str:
+        """The libpq URL (with its password, if any: never print it; :attr:`url` is masked)."""
+        return self._conninfo
+
+    def shared_login(self) -> bool:
+        """Whether this login can reach other people's stores: a superuser, a role that
+        bypasses row-level security, or the schema's owner. Per-store logins (``severance pg
+        provision``) are none of these."""
+        with self._lock, map_postgres_errors():
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_namespace n"
+                    " WHERE n.nspname = 'severance' AND pg_has_role(session_user, n.nspowner,"
+                    " 'MEMBER')) FROM pg_roles r WHERE r.rolname = session_user"
+                )
+                .fetchone()
+            )
+        return bool(row and row[0])
+
     # -- lifecycle ----------------------------------------------------------------------------
     def exists(self) -> bool:
         store_id = self._lookup_store()
-        if store_id is not None:
-            self._store_id = store_id
-        return store_id is not None
+        if store_id is None:
+            return False
+        self._store_id = store_id
+        # A row provisioned for a login (`severance pg provision`) is not a store until made.
+        return bool(self._fetch("SELECT 1 FROM severance.seq_counters WHERE store_id = %(s)s"))
 
     def schema_version(self) -> int:
         """Migrations applied to the database (shared by all its stores)."""
@@ -375,6 +428,8 @@ class PostgresBackend:
             if self._depth:
                 raise StorageError("cannot migrate inside a transaction")
             conn = self._connection()
+            if migrations.schema_version(conn) == len(migrations.MIGRATIONS):
+                return  # up to date: a store's own login may not (and need not) run DDL
             try:
                 migrations.migrate(conn)
             except RuntimeError as e:
@@ -391,6 +446,19 @@ class PostgresBackend:
                     " ON CONFLICT (name) DO NOTHING RETURNING store_id",
                     (self.store_name, time.time()),
                 ).fetchone()
+                if row is None:
+                    # A store row provisioned for this login (`severance pg provision`) and
+                    # still empty is this store's to create; row-level security hides others'.
+                    row = conn.execute(
+                        "SELECT store_id FROM severance.stores WHERE name = %s",
+                        (self.store_name,),
+                    ).fetchone()
+                    if row is not None:
+                        conn.execute(_set_local("severance.store", str(row[0])))
+                        if conn.execute(
+                            "SELECT 1 FROM severance.seq_counters WHERE store_id = %s", (row[0],)
+                        ).fetchone():
+                            row = None
                 if row is None:
                     raise StoreExistsError(
                         f"a store named {self.store_name!r} exists at {self.url}"
@@ -422,19 +490,22 @@ class PostgresBackend:
             f"SELECT {_PERSONA_COLUMNS} FROM severance.personas WHERE store_id = %(s)s"
             " ORDER BY created_at, name"
         )
-        return [PersonaRow(r[0], r[1], r[2], bytes(r[3]), *r[4:]) for r in rows]
+        return [
+            PersonaRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]))
+            for r in rows
+        ]
 
     def insert_persona(self, row: PersonaRow) -> None:
         self._fetch(
             f"INSERT INTO severance.personas (store_id, {_PERSONA_COLUMNS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
         )
 
     def update_persona(self, row: PersonaRow) -> None:
         self._fetch(
             "UPDATE severance.personas SET wrapped_key = %s, sealed = %s, seal_kdf = %s,"
-            " embedder = %s, dimension = %s WHERE store_id = %s AND persona_id = %s",
+            " embedder = %s, dimension = %s, mac = %s WHERE store_id = %s AND persona_id = %s",
             (*astuple(row)[3:], self._sid, row.id),
         )
 
@@ -454,7 +525,9 @@ class PostgresBackend:
                     ),
                     where,
                 )
-            if has_vectors:
+            if has_vectors and migrations.has_index_function(conn):
+                conn.execute("SELECT severance.persona_index(NULL)")
+            elif has_vectors:
                 with self._as_owner(conn):
                     name = index_name(self._sid, persona_id)
                     conn.execute(
@@ -487,15 +560,23 @@ class PostgresBackend:
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
         rows = self._fetch(
-            "SELECT name, position, persona_id, rule, is_default FROM severance.floors"
+            f"SELECT {_FLOOR_COLUMNS} FROM severance.floors"
             " WHERE store_id = %(s)s ORDER BY position, name"
         )
-        return [FloorRow(*r) for r in rows]
+        return [FloorRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
     def insert_floor(self, row: FloorRow) -> None:
         self._fetch(
-            "INSERT INTO severance.floors VALUES (%s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO severance.floors (store_id, {_FLOOR_COLUMNS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
+        )
+
+    def update_floor(self, row: FloorRow) -> None:
+        self._fetch(
+            "UPDATE severance.floors SET position = %s, persona_id = %s, rule = %s,"
+            " is_default = %s, floor_id = %s, mac = %s WHERE store_id = %s AND name = %s",
+            (*astuple(row)[1:], self._sid, row.name),
         )
 
     def delete_floor(self, name: str) -> bool:
@@ -505,19 +586,11 @@ class PostgresBackend:
         )
         return bool(rows)
 
-    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
-        for name, position in positions.items():
-            self._fetch(
-                "UPDATE severance.floors SET position = %s WHERE store_id = %s AND name = %s"
-                " RETURNING 1",
-                (position, self._sid, name),
-            )
-
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
         self._fetch(
             f"INSERT INTO severance.passes (store_id, {_PASS_COLUMNS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (self._sid, *astuple(row)),
         )
 
@@ -526,7 +599,7 @@ class PostgresBackend:
             f"SELECT {_PASS_COLUMNS} FROM severance.passes WHERE store_id = %(s)s"
             " ORDER BY created_at, pass_id"
         )
-        return [PassRow(*r) for r in rows]
+        return [_pass(r) for r in rows]
 
     def pass_by_hash(self, token_hash: str) -> PassRow | None:
         rows = self._fetch(
@@ -534,7 +607,7 @@ class PostgresBackend:
             " WHERE store_id = %(s)s AND token_hash = %(hash)s",
             {"hash": token_hash},
         )
-        return PassRow(*rows[0]) if rows else None
+        return _pass(rows[0]) if rows else None
 
     def revoke_pass(self, pass_id: str, at: float) -> bool:
         rows = self._fetch(
@@ -543,6 +616,14 @@ class PostgresBackend:
             (at, self._sid, pass_id),
         )
         return bool(rows)
+
+    def update_pass(self, row: PassRow) -> None:
+        self._fetch(
+            "UPDATE severance.passes SET floor = %s, persona_id = %s, created_at = %s,"
+            " expires_at = %s, read_only = %s, revoked_at = %s, label = %s, floor_id = %s,"
+            " mac = %s WHERE store_id = %s AND pass_id = %s",
+            (*astuple(row)[2:], self._sid, row.id),
+        )
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
@@ -562,6 +643,14 @@ class PostgresBackend:
             )
         return [AuditRow(*r) for r in rows]
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._fetch(
+            f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
+            " AND persona_id = %(about)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(n)s",
+            {"about": persona_id, "before": 2**62 if before is None else before, "n": limit},
+        )
+        return [AuditRow(*r) for r in rows]
+
     def last_audit(self) -> AuditRow | None:
         rows = self._fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
@@ -572,3 +661,7 @@ class PostgresBackend:
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PostgresPersonaRows:
         return PostgresPersonaRows(self, persona_id)
+
+
+def _pass(r: Sequence[Any]) -> PassRow:
+    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], bytes(r[10]))

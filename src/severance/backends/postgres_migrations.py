@@ -46,15 +46,22 @@ __all__ = [
     "PERSONA_TABLES",
     "SCHEMA",
     "STORE_TABLES",
+    "TENANT_ROLE",
     "VECTOR_TABLES",
     "ensure_vector_tables",
+    "grant_tenant",
+    "has_index_function",
     "has_vector_tables",
     "migrate",
+    "provision_sql",
     "schema_version",
+    "tenant_grants",
 ]
 
 SCHEMA = "severance"
 APP_ROLE = "severance_app"
+#: The group role of per-store logins (``severance pg provision``).
+TENANT_ROLE = "severance_tenant"
 #: Store-wide tables: row-level security by store only.
 STORE_TABLES = ("seq_counters", "meta", "personas", "floors", "audit", "passes")
 #: One persona's rows: row-level security by store and persona.
@@ -323,6 +330,15 @@ def ensure_vector_tables(conn: psycopg.Connection[Any]) -> bool:
     )
     _policies(conn, VECTOR_TABLES, by_persona=True)
     _grant(conn, "SELECT, INSERT, UPDATE, DELETE", VECTOR_TABLES)
+    if schema_version(conn) >= 6:  # created after m006 ran: its index function too
+        create_index_function(conn)
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TENANT_ROLE,)).fetchone():
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in VECTOR_TABLES),
+                sql.Identifier(TENANT_ROLE),
+            )
+        )
     return True
 
 
@@ -358,6 +374,199 @@ def m005_passes(conn: psycopg.Connection[Any]) -> None:
     )
     _policies(conn, ("passes",), by_persona=False)
     _grant(conn, "SELECT, INSERT, UPDATE, DELETE", ("passes",))
+
+
+@_migration
+def m006_authenticated_records(conn: psycopg.Connection[Any]) -> None:
+    # Rows that grant access or route memories carry a MAC only the key holder can make
+    # (severance.records); floors gain a stable id that passes follow instead of a name.
+    conn.execute(
+        """
+        ALTER TABLE severance.personas ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        ALTER TABLE severance.floors ADD COLUMN floor_id text NOT NULL DEFAULT '',
+                                     ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        ALTER TABLE severance.passes ADD COLUMN floor_id text NOT NULL DEFAULT '',
+                                     ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;
+        """
+    )
+    _store_owners(conn)
+
+
+def _all_policy_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, bool]]:
+    tables = [(t, False) for t in STORE_TABLES] + [(t, True) for t in PERSONA_TABLES]
+    if has_vector_tables(conn):
+        tables += [(t, True) for t in VECTOR_TABLES]
+    return tables
+
+
+def _role_policies(conn: psycopg.Connection[Any]) -> None:
+    # Written as (SELECT …): an InitPlan, evaluated once per statement rather than per row.
+    for table, by_persona in _all_policy_tables(conn):
+        check = "store_id = (SELECT severance.current_store())"
+        if by_persona:
+            check += " AND persona_id = (SELECT severance.current_persona())"
+        name = sql.Identifier("persona_rows" if by_persona else "store_rows")
+        ident = sql.Identifier(SCHEMA, table)
+        conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(name, ident))
+        conn.execute(
+            sql.SQL("CREATE POLICY {} ON {} USING ({c}) WITH CHECK ({c})").format(
+                name, ident, c=sql.SQL(check)
+            )
+        )
+
+
+def _store_owners(conn: psycopg.Connection[Any]) -> None:
+    # Per-store database roles. A store belongs to the login that made it (session_user: a
+    # client cannot change it with SET ROLE or a setting), and row-level security shows a
+    # login only its own stores, whatever ``severance.store`` it sets. One shared login for
+    # everyone (the shared-login mode) therefore protects nothing between its stores.
+    conn.execute(
+        """
+        ALTER TABLE severance.stores ADD COLUMN owner name NOT NULL DEFAULT session_user;
+        ALTER TABLE severance.stores ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE severance.stores FORCE ROW LEVEL SECURITY;
+        CREATE POLICY own_stores ON severance.stores
+            USING (owner = session_user) WITH CHECK (owner = session_user);
+        CREATE OR REPLACE FUNCTION severance.current_store() RETURNS bigint
+            LANGUAGE sql STABLE PARALLEL SAFE
+            AS $$ SELECT s.store_id FROM severance.stores s
+                  WHERE s.store_id = nullif(current_setting('severance.store', true), '')::bigint
+                    AND s.owner = session_user $$;
+        """
+    )
+    _role_policies(conn)
+    row = conn.execute(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if row is not None and row[0]:
+        conn.execute(
+            """
+            DO $$ BEGIN
+                CREATE ROLE severance_tenant NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB
+                    NOCREATEROLE;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END $$
+            """
+        )
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TENANT_ROLE,)).fetchone():
+        grant_tenant(conn, TENANT_ROLE)
+    if _app_role_exists(conn):
+        _grant(conn, "SELECT, INSERT", ("stores",))
+        _grant(conn, "INSERT", ("seq_counters",))
+    if has_vector_tables(conn):
+        create_index_function(conn)  # after the roles it is granted to
+
+
+def has_index_function(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT to_regprocedure('severance.persona_index(integer)') IS NOT NULL"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def create_index_function(conn: psycopg.Connection[Any]) -> None:
+    """``severance.persona_index(dimension)``: build (or, with NULL, drop) the HNSW index of
+    the awake persona. A store's own login owns no table, so it may not run that DDL itself;
+    this function runs it as the schema's owner, and only for the store and persona the
+    caller's row-level security already lets it write (its own login's store)."""
+    conn.execute(
+        """
+        CREATE OR REPLACE FUNCTION severance.persona_index(dimension integer) RETURNS void
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $$
+            DECLARE
+                s bigint := severance.current_store();
+                p text := severance.current_persona();
+                i text;
+                v text;  -- pgvector's schema: names are qualified, the search_path is fixed
+            BEGIN
+                SELECT n.nspname INTO v FROM pg_extension e
+                    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
+                IF s IS NULL OR p IS NULL THEN
+                    RAISE EXCEPTION 'no store or persona of this login is awake'
+                        USING ERRCODE = 'insufficient_privilege';
+                END IF;
+                -- The name postgres_vectors.index_name gives it.
+                i := 'memory_vectors_' || s || '_'
+                     || left(encode(sha256(convert_to(p, 'UTF8')), 'hex'), 24);
+                IF dimension IS NULL THEN
+                    EXECUTE format('DROP INDEX IF EXISTS severance.%I', i);
+                ELSIF dimension BETWEEN 1 AND 2000 THEN
+                    EXECUTE format(
+                        'CREATE INDEX IF NOT EXISTS %I ON severance.memory_vectors USING hnsw'
+                        ' ((embedding::%I.vector(%s)) %I.vector_cosine_ops)'
+                        ' WHERE store_id = %s AND persona_id = %L',
+                        i, v, dimension, v, s, p);
+                ELSE
+                    RAISE EXCEPTION 'indexed vectors take 1 to 2000 dimensions';
+                END IF;
+            END $$;
+        REVOKE ALL ON FUNCTION severance.persona_index(integer) FROM PUBLIC;
+        """
+    )
+    for role in (TENANT_ROLE, APP_ROLE):
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION severance.persona_index(integer) TO {}").format(
+                    sql.Identifier(role)
+                )
+            )
+
+
+def grant_tenant(conn: psycopg.Connection[Any], role: str) -> None:
+    """What a store's own login may do: its rows only (row-level security), the audit log
+    append-only, no DDL (it owns no table)."""
+    for statement in tenant_grants(role, has_vector_tables(conn)):
+        conn.execute(statement)
+
+
+def tenant_grants(role: str, vectors: bool) -> list[sql.Composed]:
+    r = sql.Identifier(role)
+
+    def grant(privileges: str, *tables: str) -> sql.Composed:
+        return sql.SQL("GRANT {} ON {} TO {}").format(
+            sql.SQL(privileges), sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in tables), r
+        )
+
+    out = [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), r),
+        grant("SELECT", "schema_version"),
+        grant("SELECT, INSERT", "stores", "audit"),
+        grant("SELECT, INSERT, UPDATE", "seq_counters"),
+        grant(
+            "SELECT, INSERT, UPDATE, DELETE",
+            "meta",
+            "personas",
+            "floors",
+            "passes",
+            "memories",
+            "history",
+            "tombstones",
+            "snapshots",
+        ),
+    ]
+    if vectors:
+        out.append(grant("SELECT, INSERT, UPDATE, DELETE", *VECTOR_TABLES))
+    return out
+
+
+def provision_sql(role: str, store: str, password: str | None) -> list[sql.Composed]:
+    """The statements that give a person their own login and store (run by the schema's
+    owner): a role in ``severance_tenant`` and a store row it owns."""
+    r = sql.Identifier(role)
+    create = sql.SQL(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT"
+    ).format(r)
+    if password is not None:
+        create = sql.SQL("{} PASSWORD {}").format(create, sql.Literal(password))
+    return [
+        create,
+        sql.SQL("GRANT {} TO {}").format(sql.Identifier(TENANT_ROLE), r),
+        sql.SQL(
+            "INSERT INTO severance.stores (name, created_at, owner)"
+            " VALUES ({}, extract(epoch FROM now()), {})"
+        ).format(sql.Literal(store), sql.Literal(role)),
+    ]
 
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:

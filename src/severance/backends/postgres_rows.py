@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from ..errors import StorageError
+from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
 from .base import Changes, HistoryRow, MemoryRow, Snapshot
 from .postgres_vectors import IndexedVectors
 
@@ -83,11 +83,33 @@ class PostgresPersonaRows(IndexedVectors):
     def _fetch(self, query: str | sql.Composed, **params: Any) -> list[tuple[Any, ...]]:
         return self._b._fetch(query, params, self.persona_id)
 
+    def _locked(self, conn: Any, n: int = 0) -> int:
+        """Take ``n`` seqs (the store's writer lock), then check the persona still exists."""
+        last = self._b._reserve(conn, n)
+        found = conn.execute(
+            "SELECT 1 FROM severance.personas WHERE store_id = %s AND persona_id = %s",
+            (self._b._store_id, self.persona_id),
+        ).fetchone()
+        if found is None:
+            raise PersonaNotFoundError("this persona was erased")
+        return last
+
+    def lock(self) -> None:
+        with self._b._tx(self.persona_id) as conn:
+            self._locked(conn)
+
+    def alive(self) -> bool:
+        return bool(
+            self._fetch(
+                "SELECT 1 FROM severance.personas WHERE store_id = %(s)s AND persona_id = %(p)s"
+            )
+        )
+
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         if not rows:
             return []
         with self._b._tx(self.persona_id) as conn:
-            first = self._b._reserve(conn, len(rows)) - len(rows) + 1
+            first = self._locked(conn, len(rows)) - len(rows) + 1
             for start in range(0, len(rows), _INSERT_BATCH):
                 part = rows[start : start + _INSERT_BATCH]
                 conn.execute(
@@ -107,17 +129,19 @@ class PostgresPersonaRows(IndexedVectors):
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
         with self._b._tx(self.persona_id) as conn:
-            seq = self._b._reserve(conn, 1)
+            seq = self._locked(conn, 1)
             sid, pid = self._b._store_id, self.persona_id
             new = (row.version, row.occurred_at, row.updated_at, row.payload, row.vector)
             updated = conn.execute(
                 "UPDATE severance.memories SET seq = %s, version = %s, occurred_at = %s,"
-                " updated_at = %s, payload = %s, vector = %s"
-                " WHERE store_id = %s AND persona_id = %s AND memory_id = %s",
-                (seq, *new, sid, pid, row.id),
+                " updated_at = %s, payload = %s, vector = %s WHERE store_id = %s"
+                " AND persona_id = %s AND memory_id = %s AND version = %s",
+                (seq, *new, sid, pid, row.id, previous.version),
             )
             if updated.rowcount != 1:
-                raise StorageError("the memory to replace vanished")
+                if self.get(row.id) is None:
+                    raise MemoryNotFoundError(row.id)
+                raise ConflictError(f"memory {row.id!r} was changed by another writer")
             conn.execute(  # HistoryRow's fields are the table's columns, in order
                 "INSERT INTO severance.history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (sid, pid, *astuple(previous)),
@@ -127,32 +151,36 @@ class PostgresPersonaRows(IndexedVectors):
     def delete(self, memory_id: str) -> bool:
         return self.delete_many([memory_id]) == 1
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
         if not vectors:
-            return
+            return 0
         ids = list(vectors)
+        done = 0
         with self._b._tx(self.persona_id) as conn:
-            first = self._b._reserve(conn, len(ids)) - len(ids) + 1
+            first = self._locked(conn, len(ids)) - len(ids) + 1
             for start in range(0, len(ids), _INSERT_BATCH):
                 part = ids[start : start + _INSERT_BATCH]
-                conn.execute(
+                done += conn.execute(
                     "UPDATE severance.memories AS m SET vector = u.vector, seq = u.seq"
-                    " FROM unnest(%(id)s::text[], %(vector)b::bytea[], %(seq)s::bigint[])"
-                    " AS u(memory_id, vector, seq) WHERE m.store_id = %(s)s"
-                    " AND m.persona_id = %(p)s AND m.memory_id = u.memory_id",
+                    " FROM unnest(%(id)s::text[], %(vector)b::bytea[], %(seq)s::bigint[],"
+                    " %(version)s::integer[]) AS u(memory_id, vector, seq, version)"
+                    " WHERE m.store_id = %(s)s AND m.persona_id = %(p)s"
+                    " AND m.memory_id = u.memory_id AND m.version = u.version",
                     self._params(
                         id=part,
-                        vector=[vectors[m] for m in part],
+                        vector=[vectors[m][1] for m in part],
+                        version=[vectors[m][0] for m in part],
                         seq=list(range(first + start, first + start + len(part))),
                     ),
-                )
+                ).rowcount
+        return done
 
     def delete_many(self, memory_ids: Sequence[str]) -> int:
         ids = list(dict.fromkeys(memory_ids))
         if not ids:
             return 0
         with self._b._tx(self.persona_id) as conn:
-            base = self._b._reserve(conn, 0)
+            base = self._locked(conn)
             return conn.execute(_DELETE_MEMORIES, self._params(ids=ids, base=base)).rowcount
 
     def get(self, memory_id: str) -> MemoryRow | None:
@@ -230,6 +258,7 @@ class PostgresPersonaRows(IndexedVectors):
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         with self._b._tx(self.persona_id) as conn:
+            self._locked(conn)
             conn.execute(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}", self._params())
             with conn.cursor() as cur:  # one chunk per row: no single huge parameter
                 cur.executemany(

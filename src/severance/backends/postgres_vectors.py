@@ -129,6 +129,11 @@ class IndexedVectors:
                 "INSERT INTO severance.vector_indexes VALUES (%(s)s, %(p)s, %(d)s)",
                 self._params(d=dimension),
             )
+            if migrations.has_index_function(conn):
+                # As the schema's owner, for this login's own store only (a store's own
+                # login owns no table and may not run the DDL itself).
+                conn.execute("SELECT severance.persona_index(%s)", (dimension,))
+                return
             with b._as_owner(conn):
                 conn.execute(
                     sql.SQL(
@@ -156,6 +161,9 @@ class IndexedVectors:
                     ),
                     self._params(),
                 )
+            if migrations.has_index_function(conn):
+                conn.execute("SELECT severance.persona_index(NULL)")
+                return
             with b._as_owner(conn):
                 conn.execute(
                     sql.SQL("DROP INDEX IF EXISTS {}").format(

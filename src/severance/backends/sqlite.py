@@ -22,6 +22,9 @@ from typing import Any, ClassVar
 
 from ..errors import (
     AlreadyExistsError,
+    ConflictError,
+    MemoryNotFoundError,
+    PersonaNotFoundError,
     StorageError,
     StoreExistsError,
     StoreNotFoundError,
@@ -43,8 +46,11 @@ __all__ = ["DB_FILENAME", "SQLiteBackend", "map_sqlite_errors"]
 DB_FILENAME = "store.db"
 _MEMORY_COLUMNS = "id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
 _PASS_COLUMNS = (
-    "id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label"
+    "id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label,"
+    " floor_id, mac"
 )
+_PERSONA_COLUMNS = "id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension, mac"
+_FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 
 
 @contextmanager
@@ -160,12 +166,28 @@ def _v2(db: sqlite3.Connection) -> None:
             label TEXT
         );
         CREATE INDEX passes_by_persona ON passes (persona_id);
+        """,
+    )
+
+
+def _v3(db: sqlite3.Connection) -> None:
+    # Authenticated configuration (severance.records): a MAC on every row that grants access
+    # or routes memories, and floors with a stable id that passes follow. Rows of an older
+    # store are signed by the key holder on first open (and that adoption is audited).
+    _run_script(
+        db,
         """
+        ALTER TABLE personas ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE floors ADD COLUMN floor_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE floors ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE passes ADD COLUMN floor_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE passes ADD COLUMN mac BLOB NOT NULL DEFAULT x''
+        """,
     )
 
 
 #: Numbered migrations; ``MIGRATIONS[i]`` takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 class SQLiteBackend:
@@ -206,6 +228,12 @@ class SQLiteBackend:
         if self._db is None:
             if not self.db_path.is_file():
                 raise StoreNotFoundError(f"no store at {self.url!r}")
+            if self.db_path.stat().st_size == 0:
+                # SQLite would take an empty file as a new database and build tables in it.
+                raise StorePathError(
+                    f"{str(self.db_path)!r} is empty (0 bytes): it holds no store; restore it"
+                    " from a backup, or delete it to start afresh"
+                )
             self._db = self._connect()
             # A store made by an older version gains the newer tables on first use.
             if self.schema_version() < len(MIGRATIONS):
@@ -236,6 +264,9 @@ class SQLiteBackend:
             self._depth = 0
             with map_sqlite_errors():
                 db.execute("COMMIT")
+
+    def lock(self) -> None:
+        """Nothing to do: every transaction begins IMMEDIATE, holding the write lock."""
 
     def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock, map_sqlite_errors():
@@ -306,17 +337,15 @@ class SQLiteBackend:
 
     # -- personas -----------------------------------------------------------------------------
     def personas(self) -> list[PersonaRow]:
-        rows = self._query(
-            "SELECT id, name, created_at, wrapped_key, sealed, seal_kdf, embedder, dimension"
-            " FROM personas ORDER BY created_at, name"
-        )
+        rows = self._query(f"SELECT {_PERSONA_COLUMNS} FROM personas ORDER BY created_at, name")
         return [
-            PersonaRow(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows
+            PersonaRow(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5], r[6], r[7], bytes(r[8]))
+            for r in rows
         ]
 
     def insert_persona(self, row: PersonaRow) -> None:
         self._execute(
-            "INSERT INTO personas VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO personas ({_PERSONA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.name,
@@ -326,14 +355,23 @@ class SQLiteBackend:
                 row.seal_kdf,
                 row.embedder,
                 row.dimension,
+                row.mac,
             ),
         )
 
     def update_persona(self, row: PersonaRow) -> None:
         self._execute(
             "UPDATE personas SET wrapped_key = ?, sealed = ?, seal_kdf = ?, embedder = ?,"
-            " dimension = ? WHERE id = ?",
-            (row.wrapped_key, int(row.sealed), row.seal_kdf, row.embedder, row.dimension, row.id),
+            " dimension = ?, mac = ? WHERE id = ?",
+            (
+                row.wrapped_key,
+                int(row.sealed),
+                row.seal_kdf,
+                row.embedder,
+                row.dimension,
+                row.mac,
+                row.id,
+            ),
         )
 
     def delete_persona(self, persona_id: str) -> None:
@@ -353,29 +391,45 @@ class SQLiteBackend:
 
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
-        rows = self._query(
-            "SELECT name, position, persona_id, rule, is_default FROM floors"
-            " ORDER BY position, name"
-        )
-        return [FloorRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+        rows = self._query(f"SELECT {_FLOOR_COLUMNS} FROM floors ORDER BY position, name")
+        return [FloorRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bytes(r[6])) for r in rows]
 
     def insert_floor(self, row: FloorRow) -> None:
         self._execute(
-            "INSERT INTO floors VALUES (?, ?, ?, ?, ?)",
-            (row.name, row.position, row.persona_id, row.rule, int(row.is_default)),
+            f"INSERT INTO floors ({_FLOOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.name,
+                row.position,
+                row.persona_id,
+                row.rule,
+                int(row.is_default),
+                row.id,
+                row.mac,
+            ),
+        )
+
+    def update_floor(self, row: FloorRow) -> None:
+        self._execute(
+            "UPDATE floors SET position = ?, persona_id = ?, rule = ?, is_default = ?,"
+            " floor_id = ?, mac = ? WHERE name = ?",
+            (
+                row.position,
+                row.persona_id,
+                row.rule,
+                int(row.is_default),
+                row.id,
+                row.mac,
+                row.name,
+            ),
         )
 
     def delete_floor(self, name: str) -> bool:
         return self._execute("DELETE FROM floors WHERE name = ?", (name,)).rowcount > 0
 
-    def set_floor_positions(self, positions: Mapping[str, int]) -> None:
-        for name, position in positions.items():
-            self._execute("UPDATE floors SET position = ? WHERE name = ?", (position, name))
-
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
         self._execute(
-            "INSERT INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO passes ({_PASS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.token_hash,
@@ -386,6 +440,8 @@ class SQLiteBackend:
                 int(row.read_only),
                 row.revoked_at,
                 row.label,
+                row.floor_id,
+                row.mac,
             ),
         )
 
@@ -404,6 +460,24 @@ class SQLiteBackend:
             "UPDATE passes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, pass_id)
         )
         return cur.rowcount > 0
+
+    def update_pass(self, row: PassRow) -> None:
+        self._execute(
+            "UPDATE passes SET floor = ?, persona_id = ?, created_at = ?, expires_at = ?,"
+            " read_only = ?, revoked_at = ?, label = ?, floor_id = ?, mac = ? WHERE id = ?",
+            (
+                row.floor,
+                row.persona_id,
+                row.created_at,
+                row.expires_at,
+                int(row.read_only),
+                row.revoked_at,
+                row.label,
+                row.floor_id,
+                row.mac,
+                row.id,
+            ),
+        )
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
@@ -429,6 +503,14 @@ class SQLiteBackend:
             rows = self._query(sql + " WHERE persona_id = ? ORDER BY seq", (persona_id,))
         return [AuditRow(*r) for r in rows]
 
+    def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
+        rows = self._query(
+            "SELECT seq, at, event, persona_id, persona, detail, prev_hash, hash FROM audit"
+            " WHERE persona_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (persona_id, 2**62 if before is None else before, limit),
+        )
+        return [AuditRow(*r) for r in rows]
+
     def last_audit(self) -> AuditRow | None:
         rows = self._query(
             "SELECT seq, at, event, persona_id, persona, detail, prev_hash, hash"
@@ -442,7 +524,7 @@ class SQLiteBackend:
 
 
 def _pass(r: Sequence[Any]) -> PassRow:
-    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8])
+    return PassRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], bytes(r[10]))
 
 
 def _memory(r: Sequence[Any]) -> MemoryRow:
@@ -456,10 +538,19 @@ class SQLitePersonaRows:
         self._b = backend
         self.persona_id = persona_id
 
+    def lock(self) -> None:
+        # BEGIN IMMEDIATE already holds the database's write lock; only check the persona.
+        if not self.alive():
+            raise PersonaNotFoundError("this persona was erased")
+
+    def alive(self) -> bool:
+        return bool(self._b._query("SELECT 1 FROM personas WHERE id = ?", (self.persona_id,)))
+
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         if not rows:
             return []
         with self._b.transaction():
+            self.lock()
             last = self._b._next_seqs(len(rows))
             seqs = list(range(last - len(rows) + 1, last + 1))
             with map_sqlite_errors():
@@ -485,7 +576,27 @@ class SQLitePersonaRows:
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
         with self._b.transaction():
+            self.lock()
             seq = self._b._next_seqs(1)
+            cur = self._b._execute(
+                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
+                " payload = ?, vector = ? WHERE persona_id = ? AND id = ? AND version = ?",
+                (
+                    seq,
+                    row.version,
+                    row.occurred_at,
+                    row.updated_at,
+                    row.payload,
+                    row.vector,
+                    self.persona_id,
+                    row.id,
+                    previous.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                if self.get(row.id) is None:
+                    raise MemoryNotFoundError(row.id)
+                raise ConflictError(f"memory {row.id!r} was changed by another writer")
             self._b._execute(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -498,38 +609,28 @@ class SQLitePersonaRows:
                     previous.payload,
                 ),
             )
-            cur = self._b._execute(
-                "UPDATE memories SET seq = ?, version = ?, occurred_at = ?, updated_at = ?,"
-                " payload = ?, vector = ? WHERE persona_id = ? AND id = ?",
-                (
-                    seq,
-                    row.version,
-                    row.occurred_at,
-                    row.updated_at,
-                    row.payload,
-                    row.vector,
-                    self.persona_id,
-                    row.id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StorageError("the memory to replace vanished")
         return seq
 
     def delete(self, memory_id: str) -> bool:
         return self.delete_many([memory_id]) == 1
 
-    def update_vectors(self, vectors: Mapping[str, bytes]) -> None:
+    def update_vectors(self, vectors: Mapping[str, tuple[int, bytes]]) -> int:
+        done = 0
         with self._b.transaction():
-            for memory_id, vector in vectors.items():
-                self._b._execute(
-                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?",
-                    (vector, self._b._next_seqs(1), self.persona_id, memory_id),
+            self.lock()
+            for memory_id, (version, vector) in vectors.items():
+                cur = self._b._execute(
+                    "UPDATE memories SET vector = ?, seq = ? WHERE persona_id = ? AND id = ?"
+                    " AND version = ?",
+                    (vector, self._b._next_seqs(1), self.persona_id, memory_id, version),
                 )
+                done += cur.rowcount
+        return done
 
     def delete_many(self, memory_ids: Sequence[str]) -> int:
         deleted = 0
         with self._b.transaction():
+            self.lock()
             for memory_id in memory_ids:
                 cur = self._b._execute(
                     "DELETE FROM memories WHERE persona_id = ? AND id = ?",
@@ -625,6 +726,7 @@ class SQLitePersonaRows:
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         with self._b.transaction():
+            self.lock()
             self._b._execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
             with map_sqlite_errors():
                 self._b.db.executemany(

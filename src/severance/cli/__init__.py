@@ -35,6 +35,7 @@ from . import (
     memory,
     passes,
     persona,
+    pg,
     serve,
     store,
 )
@@ -73,6 +74,7 @@ for module in (
     crossings,
     audit,
     passes,
+    pg,
     serve,
     console,
     mcp,

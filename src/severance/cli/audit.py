@@ -1,4 +1,4 @@
-"""``severance audit show|verify``."""
+"""``severance audit show|verify`` and ``severance doctor``."""
 
 from __future__ import annotations
 
@@ -83,20 +83,62 @@ def _shown(value: object) -> str:
 
 
 @audit.command("verify")
+@click.option(
+    "--repair", is_flag=True, help="Also say, for each problem, what can be done (as `doctor`)."
+)
 @json_option
-def verify(as_json: bool) -> None:
-    """Check the chain; exit 1 naming the first bad entry if it was tampered with."""
+def verify(repair: bool, as_json: bool) -> None:
+    """Check the chain, and the store against its anchor (rollback, deleted memories); exit 1
+    naming the first bad entry and every missing one."""
     with open_store() as store:
         result = store.verify_audit()
+        diagnosis = store.diagnose() if repair else None
     if as_json:
-        print_json(result.to_dict())
+        print_json(diagnosis.to_dict() if diagnosis is not None else result.to_dict())
     elif result.ok:
         click.echo(f"audit chain intact: {result.entries} entries")
     else:
         click.echo(f"audit chain BROKEN at entry {result.first_bad_seq}: {result.reason}", err=True)
-    if not result.ok:
+        for item in result.missing[:20]:
+            click.echo(f"  missing {item}", err=True)
+    if diagnosis is not None and not as_json:
+        _print_diagnosis(diagnosis.lines())
+    if not result.ok or (diagnosis is not None and not diagnosis.ok):
+        sys.exit(1)
+
+
+def _print_diagnosis(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"  {line}", err=True)
+
+
+@click.command()
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Take the store as it is now as the state to check against from here on.",
+)
+@json_option
+def doctor(accept: bool, as_json: bool) -> None:
+    """Check the store's trust: forged passes, floors, personas or settings; rollback or
+    deleted memories; the audit chain. Says what can be done about each problem."""
+    with open_store() as store:
+        diagnosis = store.diagnose()
+        if accept:
+            store.accept_current_state()
+    if as_json:
+        print_json({**diagnosis.to_dict(), "accepted": accept})
+    elif diagnosis.ok:
+        click.echo("no problems found")
+    else:
+        click.echo(f"{len(diagnosis.lines())} problem(s) found:", err=True)
+        _print_diagnosis(diagnosis.lines())
+        if accept:
+            click.echo("the current state is now the one checked against", err=True)
+    if not diagnosis.ok and not accept:
         sys.exit(1)
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(audit)
+    cli.add_command(doctor)

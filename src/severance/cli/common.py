@@ -104,6 +104,12 @@ def open_store() -> Iterator[Store]:
             raise
         passphrase = click.prompt("Passphrase", hide_input=True)
         store = Store.open(s.store_location, passphrase=passphrase, embedder=s.embedder)
+    if store.rollback_problems:
+        click.echo(
+            f"severance: warning: this store lacks {len(store.rollback_problems)} thing(s) it"
+            " had before (rollback or deletion); run `severance doctor`",
+            err=True,
+        )
     try:
         yield store
     finally:

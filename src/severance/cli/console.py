@@ -9,15 +9,18 @@ its own, so the printed one still works). Each token works once and for
 from __future__ import annotations
 
 import contextlib
+import html
 import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import webbrowser
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,7 +33,7 @@ from .serve import DEFAULT_CONSOLE_PORT, parse_address
 if TYPE_CHECKING:
     from ..console import Console
 
-__all__ = ["console", "console_app", "offer_new_links", "register"]
+__all__ = ["console", "console_app", "offer_new_links", "open_in_browser", "register"]
 
 
 def console_app(store: Store, sock: socket.socket, tls: bool = False) -> tuple[Any, Console]:
@@ -52,6 +55,29 @@ def offer_new_links(console_: Console) -> None:
             click.echo(f"severance: console login: {console_.login_url()}", err=True)
 
     threading.Thread(target=loop, name="console-login-links", daemon=True).start()
+
+
+def open_in_browser(
+    url: str, directory: Path, opener: Callable[[str], object] = webbrowser.open
+) -> Path:
+    """Open ``url`` in the desktop browser without putting its login token on a command line.
+
+    ``webbrowser`` starts the browser with the URL as an argument, which every user of the
+    machine can read in the process list while the token is still unspent. The browser is
+    given instead the ``file://`` URL of a private page (mode 0600, in ``directory``) that
+    moves on to ``url``; the process list shows only that path (Jupyter does the same).
+    """
+    page = directory / "open-console.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    target = html.escape(url, quote=True)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(
+            '<!doctype html><meta charset="utf-8"><title>Severance console</title>'
+            f'<meta http-equiv="refresh" content="0; url={target}">'
+            f'<p><a href="{target}">Open the Severance console</a></p>\n'
+        )
+    opener(page.as_uri())
+    return page
 
 
 def _desktop() -> bool:
@@ -106,7 +132,7 @@ def console(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="severance: %(message)s")
     import uvicorn
 
-    with sock, open_store() as store:
+    with sock, open_store() as store, tempfile.TemporaryDirectory(prefix="severance-") as tmp:
         store.embedder.embed(["warm up"])  # load the model now, not on the first search
         app, state = console_app(store, sock, tls)
         click.echo(f"severance: console listening on {state.origins.primary}", err=True)
@@ -114,7 +140,7 @@ def console(
         if sys.stdin.isatty():
             click.echo("severance: press Enter for a new login link, Ctrl-C to stop", err=True)
         if not no_browser and _desktop():
-            webbrowser.open(state.login_url())
+            open_in_browser(state.login_url(), Path(tmp))
         offer_new_links(state)
         config = uvicorn.Config(
             app,

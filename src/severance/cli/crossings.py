@@ -71,6 +71,11 @@ def unseal(name: str, secret_file: str | None) -> None:
 @click.option("--until", help="Only memories that occurred before (ISO-8601).")
 @click.option("--move", is_flag=True, help="Remove them from SOURCE (default: copy).")
 @click.option("--dry-run", is_flag=True, help="Show what would cross; change nothing.")
+@click.option(
+    "--merge-similar",
+    is_flag=True,
+    help="Also merge near-duplicates (by default only identical texts merge).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_secret_option(
     "--source-secret-file",
@@ -93,6 +98,7 @@ def reintegrate(
     until: str | None,
     move: bool,
     dry_run: bool,
+    merge_similar: bool,
     yes: bool,
     source_secret_file: str | None,
     into_secret_file: str | None,
@@ -116,6 +122,7 @@ def reintegrate(
             select=selection,
             mode=mode,
             dry_run=True,
+            merge_similar=merge_similar,
             source_secret=src_secret,
             into_secret=dst_secret,
         )
@@ -125,10 +132,16 @@ def reintegrate(
                 return
             click.echo(
                 f"Would {mode} {preview.selected} memories from {source} into {into}"
-                f" ({preview.copied} new, {preview.merged} merged as duplicates):"
+                f" ({preview.copied} new, {preview.merged} merged as identical):"
             )
             for m in preview.memories:
                 click.echo(f"  {m.id}  {m.text}")
+            apart = [x for x in preview.similar if not x.merged]
+            if apart:
+                click.echo(f"Similar, kept apart ({len(apart)}; --merge-similar would merge them):")
+                for x in apart:
+                    where = into if x.in_target else source
+                    click.echo(f"  {x.memory_id}  ~ {x.similar_to} in {where} ({x.similarity:.3f})")
             return
         if not yes and not as_json:
             click.confirm(
@@ -140,6 +153,7 @@ def reintegrate(
             into,
             select=selection,
             mode=mode,
+            merge_similar=merge_similar,
             source_secret=src_secret,
             into_secret=dst_secret,
         )

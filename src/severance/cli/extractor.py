@@ -88,9 +88,13 @@ def import_inferred(
     plan: Sequence[Routed],
     wake_persona: Callable[[str], AbstractContextManager[Session]],
     as_json: bool,
+    *,
+    importer: str = "import",
 ) -> None:
     """Run ``import --infer``: each persona's conversations through its own extractor, the
-    turns kept as episodes too (so a rerun finds them), with a progress bar per persona."""
+    turns kept as episodes too (so a rerun finds them), with a progress bar per persona.
+    Each persona's share is audited as an ``import`` (as without ``--infer``) besides the
+    ``extraction`` entry."""
     by_persona: dict[str, list[Conversation]] = {}
     for routed in plan:
         drafts = routed.item.drafts
@@ -108,7 +112,15 @@ def import_inferred(
                     f"`severance persona set {name} --extractor SPEC`, or import without --infer"
                 )
         for name, conversations in by_persona.items():
-            reports.append((name, _extract_with_bar(sessions[name], conversations, True)))
+            result = _extract_with_bar(sessions[name], conversations, True)
+            known = sum(1 for m in result.episodes if m.duplicate)
+            sessions[name].log_import(
+                importer,
+                items=len(conversations),
+                remembered=len(result.episodes) - known,
+                already_known=known,
+            )
+            reports.append((name, result))
     if as_json:
         print_json([{"persona": p, **r.to_dict()} for p, r in reports])
         return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import clients as client_table
-from ..floors import Context, describe_client
+from ..errors import NoFloorError
+from ..floors import Context, FloorMatch, describe_client
 from ..workspace import resolve_path
 from .common import context_from, context_options, json_option, open_store, print_json
 
@@ -82,7 +83,17 @@ def add(
             f"client {c!r} is neither a known client family nor a name a known client sends;"
             " it will match only a client that sends exactly that (see `severance floor families`)"
         )
+    if not f.has_conditions and not f.default:
+        _warn(
+            f"floor {f.name!r} has no conditions: it wakes only by name (--floor {f.name},"
+            " a pass, serve --floor); give --client, --path, --host or --hours to route to it"
+        )
     _warn_shadows(shadows, f.name)
+
+
+def _shown(text: str) -> str:
+    # Client names come from clients; one with control characters could rewrite the terminal.
+    return text if text.isprintable() else repr(text)
 
 
 @floor.command("move")
@@ -160,16 +171,23 @@ def test(
     context = context_from(floor_name, client, path, host, strict)
     with open_store() as store:
         checks = store.explain(context)
-        match = store.resolve(context)
+        try:
+            match: FloorMatch | None = store.resolve(context)
+            refusal: NoFloorError | None = None
+        except NoFloorError as e:
+            # Nothing would wake: that is when the per-floor reasons matter most, so show
+            # them, then the refusal (and exit non-zero, as the real command would).
+            match, refusal = None, e
     ctx = Context.from_mapping(context)
     resolved = [resolve_path(p) for p in ctx.paths]
-    if as_json and ctx.floor is not None:
+    if as_json and ctx.floor is not None and match is not None:
         print_json(match.to_dict())
         return
     if as_json:
         print_json(
             {
-                **match.to_dict(),
+                **(match.to_dict() if match else {"floor": None, "persona": None, "reasons": []}),
+                "refused": str(refusal) if refusal else None,
                 "client": ctx.client,
                 "client_family": ctx.client_family,
                 "paths": list(ctx.paths),
@@ -177,23 +195,29 @@ def test(
                 "floors": [c.to_dict() for c in checks],
             }
         )
+        if refusal is not None:
+            raise refusal
         return
     if ctx.floor is None:
         click.echo(f"client {describe_client(ctx.client)}")
         for given, real in zip(ctx.paths, resolved, strict=True):
             click.echo(f"path   {given}" + (f" -> {real}" if real != given else ""))
         click.echo(f"host   {ctx.host}")
-    click.echo(f"floor {match.floor.name} wakes persona {match.persona}")
-    for reason in match.reasons:
-        click.echo(f"  because {reason}")
-    if ctx.floor is not None:
-        return
-    click.echo("Every floor, in order:")
-    for i, check in enumerate(checks, start=1):
-        verdict = "matches" if check.matched else "no match"
-        click.echo(f"  {i}. {check.floor.name} ({check.floor.persona}): {verdict}")
-        for reason in check.reasons:
-            click.echo(f"       {reason}")
+    if match is not None:
+        click.echo(f"floor {match.floor.name} wakes persona {match.persona}")
+        for reason in match.reasons:
+            click.echo(f"  because {reason}")
+    else:
+        click.echo("no floor wakes for this context")
+    if ctx.floor is None:
+        click.echo("Every floor, in order:")
+        for i, check in enumerate(checks, start=1):
+            verdict = "matches" if check.matched else "no match"
+            click.echo(f"  {i}. {check.floor.name} ({check.floor.persona}): {verdict}")
+            for reason in check.reasons:
+                click.echo(f"       {reason}")
+    if refusal is not None:
+        raise refusal
 
 
 @floor.command("strict")
@@ -225,8 +249,9 @@ def clients_(as_json: bool) -> None:
     for item in seen:
         family = item["family"] or "unknown family"
         floors = ", ".join(f"{f} -> {p}" for f, p in item["floors"].items()) or "-"
+        family = _shown(family)
         click.echo(
-            f"{item['client'] or '(no name)'}  [{family}]  {item['count']}x,"
+            f"{_shown(item['client'] or '(no name)')}  [{family}]  {item['count']}x,"
             f" last {item['last_seen'][:19]}  floors: {floors}"
         )
 

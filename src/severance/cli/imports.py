@@ -9,6 +9,7 @@ default when only SOURCE is given). Everything is read and validated before any 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +18,13 @@ from typing import Any
 import click
 
 from .. import importers
-from ..errors import InvalidInputError, PersonaNotFoundError
-from ..importers import Routed
+from ..errors import InvalidExportError, InvalidInputError, PersonaNotFoundError
+from ..importers import Item, Routed
+from ..importers.base import MAX_FILE_BYTES
 from ..session import Session
 from ..store import Store
 from .common import (
     Wake,
-    context_from,
     json_option,
     open_store,
     print_json,
@@ -35,7 +36,9 @@ from .common import (
 @click.command("import")
 @session_options
 @click.argument("format_or_source", metavar="[FORMAT] SOURCE")
-@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument(
+    "source", required=False, type=click.Path(exists=True, allow_dash=True, path_type=Path)
+)
 @click.option(
     "--route",
     "routes",
@@ -72,11 +75,12 @@ def import_(
 
     Each conversation (entity, note, memory) goes to the persona of the first --route that
     matches it, else to --default. Running an import again adds nothing it already added, so
-    an interrupted import is finished by running it again.
+    an interrupted import is finished by running it again. SOURCE '-' reads standard input
+    (any format but markdown).
     """
     if source is None:
         format_name, source = "jsonl", Path(format_or_source)
-        if not source.exists():
+        if format_or_source != "-" and not source.exists():
             raise InvalidInputError(f"no such file: {format_or_source}")
     else:
         format_name = format_or_source
@@ -85,17 +89,20 @@ def import_(
             f"unknown format {format_name!r}: use one of {', '.join(importers.FORMATS)}"
         )
     rules = [importers.parse_route(r) for r in routes]
-    items = importers.read(format_name, source)
+    items = _read(format_name, source)
     if not items:
         raise InvalidInputError(f"{source.name} holds nothing to import")
     secret = settings().secret()
     with open_store() as store:
         here = _context_persona(store, wake)
-        plan = importers.route(items, rules, default or here)
         known = {p.name for p in store.personas()}
-        for persona in dict.fromkeys(r.persona for r in plan):
+        # Every persona named is checked, used or not: a typo in a rule that happens to match
+        # nothing today would silently send tomorrow's matches to the default.
+        named = [*(r.persona for r in rules), *([default] if default else [])]
+        for persona in dict.fromkeys(named):
             if persona not in known:
                 raise PersonaNotFoundError(f"no persona named {persona!r}")
+        plan = importers.route(items, rules, default or here)
         if dry_run:
             _show_plan(plan, as_json)
             return
@@ -107,10 +114,7 @@ def import_(
                 session = (
                     store.resume_override(wake.override, secret=secret)
                     if wake.override is not None
-                    else store.enter(
-                        context_from(wake.floor_name, wake.client, wake.path, wake.host),
-                        secret=secret,
-                    )
+                    else store.enter(wake.context(), secret=secret)
                 )
             else:
                 session = store.enter(floor=_floor_of(store, persona), secret=secret)
@@ -120,7 +124,7 @@ def import_(
         if infer:
             from .extractor import import_inferred
 
-            import_inferred(plan, wake_persona, as_json)
+            import_inferred(plan, wake_persona, as_json, importer=format_name)
             return
         # click's progressbar overloads do not type a length-only bar.
         progressbar: Any = click.progressbar
@@ -153,10 +157,29 @@ def import_(
         click.echo(f"Imported {o.remembered} memories into {o.persona}{tail}.")
 
 
+def _read(format_name: str, source: Path) -> list[Item]:
+    """The items of ``source``; ``-`` is standard input, read whole (within the file limit)."""
+    if str(source) != "-":
+        return importers.read(format_name, source)
+    if format_name == "markdown":
+        raise InvalidInputError("markdown reads a folder or a file, not standard input")
+    raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidExportError(
+            f"standard input holds over {MAX_FILE_BYTES:,} bytes; an import reads at most that"
+        )
+    # The importers read files (a ZIP needs seeking): hand them a private copy named
+    # "stdin", so their messages say where the bad record came from.
+    with tempfile.TemporaryDirectory(prefix="severance-import-") as folder:
+        copy = Path(folder) / "stdin"
+        copy.write_bytes(raw)
+        return importers.read(format_name, copy)
+
+
 def _context_persona(store: Store, wake: Wake) -> str:
     if wake.override is not None:
         return wake.override
-    return store.resolve(context_from(wake.floor_name, wake.client, wake.path, wake.host)).persona
+    return store.resolve(wake.context()).persona
 
 
 def _floor_of(store: Store, persona: str) -> str:

@@ -89,6 +89,7 @@ def install_(
                 "path": str(path),
                 "written": not print_only,
                 "replaced": result.replaced,
+                "backup": str(result.backup) if result.backup else None,
                 "wakes": wakes,
                 "entry": entry,
             }
@@ -113,7 +114,8 @@ def install_(
         click.echo(json.dumps({spec.key: {name: entry}}, indent=2, ensure_ascii=False))
         return
     verb = "Updated" if result.replaced else "Added"
-    click.echo(f"{verb} server {name!r} in {path}.")
+    kept = f" (the previous file is kept as {result.backup})" if result.backup else ""
+    click.echo(f"{verb} server {name!r} in {path}{kept}.")
     if os.environ.get(ENV_PASSPHRASE):
         click.echo(
             "Note: the passphrase is not written to the config; the client must be started "

@@ -30,6 +30,7 @@ from .common import (
     settings,
     wake_session,
 )
+from .files import private_file
 
 
 @contextmanager
@@ -111,7 +112,7 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
     "--file",
     "file",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
-    help="A conversation: a JSON array, JSON Lines or {\"messages\": [...]} of chat messages "
+    help='A conversation: a JSON array, JSON Lines or {"messages": [...]} of chat messages '
     "(role, content) or turns (speaker, text, timestamp, session); - reads standard input.",
 )
 @click.option("--session", "session_id", help="With --file: the conversation's session id.")
@@ -416,15 +417,19 @@ def export(
     wake: Wake,
     output: Path | None,
 ) -> None:
-    """Export the awake persona's memories as JSON Lines (plaintext: keep it safe)."""
-    with awake(wake) as s:
-        lines = [json.dumps(m.to_dict(), ensure_ascii=False) for m in s.export()]
-    text = "".join(line + "\n" for line in lines)
+    """Export the awake persona's memories as JSON Lines (plaintext: keep it safe).
+
+    A file is written readable by you only (mode 0600), whole or not at all."""
     if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"Exported {len(lines)} memories to {output}.", err=True)
+        with awake(wake) as s:
+            lines = [json.dumps(m.to_dict(), ensure_ascii=False) for m in s.export()]
+        click.echo("".join(line + "\n" for line in lines), nl=False)
+        return
+    with private_file(output) as out, awake(wake) as s:
+        memories = s.export()
+        for m in memories:
+            out.write(json.dumps(m.to_dict(), ensure_ascii=False) + "\n")
+    click.echo(f"Exported {len(memories)} memories to {output}.", err=True)
 
 
 def register(cli: click.Group) -> None:

@@ -50,8 +50,16 @@ def init(
             "key_mode": meta.get("key_mode"),
             "key_file": meta.get("key_file"),
         }
+        shared = store.shares_login()
     finally:
         store.close()
+    if shared:
+        click.echo(
+            "severance: warning: this database login can reach every store in the database;"
+            " it protects nothing between stores (fine for one person). To host several"
+            " people, give each a login: `severance pg provision`.",
+            err=True,
+        )
     if as_json:
         print_json(info)
         return

@@ -10,6 +10,7 @@ and, for anything of a persona, the awake session from :func:`awake`.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -68,6 +69,10 @@ class CsrfRefused(Exception):
     pass
 
 
+class FormTooLarge(Exception):
+    pass
+
+
 class Redirect(Exception):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -113,7 +118,7 @@ async def posted(request: Request, session: Annotated[BrowserSession, Depends(br
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise CsrfRefused()  # never parsed; also keeps the check constant in shape
+            raise FormTooLarge()  # never parsed
     # Plain urlencoded forms (no uploads): the standard library parses them; python-multipart
     # would only add a dependency.
     fields: dict[str, list[str]] = {}
@@ -125,12 +130,14 @@ async def posted(request: Request, session: Annotated[BrowserSession, Depends(br
     return Posted(session, fields)
 
 
-def awake(session: Annotated[BrowserSession, Depends(browser)]) -> Session:
+def awake(request: Request, session: Annotated[BrowserSession, Depends(browser)]) -> Session:
     """The persona this browser has woken; without one, back to the persona list."""
     s = session.state.session
     if s is None:
         session.state.flash("Wake a persona first: nothing of a persona is shown before that.")
         raise Redirect("/")
+    # Kept for the error handler: only this session may be put to sleep if it turns out closed.
+    request.state.awake_session = s
     return s
 
 
@@ -201,7 +208,11 @@ def create_app(
     ) -> Response:
         # DNS rebinding: a hostile name pointed at 127.0.0.1 still sends its own Host.
         if not allowed.host_ok(request.headers.get("host")):
-            response: Response = HTMLResponse("Unknown host.", status_code=421)
+            response: Response = HTMLResponse(
+                f"This console answers only at {html.escape(allowed.primary)}"
+                " (and its loopback names); open it there.",
+                status_code=421,
+            )
         elif request.headers.get("origin") is not None and not allowed.origin_ok(
             request.headers.get("origin")
         ):
@@ -215,8 +226,9 @@ def create_app(
             response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers[name] = value
-        if not request.url.path.startswith("/static/"):
-            # Pages hold a persona's memories: never keep them in a cache.
+        if not request.url.path.startswith("/static/") or response.status_code >= 400:
+            # Pages hold a persona's memories (and every page its CSRF token): never keep
+            # them in a cache. Only the static files themselves may be cached.
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -236,6 +248,18 @@ def create_app(
             " token). Reload the page and try again.",
         )
 
+    @app.exception_handler(FormTooLarge)
+    async def form_too_large(request: Request, exc: Exception) -> Response:
+        return render(
+            request,
+            _maybe_browser(request),
+            "error.html",
+            status=413,
+            title="Too large",
+            message=f"This form is larger than the console accepts ({MAX_FORM_BYTES >> 20} MiB);"
+            " nothing was changed.",
+        )
+
     @app.exception_handler(Redirect)
     async def redirect(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Redirect)
@@ -245,8 +269,10 @@ def create_app(
     async def severance_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SeveranceError)
         session = _maybe_browser(request)
-        if isinstance(exc, SessionClosedError) and session is not None:
-            session.state.sleep()
+        failed = getattr(request.state, "awake_session", None)
+        if isinstance(exc, SessionClosedError) and session is not None and failed is not None:
+            # Only the session this request used: another tab may have woken a new one since.
+            session.state.sleep_if(failed)
         return render(
             request,
             session,
@@ -296,9 +322,15 @@ def create_app(
     def login(request: Request, token: str = "") -> Response:
         if not console.tokens.redeem(token):
             return render(request, None, "login_needed.html", status=403, refused=True)
+        # A browser that logs in again (a new link) ends its previous session: the persona
+        # that one had woken would otherwise stay awake, unreachable, until it idled out.
+        previous = request.cookies.get(allowed.cookie_name)
+        if previous:
+            console.sessions.end(previous)
         session = console.sessions.create()
-        # Redirect so the spent token leaves the address bar and the history entry.
-        response = RedirectResponse("/", status_code=303)
+        # The page moves on to "/" by itself (see logging_in.html for why it is not a
+        # redirect), so the spent token leaves the address bar.
+        response = render(request, None, "logging_in.html")
         response.set_cookie(
             allowed.cookie_name,
             session.id,

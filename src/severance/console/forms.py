@@ -8,7 +8,7 @@ from ..errors import InvalidInputError
 from ..keys import Secret
 from .app import Posted
 
-__all__ = ["day_bound", "secret_from", "split_list"]
+__all__ = ["day_bound", "secret_from", "split_commas", "split_list"]
 
 
 def secret_from(form: Posted, prefix: str = "") -> Secret | None:
@@ -25,8 +25,14 @@ def secret_from(form: Posted, prefix: str = "") -> Secret | None:
 
 
 def split_list(text: str) -> tuple[str, ...]:
-    """``"a, b c"`` → ``("a", "b", "c")``: tags and patterns typed into one field."""
+    """``"a, b c"`` → ``("a", "b", "c")``: names typed into one field (kinds, clients, hosts)."""
     return tuple(part for part in text.replace(",", " ").split() if part)
+
+
+def split_commas(text: str) -> tuple[str, ...]:
+    """``"project alpha, q3"`` → ``("project alpha", "q3")``: tags and path patterns, which
+    may hold spaces, typed into one field (separated by commas or new lines)."""
+    return tuple(p.strip() for p in text.replace("\n", ",").split(",") if p.strip())
 
 
 def day_bound(text: str, *, end: bool, what: str) -> datetime | None:

@@ -8,10 +8,12 @@ other personas did); the store page shows the whole chain with hashes and the re
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from ..errors import InvalidInputError
 from ..model import AuditEntry
 from ..session import Session
 from .app import awake, browser, console_of, render
@@ -20,12 +22,16 @@ from .security import BrowserSession
 
 router = APIRouter()
 
-PAGE_LIMIT = 500
+PAGE_SIZE = 100
 
 
 def _filtered(
-    entries: list[AuditEntry], event: str, since: str, until: str
-) -> tuple[list[AuditEntry], list[str]]:
+    entries: list[AuditEntry], action: str, event: str, since: str, until: str, page: str
+) -> dict[str, Any]:
+    """One page of the entries that pass the filters, newest first, with its pager links."""
+    if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
+        raise InvalidInputError("page must be a number from 1")
+    number = int(page)
     events = sorted({e.event for e in entries})
     start = day_bound(since, end=False, what="since")
     end = day_bound(until, end=True, what="until")
@@ -36,8 +42,27 @@ def _filtered(
         and (start is None or e.at >= start)
         and (end is None or e.at <= end)
     ]
-    # Newest first: what just happened is what one comes to check.
-    return list(reversed(kept))[:PAGE_LIMIT], events
+    # Newest first: what just happened is what one comes to check. Every entry stays
+    # reachable, page by page (the log only grows).
+    kept.reverse()
+    at = (number - 1) * PAGE_SIZE
+
+    def link(to: int) -> str:
+        args = {"event": event, "since": since, "until": until, "page": str(to)}
+        return f"{action}?" + urlencode({k: v for k, v in args.items() if v})
+
+    return {
+        "entries": kept[at : at + PAGE_SIZE],
+        "events": events,
+        "event": event,
+        "since": since,
+        "until": until,
+        "page": number,
+        "matching": len(kept),
+        "prev_link": link(number - 1) if number > 1 else None,
+        "next_link": link(number + 1) if len(kept) > at + PAGE_SIZE else None,
+        "first_link": link(1),
+    }
 
 
 @router.get("/audit")
@@ -48,20 +73,10 @@ def persona_audit(
     event: str = "",
     since: str = "",
     until: str = "",
+    page: str = "1",
 ) -> Response:
-    entries, events = _filtered(session.audit(), event, since, until)
-    return render(
-        request,
-        browser_session,
-        "audit.html",
-        entries=entries,
-        events=events,
-        scope="persona",
-        event=event,
-        since=since,
-        until=until,
-        verify=None,
-    )
+    shown = _filtered(session.audit(), "/audit", event, since, until, page)
+    return render(request, browser_session, "audit.html", scope="persona", verify=None, **shown)
 
 
 @router.get("/audit/store")
@@ -71,18 +86,10 @@ def store_audit(
     event: str = "",
     since: str = "",
     until: str = "",
+    page: str = "1",
 ) -> Response:
     store = console_of(request).store
-    entries, events = _filtered(store.audit(), event, since, until)
+    shown = _filtered(store.audit(), "/audit/store", event, since, until, page)
     return render(
-        request,
-        browser_session,
-        "audit.html",
-        entries=entries,
-        events=events,
-        scope="store",
-        event=event,
-        since=since,
-        until=until,
-        verify=store.verify_audit(),
+        request, browser_session, "audit.html", scope="store", verify=store.verify_audit(), **shown
     )

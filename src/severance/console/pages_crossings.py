@@ -20,7 +20,7 @@ from ..crossings import Selection
 from ..errors import InvalidInputError, NotFoundError, SeveranceError
 from ..store import MAX_OVERRIDE_MINUTES
 from .app import Posted, browser, console_of, posted, render
-from .forms import day_bound, secret_from, split_list
+from .forms import day_bound, secret_from, split_commas, split_list
 from .pages_personas import persona_rows
 from .security import BrowserSession
 from .state import Review
@@ -55,7 +55,7 @@ def _selection(form: Posted) -> Selection:
         query=form.get("query") or None,
         limit=int(limit_text),
         kinds=split_list(form.get("kinds")) or None,
-        tags=split_list(form.get("tags")) or None,
+        tags=split_commas(form.get("tags")) or None,
         since=day_bound(form.get("since"), end=False, what="since"),
         until=day_bound(form.get("until"), end=True, what="until"),
     )

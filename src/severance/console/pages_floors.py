@@ -5,6 +5,7 @@ Nothing here needs a persona awake: floors hold rules, never memories.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -13,10 +14,19 @@ from fastapi.responses import RedirectResponse
 from ..errors import FloorNotFoundError, SeveranceError
 from ..floors import Context
 from .app import Posted, browser, console_of, posted, render
-from .forms import split_list
+from .forms import split_commas, split_list
 from .security import BrowserSession
 
 router = APIRouter()
+
+# Windows are separated by ";", a new line, or a comma right after a window's closing time: a
+# comma inside a window separates days ("mon,wed 09:00-12:00"), and days never end in a digit.
+_BETWEEN_WINDOWS = re.compile(r"(?<=\d)\s*,\s*|\s*[;\n]\s*")
+
+
+def split_hours(text: str) -> list[str]:
+    """``"mon,wed 09:00-12:00, sat 10:00-14:00"`` → its two windows."""
+    return [w.strip() for w in _BETWEEN_WINDOWS.split(text) if w.strip()]
 
 
 def _page(request: Request, session: BrowserSession, status: int = 200, **extra: Any) -> Response:
@@ -48,8 +58,8 @@ def test(
     at: str = "",
 ) -> Response:
     asked = {"floor": floor, "client": client, "path": path, "host": host, "at": at}
-    context = Context.from_mapping({k: v.strip() for k, v in asked.items() if v.strip()})
     try:
+        context = Context.from_mapping({k: v.strip() for k, v in asked.items() if v.strip()})
         match = console_of(request).store.resolve(context)
     except SeveranceError as e:
         return _page(request, session, asked=asked, test_error=str(e))
@@ -67,9 +77,9 @@ def add(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response:
             fields["name"],
             fields["persona"],
             clients=split_list(fields["clients"]),
-            paths=split_list(fields["paths"]),
+            paths=split_commas(fields["paths"]),
             hosts=split_list(fields["hosts"]),
-            hours=[h.strip() for h in fields["hours"].split(",") if h.strip()],
+            hours=split_hours(fields["hours"]),
             timezone=fields["timezone"] or None,
             default=form.get("default") == "on",
         )

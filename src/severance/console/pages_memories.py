@@ -22,7 +22,7 @@ from ..model import Memory, Recall
 from ..session import Session
 from .app import Posted, awake, browser, posted, render
 from .diff import changes
-from .forms import day_bound, split_list
+from .forms import day_bound, split_commas
 from .security import BrowserSession
 
 router = APIRouter()
@@ -56,7 +56,7 @@ class Filters:
         args = {
             "q": self.query,
             "kind": self.kind,
-            "tag": " ".join(self.tags),
+            "tag": ", ".join(self.tags),
             "since": self.since,
             "until": self.until,
             "page": str(page),
@@ -69,7 +69,7 @@ def _filters(q: str, kind: str, tag: str, since: str, until: str, page: str) -> 
         raise InvalidInputError("page must be a number from 1")
     if kind:
         validate.kind(kind)
-    tags = split_list(tag)
+    tags = split_commas(tag)
     validate.tags(tags)
     f = Filters(q.strip(), kind.strip(), tags, since.strip(), until.strip(), int(page))
     # Parse the dates now, so that a bad one is an error before any work.
@@ -135,6 +135,8 @@ def memories(
     context.update(
         next_link=f.link(f.page + 1) if more else None,
         prev_link=f.link(f.page - 1) if f.page > 1 else None,
+        first_link=f.link(1),
+        max_hits=validate.MAX_K,
     )
     return render(request, browser_session, "memories.html", **context)
 
@@ -182,36 +184,80 @@ def edit(
     form: Annotated[Posted, Depends(posted)],
     session: Annotated[Session, Depends(awake)],
 ) -> Response:
-    text = form.raw("text").strip()
+    # Browsers send a textarea's line breaks as CRLF: without this, saving a memory of several
+    # lines would change every one of its line endings.
+    text = form.raw("text").replace("\r\n", "\n").strip()
     metadata_text = form.raw("metadata").strip() or "{}"
-    try:
-        metadata = json.loads(metadata_text)
-        if not isinstance(metadata, dict):
-            raise ValueError
-        updated = session.update(
-            memory_id,
-            text,
-            kind=form.get("kind"),
-            tags=split_list(form.get("tags")),
-            metadata=metadata,
-            occurred_at=form.get("occurred_at") or None,
+    current = session.get(memory_id)
+    status = 400
+    if _changed_since(form, current):
+        # Another tab, the CLI or an assistant saved a version after this form was drawn:
+        # saving now would silently put the older text back over it.
+        status, message = (
+            409,
+            _changed_message(current, "Your edit is kept below; save again to replace it."),
         )
-    except (ValueError, InvalidInputError) as e:
-        message = str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
-        draft = session.get(memory_id)
-        return render(
-            request,
-            form.browser,
-            "edit.html",
-            status=400,
-            m=draft,
-            kinds=KINDS,
-            metadata_text=metadata_text,
-            error=message,
-            typed_text=text,
-        )
-    form.browser.state.flash(f"Saved as version {updated.version}.")
-    return RedirectResponse(f"/memories/{updated.id}", status_code=303)
+    else:
+        try:
+            metadata = json.loads(metadata_text)
+            if not isinstance(metadata, dict):
+                raise ValueError
+            updated = session.update(
+                memory_id,
+                text,
+                kind=form.get("kind"),
+                tags=_tags(form.get("tags"), current),
+                metadata=metadata,
+                occurred_at=form.get("occurred_at") or None,
+            )
+        except (ValueError, InvalidInputError) as e:
+            message = (
+                str(e) if isinstance(e, InvalidInputError) else "metadata must be a JSON object"
+            )
+        else:
+            form.browser.state.flash(
+                f"Saved as version {updated.version}."
+                if updated.version != current.version
+                else f"Nothing changed: it is still version {current.version}."
+            )
+            return RedirectResponse(f"/memories/{updated.id}", status_code=303)
+    # The form comes back as it was typed (every field), with what was wrong; its version is
+    # the current one, so saving again is a deliberate choice.
+    return render(
+        request,
+        form.browser,
+        "edit.html",
+        status=status,
+        m=current,
+        kinds=KINDS,
+        metadata_text=metadata_text,
+        error=message,
+        typed={
+            "text": text,
+            "kind": form.get("kind"),
+            "tags": form.get("tags"),
+            "occurred_at": form.get("occurred_at"),
+        },
+    )
+
+
+def _tags(typed: str, current: Memory) -> tuple[str, ...]:
+    """The tags of an edit: exactly the memory's own when the field was left as drawn (a tag
+    may itself hold a comma, which no typed list can say), else the comma-separated list."""
+    return current.tags if typed == ", ".join(current.tags) else split_commas(typed)
+
+
+def _changed_since(form: Posted, current: Memory) -> bool:
+    """Whether the memory has a newer version than the one the posted form was drawn from."""
+    seen = form.get("version")
+    return bool(seen) and seen != str(current.version)
+
+
+def _changed_message(current: Memory, then: str) -> str:
+    return (
+        f"This memory changed after this page was drawn: it is now version {current.version}"
+        f" (see its history). {then}"
+    )
 
 
 @router.get("/memories/{memory_id}/forget")
@@ -226,10 +272,22 @@ def forget_page(
 
 @router.post("/memories/{memory_id}/forget")
 def forget(
+    request: Request,
     memory_id: str,
     form: Annotated[Posted, Depends(posted)],
     session: Annotated[Session, Depends(awake)],
 ) -> Response:
+    current = session.get(memory_id)
+    if _changed_since(form, current):
+        # Asked about one version; a newer one (which nobody confirmed) would go with it.
+        return render(
+            request,
+            form.browser,
+            "forget.html",
+            status=409,
+            m=current,
+            error=_changed_message(current, "Here it is as it is now: forget it?"),
+        )
     session.forget(memory_id)
     form.browser.state.flash("Forgotten, with its whole history.")
     return RedirectResponse("/memories", status_code=303)

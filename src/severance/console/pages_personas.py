@@ -73,10 +73,17 @@ def wake(request: Request, form: Annotated[Posted, Depends(posted)]) -> Response
 
 @router.post("/sleep")
 def sleep(form: Annotated[Posted, Depends(posted)]) -> Response:
-    session = form.browser.state.session
-    form.browser.state.sleep()
+    state = form.browser.state
+    session = state.session
+    meant = form.get("persona")
+    if session is not None and meant and meant != session.persona:
+        # A stale tab's Sleep button (its page was drawn while another persona was awake):
+        # the persona it meant is asleep already; the one awake now stays awake.
+        state.flash(f"{meant} was already asleep; {session.persona} is awake and stays so.")
+        return RedirectResponse("/", status_code=303)
+    state.sleep()
     if session is not None:
-        form.browser.state.flash(f"{session.persona} is asleep.")
+        state.flash(f"{session.persona} is asleep.")
     return RedirectResponse("/", status_code=303)
 
 

@@ -48,6 +48,12 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _seconds_left(value: datetime) -> int:
+    """Seconds until ``value`` by the server's clock: the page counts down from this, so a
+    browser whose clock is off still shows the right time (and does not reload in a loop)."""
+    return max(0, int((value - datetime.now(UTC)).total_seconds()))
+
+
 def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -61,7 +67,13 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when, when_exact=_when_exact, iso=_iso, pretty=_pretty, score=_score, plain=_plain
+        when=_when,
+        when_exact=_when_exact,
+        iso=_iso,
+        pretty=_pretty,
+        score=_score,
+        plain=_plain,
+        seconds_left=_seconds_left,
     )
     return env
 

@@ -169,8 +169,12 @@ class Origins:
         self.origins = tuple(dict.fromkeys(o.rstrip("/").lower() for o in origins))
         if not self.origins:
             raise ValueError("the console needs at least one origin")
-        self.hosts = frozenset(urlsplit(o).netloc for o in self.origins)
         self.secure = all(o.startswith("https://") for o in self.origins)
+        # Browsers leave a scheme's default port out of Host and Origin (a console on port 443
+        # is "https://host", not "https://host:443"): accept both spellings.
+        accepted = set(self.origins) | {_without_default_port(o) for o in self.origins}
+        self._accepted = frozenset(accepted)
+        self.hosts = frozenset(urlsplit(o).netloc for o in accepted)
 
     @property
     def primary(self) -> str:
@@ -186,4 +190,15 @@ class Origins:
         return host is not None and host.lower() in self.hosts
 
     def origin_ok(self, origin: str | None) -> bool:
-        return origin is not None and origin.rstrip("/").lower() in self.origins
+        return origin is not None and origin.rstrip("/").lower() in self._accepted
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _without_default_port(origin: str) -> str:
+    parts = urlsplit(origin)
+    if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme):
+        host = parts.netloc.rsplit(":", 1)[0]
+        return f"{parts.scheme}://{host}"
+    return origin

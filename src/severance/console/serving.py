@@ -37,8 +37,11 @@ def check_exposure(host: str, tls: bool, insecure_remote: bool) -> None:
 def console_origins(host: str, port: int, tls: bool = False) -> list[str]:
     """The origins a console bound to ``host:port`` answers to; the first is the one to print."""
     scheme = "https" if tls else "http"
-    if is_loopback(host):
-        names = ["[::1]"] if ":" in host else ["127.0.0.1", "localhost"]
+    if host in ("127.0.0.1", "localhost"):
+        names = ["127.0.0.1", "localhost"]
+    elif is_loopback(host):
+        # Another loopback address (127.0.0.2, ::1): "localhost" would not reach it.
+        names = [f"[{host}]" if ":" in host else host]
     elif host in ("0.0.0.0", "::", ""):
         names = [socket.getfqdn(), socket.gethostname(), "127.0.0.1", "localhost"]
     else:

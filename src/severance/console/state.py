@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..crossings import Reintegration, Selection
-from ..errors import InvalidInputError, SessionClosedError
+from ..errors import InvalidInputError, PersonaNotFoundError, SessionClosedError
 from ..floors import Context
 from ..keys import Secret
 from ..model import utcnow
@@ -37,9 +37,10 @@ class Review:
     into: str
     mode: str
     selection: Selection
-    source_secret: Secret | None
-    into_secret: Secret | None
-    plan: Reintegration
+    # Never in a repr (a log line or a traceback must not carry a sealed persona's secret).
+    source_secret: Secret | None = field(repr=False)
+    into_secret: Secret | None = field(repr=False)
+    plan: Reintegration = field(repr=False)
     #: Memory ids the reviewer has excluded so far.
     excluded: frozenset[str] = frozenset()
     #: The latest dry run of only the ticked memories (its counts are shown).
@@ -71,7 +72,21 @@ class BrowserState:
                 self.flashes.append(f"The {ended}{s.persona} has ended; it is asleep again.")
                 self._sleep()
                 return None
+            if not self._still_stored(s):
+                # Erased by another process on the same store (the CLI's clean slate): its
+                # session would go on showing an empty persona that no longer exists.
+                self.flashes.append(
+                    f"{s.persona} was erased (clean slate) elsewhere; nothing of it is left."
+                )
+                self._sleep()
+                return None
             return s
+
+    def _still_stored(self, s: Session) -> bool:
+        try:
+            return self.store.persona(s.persona).id == s.persona_id
+        except PersonaNotFoundError:
+            return False
 
     def wake(self, persona: str, floor: str, secret: Secret | None) -> Session:
         """Put the current persona to sleep and wake ``persona`` through its ``floor``."""
@@ -100,6 +115,16 @@ class BrowserState:
     def sleep(self) -> None:
         with self._lock:
             self._sleep()
+
+    def sleep_if(self, session: Session) -> None:
+        """Put ``session`` to sleep if it is still the awake one (a stale one is left alone).
+
+        A request that began with one persona may fail after another tab woke a second one:
+        its error must not put the second one to sleep.
+        """
+        with self._lock:
+            if self._session is session:
+                self._sleep()
 
     def _sleep(self) -> None:
         session, self._session = self._session, None

@@ -20,6 +20,9 @@ from .spec import ExtractorSettings
 __all__ = ["ChatClient", "Reply"]
 
 _REASON_CHARS = 200
+#: The most an answer may weigh, whatever max_tokens says (a token is a few bytes of JSON).
+_MIN_BODY_BYTES = 1 << 20
+_BYTES_PER_TOKEN = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ChatClient:
         spec = settings.spec
         headers = {"User-Agent": "severance-extract"}
         key = settings.key()
+        self._key = key
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         # One timeout for connect, read, write and pool wait: a hung server fails the call
@@ -95,8 +99,18 @@ class ChatClient:
             }
         httpx = self._httpx
         where = f"{spec.protocol} extractor at {spec.url}"
+        limit = max(_MIN_BODY_BYTES, spec.max_tokens * _BYTES_PER_TOKEN)
         try:
-            response = self._client.post(url, json=body)
+            # Streamed, so an endpoint that answers without end is cut off at the limit
+            # instead of filling memory.
+            with self._client.stream("POST", url, json=body) as response:
+                raw = bytearray()
+                for chunk in response.iter_bytes():
+                    raw += chunk
+                    if len(raw) > limit:
+                        raise ExtractorOutputError(
+                            f"{where} answered more than {limit:,} bytes; the answer was dropped"
+                        )
         except httpx.TimeoutException:
             raise ExtractorUnavailableError(
                 f"{where} did not answer within {spec.timeout:g} s"
@@ -106,12 +120,13 @@ class ChatClient:
                 f"{where} is unreachable ({type(e).__name__})"
             ) from None
         if response.status_code >= 300:  # redirects are not followed: text goes where told
+            text = raw.decode("utf-8", "replace")
             raise ExtractorUnavailableError(
-                f"{where} answered HTTP {response.status_code}{_reason(response.text)}"
+                f"{where} answered HTTP {response.status_code}{_reason(text, self._key)}"
             )
         try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise ExtractorOutputError(f"{where} answered a body that is not JSON") from None
         return _reply(data, spec.protocol, where)
 
@@ -138,8 +153,12 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _reason(text: str) -> str:
-    """A short, single-line reason from an error body (servers put theirs in ``error``)."""
+def _reason(text: str, key: str | None = None) -> str:
+    """A short, single-line reason from an error body (servers put theirs in ``error``).
+
+    A server may quote the key it was sent ("invalid key sk-…"): it is masked, so the
+    reason can go into logs and error messages.
+    """
     reason = text
     try:
         data = json.loads(text)
@@ -148,5 +167,11 @@ def _reason(text: str) -> str:
             reason = err.get("message", "") if isinstance(err, dict) else str(err or "")
     except (json.JSONDecodeError, ValueError):
         pass
+    if key:
+        reason = reason.replace(key, "***")
     reason = " ".join(reason.split())[:_REASON_CHARS]
+    if key and len(key) >= 8:
+        # Cut at the limit, a key's head could remain: mask any 8-character piece of it.
+        for start in range(len(key) - 7):
+            reason = reason.replace(key[start : start + 8], "***")
     return f": {reason}" if reason else ""

@@ -130,6 +130,8 @@ class _Plan:
     turns: list[Turn]
     facts: list[_Fact] = field(default_factory=list)
     changes: list[_Change] = field(default_factory=list)
+    #: The version of each stored memory as the extractor was shown it.
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 def extract(
@@ -219,6 +221,8 @@ def _plan_batch(
 ) -> None:
     limit = client.settings.spec.context
     existing = list(context([t.text for t in turns], limit)) if limit else []
+    for m in existing:
+        plan.versions.setdefault(m.id, m.version)
     # Show memories as this run has left them so far: revised text, superseded ones not at all.
     revised: dict[str, str | None] = {}
     for change in plan.changes:
@@ -292,10 +296,17 @@ def _latest(turns: Sequence[int], numbers: Mapping[int, Turn]) -> datetime:
 def _apply(
     plans: list[_Plan], writer: Writer, extractor: str, keep_turns: bool, cost: Cost
 ) -> Extraction:
-    # Every memory a change names must still be there before anything is written.
+    # Every memory a change names must still be there, as the extractor saw it, before
+    # anything is written: a decision made on words another writer has since changed (or
+    # forgotten) would overwrite that change without anyone having read it.
     for plan in plans:
         for change in plan.changes:
-            writer.get(change.memory_id)
+            current = writer.get(change.memory_id)
+            if current.version != plan.versions.get(change.memory_id, current.version):
+                raise ExtractorError(
+                    f"memory {change.memory_id} changed while the extractor was reading it; "
+                    "nothing was written: run the extraction again"
+                )
     added: list[Memory] = []
     updated: list[Memory] = []
     superseded: list[Memory] = []

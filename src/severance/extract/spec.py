@@ -118,6 +118,11 @@ def parse_spec(text: str) -> ExtractorSpec | None:
     return ExtractorSpec(protocol, url.rstrip("/"), model, **values)
 
 
+def _is_key(value: str) -> bool:
+    """Whether ``value`` can be sent as a bearer token (and nothing more)."""
+    return 0 < len(value) <= 4096 and value.isascii() and value.isprintable() and " " not in value
+
+
 @dataclass(frozen=True)
 class ExtractorSettings:
     """A persona's extractor: the spec and where its API key comes from.
@@ -139,6 +144,11 @@ class ExtractorSettings:
         value = os.environ.get(self.api_key_env)
         if not value:
             raise MissingKeyError(f"the extractor's API key variable {self.api_key_env} is not set")
+        if not _is_key(value):
+            raise InvalidInputError(
+                f"the extractor's API key in {self.api_key_env} is not printable ASCII without "
+                "spaces (a stray newline or quote?)"
+            )
         return value
 
     def describe(self) -> dict[str, Any]:
@@ -178,8 +188,9 @@ class ExtractorSettings:
             not isinstance(api_key_env, str) or not _ENV_NAME.match(api_key_env)
         ):
             raise InvalidInputError("api_key_env must be an environment variable name")
-        if api_key is not None and (
-            not isinstance(api_key, str) or not api_key.strip() or len(api_key) > 4096
-        ):
-            raise InvalidInputError("api_key must be a non-empty string")
+        if api_key is not None and (not isinstance(api_key, str) or not _is_key(api_key)):
+            # Sent as an HTTP header: anything else would fail at each call, or inject one.
+            raise InvalidInputError(
+                "api_key must be 1 to 4096 characters of printable ASCII without spaces"
+            )
         return cls(spec, api_key_env, api_key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,15 +24,23 @@ from ..validate import MAX_TEXT_CHARS
 __all__ = [
     "Item",
     "chunks",
+    "decode",
     "epoch_time",
     "objects",
     "optional_member",
+    "read_bytes",
     "read_json_member",
+    "read_text",
     "text_of",
 ]
 
 #: Long texts are cut below the memory limit, at a paragraph or line break where one is near.
 CHUNK_CHARS = MAX_TEXT_CHARS - 1_024
+
+#: The largest file (or archive member, uncompressed) an import reads. An export is parsed
+#: whole, so this bounds the memory an import may take; it also stops a ZIP bomb, whose
+#: member is checked by its declared size and then read no further than the limit.
+MAX_FILE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -77,30 +86,83 @@ def epoch_time(value: object) -> str | None:
         raise InvalidInputError(f"time {value!r} is out of range") from None
 
 
+def _too_big(what: str, size: int) -> InvalidExportError:
+    return InvalidExportError(
+        f"{what} is {size:,} bytes; an import reads at most {MAX_FILE_BYTES:,} bytes a file"
+    )
+
+
+def read_bytes(path: Path, what: str | None = None) -> bytes:
+    """The bytes of ``path``, refused (InvalidExportError) above :data:`MAX_FILE_BYTES`."""
+    what = what or path.name
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise InvalidExportError(f"cannot read {what}: {e.strerror or e}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_big(what, len(raw))
+    return raw
+
+
+def decode(raw: bytes, what: str) -> str:
+    """UTF-8 text (a byte-order mark dropped); InvalidExportError naming ``what`` if not."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidExportError(f"{what} is not UTF-8 (byte {e.start:,})") from None
+
+
+def read_text(path: Path, what: str | None = None) -> str:
+    """The UTF-8 text of ``path`` (see :func:`read_bytes` and :func:`decode`)."""
+    return decode(read_bytes(path, what), what or path.name)
+
+
+def _member(path: Path, member: str) -> bytes:
+    """The bytes of the shallowest file named ``member`` in the ZIP at ``path``."""
+    where = f"{path.name}: {member}"
+    with zipfile.ZipFile(path) as archive:
+        infos = [i for i in archive.infolist() if i.filename.rsplit("/", 1)[-1] == member]
+        infos.sort(key=lambda i: i.filename.count("/"))
+        if not infos:
+            raise InvalidExportError(f"{path.name}: the archive holds no {member}")
+        info = infos[0]
+        if info.file_size > MAX_FILE_BYTES:
+            raise _too_big(where, info.file_size)
+        with archive.open(info) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_big(where, len(raw))
+    return raw
+
+
 def read_json_member(path: Path, member: str) -> Any:
     """The JSON of ``path`` itself, or of the file named ``member`` inside a ZIP archive.
 
-    A data export ZIP may hold the file at its top or in one folder (``data-2025-…/``).
+    A data export ZIP may hold the file at its top or in one folder (``data-2025-…/``). Only
+    the member is read, never extracted, so names in the archive cannot reach the disk.
     """
     where = path.name
     try:
         if zipfile.is_zipfile(path):
             where = f"{path.name}: {member}"
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == member]
-                names.sort(key=lambda n: n.count("/"))
-                if not names:
-                    raise InvalidExportError(f"{path.name}: the archive holds no {member}")
-                raw = archive.read(names[0])
+            raw = _member(path, member)
         else:
-            raw = path.read_bytes()
-        return json.loads(raw.decode("utf-8-sig"))
-    except (OSError, zipfile.BadZipFile) as e:
-        raise InvalidExportError(f"cannot read {path.name}: {e}") from None
-    except UnicodeDecodeError:
-        raise InvalidExportError(f"{where} is not UTF-8") from None
+            raw = read_bytes(path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise InvalidExportError(f"cannot read {where}: {e}") from None
+    except RuntimeError:  # zipfile's word for an encrypted member
+        raise InvalidExportError(f"cannot read {where}: it is encrypted") from None
+    except NotImplementedError:  # a compression method zipfile lacks (Deflate64, LZMA-less)
+        raise InvalidExportError(
+            f"cannot read {where}: its compression method is not supported"
+        ) from None
+    try:
+        return json.loads(decode(raw, where))
     except json.JSONDecodeError as e:
         raise InvalidExportError(f"{where} is not JSON ({e.msg}, line {e.lineno})") from None
+    except RecursionError:
+        raise InvalidExportError(f"{where} is nested too deeply to read") from None
 
 
 def optional_member(path: Path, member: str) -> Any | None:

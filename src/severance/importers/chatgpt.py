@@ -40,7 +40,7 @@ def read(path: Path) -> list[Item]:
     items = []
     for n, conversation in enumerate(data, start=1):
         try:
-            item = _conversation(conversation)
+            item = _conversation(conversation, n)
         except InvalidInputError as e:
             raise InvalidExportError(f"{path.name}: conversation {n}: {e}") from None
         if item is not None:
@@ -48,7 +48,7 @@ def read(path: Path) -> list[Item]:
     return items
 
 
-def _conversation(conv: object) -> Item | None:
+def _conversation(conv: object, n: int) -> Item | None:
     if not isinstance(conv, Mapping):
         raise InvalidExportError("expected an object")
     mapping = conv.get("mapping")
@@ -77,7 +77,9 @@ def _conversation(conv: object) -> Item | None:
     project = gizmo if isinstance(gizmo, str) and gizmo.startswith("g-p-") else None
     conversation = read_conversation(
         records,
-        session=f"chatgpt:{ref or title}",
+        # Without the export's id, the conversation's place in the file tells it apart:
+        # two untitled chats that both open with "hi" are two conversations.
+        session=f"chatgpt:{ref}" if ref else f"chatgpt:#{n}:{title[:100]}",
         at=epoch_time(conv.get("create_time")),
         metadata={"conversation": title},
         source="chatgpt",
@@ -133,7 +135,12 @@ def _message(message: Mapping[str, Any]) -> tuple[str | None, str, dict[str, Any
         # Code sent to a tool, browsing quotes, reasoning: not part of what was said.
         return (None, "", {}) if role == "assistant" else (role, "", {})
     texts = []
-    for part in content.get("parts") or ():
+    parts = content.get("parts")
+    if isinstance(parts, str):  # seen in hand-edited and third-party exports
+        parts = [parts]
+    elif not isinstance(parts, list):
+        parts = [content["text"]] if isinstance(content.get("text"), str) else []
+    for part in parts:
         if isinstance(part, str):
             texts.append(part)
         elif (

@@ -37,7 +37,7 @@ def read(path: Path) -> list[Item]:
     items = []
     for n, conversation in enumerate(data, start=1):
         try:
-            item = _conversation(conversation, projects)
+            item = _conversation(conversation, projects, n)
         except InvalidInputError as e:
             raise InvalidExportError(f"{path.name}: conversation {n}: {e}") from None
         if item is not None:
@@ -55,7 +55,7 @@ def _project_names(data: object) -> dict[str, str]:
     }
 
 
-def _conversation(conv: object, projects: Mapping[str, str]) -> Item | None:
+def _conversation(conv: object, projects: Mapping[str, str], n: int) -> Item | None:
     if not isinstance(conv, Mapping):
         raise InvalidExportError("expected an object")
     messages = conv.get("chat_messages")
@@ -113,7 +113,9 @@ def _conversation(conv: object, projects: Mapping[str, str]) -> Item | None:
         return None
     conversation = read_conversation(
         records,
-        session=f"claude:{ref or title}",
+        # Without the export's id, the conversation's place in the file tells it apart:
+        # two untitled chats that both open with "hi" are two conversations.
+        session=f"claude:{ref}" if ref else f"claude:#{n}:{title[:100]}",
         at=conv.get("created_at"),
         metadata={"conversation": title},
         source="claude",

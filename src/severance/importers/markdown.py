@@ -4,7 +4,8 @@ Every ``*.md`` / ``*.markdown`` file under the folder (hidden files and folders 
 path order) is one item, titled by its first top-level ``# heading`` or else its file name;
 its project is its sub-folder (``journal/2024``). Its text becomes ``note`` memories: the
 whole file, or pieces cut at paragraphs when it is longer than a memory may be. A YAML front
-matter block is left out of the text. The time is the file's modification time. Metadata
+matter block is left out of the text. Files that are links leading out of the folder are
+left out: they are not the folder's notes. The time is the file's modification time. Metadata
 records the file's path (relative to the folder) and the piece.
 """
 
@@ -17,13 +18,14 @@ from pathlib import Path
 from .. import validate
 from ..errors import InvalidExportError, InvalidInputError
 from ..model import MemoryDraft
-from .base import Item, chunks
+from .base import Item, chunks, read_text
 
 __all__ = ["read"]
 
 _SUFFIXES = frozenset({".md", ".markdown"})
 _HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n---\r?\n", re.DOTALL)
+# An empty block (``---`` twice) and one closing at the very end of the file count too.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:.*?\r?\n)??---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
 def read(path: Path) -> list[Item]:
@@ -32,22 +34,22 @@ def read(path: Path) -> list[Item]:
         files, root = [path], path.parent
     elif path.is_dir():
         root = path
+        inside = path.resolve()
         files = sorted(
             p
             for p in path.rglob("*")
             if p.suffix.lower() in _SUFFIXES
             and p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            # A link out of the folder is not one of its notes (and may be anything).
+            and p.resolve().is_relative_to(inside)
         )
     else:
         raise InvalidExportError(f"{path} is neither a folder nor a Markdown file")
     items = []
     for file in files:
         relative = file.relative_to(root).as_posix()
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InvalidExportError(f"cannot read {relative}: {e}") from None
+        text = read_text(file, relative)
         body = _FRONT_MATTER.sub("", text, count=1)
         if not body.strip():
             continue

@@ -21,17 +21,14 @@ from typing import Any
 from .. import validate
 from ..errors import InvalidExportError, InvalidInputError
 from ..model import MemoryDraft
-from .base import Item
+from .base import Item, read_text
 
 __all__ = ["read"]
 
 
 def read(path: Path) -> list[Item]:
     """The entities (with their observations and relations) of a ``memory.jsonl``."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidExportError(f"cannot read {path.name}: {e}") from None
+    lines = read_text(path).splitlines()
     entities: dict[str, dict[str, Any]] = {}
     relations: list[tuple[int, Mapping[str, Any]]] = []
     for n, line in enumerate(lines, start=1):
@@ -41,6 +38,8 @@ def read(path: Path) -> list[Item]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise InvalidExportError(f"{path.name}: line {n} is not JSON ({e.msg})") from None
+        except RecursionError:
+            raise InvalidExportError(f"{path.name}: line {n} is nested too deeply") from None
         if not isinstance(record, Mapping):
             raise InvalidExportError(f"{path.name}: line {n}: expected an object")
         kind = record.get("type")
@@ -68,27 +67,29 @@ def read(path: Path) -> list[Item]:
                 f"{path.name}: line {n}: 'type' must be 'entity' or 'relation', got {kind!r}"
             )
     drafts: dict[str, list[MemoryDraft]] = {}
-    try:
-        for name, entity in entities.items():
-            meta = {"entity": name, "entity_type": entity["type"]}
-            own = drafts.setdefault(name, [])
-            what = f"{name} ({entity['type']})" if entity["type"] else name
+    for name, entity in entities.items():
+        meta = {"entity": name, "entity_type": entity["type"]}
+        own = drafts.setdefault(name, [])
+        what = f"{name} ({entity['type']})" if entity["type"] else name
+        try:
             own.append(_fact(what, meta))
             for observation in entity["observations"]:
                 if observation.strip():
                     own.append(_fact(f"{name}: {observation}", meta))
-        for n, rel in relations:
-            try:
-                drafts.setdefault(rel["from"], []).append(
-                    _fact(
-                        f"{rel['from']} {rel['relationType']} {rel['to']}",
-                        {"entity": rel["from"], "relation": rel["relationType"], "to": rel["to"]},
-                    )
+        except InvalidInputError as e:
+            raise InvalidExportError(
+                f"{path.name}: line {entity['line']} (entity {name[:80]!r}): {e}"
+            ) from None
+    for n, rel in relations:
+        try:
+            drafts.setdefault(rel["from"], []).append(
+                _fact(
+                    f"{rel['from']} {rel['relationType']} {rel['to']}",
+                    {"entity": rel["from"], "relation": rel["relationType"], "to": rel["to"]},
                 )
-            except InvalidInputError as e:
-                raise InvalidExportError(f"{path.name}: line {n}: {e}") from None
-    except InvalidInputError as e:
-        raise InvalidExportError(f"{path.name}: {e}") from None
+            )
+        except InvalidInputError as e:
+            raise InvalidExportError(f"{path.name}: line {n}: {e}") from None
     return [
         Item(name, tuple(ds), project=(entities.get(name) or {}).get("type"), ref=name)
         for name, ds in drafts.items()

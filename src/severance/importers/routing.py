@@ -4,12 +4,14 @@ A rule reads ``FIELD~REGEX -> PERSONA``, where FIELD is ``title`` or ``project``
 export names projects: Claude projects, Markdown sub-folders, mem0 scopes, MCP entity types).
 The regular expression is searched for anywhere in the field, case-insensitively; rules are
 tried in the order given and the first that matches wins; an item no rule matches goes to the
-default persona.
+default persona. Both the rule and the field are compared in Unicode NFC, so ``title~café``
+matches a title whose "é" an export wrote as "e" and a combining accent.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -35,7 +37,9 @@ class Route:
 
     def matches(self, item: Item) -> bool:
         value = item.title if self.field == "title" else item.project
-        return value is not None and self.pattern.search(value) is not None
+        if value is None:
+            return False
+        return self.pattern.search(unicodedata.normalize("NFC", value)) is not None
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def parse_route(spec: str) -> Route:
     if not regex:
         raise InvalidInputError(f"invalid route {spec!r}: the regular expression is empty")
     try:
-        pattern = re.compile(regex, re.IGNORECASE)
+        pattern = re.compile(unicodedata.normalize("NFC", regex), re.IGNORECASE)
     except re.error as e:
         raise InvalidInputError(f"invalid route {spec!r}: {e}") from None
     field: Literal["title", "project"] = "title" if match.group(1).lower() == "title" else "project"

@@ -2,13 +2,16 @@
 "use strict";
 
 // An override's remaining time, counted down in the header; reload when it runs out, so the
-// server (which refuses the expired session) shows what happened.
+// server (which refuses the expired session) shows what happened. It counts from the seconds
+// left by the server's clock, not from the expiry time read on this device's clock: a device
+// whose clock is ahead would show "expired" at once and reload in a loop.
 function startCountdowns() {
-  document.querySelectorAll("[data-expires-at]").forEach(function (el) {
-    var end = Date.parse(el.getAttribute("data-expires-at"));
-    if (isNaN(end)) return;
+  document.querySelectorAll("[data-seconds-left]").forEach(function (el) {
+    var seconds = parseFloat(el.getAttribute("data-seconds-left"));
+    if (isNaN(seconds)) return;
+    var start = performance.now();
     function tick() {
-      var left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      var left = Math.max(0, Math.round(seconds - (performance.now() - start) / 1000));
       var m = Math.floor(left / 60), s = left % 60;
       el.textContent = left > 0 ? m + ":" + (s < 10 ? "0" : "") + s + " left" : "expired";
       el.setAttribute("aria-label", left > 0 ? m + " minutes " + s + " seconds left" : "expired");

@@ -1,0 +1,206 @@
+"""The named internal API crossings use on a :class:`~severance.session.Session`.
+
+Reintegration and re-embedding work on two personas (or one, wholesale) inside one
+transaction that holds the store's writer lock. They do it through these methods — never
+through a session's rows, codec or index directly — so that every write still goes through the
+session's checks (open, not erased, quarantine, index kept in step). Kept apart from
+``session.py`` by concept: these are the crossings' verbs, not the persona's everyday ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from .backends.base import MemoryRow, PersonaRows, VectorRows
+from .codec import MemoryCodec
+from .embedders import Embedder
+from .errors import ConflictError, IntegrityError
+from .model import Memory
+from .quarantine import RowReader
+from .search import Filter, PersonaIndex
+from .session_index import SCAN_BATCH, IndexKeeper
+
+if TYPE_CHECKING:
+    from .session import Progress
+
+__all__ = ["CrossingAPI"]
+
+
+class CrossingAPI:
+    """Mixed into :class:`~severance.session.Session` (which provides these attributes)."""
+
+    _lock: threading.RLock
+    _rows: PersonaRows
+    _codec: MemoryCodec
+    _embedder: Embedder
+    _reader: RowReader
+    _keeper: IndexKeeper
+    _vector_rows: VectorRows | None
+    _transaction: Callable[[], AbstractContextManager[None]]
+    _check_open: Callable[[], None]
+    _writing: Callable[[], AbstractContextManager[None]]
+    _sync: Callable[[], PersonaIndex]
+
+    # -- the crossings' internal API ----------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        """The store's transaction (joined if one is open)."""
+        return self._transaction()
+
+    def lock(self) -> None:
+        """Inside a transaction: keep every other writer of the store out until it ends, so
+        what is read next cannot change before the commit."""
+        with self._writing():
+            self._rows.lock()
+
+    def mark(self) -> int:
+        """The store-wide sequence number now (for :meth:`changed_since`)."""
+        with self._lock:
+            self._check_open()
+            return self._rows.high_water()
+
+    def changed_since(self, mark: int) -> bool:
+        """Whether any memory of the persona was written or deleted after ``mark``."""
+        with self._lock:
+            self._check_open()
+            changes = self._rows.changes_since(mark)
+            return bool(changes.changed or changes.deleted)
+
+    def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each memory in ``ids`` that exists (nothing decrypted)."""
+        with self._lock:
+            self._check_open()
+            return {i: r.version for i, r in self._rows.get_many(list(ids)).items()}
+
+    def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
+        """The current version of each memory in ``ids`` that exists (and opens), with its
+        vector, in the order given."""
+        with self._lock:
+            self._check_open()
+            rows = self._rows.get_many(list(ids))
+            out = []
+            for memory_id in dict.fromkeys(ids):
+                row = rows.get(memory_id)
+                if row is None:
+                    continue
+                memory = self._reader.open(row)
+                if memory is None:
+                    continue
+                try:
+                    out.append((memory, self._codec.open_vector(row)))
+                except IntegrityError:
+                    self._reader.quarantine(row)
+            return out
+
+    def texts(self) -> list[Memory]:
+        """Every memory of the persona (the current version; quarantined ones left out),
+        without an audit entry: for a crossing's planning inside its own audited step."""
+        with self._lock:
+            self._check_open()
+            out: list[Memory] = []
+            for batch in self._rows.scan(SCAN_BATCH):
+                out.extend(m for m in map(self._reader.open, batch) if m is not None)
+            return out
+
+    def delete(self, expected_versions: Mapping[str, int]) -> int:
+        """Delete memories (with their history) if each is still at the version given;
+        :class:`ConflictError` (nothing deleted) if any changed or vanished."""
+        with self._lock:
+            self._check_open()
+            with self._writing(), self._transaction():
+                self._rows.lock()
+                current = self._rows.get_many(list(expected_versions))
+                changed = [
+                    i
+                    for i, v in expected_versions.items()
+                    if i not in current or current[i].version != v
+                ]
+                if changed:
+                    raise ConflictError(
+                        f"{len(changed)} memories changed while being moved; nothing was moved"
+                    )
+                deleted = self._rows.delete_many(list(expected_versions))
+            self._keeper.remove(expected_versions)
+            return deleted
+
+    def matching(self, flt: Filter) -> list[str]:
+        """Ids of every memory passing ``flt`` (the index is brought up to date first)."""
+        with self._lock:
+            self._check_open()
+            return list(self._sync().ids_matching(flt))
+
+    def nearest(self, vectors: npt.NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
+        """For each vector, the ids and cosine similarities of its ``k`` nearest memories."""
+        with self._lock:
+            self._check_open()
+            index = self._sync()
+            out = []
+            for vector in vectors:
+                dense_hits = (
+                    self._vector_rows.nearest(vector, k) if self._vector_rows is not None else None
+                )
+                hits = index.search(vector, (), k, mode="dense", depth=k, dense_hits=dense_hits)
+                out.append([(h.id, float(h.dense_score or 0.0)) for h in hits])
+            return out
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def reembed(self, commit: Callable[[], None], progress: Progress | None = None) -> int:
+        """Re-embed every memory with this session's embedder; ``commit`` runs inside the
+        writing transaction (to record the persona's new embedder and the audit entry).
+
+        The bulk is embedded outside any transaction; then, under the store's writer lock,
+        every memory changed or added meanwhile is embedded again from its current version,
+        and each vector is written only onto the version it was sealed for. So a concurrent
+        update is never paired with a vector of its old text or sealed for its old version.
+        """
+        with self._lock:
+            self._check_open()
+            mark = self._rows.high_water()
+            rows = [r for batch in self._rows.scan(SCAN_BATCH) for r in batch]
+            total = len(rows)
+            fresh = self._embed_rows(rows, progress, total)
+            with self._writing(), self._transaction():
+                self._rows.lock()
+                changes = self._rows.changes_since(mark)
+                for memory_id in changes.deleted:
+                    fresh.pop(memory_id, None)
+                moved = self._rows.get_many(list(changes.changed))
+                fresh.update(self._embed_rows(list(moved.values()), None, 0))
+                for memory_id in set(changes.changed) - set(moved):
+                    fresh.pop(memory_id, None)
+                sealed = {
+                    i: (version, self._codec.seal_vector(i, version, v))
+                    for i, (version, v) in fresh.items()
+                }
+                written = self._rows.update_vectors(sealed)
+                if written != len(sealed):
+                    raise ConflictError("memories changed during re-embedding; run it again")
+                if self._vector_rows is not None:
+                    self._vector_rows.set_vectors({i: v for i, (_, v) in fresh.items()})
+                self._rows.drop_snapshot()
+                commit()
+            self._keeper.drop()
+            return written
+
+    def _embed_rows(
+        self, rows: Sequence[MemoryRow], progress: Progress | None, total: int
+    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
+        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
+        opened = [(r, self._reader.open(r)) for r in rows]
+        live = [(r, m) for r, m in opened if m is not None]
+        for start in range(0, len(live), 256):
+            part = live[start : start + 256]
+            vectors = self._embedder.embed([m.text for _, m in part])
+            for (r, _), v in zip(part, vectors, strict=True):
+                out[r.id] = (r.version, v)
+            if progress is not None:
+                progress(min(start + 256, len(live)), total)
+        return out
