@@ -57,6 +57,12 @@ SECTIONS: tuple[Section, ...] = (
         "bench.locomo_bench",
         "bench.report:render_locomo",
     ),
+    Section(
+        "retrieval",
+        "Retrieval quality: both development sets, ablation, LoCoMo test",
+        "bench.retrieval_bench",
+        "bench.retrieval_bench:render",
+    ),
     Section("speed", "Speed and scale", "bench.speed", "bench.speed:render"),
     Section(
         "postgres",

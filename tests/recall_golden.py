@@ -9,6 +9,11 @@ depend on the bundled model. It exercises everything a hybrid search does: conve
 turns (context credit), speakers named in questions, time expressions, dates, tags, kinds,
 time filters, recency, rank fusion and ``min_similarity``.
 
+Re-recorded for issue 17 (conversation context for any memory with a speaker, within 12
+hours, from two turns each side; speaker aliases): with the settings of before
+(``context_speakers=False, context_gap=3600, context_reach=1, speaker_aliases=False``) the
+search reproduced the earlier recording exactly, search for search.
+
 Re-record (only when a documented change is meant to alter results)::
 
     .venv/bin/python -m tests.recall_golden

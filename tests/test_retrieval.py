@@ -166,7 +166,10 @@ def test_context_follows_conversation_time_not_write_order(talk: Session) -> Non
     written = talk.remember_many(drafts[::-1])
     answer = next(m for m in written if m.text.startswith("Ana: Seven"))
     talk.update(answer.id, "Ana: Seven years now, and I still learn something every day.")
-    top = talk.recall("How many years has Ana been painting landscapes?", k=1)
+    # Credit from the next turn only (reach 1): the scenario is about order, not reach.
+    top = talk.recall(
+        "How many years has Ana been painting landscapes?", k=1, fusion=Fusion(context_reach=1)
+    )
     assert top[0].memory.text == "Ana: Seven years now, and I still learn something every day."
 
 

@@ -105,12 +105,13 @@ def test_features_survive_a_snapshot() -> None:
 
 
 def _as_format_2(data: bytes) -> bytes:
-    """A format-3 snapshot rewritten as format 2 wrote it (no re-ranking features)."""
+    """A current snapshot rewritten as format 2 wrote it (no re-ranking features)."""
     meta, arrays = unpack_arrays(data)
     meta["format"] = 2
     meta.pop("speakers")
     arrays.pop("has_time")
     arrays.pop("speaker_codes")
+    arrays.pop("addressed_codes")
     return pack_arrays(meta, arrays)
 
 

@@ -7,8 +7,9 @@ ingested with ``Session.remember_many`` as ``episode`` memories; the three searc
 sharing one ingest time.
 
 The ablation variants (:data:`ABLATION`) query the same store in ``hybrid`` mode with the
-retrieval changes of Severance 0.2 switched on one at a time, from the 0.1 default (plain
-reciprocal-rank fusion) to the current default (``severance-hybrid``).
+retrieval changes switched on one at a time, from the 0.1 default (plain reciprocal-rank
+fusion) through the 0.2 default (``ablation-5-context``) to the current default
+(``severance-hybrid``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
 #: The ablation, in the order the changes were made: (variant, change, Fusion keyword
 #: arguments; None for the 0.1 default). Each step keeps the ones before it; the last step
 #: is the current default, reported as ``severance-hybrid``.
+#: Context as Severance 0.2 had it: episodes only, the turn before or after, within an hour,
+#: speakers named only by metadata. Each later step turns part of today's default back on.
+_CONTEXT_02: dict[str, Any] = {
+    "context_kinds": frozenset({"episode"}),
+    "context_speakers": False,
+    "context_gap": 3600.0,
+    "context_reach": 1,
+    "speaker_aliases": False,
+}
+_NO_ALIASES: dict[str, Any] = {"speaker_aliases": False}
 ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("ablation-0-rrf", "0.1 default: reciprocal-rank fusion, k0 60, equal weights", None),
     (
@@ -42,19 +53,34 @@ ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     (
         "ablation-2-speaker",
         "+ speaker boost (question names the memory's speaker)",
-        {"context": 0.0, "time_boost": 0.0, "date_boost": 0.0},
+        {"context": 0.0, "time_boost": 0.0, "date_boost": 0.0, **_NO_ALIASES},
     ),
     (
         "ablation-3-time",
         "+ time boost (a 'when' question, a memory that says when)",
-        {"context": 0.0, "date_boost": 0.0},
+        {"context": 0.0, "date_boost": 0.0, **_NO_ALIASES},
     ),
     (
         "ablation-4-date",
         "+ date boost (a date in the question, a memory from that date)",
-        {"context": 0.0},
+        {"context": 0.0, **_NO_ALIASES},
     ),
-    ("severance-hybrid", "+ conversation context (= the default)", {}),
+    (
+        "ablation-5-context",
+        "+ conversation context (0.2: episodes, the turn before or after, within 1 h)",
+        _CONTEXT_02,
+    ),
+    (
+        "ablation-6-turns",
+        "+ context for any memory with a speaker, neighbours within 12 h",
+        {**_CONTEXT_02, "context_speakers": True, "context_gap": 12 * 3600.0},
+    ),
+    (
+        "ablation-7-reach",
+        "+ context from two turns each side (the second at 0.85)",
+        _NO_ALIASES,
+    ),
+    ("severance-hybrid", "+ speaker aliases learned from the text (= the default)", {}),
 )
 
 

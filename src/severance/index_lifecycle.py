@@ -10,7 +10,7 @@ keeps only thin call sites. They are handed the persona's rows and a way to open
   truth; the rejected snapshot is dropped and reported).
 * :func:`catch_up` — apply what changed since the last ``seq`` seen (also writes by other
   processes).
-* A snapshot written before the re-ranking features existed (format 1 or 2) is migrated on
+* A snapshot written before the re-ranking features existed (format 1 to 3) is migrated on
   wake: its arrays and graph are kept and only the features are read from the rows.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
 from .search.container import Buffer
-from .search.query import has_time_expression, speaker_of
+from .search.documents import features
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
 
@@ -129,9 +129,7 @@ def _fill_features(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPay
     for batch in rows.scan(SCAN_BATCH):
         for row in batch:
             data = open_payload(row)
-            index.set_features(
-                row.id, row.seq, speaker_of(data["metadata"]), has_time_expression(data["text"])
-            )
+            index.set_features(row.id, row.seq, *features(data["text"], data["metadata"]))
     index.missing_features = False
 
 

@@ -19,7 +19,7 @@ __all__ = ["NO_SPEAKER", "Columns", "SearchMode"]
 
 SearchMode = Literal["hybrid", "dense", "keyword"]
 
-#: ``speaker_codes`` of a memory without a ``speaker`` in its metadata.
+#: ``speaker_codes`` of a memory without a speaker (``addressed_codes``: addressing no one).
 NO_SPEAKER = -1
 
 
@@ -41,6 +41,9 @@ class Columns:
     #: :data:`NO_SPEAKER`.
     speaker_codes: npt.NDArray[np.int32]
     speaker_names: Sequence[str]
+    #: Index into ``speaker_names`` of the name the memory addresses someone by (see
+    #: :func:`severance.search.speakers.vocative`), or :data:`NO_SPEAKER`.
+    addressed_codes: npt.NDArray[np.int32]
 
     def kind_codes_of(self, kinds: frozenset[str]) -> list[int]:
         """The codes of those of ``kinds`` that some slot has had."""

@@ -5,9 +5,10 @@ I've finally found my real muses" answers the turn before it ("How long have you
 painting?"). When the question matches one turn strongly, the turn just before or after it is
 likely part of the answer. :func:`neighbours` finds, for given slots, the memories just before
 and after each in conversation order (by ``occurred_at``, then by ``seq``, the store's write
-order) that belong to the same exchange: live, of a kind that has conversational context
-(``episode`` by default, the kind :func:`severance.session.read_turns` gives turns), and dated
-within ``gap`` seconds of it.
+order) that belong to the same exchange: live, turns of a conversation (of a kind that has
+conversational context — ``episode`` by default, the kind :func:`severance.session.read_turns`
+gives turns — or memories with a speaker, however they were stored), of the same kind, and
+dated within ``gap`` seconds of it.
 
 That order is kept in a :class:`SeqOrder`, owned by the index and brought up to date lazily:
 appending slots that come after every earlier one (every ordinary write) costs only the new
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .columns import Columns
+from .columns import NO_SPEAKER, Columns
 
 __all__ = ["SeqOrder", "neighbours"]
 
@@ -63,21 +64,28 @@ class SeqOrder:
         self.order, self.place, self.n_slots = order, place, n_slots
 
 
+Pair = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
 def neighbours(
     cols: Columns,
     order: SeqOrder,
     slots: npt.NDArray[np.int64],
     kinds: frozenset[str],
     gap: float,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each of ``slots``: the live memory just before it and the one just after it in
-    conversation order, each -1 unless it is of the slot's kind, that kind is in ``kinds``, and the
-    two are dated within ``gap`` seconds of each other. ``order`` is brought up to date with
-    ``cols`` first."""
+    reach: int = 1,
+    speakers: bool = False,
+) -> list[Pair]:
+    """For each distance ``d`` from 1 to ``reach``, and each of ``slots``: the live memory
+    ``d`` places before it and the one ``d`` places after it in conversation order (retired
+    slots are not counted), each -1 unless both are conversation turns of the same kind dated
+    within ``gap`` seconds of each other. A turn is a memory of a kind in ``kinds`` or, with
+    ``speakers``, any memory with a speaker (its metadata's, or the ``"Name:"`` its text opens
+    with). ``order`` is brought up to date with ``cols`` first."""
     none = np.full(len(slots), -1, dtype=np.int64)
     codes = cols.kind_codes_of(kinds)
-    if not codes or len(slots) == 0:
-        return none, none.copy()
+    if (not codes and not speakers) or len(slots) == 0:
+        return [(none, none.copy()) for _ in range(reach)]
     order.update(cols.occurred, cols.seqs, cols.n_slots)
     ordered, place = order.order, order.place
     n = len(ordered)
@@ -85,26 +93,38 @@ def neighbours(
     slot_codes = kind_codes[slots]
     has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
     has_context[codes] = True
-    eligible = has_context[slot_codes]
-    found = []
+
+    def turns(at: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        found: npt.NDArray[np.bool_] = has_context[kind_codes[at]]
+        if speakers:
+            found |= cols.speaker_codes[at] != NO_SPEAKER
+        return found
+
+    eligible = turns(slots)
+    sides: list[list[npt.NDArray[np.int64]]] = []
     for step in (-1, 1):
-        at = place[slots] + step
-        for _ in range(_MAX_SKIP):  # step over retired slots (rarely more than once)
+        at = place[slots].copy()
+        side = []
+        for _ in range(reach):  # one walk per side, a result at each distance
+            at += step
+            for _ in range(_MAX_SKIP):  # step over retired slots (rarely more than once)
+                inside = (at >= 0) & (at < n)
+                dead = inside.copy()
+                dead[inside] = ~alive[ordered[at[inside]]]
+                if not dead.any():
+                    break
+                at[dead] += step
             inside = (at >= 0) & (at < n)
-            dead = inside.copy()
-            dead[inside] = ~alive[ordered[at[inside]]]
-            if not dead.any():
-                break
-            at[dead] += step
-        inside = (at >= 0) & (at < n)
-        other = np.full(len(slots), -1, dtype=np.int64)
-        other[inside] = ordered[at[inside]]
-        ok = eligible & inside
-        ok[ok] = (
-            alive[other[ok]]
-            & (kind_codes[other[ok]] == slot_codes[ok])
-            & (np.abs(occurred[other[ok]] - occurred[slots[ok]]) <= gap)
-        )
-        other[~ok] = -1
-        found.append(other)
-    return found[0], found[1]
+            other = np.full(len(slots), -1, dtype=np.int64)
+            other[inside] = ordered[at[inside]]
+            ok = eligible & inside
+            ok[ok] = (
+                alive[other[ok]]
+                & turns(other[ok])
+                & (kind_codes[other[ok]] == slot_codes[ok])
+                & (np.abs(occurred[other[ok]] - occurred[slots[ok]]) <= gap)
+            )
+            other[~ok] = -1
+            side.append(other)
+        sides.append(side)
+    return list(zip(sides[0], sides[1], strict=True))

@@ -10,9 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .keyword import tokenize
-from .query import has_time_expression, speaker_of
+from .query import has_time_expression
+from .speakers import speaker_of, vocative
 
-__all__ = ["Doc", "Filter", "Hit", "document"]
+__all__ = ["Doc", "Filter", "Hit", "document", "features"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,13 @@ class Doc:
     learned_at: float
     vector: npt.NDArray[np.float32]
     tokens: Sequence[str]
-    #: The ``speaker`` of its metadata (re-ranking reads it; see :mod:`.query`).
+    #: Who said it: the ``speaker`` of its metadata, else a ``"Name:"`` its text opens with
+    #: (re-ranking reads it; see :mod:`.query` and :func:`.speakers.speaker_of`).
     speaker: str | None = None
     #: Whether its text says when something happened (see :func:`.query.has_time_expression`).
     has_time: bool = False
+    #: The name it addresses its listener by, if any (see :func:`.speakers.vocative`).
+    addressed: str | None = None
 
 
 def document(
@@ -46,6 +50,7 @@ def document(
 ) -> Doc:
     """What the index keeps of a memory, from its plaintext (tokens and re-ranking features
     are derived here, once, so a search never needs the text)."""
+    speaker, has_time, addressed = features(text, metadata)
     return Doc(
         memory_id,
         seq,
@@ -55,9 +60,17 @@ def document(
         learned_at,
         vector,
         tokenize(text),
-        speaker_of(metadata),
-        has_time_expression(text),
+        speaker,
+        has_time,
+        addressed,
     )
+
+
+def features(text: str, metadata: Mapping[str, Any]) -> tuple[str | None, bool, str | None]:
+    """The re-ranking features of a memory: its speaker, whether it says when, and the name
+    it addresses someone by."""
+    speaker = speaker_of(text, metadata)
+    return speaker, has_time_expression(text), vocative(text, speaker)
 
 
 @dataclass(frozen=True, slots=True)

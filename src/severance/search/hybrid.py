@@ -11,11 +11,19 @@ Two methods (:attr:`Fusion.method`):
 * ``"rrf"``: reciprocal-rank fusion, each list contributing ``weight / (k0 + rank)``. It needs
   no calibration at all; ``k0 = 60`` is the constant of the original paper.
 
-Then **conversation context** (:mod:`.context`): a memory of a conversational kind gains
-``context`` times the fused score of its best neighbour (the turn said just before or after it),
-so a question matching one turn of an exchange also brings up the rest of it.
+Then **conversation context** (:mod:`.context`): a memory gains ``context`` times the fused
+score of its best neighbour — the memory of the same kind said just before or after it, or
+``context_decay`` times that for the second one before or after (up to ``context_reach``
+places) — so a question matching one turn of an exchange also brings up the rest of it.
+Neighbours are found by conversation order, dated within ``context_gap`` of each other (12
+hours: a reply the next morning still belongs to the exchange, a message days later does not).
+Turns are memories of a kind in ``context_kinds`` (``episode``) and any memory with a speaker
+(``"Ana: ..."``): a caller who stores chat messages with plain
+``remember(text, occurred_at=...)`` gets the same context as one who stores ``episode`` turns,
+while notes that name no speaker lend each other nothing.
 
-The defaults were chosen on LoCoMo conversations 1-5 only and checked on 6-10 (see
+The defaults were chosen on two development sets only — LoCoMo conversations 1-5 and
+synthetic messaging-app chats (``bench/devset_chat.py``) — and checked on LoCoMo 6-10 (see
 ``docs/benchmarks.md``, "Ablation").
 """
 
@@ -53,12 +61,18 @@ class Fusion:
     """How dense, keyword and query signals are combined into one ranking.
 
     ``method``, ``dense_weight``, ``keyword_weight`` and ``k0`` (RRF only) fuse the two lists;
-    ``context``, ``context_kinds`` and ``context_gap`` (seconds) set the credit a memory gets
-    from its conversational neighbours (0 turns it off). The query-analysis boosts
+    ``context`` sets the credit a memory gets from its neighbours in conversation order (0
+    turns it off), ``context_reach`` how many places each side lend it (the ``d``-th at
+    ``context_decay ** (d - 1)``), ``context_kinds`` the kinds that get it and, with
+    ``context_speakers``, every memory with a speaker (a neighbour must be of the memory's
+    kind), and ``context_gap`` how far apart in seconds two neighbours may be dated
+    (``math.inf``: any). The query-analysis boosts
     (:mod:`.query`) re-rank the best ``rerank_depth`` fused results: ``speaker_boost`` for a
-    memory whose ``speaker`` metadata is named in the question, ``time_boost`` for a memory
-    that says when something happened when the question asks when, ``date_boost`` for a
-    memory that occurred on a date the question names. Each multiplies the score by
+    memory whose speaker is named in the question (as its ``speaker`` metadata or the
+    ``"Name:"`` its text opens with names them, or, with ``speaker_aliases``, by a name the
+    conversation calls them by), ``time_boost`` for a memory that says when something
+    happened when the question asks when, ``date_boost`` for a memory that occurred on a
+    date the question names. Each multiplies the score by
     ``1 + boost``; 0 turns it off. They apply to ``hybrid`` searches only.
     """
 
@@ -68,8 +82,12 @@ class Fusion:
     k0: float = 60.0
     context: float = 0.7
     context_kinds: frozenset[str] = frozenset({"episode"})
-    context_gap: float = 3600.0
+    context_speakers: bool = True
+    context_gap: float = 12 * 3600.0
+    context_reach: int = 2
+    context_decay: float = 0.85
     speaker_boost: float = 0.2
+    speaker_aliases: bool = True
     time_boost: float = 0.3
     date_boost: float = 1.0
     rerank_depth: int = 50
@@ -81,7 +99,7 @@ class Fusion:
             "dense_weight": self.dense_weight,
             "keyword_weight": self.keyword_weight,
             "context": self.context,
-            "context_gap": self.context_gap,
+            "context_decay": self.context_decay,
             "speaker_boost": self.speaker_boost,
             "time_boost": self.time_boost,
             "date_boost": self.date_boost,
@@ -91,6 +109,17 @@ class Fusion:
                 raise InvalidInputError(f"fusion {name} must be a number")
             if not math.isfinite(value) or value < 0:
                 raise InvalidInputError(f"fusion {name} must be a finite number >= 0")
+        gap = self.context_gap
+        if isinstance(gap, bool) or not isinstance(gap, int | float) or math.isnan(gap) or gap < 0:
+            raise InvalidInputError("fusion context_gap must be a number >= 0 (math.inf: any)")
+        if self.context_decay > 1:
+            raise InvalidInputError("fusion context_decay must be from 0 to 1")
+        reach = self.context_reach
+        if isinstance(reach, bool) or not isinstance(reach, int) or not 1 <= reach <= 10:
+            raise InvalidInputError("fusion context_reach must be an integer from 1 to 10")
+        for flag in ("speaker_aliases", "context_speakers"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidInputError(f"fusion {flag} must be true or false")
         if isinstance(self.k0, bool) or not isinstance(self.k0, int | float) or not self.k0 > 0:
             raise InvalidInputError("fusion k0 must be a number > 0")
         if isinstance(self.rerank_depth, bool) or not isinstance(self.rerank_depth, int):
@@ -218,17 +247,24 @@ def fuse(
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
     slots = union(dense, keyword, cols.n_slots)
-    if not fusion.context or not fusion.context_kinds or len(slots) == 0:
+    kinds, gap, speakers = fusion.context_kinds, fusion.context_gap, fusion.context_speakers
+    if not fusion.context or not (kinds or speakers) or len(slots) == 0:
         return slots, base(slots)
-    kinds, gap = fusion.context_kinds, fusion.context_gap
-    before, after = neighbours(cols, order, slots, kinds, gap)
-    near = np.concatenate([before, after])
+    # (before, after) for each distance 1 .. reach, for the candidates and then the
+    # neighbours they bring in (which lend their scores and are credited alike).
+    reach = fusion.context_reach
+    near_of = neighbours(cols, order, slots, kinds, gap, reach, speakers)
+    near = np.concatenate([side for pair in near_of for side in pair])
     extra = np.unique(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
     if len(extra):
-        extra_before, extra_after = neighbours(cols, order, extra, kinds, gap)
+        near_extra = neighbours(cols, order, extra, kinds, gap, reach, speakers)
+        near_of = [
+            (np.concatenate([before, extra_before]), np.concatenate([after, extra_after]))
+            for (before, after), (extra_before, extra_after) in zip(
+                near_of, near_extra, strict=True
+            )
+        ]
         slots = np.concatenate([slots, extra])
-        before = np.concatenate([before, extra_before])
-        after = np.concatenate([after, extra_after])
     own = base(slots)  # candidates and their neighbours in one pass
     # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
     sort = np.argsort(slots)
@@ -238,7 +274,10 @@ def fuse(
         at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
         return np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0)
 
-    best = np.maximum(score_of(before), score_of(after))
+    best = np.zeros(len(slots), dtype=np.float64)
+    for d, (before, after) in enumerate(near_of, start=1):
+        lent = np.maximum(score_of(before), score_of(after))
+        best = np.maximum(best, fusion.context_decay ** (d - 1) * lent)
     credited = own + fusion.context * np.maximum(best, 0.0)
     if len(extra) and mask is not None:
         keep = np.ones(len(slots), dtype=np.bool_)

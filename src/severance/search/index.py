@@ -51,10 +51,11 @@ __all__ = [
 
 #: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
 #: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
-#: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). All are read; an
-#: index from 1 or 2 reports :attr:`PersonaIndex.missing_features` until they are filled in.
-_SNAPSHOT_FORMAT = 3
-_READABLE_FORMATS = frozenset({1, 2, 3})
+#: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). 4: also
+#: ``addressed_codes``, and speakers named by a ``"Name:"`` text prefix. All are read; an index
+#: from 1, 2 or 3 reports :attr:`PersonaIndex.missing_features` until they are filled in.
+_SNAPSHOT_FORMAT = 4
+_READABLE_FORMATS = frozenset({1, 2, 3, 4})
 _SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
 DEFAULT_FUSION = Fusion()
 NO_FILTER = Filter()
@@ -114,6 +115,7 @@ class PersonaIndex:
         self._tag_arrays: dict[str, npt.NDArray[np.int64]] = {}
         self.has_time = np.zeros(0, dtype=np.bool_)
         self.speaker_codes = np.zeros(0, dtype=np.int32)
+        self.addressed_codes = np.zeros(0, dtype=np.int32)
         self.speaker_names: list[str] = []
         self._speaker_code: dict[str, int] = {}
         #: Set on an index woken from a snapshot older than the re-ranking features: the
@@ -170,6 +172,7 @@ class PersonaIndex:
         self.learned = _grow(self.learned, end)  # type: ignore[assignment]
         self.has_time = _grow(self.has_time, end)  # type: ignore[assignment]
         self.speaker_codes = _grow(self.speaker_codes, end)  # type: ignore[assignment]
+        self.addressed_codes = _grow(self.addressed_codes, end)  # type: ignore[assignment]
         self.dense.add(start, np.stack([d.vector for d in docs]))
         self.seqs[start:end] = [d.seq for d in docs]
         self.alive[start:end] = True
@@ -178,6 +181,7 @@ class PersonaIndex:
         self.learned[start:end] = [d.learned_at for d in docs]
         self.has_time[start:end] = [d.has_time for d in docs]
         self.speaker_codes[start:end] = [self._speaker(d.speaker) for d in docs]
+        self.addressed_codes[start:end] = [self._speaker(d.addressed) for d in docs]
         keyword = self.keyword
         tag_slots = self.tag_slots
         for slot, doc in enumerate(docs, start=start):
@@ -199,13 +203,21 @@ class PersonaIndex:
             self.hnsw.remove(slot)
         return True
 
-    def set_features(self, memory_id: str, seq: int, speaker: str | None, has_time: bool) -> None:
+    def set_features(
+        self,
+        memory_id: str,
+        seq: int,
+        speaker: str | None,
+        has_time: bool,
+        addressed: str | None = None,
+    ) -> None:
         """Fill in the re-ranking features of a memory (see :attr:`missing_features`); a
         memory not in the index at ``seq`` is left alone."""
         slot = self.slot_of.get(memory_id)
         if slot is not None and int(self.seqs[slot]) == seq:
             self.speaker_codes[slot] = self._speaker(speaker)
             self.has_time[slot] = has_time
+            self.addressed_codes[slot] = self._speaker(addressed)
 
     def columns(self) -> Columns:
         """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
@@ -219,6 +231,7 @@ class PersonaIndex:
             has_time=self.has_time,
             speaker_codes=self.speaker_codes,
             speaker_names=self.speaker_names,
+            addressed_codes=self.addressed_codes,
         )
 
     # -- the HNSW graph -------------------------------------------------------------------------
@@ -588,6 +601,7 @@ class PersonaIndex:
             "tag_codes": tag_codes,
             "has_time": pick(self.has_time),
             "speaker_codes": pick(self.speaker_codes),
+            "addressed_codes": pick(self.addressed_codes),
             "vectors": pick(self.dense.vectors()),
             "doc_len": keyword.doc_len[: len(live)],
             **keyword.arrays(),
@@ -628,14 +642,16 @@ class PersonaIndex:
         index.kind_names = list(meta["kind_names"])
         index.occurred = arrays["occurred"].astype(np.float64, copy=False)
         index.learned = arrays["learned"].astype(np.float64, copy=False)
-        if "has_time" in arrays:
+        if "has_time" in arrays and "addressed_codes" in arrays:
             index.has_time = arrays["has_time"].astype(np.bool_, copy=False)
             index.speaker_codes = arrays["speaker_codes"].astype(np.int32, copy=False)
+            index.addressed_codes = arrays["addressed_codes"].astype(np.int32, copy=False)
             index.speaker_names = list(meta["speakers"])
             index._speaker_code = {name: i for i, name in enumerate(index.speaker_names)}
-        else:  # formats 1 and 2: the caller fills the features in from the rows
+        else:  # formats 1 to 3: the caller fills the features in from the rows
             index.has_time = np.zeros(n, dtype=np.bool_)
             index.speaker_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
+            index.addressed_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
             index.missing_features = True
         tag_slots = index.tag_slots
         if "tag_codes" in arrays:

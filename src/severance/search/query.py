@@ -6,10 +6,13 @@ features the index keeps per memory (whether its text carries time, its speaker,
 occurred), so no candidate needs decrypting:
 
 * **who** — a word of the question that names the speaker of a memory (its ``speaker``
-  metadata, as :func:`severance.session.read_turns` records for conversation turns). A
-  question about what Ana did is most often answered by what Ana said. Words of the question
-  are compared case-insensitively with the speaker's name, capitalised words only unless the
-  whole question is lower case.
+  metadata, as :func:`severance.session.read_turns` records for conversation turns, else the
+  ``"Name:"`` its text opens with: :func:`.speakers.speaker_of`). A question about what Ana
+  did is most often answered by what Ana said. Words of the question are compared
+  case-insensitively with the speaker's name, capitalised words only unless the whole question
+  is lower case. A question may also call a speaker by a name the speaker field does not hold
+  ("Kate" for "Katherine Moore"): the candidates' own messages tell, by the names they address
+  each other by (:func:`.speakers.learn_aliases`; ``Fusion.speaker_aliases``).
 * **when it was asked about** — a question asking *when* something happened or *how long ago*
   is answered by a memory that carries time: "yesterday", "last week", "in 2019", a weekday, a
   month. Such memories get a boost.
@@ -25,16 +28,15 @@ re-order close candidates and never promote a memory from far down the list. Eac
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns, SearchMode
+from .speakers import learn_aliases, name_words
 
 if TYPE_CHECKING:
     from .hybrid import Fusion
@@ -47,7 +49,6 @@ __all__ = [
     "has_time_expression",
     "rerank",
     "search_depth",
-    "speaker_of",
 ]
 
 #: A day named in the question matches memories that occurred this many days before or after.
@@ -210,17 +211,6 @@ def has_time_expression(text: str) -> bool:
     return _TIME_EXPRESSION.search(text) is not None
 
 
-@lru_cache(maxsize=1024)
-def _name_words(speaker: str) -> frozenset[str]:
-    return frozenset(w.lower() for w in _WORD.findall(speaker) if len(w) > 1)
-
-
-def speaker_of(metadata: Mapping[str, Any]) -> str | None:
-    """The ``speaker`` a memory's metadata names (None when it names none)."""
-    speaker = metadata.get("speaker")
-    return speaker if isinstance(speaker, str) else None
-
-
 def rerank(
     analysis: QueryAnalysis,
     cols: Columns,
@@ -234,12 +224,25 @@ def rerank(
     if fusion.speaker_boost and analysis.names:
         # "I" or a name that is also a common capitalised word is harmless: it only matches
         # a memory whose speaker is called that.
+        names = cols.speaker_names
         named = np.fromiter(
-            (bool(analysis.names & _name_words(name)) for name in cols.speaker_names),
+            (bool(analysis.names & name_words(name)) for name in names),
             dtype=np.bool_,
-            count=len(cols.speaker_names),
+            count=len(names),
         )
         codes = cols.speaker_codes[slots]
+        # A question may call a speaker by a name the speaker field does not hold ("Kate"
+        # for "Katherine Moore"): the names the candidates address each other by tell.
+        if fusion.speaker_aliases:
+            in_order = np.lexsort((cols.seqs[slots], cols.occurred[slots]))
+            addressed = cols.addressed_codes[slots[in_order]].tolist()
+            aliases = learn_aliases(
+                [None if c == NO_SPEAKER else c for c in codes[in_order].tolist()],
+                [None if a == NO_SPEAKER else names[a] for a in addressed],
+            )
+            for code, words in aliases.items():
+                if analysis.names & words:
+                    named[code] = True
         has = codes != NO_SPEAKER
         hit = np.zeros(len(slots), dtype=np.bool_)
         hit[has] = named[codes[has]]

@@ -1,0 +1,207 @@
+"""The retrieval section: both development sets, the ablation on each, and LoCoMo test.
+
+``python -m bench run --only retrieval`` measures, through the public API, recall@10 (all of
+categories 1-4, and multi-hop / temporal / open-domain / single-hop) of BM25 and Severance
+(conversation ingest in ``hybrid``, ``dense`` and ``keyword`` mode; plain
+``remember(text, occurred_at=...)``) on
+
+* **LoCoMo dev** (conversations 1-5, where constants may be chosen),
+* **chat** (:mod:`bench.devset_chat`: synthetic messaging-app chats of another shape),
+* **LoCoMo test** (conversations 6-10: reported, never used to choose anything);
+
+then every step of the retrieval ablation (:data:`bench.systems.severance_store.ABLATION`) on
+the same stores, and the lab's rows (:mod:`bench.retrieval_lab`) for the candidate changes
+that were measured and not kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.devset_chat import DEFAULT_SEED, describe, generate
+from bench.machine import load_average, machine_info, package_versions
+from bench.retrieval_data import CHAT_CONVERSATIONS, SETS, TwoCacheEmbedder, load_set
+from bench.retrieval_eval import COLUMNS, run_lab, run_systems
+from bench.systems.severance_store import ABLATION
+
+__all__ = ["add_arguments", "render", "run"]
+
+SECTION = "retrieval"
+SCHEMA = 1
+DEV_SETS = ("locomo-dev", "chat")
+
+_SYSTEM_LABELS = {
+    "bm25": "BM25 (k1 1.2, b 0.75)",
+    "severance-hybrid": "Severance hybrid, conversation ingest (episodes + speaker metadata)",
+    "severance-plain-hybrid": "Severance hybrid, plain `remember(text, occurred_at=...)`",
+    "severance-dense": "Severance dense only (bundled MiniLM)",
+    "severance-keyword": "Severance keyword only",
+}
+_SET_LABELS = {"locomo-dev": "LoCoMo dev", "chat": "chat (synthetic)", "locomo-test": "LoCoMo test"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("retrieval (development sets)")
+    g.add_argument(
+        "--retrieval-sets",
+        default=",".join(SETS),
+        help="comma-separated subset of: " + ", ".join(SETS),
+    )
+    g.add_argument("--retrieval-no-lab", action="store_true", help="skip the lab's candidate rows")
+
+
+def run(args: argparse.Namespace, log: Any = print) -> tuple[dict[str, Any], bool]:
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    load_start = load_average()
+    names = [s.strip() for s in args.retrieval_sets.split(",") if s.strip()]
+    sets = [load_set(n) for n in names]
+    embedder = TwoCacheEmbedder(sets)
+    log(f"retrieval: {', '.join(names)}")
+    systems = run_systems(sets, embedder, 10, ablation=True)
+    dev = [s for s in sets if s.name in DEV_SETS]
+    lab = {} if args.retrieval_no_lab or not dev else run_lab(dev, embedder, 10, None)
+    result = {
+        "section": SECTION,
+        "schema": SCHEMA,
+        "generated_at": started.isoformat(timespec="seconds"),
+        "duration_seconds": time.perf_counter() - t0,
+        "command": getattr(args, "command_line", ""),
+        "machine": {
+            **machine_info(),
+            "load_average_1min": {"start": load_start, "end": load_average()},
+        },
+        "versions": package_versions(),
+        "sets": {
+            s.name: {
+                "conversations": len(s.conversations),
+                "turns": sum(len(c.turns) for c in s.conversations),
+                "questions": sum(1 for c in s.conversations for q in c.questions if q.scorable),
+            }
+            for s in sets
+        },
+        "chat": {
+            "seed": DEFAULT_SEED,
+            **describe(generate(DEFAULT_SEED, conversations=CHAT_CONVERSATIONS)),
+        },
+        "ablation": [[name, change] for name, change, _ in ABLATION],
+        "variants_rotated": True,
+        "systems": systems,
+        "lab": lab,
+    }
+    return result, True
+
+
+def _cell(row: dict[str, Any] | None, col: str) -> str:
+    if not row or row.get(col) is None:
+        return ""
+    return f"{row[col]:.3f}"
+
+
+def _table(
+    blocks: dict[str, dict[str, Any]], sets: list[str], rows: list[tuple[str, str]], cols: int
+) -> list[str]:
+    head = ["", *[f"{_SET_LABELS.get(s, s)} {c}" for s in sets for c, _ in COLUMNS[:cols]]]
+    out = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for key, label in rows:
+        cells = [label]
+        for s in sets:
+            row = blocks.get(s, {}).get(key)
+            cells += [_cell(row, c) for c, _ in COLUMNS[:cols]]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    systems: dict[str, dict[str, Any]] = result["systems"]
+    sets = list(systems)
+    info = result["sets"]
+    chat = result["chat"]
+    lines = [
+        "Retrieval constants are chosen on two development sets of different shape, and a change "
+        "is kept only if it helps on both: **LoCoMo dev** (conversations 1-5: LLM-written "
+        "sessions, one date per session, speakers named as the questions name them) and "
+        "**chat**, synthetic messaging-app chats from `bench/devset_chat.py` (seed "
+        f"{chat['seed']}: {chat['conversations']} two-person chats over three weeks, "
+        f"{chat['turns']:,} messages, {chat['questions']} questions with message-level evidence "
+        "— per-message send times, exchanges that pause for hours, the contact's full name in the "
+        'speaker field while the chat and the questions say "Kate", "Kat" or "my sister", '
+        "answers in short replies that share no word with the question, storylines over weeks). "
+        "**LoCoMo test** (conversations 6-10) is reported and never used to choose anything. "
+        "Recall@10 of the evidence turns, micro-averaged over questions; *all* is categories 1-4 "
+        "(single-hop included).",
+        "",
+        "| set | conversations | turns | questions scored |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for s in sets:
+        b = info[s]
+        lines.append(
+            f"| {_SET_LABELS.get(s, s)} | {b['conversations']} | {b['turns']:,} "
+            f"| {b['questions']:,} |"
+        )
+    lines += ["", "### Systems (recall@10)", ""]
+    rows = [(k, v) for k, v in _SYSTEM_LABELS.items() if any(k in systems[s] for s in sets)]
+    lines += _table(systems, sets, rows, 4)
+    p50 = {k: [systems[s][k].get("p50_ms") for s in sets if k in systems[s]] for k, _ in rows}
+    lines += [
+        "",
+        "Query p50 (ms, this run, one query at a time; question vectors come from the cache, so "
+        "this is search alone): "
+        + "; ".join(
+            f"{_SYSTEM_LABELS[k].split(',')[0].split(' (')[0]} "
+            f"{'/'.join(f'{v:.2g}' if v < 1 else f'{v:.1f}' for v in vals if v is not None)}"
+            for k, vals in p50.items()
+            if k != "severance-plain-hybrid"
+        )
+        + f" (per set: {', '.join(_SET_LABELS.get(s, s) for s in sets)}).",
+        "",
+        "### Ablation on every set",
+        "",
+        "Each row keeps the changes above it and adds one (`Session.recall(..., fusion=Fusion("
+        "...))` on the conversation-ingest store of the row above); the last row is the default.",
+        "",
+    ]
+    steps = [(name, change) for name, change in result["ablation"]]
+    lines += _table(systems, sets, steps, 4)
+    old = "ablation-5-context"
+    rotated = result.get("variants_rotated", False)
+    if rotated and all(old in systems[s] and "severance-hybrid" in systems[s] for s in sets):
+        lines += [
+            "",
+            "What it costs: query p50 of the default against the 0.2 settings "
+            f"(`{old}`), same stores, same run: "
+            + "; ".join(
+                f"{_SET_LABELS.get(s, s)} {systems[s]['severance-hybrid']['p50_ms']:.1f} ms "
+                f"against {systems[s][old]['p50_ms']:.1f} ms"
+                for s in sets
+            )
+            + ".",
+        ]
+    lab: dict[str, dict[str, Any]] = result.get("lab") or {}
+    if lab:
+        lab_sets = list(lab)
+        names = list(dict.fromkeys(n for s in lab_sets for n in lab[s]))
+        lines += [
+            "",
+            "### Candidates measured (lab)",
+            "",
+            "`bench/retrieval_lab.py` models the ranking as arrays over each conversation and "
+            "switches one candidate on at a time against the 0.2 defaults (its first row is the "
+            "`ablation-5-context` row above, its second the 0.2 default with plain "
+            "`remember(text)`); the numbered rows add the kept changes one by one (row 3 is "
+            "today's default, the `severance-hybrid` row above), then two that were measured "
+            "and not ported.",
+            "",
+        ]
+        lines += _table(lab, lab_sets, [(n, n) for n in names], 4)
+    load = result["machine"].get("load_average_1min", {})
+    lines += [
+        "",
+        f"Measured {result['generated_at']} in {result['duration_seconds'] / 60:.1f} min; "
+        f"1-minute load average {load.get('start')} / {load.get('end')} at start / end.",
+    ]
+    return "\n".join(lines)

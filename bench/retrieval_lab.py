@@ -1,0 +1,326 @@
+"""A fast, array-level model of Severance's hybrid ranking, for measuring retrieval candidates.
+
+``Session.recall`` goes through the store (decryption, sync, snapshots), which is right for
+the published figures and slow for a grid of a hundred settings. This lab scores every turn of
+a conversation with the same parts — the same tokenizer and BM25 (k1 1.2, b 0.75), the same
+vectors, convex fusion over the top-100 dense and keyword candidates, conversation context,
+and the query-analysis boosts of :mod:`severance.search.query` over the best 50 — as numpy
+arrays, and adds each candidate change as a switch of :class:`LabConfig`.
+:func:`bench.retrieval_eval.main` checks that the lab's default reproduces ``Session.recall``
+before any lab row is trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.locomo import Conversation
+from bench.metrics import QuestionScore, score_question
+from bench.retrieval_data import TwoCacheEmbedder
+from severance.search.keyword import STOPWORDS, tokenize
+from severance.search.query import analyze, has_time_expression
+from severance.search.speakers import learn_aliases, speaker_of, vocative
+
+__all__ = ["LabConfig", "LabConversation", "run_config"]
+
+K1, B = 1.2, 0.75
+POOL = 100
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """One setting of the lab: Severance's default fusion plus candidate switches."""
+
+    ingest: str = "episode"  # episode (speaker metadata, context on) | plain (remember(text))
+    mode: str = "hybrid"  # hybrid | dense | keyword
+    dense_weight: float = 0.65
+    keyword_weight: float = 0.35
+    context: float = 0.7
+    context_gap: float = 3600.0  # seconds; math.inf: neighbours by order alone
+    context_plain: bool = False  # context for plain memories too (not only episodes)
+    window: int = 1  # neighbours each side that lend credit
+    window_decay: float = 0.5  # credit of the j-th neighbour: decay ** (j - 1)
+    session_gap: float | None = None  # a gap this long (s) starts a new exchange
+    session_weight: float = 0.0  # + weight * best base score of the exchange
+    speaker_boost: float = 0.2
+    time_boost: float = 0.3
+    date_boost: float = 1.0
+    rerank_depth: int = 50
+    speaker_from_text: bool = False  # a leading "Name:" of the text names the speaker
+    aliases: bool = False  # names the chat calls each speaker by, learned from the text
+    aliases_from_candidates: bool = False  # learned from the re-ranked candidates alone
+    prf_dense: float = 0.0  # + weight * mean vector of the top prf_docs fused results
+    prf_docs: int = 3
+    adaptive: float = 0.0  # dense weight moves by this * (agreement - 0.3)
+    context_sum: bool = False  # credit from both neighbours (sum), not the best one
+    diversity: float = 0.0  # share of score lost per earlier result of the same exchange
+    diversity_gap: float = 6 * 3600.0
+    context_after: float = 1.0  # credit from the turn after, as a share of the one before
+    pool: int = POOL  # candidates taken from each of the dense and keyword lists
+    k1: float = K1
+    b: float = B
+    stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
+
+
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_SNOWBALL: Any = None
+
+
+def lab_tokenize(text: str, stemmer: str) -> list[str]:
+    """Severance's tokens (``light``), or the same words stemmed by English Snowball."""
+    if stemmer == "light":
+        return tokenize(text)
+    global _SNOWBALL
+    if _SNOWBALL is None:
+        import snowballstemmer
+
+        _SNOWBALL = snowballstemmer.stemmer("english")
+    words = [w for w in _WORD_RE.findall(text.lower()) if w not in STOPWORDS and len(w) <= 40]
+    return list(_SNOWBALL.stemWords(words))
+
+
+def _name_words(name: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", name) if len(w) > 1)
+
+
+@dataclass
+class LabConversation:
+    """One conversation as arrays: vectors, BM25 postings, order, speakers."""
+
+    conv: Conversation
+    embedder: TwoCacheEmbedder
+    vectors: F64 = field(init=False)
+    occurred: F64 = field(init=False)
+    order: I64 = field(init=False)
+    place: I64 = field(init=False)
+
+    def __post_init__(self) -> None:
+        turns = self.conv.turns
+        self.texts = [t.document for t in turns]
+        self.ids = [t.dia_id for t in turns]
+        self.n = len(turns)
+        self.vectors = np.stack([self.embedder.vector(t) for t in self.texts]).astype(np.float64)
+        self.occurred = np.array([t.occurred_at.timestamp() for t in turns], dtype=np.float64)
+        seq = np.arange(self.n)
+        self.order = np.lexsort((seq, self.occurred))
+        self.place = np.empty(self.n, dtype=np.int64)
+        self.place[self.order] = seq
+        self.when = [t.occurred_at for t in turns]
+        self._postings: dict[str, tuple[F64, dict[str, tuple[I64, F64]]]] = {}
+        self.meta_speaker = [_name_words(t.speaker) for t in turns]
+        self.text_speaker = [_name_words(speaker_of(t, {}) or "") for t in self.texts]
+        aliases = learn_aliases([t.speaker for t in turns], [vocative(t.text, None) for t in turns])
+        self.alias_of = [aliases.get(t.speaker, frozenset()) for t in turns]
+        self.has_time = np.array([has_time_expression(t) for t in self.texts])
+        self._sessions: dict[float, I64] = {}
+
+    def _index(
+        self, stemmer: str, k1: float = K1, b: float = B
+    ) -> tuple[F64, dict[str, tuple[I64, F64]]]:
+        got = self._postings.get(f"{stemmer}/{k1}/{b}")
+        if got is None:
+            toks = [lab_tokenize(t, stemmer) for t in self.texts]
+            doc_len = np.array([len(t) for t in toks], dtype=np.float64)
+            avgdl = float(doc_len.mean()) or 1.0
+            norm = k1 * (1.0 - b + b * doc_len / avgdl)
+            post: dict[str, tuple[list[int], list[int]]] = {}
+            for i, ts in enumerate(toks):
+                for term, tf in Counter(ts).items():
+                    ids, tfs = post.setdefault(term, ([], []))
+                    ids.append(i)
+                    tfs.append(tf)
+            postings = {
+                t: (np.array(i, dtype=np.int64), np.array(f, dtype=np.float64))
+                for t, (i, f) in post.items()
+            }
+            got = self._postings[f"{stemmer}/{k1}/{b}"] = (norm, postings)
+        return got
+
+    def bm25(self, query: str, stemmer: str = "light", k1: float = K1, b: float = B) -> F64:
+        out = np.zeros(self.n)
+        norm, postings = self._index(stemmer, k1, b)
+        for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
+            p = postings.get(term)
+            if p is None:
+                continue
+            idx, tf = p
+            idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5))
+            out[idx] += qtf * idf * tf * (k1 + 1.0) / (tf + norm[idx])
+        return out
+
+    def sessions(self, gap: float) -> I64:
+        got = self._sessions.get(gap)
+        if got is None:
+            t = self.occurred[self.order]
+            starts = np.concatenate([[0], (np.diff(t) > gap).astype(np.int64)])
+            in_order = np.cumsum(starts)
+            got = np.empty(self.n, dtype=np.int64)
+            got[self.order] = in_order
+            self._sessions[gap] = got
+        return got
+
+
+def _top(scores: F64, k: int, keep: npt.NDArray[np.bool_] | None = None) -> I64:
+    idx = np.arange(len(scores)) if keep is None else np.flatnonzero(keep)
+    if len(idx) == 0:
+        return idx
+    order = np.lexsort((idx, -scores[idx]))[:k]
+    return idx[order]
+
+
+def _fused(lc: LabConversation, cfg: LabConfig, cos: F64, bm: F64) -> tuple[I64, F64]:
+    """Slots scored and their fused, context-credited scores (before the re-ranking)."""
+    dense = _top(cos, cfg.pool)
+    keyword = _top(bm, cfg.pool, bm > 0)
+    if cfg.mode == "dense":
+        return dense, cos[dense]
+    if cfg.mode == "keyword":
+        return keyword, bm[keyword]
+    best = float(bm[keyword[0]]) if len(keyword) else 0.0
+    wd, wk = cfg.dense_weight, cfg.keyword_weight
+    if cfg.adaptive and len(keyword):
+        agree = len(set(dense[:10].tolist()) & set(keyword[:10].tolist())) / 10.0
+        wd = min(1.0, max(0.0, wd + cfg.adaptive * (agree - 0.3)))
+        wk = 1.0 - wd
+    base = wd * cos + (wk * bm / best if best > 0 else 0.0)
+    cand = np.unique(np.concatenate([dense, keyword]))
+    scored = np.zeros(lc.n, dtype=bool)
+    scored[cand] = True
+    use_context = cfg.context > 0 and (cfg.ingest == "episode" or cfg.context_plain)
+    final = np.where(scored, base, 0.0)
+    if use_context:
+        own = np.where(scored, base, 0.0)
+        credit = np.zeros(lc.n)
+        extra = np.zeros(lc.n, dtype=bool)
+        for j in range(1, cfg.window + 1):
+            for step in (-j, j):
+                at = lc.place + step
+                inside = (at >= 0) & (at < lc.n)
+                other = np.full(lc.n, -1)
+                other[inside] = lc.order[at[inside]]
+                ok = inside.copy()
+                ok[inside] = (
+                    np.abs(lc.occurred[other[inside]] - lc.occurred[inside]) <= cfg.context_gap
+                )
+                # a scored slot brings in its (unscored) neighbours, scored with the base
+                extra[other[ok & scored]] = True
+        extra &= ~scored
+        own = np.where(scored | extra, base, 0.0)
+        for j in range(1, cfg.window + 1):
+            weight = cfg.context * cfg.window_decay ** (j - 1)
+            for step in (-j, j):
+                at = lc.place + step
+                inside = (at >= 0) & (at < lc.n)
+                other = np.full(lc.n, -1)
+                other[inside] = lc.order[at[inside]]
+                ok = inside.copy()
+                ok[inside] = (
+                    np.abs(lc.occurred[other[inside]] - lc.occurred[inside]) <= cfg.context_gap
+                )
+                lend = np.zeros(lc.n)
+                lend[ok] = np.maximum(own[other[ok]], 0.0)
+                if step > 0:
+                    lend *= cfg.context_after
+                credit = (
+                    credit + weight * lend if cfg.context_sum else np.maximum(credit, weight * lend)
+                )
+        scored |= extra
+        final = np.where(scored, base + credit, 0.0)
+    if cfg.session_gap is not None and cfg.session_weight:
+        sess = lc.sessions(cfg.session_gap)
+        best_of = np.zeros(int(sess.max()) + 1)
+        np.maximum.at(best_of, sess[scored], base[scored])
+        final = np.where(scored, final + cfg.session_weight * best_of[sess], 0.0)
+    slots = np.flatnonzero(scored)
+    return slots, final[slots]
+
+
+def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k: int) -> list[int]:
+    slots, scores = _fused(lc, cfg, cos, bm)
+    order = np.lexsort((slots, -scores))
+    slots, scores = slots[order], scores[order]
+    a = analyze(query)
+    depth = min(len(slots), cfg.rerank_depth)
+    if cfg.mode == "hybrid" and depth > 0 and (a.names or a.temporal or a.dates):
+        head, hs = slots[:depth], scores[:depth].copy()
+        local: dict[Any, frozenset[str]] = {}
+        if cfg.aliases_from_candidates:
+            by_time = sorted(head.tolist(), key=lambda x: int(lc.place[x]))
+            meta = [
+                {"speaker": lc.conv.turns[x].speaker} if cfg.ingest == "episode" else {}
+                for x in by_time
+            ]
+            who_of = [speaker_of(lc.texts[x], m) for x, m in zip(by_time, meta, strict=True)]
+            local = learn_aliases(
+                who_of, [vocative(lc.texts[x], w) for x, w in zip(by_time, who_of, strict=True)]
+            )
+        for i, s in enumerate(head.tolist()):
+            boost = 0.0
+            if cfg.speaker_boost and a.names:
+                words = lc.meta_speaker[s] if cfg.ingest == "episode" else frozenset()
+                if cfg.speaker_from_text and not words:
+                    words = lc.text_speaker[s]
+                if cfg.aliases and words:
+                    words = words | lc.alias_of[s]
+                if cfg.aliases_from_candidates and words:
+                    who = lc.conv.turns[s].speaker
+                    if cfg.ingest != "episode":
+                        who = speaker_of(lc.texts[s], {}) or who
+                    words = words | local.get(who, frozenset())
+                if a.names & words:
+                    boost += cfg.speaker_boost
+            if cfg.time_boost and a.temporal and lc.has_time[s]:
+                boost += cfg.time_boost
+            if cfg.date_boost and a.dates and any(d.matches(lc.when[s]) for d in a.dates):
+                boost += cfg.date_boost
+            hs[i] = hs[i] + boost * abs(hs[i])
+        re_order = np.argsort(-hs, kind="stable")
+        slots = np.concatenate([head[re_order], slots[depth:]])
+        scores = np.concatenate([hs[re_order], scores[depth:]])
+    if cfg.mode == "hybrid" and cfg.diversity and len(slots):
+        # Each earlier result from the same exchange lowers a result's score by this share.
+        depth = min(len(slots), max(cfg.rerank_depth, k))
+        sess = lc.sessions(cfg.diversity_gap)[slots[:depth]]
+        seen: Counter[int] = Counter()
+        adjusted = scores[:depth].copy()
+        for i, x in enumerate(sess.tolist()):
+            adjusted[i] *= (1.0 - cfg.diversity) ** seen[x]
+            seen[x] += 1
+        re_order = np.argsort(-adjusted, kind="stable")
+        slots = np.concatenate([slots[:depth][re_order], slots[depth:]])
+    return [int(x) for x in slots[:k]]
+
+
+def run_config(
+    convs: Sequence[LabConversation], cfg: LabConfig, k: int = 10
+) -> list[QuestionScore]:
+    """Score every scorable question of ``convs`` under ``cfg``."""
+    out: list[QuestionScore] = []
+    for lc in convs:
+        for q in lc.conv.questions:
+            if not q.scorable:
+                continue
+            qv = lc.embedder.vector(q.question).astype(np.float64)
+            cos = lc.vectors @ qv
+            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b)
+            if cfg.prf_dense and cfg.mode == "hybrid":
+                top = _rank(lc, cfg, q.question, cos, bm, cfg.prf_docs)
+                q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)
+                q2 /= np.linalg.norm(q2) or 1.0
+                cos = lc.vectors @ q2
+            ranked = _rank(lc, cfg, q.question, cos, bm, k)
+            out.append(
+                score_question(q.qid, q.category, q.evidence, [lc.ids[i] for i in ranked], ks=(k,))
+            )
+    return out
