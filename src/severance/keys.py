@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import stat
@@ -359,20 +360,21 @@ def find_master_key(
     if meta.get("key_mode") == "key-file":
         path = Path(meta.get("key_file") or default_key_file(meta["store_id"]))
         pending = path.with_name(path.name + ".new")
-        if pending.exists():
-            # A rotation committed but died before replacing the key file: finish it if the
-            # pending key is the one the store now expects.
+        # A rotation writes the new key to ``pending``, commits, then renames it over
+        # ``path``; in another process any step may happen between two of ours. So try the
+        # pending key first and keep it only if it is the one the store now expects (a partly
+        # written or not-yet-committed one is not); never delete it — a rotation still in
+        # flight would lose the key it is about to commit, and it cleans up after itself.
+        try:
             candidate = read_key_file(pending)
-            try:
-                MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
-            except WrongKeyError:
-                # Not (yet) the store's key: a rotation still in flight in another process, or
-                # one that died before committing. Never delete it — the first case would lose
-                # the key that rotation is about to commit; the rotation cleans up after itself.
-                pass
-            else:
+            MasterKey(candidate, meta["store_id"]).verify(base64.b64decode(meta["key_check"]))
+        except (UnlockError, InvalidInputError):
+            pass  # absent, unreadable, half-written or not (yet) the store's key
+        else:
+            # Finish a rotation that died before its rename (or the rotating process did first).
+            with contextlib.suppress(FileNotFoundError):
                 os.replace(pending, path)
-                return candidate
+            return candidate
         if not path.exists():
             raise MissingKeyError(_NO_KEY)
         return read_key_file(path)
