@@ -739,23 +739,11 @@ class Session(CrossingAPI):
                 or not (0.0 <= recency <= 1.0)
             ):
                 raise InvalidInputError("recency must be a number from 0 to 1")
-            kinds: frozenset[str] | None = None
-            if kind is not None:
-                if not isinstance(kind, str | Iterable):
-                    raise InvalidInputError("kind must be a kind or a list of kinds")
-                kinds = frozenset(
-                    [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
-                )
             if fusion is not None and not isinstance(fusion, Fusion):
                 raise InvalidInputError("fusion must be a severance.search.Fusion")
             if min_similarity is not None:
                 min_similarity = validate.similarity(min_similarity)
-            flt = Filter(
-                kinds=kinds,
-                tags=frozenset(validate.tags(tags)) if tags is not None else None,
-                since=_epoch_or_none(validate.when(since, "since")),
-                until=_epoch_or_none(validate.when(until, "until")),
-            )
+            flt = _filter(kind, tags, since, until)
             index = self._sync()
             vector = self._embedder.embed([query])[0] if mode != "keyword" else None
             fusion = fusion or Fusion()
