@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import StoreExistsError, StorePathError
-from .base import AuditRow, FloorRow, PassRow, PersonaRow
+from ..errors import InvalidInputError, StoreExistsError, StorePathError
+from .base import AuditRow, FloorRow, PassRow, PersonaRow, VectorRows
 from .snapshot_files import SnapshotFiles
 from .sqlite_connection import SQLiteConnection
 from .sqlite_errors import map_sqlite_errors  # re-exported: the boundary of this back-end
@@ -38,7 +38,6 @@ _FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 class SQLiteBackend:
     """A store in one directory: ``<path>/store.db`` (+ ``-wal`` and ``-shm`` while open)."""
 
-    schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
     indexed_vectors: ClassVar[bool] = False  # vectors are always sealed here
 
     def __init__(self, location: str | Path) -> None:
@@ -298,6 +297,10 @@ class SQLiteBackend:
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> SQLitePersonaRows:
         return SQLitePersonaRows(self._c, self.snapshot_files, persona_id)
+
+    def vector_rows(self, persona_id: str) -> VectorRows:
+        """Never: vectors are always sealed here (:attr:`indexed_vectors` is false)."""
+        raise InvalidInputError("this back-end keeps vectors sealed only (use PostgreSQL)")
 
 
 def _pass(r: Sequence[Any]) -> PassRow:
