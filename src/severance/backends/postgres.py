@@ -8,6 +8,12 @@ database, so one database holds many people's stores. The name maps to a numeric
 store with Citus (see postgres_migrations). Connect as the role that owns the schema (the
 one that created the first store): it runs the migrations, ``reclaim`` and index DDL.
 
+Layout. This module holds the store-wide tables (settings, personas, floors, passes, audit)
+and the store's lifecycle; one persona's rows are postgres_rows, its indexed vectors
+postgres_vectors. All three hold the same
+:class:`~severance.backends.postgres_connection.PostgresConnection`, which implements the
+isolation and sequence numbers described next (and translates psycopg's errors).
+
 Isolation. Every transaction opens with ``SET LOCAL severance.store`` and, when it touches a
 persona's rows, ``SET LOCAL severance.persona``; row-level security then shows each statement
 only that persona's rows, beneath the ``WHERE store_id = … AND persona_id = …`` every query
@@ -31,10 +37,10 @@ Every writer takes the counter *first*, so writers lock rows in one order and ca
 Durability. Sessions run with ``synchronous_commit = on``: COMMIT returns once the WAL is
 flushed (with the server's ``fsync = on``, which is the administrator's to keep).
 
-Indexed vectors: the rows of a persona also offer ``enable_vectors``, ``set_vectors`` and
-``nearest`` (pgvector HNSW search in the database, ``indexed_vectors = True``); the design and
-its trade-off (plain vectors visible to the database's administrators) are in
-postgres_vectors.
+Indexed vectors: ``indexed_vectors = True``, and :meth:`PostgresBackend.vector_rows` gives a
+persona's rows with ``enable_vectors``, ``set_vectors`` and ``nearest`` (pgvector HNSW search
+in the database); the design and its trade-off (plain vectors visible to the database's
+administrators) are in postgres_vectors.
 
 Erasure. :meth:`PostgresBackend.reclaim` runs ``VACUUM FULL``, which rewrites the tables so
 deleted rows leave the table files, then asks for a CHECKPOINT (when the role may) so the old
@@ -64,6 +70,7 @@ from .postgres_vectors import index_name
 
 __all__ = [
     "DEFAULT_STORE",
+    "SCHEMES",
     "PostgresBackend",
     "PostgresPersonaRows",
     "map_postgres_errors",
