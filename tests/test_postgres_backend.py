@@ -579,13 +579,13 @@ def test_row_level_security_on_its_own(pg, pg_url):
 
 
 def test_transactions_run_as_the_unprivileged_role(pg):
-    with pg._tx("p") as conn:
+    with pg.connection.tx("p") as conn:
         user, bypass, persona_id = conn.execute(
             "SELECT current_user, rolbypassrls OR rolsuper, current_setting('severance.persona')"
             " FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
     assert (user, bypass, persona_id) == ("severance_app", False, "p")
-    with pg._connection().cursor() as cur:  # SET LOCAL: nothing lingers on the connection
+    with pg.connection.raw().cursor() as cur:  # SET LOCAL: nothing lingers on the connection
         assert cur.execute("SELECT current_setting('severance.persona', true)").fetchone()[0] == ""
 
 
@@ -603,7 +603,7 @@ def test_an_ordinary_owner_login_is_bound_by_forced_rls(pg_server):
     backend = PostgresBackend(url)
     try:
         backend.create({})
-        assert backend._privileged is False
+        assert backend.connection.privileged is False
         a, b = with_personas(backend, "a", "b")
         a.insert([memory("a1")])
         b.insert([memory("b1")])
@@ -803,7 +803,7 @@ def test_indexed_vectors_errors_and_disable(pg):
     assert a.vector_dimension() is None and a.nearest(np.ones(4, np.float32), 1) == []
     a.enable_vectors(8)  # a new embedder after disabling
     pg.delete_persona("a")
-    with psycopg.connect(pg._conninfo) as conn:
+    with psycopg.connect(pg.conninfo) as conn:
         indexes = conn.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'memory_vectors'"
             " AND indexdef LIKE '%hnsw%'"

@@ -247,9 +247,8 @@ class AuthenticatedBackend:
             self._checked_floors()
             self.passes()
             for persona_id in personas:
-                rows = self.rows(persona_id)
-                if isinstance(rows, VectorRows):
-                    rows.vector_dimension()
+                if self._raw.indexed_vectors:
+                    self.vector_rows(persona_id).vector_dimension()
         finally:
             with self._lock:
                 found, self._scan = self._scan or [], None
@@ -372,7 +371,10 @@ class AuthenticatedBackend:
     # -- vector mode --------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows:
         rows = self._raw.rows(persona_id)
-        return _CheckedRows(rows, self, persona_id) if isinstance(rows, VectorRows) else rows
+        return _CheckedRows(rows, self, persona_id) if self._raw.indexed_vectors else rows
+
+    def vector_rows(self, persona_id: str) -> VectorRows:
+        return _CheckedRows(self._raw.vector_rows(persona_id), self, persona_id)
 
     def _signed_vectors(self, persona_id: str) -> str | None:
         return self.get_meta().get(f"vectors:{persona_id}")
@@ -398,8 +400,8 @@ class AuthenticatedBackend:
             for persona in self._raw.personas():
                 self.update_persona(persona)
                 counts["personas"] += 1
-                rows = self._raw.rows(persona.id)
-                if isinstance(rows, VectorRows) and (dim := rows.vector_dimension()) is not None:
+                rows = self._raw.vector_rows(persona.id) if self._raw.indexed_vectors else None
+                if rows is not None and (dim := rows.vector_dimension()) is not None:
                     self.set_meta(f"vectors:{persona.id}", f"indexed:{dim}")
             floors = {}
             for floor in self._raw.floors():

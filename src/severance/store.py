@@ -23,7 +23,7 @@ from . import validate
 from .anchor import Anchor, advance_anchor, anchor_path, check_anchor, with_anchor
 from .audit import AuditLog, VerifyResult, persona_view, to_entries
 from .backends import Backend, open_backend
-from .backends.base import FloorRow, PersonaRow, VectorRows
+from .backends.base import FloorRow, PersonaRow
 from .codec import MemoryCodec
 from .doctor import Diagnosis, revived_floors, revived_passes
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder, spec_for
@@ -344,9 +344,7 @@ class Store:
                 raise AlreadyExistsError(f"a persona named {name!r} already exists")
             self._backend.insert_persona(row)
             if vectors == "indexed":
-                rows = self._backend.rows(persona_id)
-                assert isinstance(rows, VectorRows)
-                rows.enable_vectors(embedder.dimension)
+                self._backend.vector_rows(persona_id).enable_vectors(embedder.dimension)
             self._audit.append(
                 "persona_added", persona_id, name, sealed=row.sealed, vectors=vectors
             )
@@ -484,8 +482,7 @@ class Store:
     def _vector_mode(self, persona_id: str) -> str:
         if not self._backend.indexed_vectors:
             return "sealed"
-        rows = self._backend.rows(persona_id)
-        indexed = isinstance(rows, VectorRows) and rows.vector_dimension() is not None
+        indexed = self._backend.vector_rows(persona_id).vector_dimension() is not None
         return "indexed" if indexed else "sealed"
 
     # -- floors -------------------------------------------------------------------------------
@@ -716,13 +713,9 @@ class Store:
         """A session of persona ``row`` built from its collaborators (no link back to us)."""
         backend = self._backend
         rows = backend.rows(row.id)
-        vector_rows = (
-            rows
-            if backend.indexed_vectors
-            and isinstance(rows, VectorRows)
-            and rows.vector_dimension() is not None
-            else None
-        )
+        vector_rows = backend.vector_rows(row.id) if backend.indexed_vectors else None
+        if vector_rows is not None and vector_rows.vector_dimension() is None:
+            vector_rows = None
         session = Session(
             row,
             rows=rows,

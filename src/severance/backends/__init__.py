@@ -1,40 +1,48 @@
 """Storage back-ends, chosen by the scheme of a store's location.
 
-A plain path (or ``sqlite://PATH``) is the embedded SQLite store; ``postgresql://…`` is a
-PostgreSQL database. The choice is a plain dict lookup, not an import of a dotted string.
+A plain path (or ``sqlite://PATH``) is the embedded SQLite store; ``postgresql://…`` (or
+``postgres://…``) is a PostgreSQL database. :data:`BACKENDS` maps each scheme to a factory
+taking the location, as :data:`severance.embedders.SCHEMES` does for embedders: a plain dict
+lookup, not an import of a dotted string. A factory imports its module when called, so the
+optional psycopg is only imported for a PostgreSQL store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import StorePathError
 from .base import Backend, PersonaRows
-from .sqlite import SQLiteBackend
 
 __all__ = ["BACKENDS", "Backend", "PersonaRows", "open_backend"]
 
-BACKENDS: dict[str, type[Backend]] = {"sqlite": SQLiteBackend}
+
+def _sqlite(location: str) -> Backend:
+    from .sqlite import SQLiteBackend
+
+    return SQLiteBackend(location)
 
 
-def _postgres() -> type[Backend]:
-    # Imported on demand: psycopg is an optional extra.
+def _postgres(location: str) -> Backend:
     from .postgres import PostgresBackend
 
-    backend: type[Backend] = PostgresBackend
-    return backend
+    return PostgresBackend(location)
+
+
+#: Location scheme -> factory taking the whole location (path or URL).
+BACKENDS: dict[str, Callable[[str], Backend]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+}
 
 
 def open_backend(location: str | Path) -> Backend:
     """The back-end for a store location (path or URL). Nothing is created or opened yet."""
     text = str(location)
     scheme = text.split("://", 1)[0].lower() if "://" in text else "sqlite"
-    if scheme in ("postgresql", "postgres"):
-        if "postgresql" not in BACKENDS:
-            BACKENDS["postgresql"] = _postgres()
-        scheme = "postgresql"
-    cls = BACKENDS.get(scheme)
-    if cls is None:
-        from ..errors import StorePathError
-
+    factory = BACKENDS.get(scheme)
+    if factory is None:
         raise StorePathError(f"unsupported store location scheme {scheme!r}")
-    return cls(text)  # type: ignore[call-arg]
+    return factory(text)

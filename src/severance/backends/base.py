@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -230,11 +230,13 @@ class PersonaRows(Protocol):
     def drop_snapshot(self) -> None: ...
 
 
-@runtime_checkable
-class VectorRows(Protocol):
+class VectorRows(PersonaRows, Protocol):
     """Persona rows that can also keep *plain* vectors indexed in the database (the
     ``indexed`` vector mode; PostgreSQL + pgvector). The database's administrators can read
-    such vectors: a persona opts in explicitly."""
+    such vectors: a persona opts in explicitly.
+
+    Reached through :meth:`Backend.vector_rows`, on a back-end whose
+    :attr:`Backend.indexed_vectors` is true: that flag is the one way to ask for the mode."""
 
     def enable_vectors(self, dimension: int) -> None: ...
 
@@ -254,9 +256,8 @@ class VectorRows(Protocol):
 class Backend(Protocol):
     """A store's storage: one SQLite database or one store inside a PostgreSQL database."""
 
-    #: URL scheme(s) that select this back-end in :data:`severance.backends.BACKENDS`.
-    schemes: ClassVar[tuple[str, ...]]
-    #: Whether persona rows also implement :class:`VectorRows` (the ``indexed`` mode).
+    #: Whether the back-end offers the ``indexed`` vector mode (:meth:`vector_rows`). The one
+    #: way to ask for it: a declared capability, never a probe of the rows' methods.
     indexed_vectors: ClassVar[bool]
     url: str
 
@@ -349,3 +350,8 @@ class Backend(Protocol):
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PersonaRows: ...
+
+    def vector_rows(self, persona_id: str) -> VectorRows:
+        """The persona's rows with the indexed-vector methods; only where
+        :attr:`indexed_vectors` is true (elsewhere InvalidInputError)."""
+        ...

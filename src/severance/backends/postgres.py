@@ -8,6 +8,12 @@ database, so one database holds many people's stores. The name maps to a numeric
 store with Citus (see postgres_migrations). Connect as the role that owns the schema (the
 one that created the first store): it runs the migrations, ``reclaim`` and index DDL.
 
+Layout. This module holds the store-wide tables (settings, personas, floors, passes, audit)
+and the store's lifecycle; one persona's rows are postgres_rows, its indexed vectors
+postgres_vectors. All three hold the same
+:class:`~severance.backends.postgres_connection.PostgresConnection`, which implements the
+isolation and sequence numbers described next (and translates psycopg's errors).
+
 Isolation. Every transaction opens with ``SET LOCAL severance.store`` and, when it touches a
 persona's rows, ``SET LOCAL severance.persona``; row-level security then shows each statement
 only that persona's rows, beneath the ``WHERE store_id = … AND persona_id = …`` every query
@@ -31,10 +37,10 @@ Every writer takes the counter *first*, so writers lock rows in one order and ca
 Durability. Sessions run with ``synchronous_commit = on``: COMMIT returns once the WAL is
 flushed (with the server's ``fsync = on``, which is the administrator's to keep).
 
-Indexed vectors: the rows of a persona also offer ``enable_vectors``, ``set_vectors`` and
-``nearest`` (pgvector HNSW search in the database, ``indexed_vectors = True``); the design and
-its trade-off (plain vectors visible to the database's administrators) are in
-postgres_vectors.
+Indexed vectors: ``indexed_vectors = True``, and :meth:`PostgresBackend.vector_rows` gives a
+persona's rows with ``enable_vectors``, ``set_vectors`` and ``nearest`` (pgvector HNSW search
+in the database); the design and its trade-off (plain vectors visible to the database's
+administrators) are in postgres_vectors.
 
 Erasure. :meth:`PostgresBackend.reclaim` runs ``VACUUM FULL``, which rewrites the tables so
 deleted rows leave the table files, then asks for a CHECKPOINT (when the role may) so the old
@@ -45,7 +51,6 @@ makes the server delete, not reuse, old WAL segments.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -55,28 +60,17 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import ExecStatus, TransactionStatus
 
-from ..errors import (
-    AlreadyExistsError,
-    StorageError,
-    StorageTimeoutError,
-    StoreExistsError,
-    StoreNotFoundError,
-    StorePathError,
-)
+from ..errors import StorageError, StoreExistsError, StorePathError
 from . import postgres_migrations as migrations
-from .base import (
-    AuditRow,
-    FloorRow,
-    PassRow,
-    PersonaRow,
-)
+from .base import AuditRow, FloorRow, PassRow, PersonaRow
+from .postgres_connection import PostgresConnection, map_postgres_errors, set_local
 from .postgres_rows import PostgresPersonaRows
-from .postgres_vectors import index_name, register_vector
+from .postgres_vectors import index_name
 
 __all__ = [
     "DEFAULT_STORE",
+    "SCHEMES",
     "PostgresBackend",
     "PostgresPersonaRows",
     "map_postgres_errors",
@@ -85,6 +79,8 @@ __all__ = [
 ]
 
 DEFAULT_STORE = "default"
+#: The URL schemes of a PostgreSQL store.
+SCHEMES = ("postgresql", "postgres")
 _AUDIT_COLUMNS = "seq, at, event, persona_id, persona, detail, prev_hash, hash"
 _PASS_COLUMNS = (
     "pass_id, token_hash, floor, persona_id, created_at, expires_at, read_only, revoked_at, label,"
@@ -97,51 +93,11 @@ _FLOOR_COLUMNS = "name, position, persona_id, rule, is_default, floor_id, mac"
 # Tables whose dead rows may hold ciphertext or keys; the audit log is append-only.
 _RECLAIMED = (*migrations.PERSONA_TABLES, "personas", "floors", "passes", "meta", "seq_counters")
 
-# Unique constraints whose violation means "already in use".
-_IN_USE = {
-    "personas_name_key": "a persona with that name already exists",
-    "personas_pkey": "a persona with that id already exists",
-    "floors_pkey": "a floor with that name already exists",
-    "memories_pkey": "a memory with that id already exists",
-    "passes_pkey": "a pass with that id already exists",
-    "passes_token_hash_key": "a pass with that token already exists",
-}
-
-
-def _primary(e: psycopg.Error) -> str:
-    # Only the primary message: DETAIL lines quote key values, which must not reach logs.
-    return e.diag.message_primary or str(e).split("\n", 1)[0]
-
-
-@contextmanager
-def map_postgres_errors() -> Iterator[None]:
-    """Translate every psycopg error into a Severance error at the back-end boundary."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as e:
-        if e.diag.constraint_name == "stores_name_key":
-            raise StoreExistsError("a store with that name already exists") from None
-        message = _IN_USE.get(e.diag.constraint_name or "", "that name or id is already in use")
-        raise AlreadyExistsError(message) from None
-    except psycopg.errors.ForeignKeyViolation:
-        raise StorageError("the row refers to a persona or memory that does not exist") from None
-    except psycopg.errors.InsufficientPrivilege as e:
-        raise StorageError(f"PostgreSQL refused the operation: {_primary(e)}") from None
-    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as e:
-        # Subclasses of OperationalError, but the connection is fine: a time limit was hit.
-        raise StorageTimeoutError(
-            f"PostgreSQL cancelled the statement (a time limit was reached): {_primary(e)}"
-        ) from None
-    except psycopg.OperationalError as e:
-        raise StorageError(f"PostgreSQL connection failed: {_primary(e)}") from None
-    except psycopg.Error as e:
-        raise StorageError(f"PostgreSQL error {e.sqlstate or ''}: {_primary(e)}") from None
-
 
 def parse_url(url: str) -> tuple[str, str, str]:
     """Split a store URL into (libpq URL, store name, URL with the password masked)."""
     parts = urlsplit(url)
-    if parts.scheme not in PostgresBackend.schemes:
+    if parts.scheme not in SCHEMES:
         raise StorePathError(f"not a PostgreSQL URL: {parts.scheme!r}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     names = [value for key, value in query if key == "store"]
@@ -173,232 +129,51 @@ def mask_url(url: str) -> str:
     return f"{base}?{urlencode(masked, quote_via=quote, safe='/*')}"
 
 
-def _set_local(name: str, value: str) -> sql.Composed:
-    # SET takes no bind parameters: the value goes in as a properly quoted literal.
-    return sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value))
-
-
-def _rows(cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
-    # The result's status, not cursor.description (which builds column objects for nothing).
-    result = cursor.pgresult
-    return cursor.fetchall() if result and result.status == ExecStatus.TUPLES_OK else []
-
-
 class PostgresBackend:
     """A store inside a PostgreSQL database, named by the URL's ``store`` parameter.
 
-    One connection per back-end, shared by threads behind a re-entrant lock (held for the
-    whole of a transaction); other processes use their own connections.
+    One connection per back-end (:class:`PostgresConnection`, shared with the persona rows),
+    shared by threads behind a re-entrant lock held for the whole of a transaction; other
+    processes use their own connections.
     """
 
-    schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres")
     #: Personas may keep plain vectors in a pgvector HNSW index (see the module docstring).
     indexed_vectors: ClassVar[bool] = True
 
     def __init__(self, url: str) -> None:
-        self._conninfo, self.store_name, self.url = parse_url(url)
-        self._lock = threading.RLock()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._depth = 0
-        self._tx_persona: str | None = None
-        self._store_id: int | None = None
-        self._privileged = False  # the login bypasses row-level security: use the app role
-        self._vector_type = False
-        self._begin_cache: dict[str | None, list[bytes]] = {}
+        conninfo, self.store_name, self.url = parse_url(url)
+        self._c = PostgresConnection(conninfo, self.store_name, self.url)
 
     # -- connection and transactions ----------------------------------------------------------
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        if self._depth:
-            raise StorageError("the connection to PostgreSQL was lost inside a transaction")
-        with map_postgres_errors():
-            # autocommit: transactions are begun explicitly (see _tx), and VACUUM can run.
-            conn = psycopg.connect(self._conninfo, autocommit=True)
-            try:
-                conn.execute("SET synchronous_commit = on")
-                row = conn.execute(
-                    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
-                ).fetchone()
-                self._privileged = bool(row and row[0])
-                self._vector_type = register_vector(conn)
-            except BaseException:
-                conn.close()
-                raise
-        self._conn = conn
-        return conn
-
     @property
-    def _sid(self) -> int:
-        if self._store_id is None:
-            self._store_id = self._lookup_store()
-            if self._store_id is None:
-                raise StoreNotFoundError(f"no store named {self.store_name!r} at {self.url}")
-        return self._store_id
-
-    def _lookup_store(self) -> int | None:
-        with self._lock, map_postgres_errors():
-            conn = self._connection()
-            if migrations.schema_version(conn) == 0:
-                return None
-            row = conn.execute(
-                "SELECT store_id FROM severance.stores WHERE name = %s", (self.store_name,)
-            ).fetchone()
-        return int(row[0]) if row else None
+    def connection(self) -> PostgresConnection:
+        """The connection this back-end, its rows and vectors share."""
+        return self._c
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._tx(None):
+        with self._c.tx(None):
             yield
 
     def lock(self) -> None:
-        with self._tx(None) as conn:
-            self._reserve(conn, 0)
-
-    @contextmanager
-    def _tx(self, persona_id: str | None) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction (joined if one is open) scoped to the store and, if given, a persona."""
-        with self._lock:
-            if self._depth:
-                conn = self._connection()
-                if persona_id is not None and persona_id != self._tx_persona:
-                    with map_postgres_errors():
-                        conn.execute(_set_local("severance.persona", persona_id))
-                    self._tx_persona = persona_id
-                self._depth += 1
-                try:
-                    with map_postgres_errors():
-                        yield conn
-                finally:
-                    self._depth -= 1
-                return
-            conn = self._connection()
-            begin = self._begin(conn, persona_id)
-            try:
-                with map_postgres_errors():
-                    conn.execute(b"; ".join(begin))  # one round trip
-            except BaseException:
-                self._rollback(conn)
-                raise
-            self._depth, self._tx_persona = 1, persona_id
-            try:
-                with map_postgres_errors():
-                    yield conn
-            except BaseException:
-                self._rollback(conn)
-                raise
-            if conn.info.transaction_status == TransactionStatus.INERROR:
-                # A statement failed and the caller carried on: COMMIT would silently roll back.
-                self._rollback(conn)
-                raise StorageError("a statement failed, so the transaction was rolled back")
-            self._depth, self._tx_persona = 0, None
-            with map_postgres_errors():
-                conn.execute("COMMIT")
-
-    def _begin(self, conn: psycopg.Connection[Any], persona_id: str | None) -> list[bytes]:
-        """The statements that open a transaction of this store (and persona), rendered once
-        per persona: composing and quoting them cost more than the round trip they share."""
-        if (begin := self._begin_cache.get(persona_id)) is not None:
-            return begin
-        parts: list[sql.SQL | sql.Composed] = [sql.SQL("BEGIN")]
-        if self._privileged:
-            parts.append(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(migrations.APP_ROLE)))
-        parts.append(_set_local("severance.store", str(self._sid)))
-        if persona_id is not None:
-            parts.append(_set_local("severance.persona", persona_id))
-        if len(self._begin_cache) > 1000:
-            self._begin_cache.clear()
-        begin = self._begin_cache[persona_id] = [part.as_bytes(conn) for part in parts]
-        return begin
-
-    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
-        self._depth, self._tx_persona = 0, None
-        try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-        except psycopg.Error:
-            conn.close()  # broken: the next call reconnects
-
-    @contextmanager
-    def _as_owner(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
-        """Run DDL as the login (the schema's owner) inside the current transaction."""
-        if not self._privileged:
-            yield
-            return
-        conn.execute("SET LOCAL ROLE NONE")
-        yield
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(migrations.APP_ROLE)))
-
-    def _fetch(
-        self,
-        query: str | sql.Composed,
-        params: Sequence[Any] | dict[str, Any] | None = None,
-        persona_id: str | None = None,
-    ) -> list[tuple[Any, ...]]:
-        """Run one statement in its own (or the open) transaction; its rows, if any.
-
-        Named parameters get ``s`` (the store id) and ``p`` (the persona id) added.
-        """
-        with self._lock:
-            if params is None or isinstance(params, dict):
-                params = {"s": self._sid, "p": persona_id, **(params or {})}
-            if self._depth:
-                with self._tx(persona_id) as conn:
-                    cursor = conn.execute(query, params, binary=True)
-                    return _rows(cursor)
-            # A statement on its own: BEGIN, the settings, the statement and COMMIT go out
-            # as one pipeline, so the scoping costs no extra round trip.
-            conn = self._connection()
-            begin = self._begin(conn, persona_id)
-            try:
-                with map_postgres_errors():
-                    with conn.pipeline():
-                        for statement in begin:
-                            conn.execute(statement)
-                        cursor = conn.execute(query, params, binary=True)
-                        conn.execute("COMMIT")
-                    return _rows(cursor)
-            except BaseException:
-                self._rollback(conn)
-                raise
-
-    def _reserve(self, conn: psycopg.Connection[Any], n: int) -> int:
-        """Take ``n`` seqs (0: only lock the counter); returns the last one taken."""
-        row = conn.execute(
-            "UPDATE severance.seq_counters SET last_seq = last_seq + %s"
-            " WHERE store_id = %s RETURNING last_seq",
-            (n, self._store_id),
-        ).fetchone()
-        if row is None:
-            raise StorageError("the store's sequence counter is missing")
-        return int(row[0])
+        with self._c.tx(None) as conn:
+            self._c.reserve(conn, 0)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __del__(self) -> None:
-        # A back-end dropped unclosed (say, by a Store.init that found a store already there)
-        # closes its connection itself, as a file object would.
-        conn = getattr(self, "_conn", None)
-        if conn is not None and not conn.closed:
-            with suppress(Exception):
-                conn.close()
+        self._c.close()
 
     @property
     def conninfo(self) -> str:
         """The libpq URL (with its password, if any: never print it; :attr:`url` is masked)."""
-        return self._conninfo
+        return self._c.conninfo
 
     def shared_login(self) -> bool:
         """Whether this login can reach other people's stores: a superuser, a role that
         bypasses row-level security, or the schema's owner. Per-store logins (``severance pg
         provision``) are none of these."""
-        with self._lock, map_postgres_errors():
+        with self._c.mutex, map_postgres_errors():
             row = (
-                self._connection()
+                self._c.raw()
                 .execute(
                     "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_namespace n"
                     " WHERE n.nspname = 'severance' AND pg_has_role(session_user, n.nspowner,"
@@ -410,36 +185,36 @@ class PostgresBackend:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def exists(self) -> bool:
-        store_id = self._lookup_store()
+        store_id = self._c.lookup_store()
         if store_id is None:
             return False
-        self._store_id = store_id
+        self._c.store_id = store_id
         # A row provisioned for a login (`severance pg provision`) is not a store until made.
-        return bool(self._fetch("SELECT 1 FROM severance.seq_counters WHERE store_id = %(s)s"))
+        return bool(self._c.fetch("SELECT 1 FROM severance.seq_counters WHERE store_id = %(s)s"))
 
     def schema_version(self) -> int:
         """Migrations applied to the database (shared by all its stores)."""
-        with self._lock, map_postgres_errors():
-            return migrations.schema_version(self._connection())
+        with self._c.mutex, map_postgres_errors():
+            return migrations.schema_version(self._c.raw())
 
     def migrate(self) -> None:
         """Bring the database's schema up to date (as the owning login)."""
-        with self._lock, map_postgres_errors():
-            if self._depth:
+        with self._c.mutex, map_postgres_errors():
+            if self._c.in_transaction:
                 raise StorageError("cannot migrate inside a transaction")
-            conn = self._connection()
+            conn = self._c.raw()
             if migrations.schema_version(conn) == len(migrations.MIGRATIONS):
                 return  # up to date: a store's own login may not (and need not) run DDL
             try:
                 migrations.migrate(conn)
             except RuntimeError as e:
                 raise StorageError(str(e)) from None
-            self._vector_type = self._vector_type or register_vector(conn)
+            self._c.ensure_vector_type(conn)
 
     def create(self, meta: Mapping[str, str]) -> None:
-        with self._lock:
+        with self._c.mutex:
             self.migrate()
-            conn = self._connection()
+            conn = self._c.raw()
             with map_postgres_errors(), conn.transaction():
                 row = conn.execute(
                     "INSERT INTO severance.stores (name, created_at) VALUES (%s, %s)"
@@ -454,7 +229,7 @@ class PostgresBackend:
                         (self.store_name,),
                     ).fetchone()
                     if row is not None:
-                        conn.execute(_set_local("severance.store", str(row[0])))
+                        conn.execute(set_local("severance.store", str(row[0])))
                         if conn.execute(
                             "SELECT 1 FROM severance.seq_counters WHERE store_id = %s", (row[0],)
                         ).fetchone():
@@ -464,29 +239,29 @@ class PostgresBackend:
                         f"a store named {self.store_name!r} exists at {self.url}"
                     )
                 store_id = int(row[0])
-                conn.execute(_set_local("severance.store", str(store_id)))
+                conn.execute(set_local("severance.store", str(store_id)))
                 conn.execute("INSERT INTO severance.seq_counters VALUES (%s, 0)", (store_id,))
                 with conn.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO severance.meta VALUES (%s, %s, %s)",
                         [(store_id, k, v) for k, v in meta.items()],
                     )
-            self._store_id = store_id
+            self._c.store_id = store_id
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self) -> dict[str, str]:
-        return dict(self._fetch("SELECT key, value FROM severance.meta WHERE store_id = %(s)s"))
+        return dict(self._c.fetch("SELECT key, value FROM severance.meta WHERE store_id = %(s)s"))
 
     def set_meta(self, key: str, value: str) -> None:
-        self._fetch(
+        self._c.fetch(
             "INSERT INTO severance.meta VALUES (%s, %s, %s)"
             " ON CONFLICT (store_id, key) DO UPDATE SET value = excluded.value",
-            (self._sid, key, value),
+            (self._c.store_id, key, value),
         )
 
     # -- personas -----------------------------------------------------------------------------
     def personas(self) -> list[PersonaRow]:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_PERSONA_COLUMNS} FROM severance.personas WHERE store_id = %(s)s"
             " ORDER BY created_at, name"
         )
@@ -496,24 +271,24 @@ class PostgresBackend:
         ]
 
     def insert_persona(self, row: PersonaRow) -> None:
-        self._fetch(
+        self._c.fetch(
             f"INSERT INTO severance.personas (store_id, {_PERSONA_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (self._sid, *astuple(row)),
+            (self._c.store_id, *astuple(row)),
         )
 
     def update_persona(self, row: PersonaRow) -> None:
-        self._fetch(
+        self._c.fetch(
             "UPDATE severance.personas SET wrapped_key = %s, sealed = %s, seal_kdf = %s,"
             " embedder = %s, dimension = %s, mac = %s WHERE store_id = %s AND persona_id = %s",
-            (*astuple(row)[3:], self._sid, row.id),
+            (*astuple(row)[3:], self._c.store_id, row.id),
         )
 
     def delete_persona(self, persona_id: str) -> None:
         # Row-level security only lets the persona's own transaction delete its rows.
-        with self._tx(persona_id) as conn:
-            self._reserve(conn, 0)  # the lock order every memory writer follows
-            where = {"s": self._store_id, "p": persona_id}
+        with self._c.tx(persona_id) as conn:
+            self._c.reserve(conn, 0)  # the lock order every memory writer follows
+            where = self._c.params(persona_id)
             tables: tuple[str, ...] = migrations.PERSONA_TABLES
             has_vectors = migrations.has_vector_tables(conn)
             if has_vectors:
@@ -528,8 +303,8 @@ class PostgresBackend:
             if has_vectors and migrations.has_index_function(conn):
                 conn.execute("SELECT severance.persona_index(NULL)")
             elif has_vectors:
-                with self._as_owner(conn):
-                    name = index_name(self._sid, persona_id)
+                with self._c.as_owner(conn):
+                    name = index_name(self._c.store_id, persona_id)
                     conn.execute(
                         sql.SQL("DROP INDEX IF EXISTS {}").format(
                             sql.Identifier(migrations.SCHEMA, name)
@@ -537,10 +312,10 @@ class PostgresBackend:
                     )
 
     def reclaim(self) -> None:
-        with self._lock, map_postgres_errors():
-            if self._depth:
+        with self._c.mutex, map_postgres_errors():
+            if self._c.in_transaction:
                 raise StorageError("reclaim cannot run inside a transaction")
-            conn = self._connection()
+            conn = self._c.raw()
             tables: tuple[str, ...] = _RECLAIMED
             if migrations.has_vector_tables(conn):
                 tables = (*tables, *migrations.VECTOR_TABLES)
@@ -559,50 +334,50 @@ class PostgresBackend:
 
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_FLOOR_COLUMNS} FROM severance.floors"
             " WHERE store_id = %(s)s ORDER BY position, name"
         )
         return [FloorRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
     def insert_floor(self, row: FloorRow) -> None:
-        self._fetch(
+        self._c.fetch(
             f"INSERT INTO severance.floors (store_id, {_FLOOR_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (self._sid, *astuple(row)),
+            (self._c.store_id, *astuple(row)),
         )
 
     def update_floor(self, row: FloorRow) -> None:
-        self._fetch(
+        self._c.fetch(
             "UPDATE severance.floors SET position = %s, persona_id = %s, rule = %s,"
             " is_default = %s, floor_id = %s, mac = %s WHERE store_id = %s AND name = %s",
-            (*astuple(row)[1:], self._sid, row.name),
+            (*astuple(row)[1:], self._c.store_id, row.name),
         )
 
     def delete_floor(self, name: str) -> bool:
-        rows = self._fetch(
+        rows = self._c.fetch(
             "DELETE FROM severance.floors WHERE store_id = %s AND name = %s RETURNING 1",
-            (self._sid, name),
+            (self._c.store_id, name),
         )
         return bool(rows)
 
     # -- passes -------------------------------------------------------------------------------
     def insert_pass(self, row: PassRow) -> None:
-        self._fetch(
+        self._c.fetch(
             f"INSERT INTO severance.passes (store_id, {_PASS_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (self._sid, *astuple(row)),
+            (self._c.store_id, *astuple(row)),
         )
 
     def passes(self) -> list[PassRow]:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_PASS_COLUMNS} FROM severance.passes WHERE store_id = %(s)s"
             " ORDER BY created_at, pass_id"
         )
         return [_pass(r) for r in rows]
 
     def pass_by_hash(self, token_hash: str) -> PassRow | None:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_PASS_COLUMNS} FROM severance.passes"
             " WHERE store_id = %(s)s AND token_hash = %(hash)s",
             {"hash": token_hash},
@@ -610,41 +385,41 @@ class PostgresBackend:
         return _pass(rows[0]) if rows else None
 
     def revoke_pass(self, pass_id: str, at: float) -> bool:
-        rows = self._fetch(
+        rows = self._c.fetch(
             "UPDATE severance.passes SET revoked_at = %s WHERE store_id = %s AND pass_id = %s"
             " AND revoked_at IS NULL RETURNING 1",
-            (at, self._sid, pass_id),
+            (at, self._c.store_id, pass_id),
         )
         return bool(rows)
 
     def update_pass(self, row: PassRow) -> None:
-        self._fetch(
+        self._c.fetch(
             "UPDATE severance.passes SET floor = %s, persona_id = %s, created_at = %s,"
             " expires_at = %s, read_only = %s, revoked_at = %s, label = %s, floor_id = %s,"
             " mac = %s WHERE store_id = %s AND pass_id = %s",
-            (*astuple(row)[2:], self._sid, row.id),
+            (*astuple(row)[2:], self._c.store_id, row.id),
         )
 
     # -- audit --------------------------------------------------------------------------------
     def append_audit(self, row: AuditRow) -> None:
-        self._fetch(
+        self._c.fetch(
             f"INSERT INTO severance.audit (store_id, {_AUDIT_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (self._sid, *astuple(row)),
+            (self._c.store_id, *astuple(row)),
         )
 
     def audit_rows(self, persona_id: str | None = None) -> list[AuditRow]:
         query = f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
         if persona_id is None:
-            rows = self._fetch(query + " ORDER BY seq")
+            rows = self._c.fetch(query + " ORDER BY seq")
         else:
-            rows = self._fetch(
+            rows = self._c.fetch(
                 query + " AND persona_id = %(about)s ORDER BY seq", {"about": persona_id}
             )
         return [AuditRow(*r) for r in rows]
 
     def audit_page(self, persona_id: str, before: int | None, limit: int) -> list[AuditRow]:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
             " AND persona_id = %(about)s AND seq < %(before)s ORDER BY seq DESC LIMIT %(n)s",
             {"about": persona_id, "before": 2**62 if before is None else before, "n": limit},
@@ -652,7 +427,7 @@ class PostgresBackend:
         return [AuditRow(*r) for r in rows]
 
     def last_audit(self) -> AuditRow | None:
-        rows = self._fetch(
+        rows = self._c.fetch(
             f"SELECT {_AUDIT_COLUMNS} FROM severance.audit WHERE store_id = %(s)s"
             " ORDER BY seq DESC LIMIT 1"
         )
@@ -660,7 +435,10 @@ class PostgresBackend:
 
     # -- memories -----------------------------------------------------------------------------
     def rows(self, persona_id: str) -> PostgresPersonaRows:
-        return PostgresPersonaRows(self, persona_id)
+        return PostgresPersonaRows(self._c, persona_id)
+
+    def vector_rows(self, persona_id: str) -> PostgresPersonaRows:
+        return PostgresPersonaRows(self._c, persona_id)
 
 
 def _pass(r: Sequence[Any]) -> PassRow:

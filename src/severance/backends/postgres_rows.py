@@ -1,7 +1,7 @@
 """One persona's rows in PostgreSQL: memories, their history, tombstones and snapshots.
 
-Every statement names the store and the persona, and runs in a transaction that
-:class:`~severance.backends.postgres.PostgresBackend` opened with ``SET LOCAL
+Every statement names the store and the persona, and runs in a transaction that the shared
+:class:`~severance.backends.postgres_connection.PostgresConnection` opened with ``SET LOCAL
 severance.persona``, so row-level security hides every other persona's rows from it as well.
 Every writer takes its sequence numbers from the store's counter row *first* (see the
 ``postgres`` module docstring): seq order is commit order and writers cannot deadlock.
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from psycopg import sql
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
 from .base import Changes, HistoryRow, MemoryRow, Snapshot
+from .postgres_connection import PostgresConnection
 from .postgres_vectors import IndexedVectors
-
-if TYPE_CHECKING:
-    from .postgres import PostgresBackend
 
 __all__ = ["PostgresPersonaRows"]
 
@@ -72,30 +72,38 @@ _DELETE_MEMORIES = """
 _WHERE_PERSONA = "WHERE store_id = %(s)s AND persona_id = %(p)s"
 
 
-class PostgresPersonaRows(IndexedVectors):
+class PostgresPersonaRows:
     """One persona's rows. Every statement names the persona, and runs in a transaction whose
-    ``severance.persona`` setting makes row-level security hide every other persona's rows."""
+    ``severance.persona`` setting makes row-level security hide every other persona's rows.
 
-    def __init__(self, backend: PostgresBackend, persona_id: str) -> None:
-        self._b = backend
+    The indexed-vector methods (:class:`~severance.backends.base.VectorRows`) are those of an
+    :class:`~severance.backends.postgres_vectors.IndexedVectors` on the same connection.
+    """
+
+    def __init__(self, connection: PostgresConnection, persona_id: str) -> None:
+        self._c = connection
         self.persona_id = persona_id
+        self._vectors = IndexedVectors(connection, persona_id)
 
     def _fetch(self, query: str | sql.Composed, **params: Any) -> list[tuple[Any, ...]]:
-        return self._b._fetch(query, params, self.persona_id)
+        return self._c.fetch(query, params, self.persona_id)
+
+    def _params(self, **params: Any) -> dict[str, Any]:
+        return self._c.params(self.persona_id, **params)
 
     def _locked(self, conn: Any, n: int = 0) -> int:
         """Take ``n`` seqs (the store's writer lock), then check the persona still exists."""
-        last = self._b._reserve(conn, n)
+        last = self._c.reserve(conn, n)
         found = conn.execute(
             "SELECT 1 FROM severance.personas WHERE store_id = %s AND persona_id = %s",
-            (self._b._store_id, self.persona_id),
+            (self._c.store_id, self.persona_id),
         ).fetchone()
         if found is None:
             raise PersonaNotFoundError("this persona was erased")
         return last
 
     def lock(self) -> None:
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             self._locked(conn)
 
     def alive(self) -> bool:
@@ -108,7 +116,7 @@ class PostgresPersonaRows(IndexedVectors):
     def insert(self, rows: Sequence[MemoryRow]) -> list[int]:
         if not rows:
             return []
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             first = self._locked(conn, len(rows)) - len(rows) + 1
             for start in range(0, len(rows), _INSERT_BATCH):
                 part = rows[start : start + _INSERT_BATCH]
@@ -128,9 +136,9 @@ class PostgresPersonaRows(IndexedVectors):
         return list(range(first, first + len(rows)))
 
     def replace(self, row: MemoryRow, previous: HistoryRow) -> int:
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             seq = self._locked(conn, 1)
-            sid, pid = self._b._store_id, self.persona_id
+            sid, pid = self._c.store_id, self.persona_id
             new = (row.version, row.occurred_at, row.updated_at, row.payload, row.vector)
             updated = conn.execute(
                 "UPDATE severance.memories SET seq = %s, version = %s, occurred_at = %s,"
@@ -156,7 +164,7 @@ class PostgresPersonaRows(IndexedVectors):
             return 0
         ids = list(vectors)
         done = 0
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             first = self._locked(conn, len(ids)) - len(ids) + 1
             for start in range(0, len(ids), _INSERT_BATCH):
                 part = ids[start : start + _INSERT_BATCH]
@@ -179,7 +187,7 @@ class PostgresPersonaRows(IndexedVectors):
         ids = list(dict.fromkeys(memory_ids))
         if not ids:
             return 0
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             base = self._locked(conn)
             return conn.execute(_DELETE_MEMORIES, self._params(ids=ids, base=base)).rowcount
 
@@ -257,7 +265,7 @@ class PostgresPersonaRows(IndexedVectors):
         return int(rows[0][0])
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             self._locked(conn)
             newest = conn.execute(
                 f"SELECT max(watermark) FROM severance.snapshots {_WHERE_PERSONA}",
@@ -292,3 +300,19 @@ class PostgresPersonaRows(IndexedVectors):
 
     def drop_snapshot(self) -> None:
         self._fetch(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}")
+
+    # -- indexed vectors (VectorRows) ---------------------------------------------------------
+    def enable_vectors(self, dimension: int) -> None:
+        self._vectors.enable_vectors(dimension)
+
+    def disable_vectors(self) -> None:
+        self._vectors.disable_vectors()
+
+    def vector_dimension(self) -> int | None:
+        return self._vectors.vector_dimension()
+
+    def set_vectors(self, vectors: Mapping[str, NDArray[np.float32]]) -> None:
+        self._vectors.set_vectors(vectors)
+
+    def nearest(self, query: NDArray[np.float32], k: int) -> list[tuple[str, float]]:
+        return self._vectors.nearest(query, k)

@@ -25,57 +25,21 @@ text. Memory text and metadata stay encrypted client-side either way.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
-from psycopg.types import TypeInfo
 
 from ..errors import EmbedderMismatchError, InvalidInputError, StorageError
 from . import postgres_migrations as migrations
+from .postgres_connection import PostgresConnection
+from .postgres_vector_type import VectorParam
 
-if TYPE_CHECKING:
-    from .postgres import PostgresBackend
-
-__all__ = ["IndexedVectors", "index_name", "nearest_sql", "register_vector"]
+__all__ = ["IndexedVectors", "index_name", "nearest_sql"]
 
 _WHERE = "WHERE store_id = %(s)s AND persona_id = %(p)s"
-
-
-class _Vector:
-    """A float32 array bound for a pgvector parameter (wrapped, so that other numpy arrays
-    keep psycopg's default adaptation)."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: NDArray[np.float32]) -> None:
-        self.array = array
-
-
-def register_vector(conn: psycopg.Connection[Any]) -> bool:
-    """Teach this connection to send :class:`_Vector` as pgvector's binary ``vector``."""
-    info = TypeInfo.fetch(conn, "vector")
-    if info is None:
-        return False
-    vector_oid = info.oid
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-        oid = vector_oid
-
-        def dump(self, obj: Any) -> bytes:
-            # pgvector's binary form: int16 dimension, int16 unused, big-endian float4s.
-            array = np.ascontiguousarray(obj.array, dtype=">f4")
-            return struct.pack(">HH", array.size, 0) + array.tobytes()
-
-    conn.adapters.register_dumper(_Vector, VectorDumper)
-    return True
 
 
 def index_name(store_id: int, persona_id: str) -> str:
@@ -97,13 +61,15 @@ def nearest_sql(store_id: int, persona_id: str, dimension: int) -> sql.Composed:
 
 
 class IndexedVectors:
-    """The indexed-vector methods of one persona's rows (mixed into PostgresPersonaRows)."""
+    """One persona's indexed vectors (the :class:`~severance.backends.base.VectorRows` side of
+    its rows), on the store's shared connection."""
 
-    _b: PostgresBackend
-    persona_id: str
+    def __init__(self, connection: PostgresConnection, persona_id: str) -> None:
+        self._c = connection
+        self.persona_id = persona_id
 
     def _params(self, **params: Any) -> dict[str, Any]:
-        return {"s": self._b._store_id, "p": self.persona_id, **params}
+        return self._c.params(self.persona_id, **params)
 
     def enable_vectors(self, dimension: int) -> None:
         """Keep this persona's plain vectors in pgvector, under an HNSW index of its own."""
@@ -111,13 +77,12 @@ class IndexedVectors:
             raise InvalidInputError(
                 f"indexed vectors take 1 to {migrations.MAX_INDEXED_DIMENSION} dimensions"
             )
-        b = self._b
-        with b._tx(self.persona_id) as conn:
-            with b._as_owner(conn):
+        c = self._c
+        with c.tx(self.persona_id) as conn:
+            with c.as_owner(conn):
                 if not migrations.ensure_vector_tables(conn):
                     raise StorageError("pgvector is not available in this database")
-            if not b._vector_type:
-                b._vector_type = register_vector(conn)
+            c.ensure_vector_type(conn)
             current = self.vector_dimension()
             if current == dimension:
                 return
@@ -134,24 +99,24 @@ class IndexedVectors:
                 # login owns no table and may not run the DDL itself).
                 conn.execute("SELECT severance.persona_index(%s)", (dimension,))
                 return
-            with b._as_owner(conn):
+            with c.as_owner(conn):
                 conn.execute(
                     sql.SQL(
                         "CREATE INDEX IF NOT EXISTS {i} ON severance.memory_vectors USING hnsw"
                         " ((embedding::vector({d})) vector_cosine_ops)"
                         " WHERE store_id = {s} AND persona_id = {p}"
                     ).format(
-                        i=sql.Identifier(index_name(b._sid, self.persona_id)),
+                        i=sql.Identifier(index_name(c.store_id, self.persona_id)),
                         d=sql.Literal(dimension),
-                        s=sql.Literal(b._sid),
+                        s=sql.Literal(c.store_id),
                         p=sql.Literal(self.persona_id),
                     )
                 )
 
     def disable_vectors(self) -> None:
         """Drop this persona's plain vectors and their index (back to sealed vectors only)."""
-        b = self._b
-        with b._tx(self.persona_id) as conn:
+        c = self._c
+        with c.tx(self.persona_id) as conn:
             if not migrations.has_vector_tables(conn):
                 return
             for table in migrations.VECTOR_TABLES:
@@ -164,16 +129,16 @@ class IndexedVectors:
             if migrations.has_index_function(conn):
                 conn.execute("SELECT severance.persona_index(NULL)")
                 return
-            with b._as_owner(conn):
+            with c.as_owner(conn):
                 conn.execute(
                     sql.SQL("DROP INDEX IF EXISTS {}").format(
-                        sql.Identifier(migrations.SCHEMA, index_name(b._sid, self.persona_id))
+                        sql.Identifier(migrations.SCHEMA, index_name(c.store_id, self.persona_id))
                     )
                 )
 
     def vector_dimension(self) -> int | None:
         """The dimension of this persona's indexed vectors; None if it keeps none."""
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             if not migrations.has_vector_tables(conn):
                 return None
             row = conn.execute(
@@ -185,7 +150,7 @@ class IndexedVectors:
         """Store (or replace) the plain vectors of existing memories of this persona."""
         if not vectors:
             return
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             dimension = self.vector_dimension()
             if dimension is None:
                 raise StorageError("this persona does not keep indexed vectors")
@@ -198,7 +163,7 @@ class IndexedVectors:
                     )
                 if not np.isfinite(array).all():
                     raise InvalidInputError("vectors must be finite")
-                params.append(self._params(id=memory_id, v=_Vector(array)))
+                params.append(self._params(id=memory_id, v=VectorParam(array)))
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO severance.memory_vectors VALUES (%(s)s, %(p)s, %(id)s, %(v)b)"
@@ -215,7 +180,7 @@ class IndexedVectors:
             raise InvalidInputError("the query must be one finite, non-zero vector")
         if k <= 0:
             return []
-        with self._b._tx(self.persona_id) as conn:
+        with self._c.tx(self.persona_id) as conn:
             dimension = self.vector_dimension()
             if dimension is None:
                 return []
@@ -231,6 +196,7 @@ class IndexedVectors:
             if k > 1000:
                 conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             rows = conn.execute(
-                nearest_sql(self._b._sid, self.persona_id, dimension), {"q": _Vector(array), "k": k}
+                nearest_sql(self._c.store_id, self.persona_id, dimension),
+                {"q": VectorParam(array), "k": k},
             ).fetchall()
         return [(str(m), float(similarity)) for m, similarity in rows]
