@@ -71,7 +71,7 @@ from .quarantine import RowReader
 from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.index import document
 from .search.query import analyze
-from .session_crossing import CrossingAPI
+from .session_crossing import CrossingAPI, Progress
 from .session_index import SCAN_BATCH, IndexKeeper
 
 __all__ = ["Session"]
@@ -80,7 +80,6 @@ __all__ = ["Session"]
 WAKE_INDEX_FOR_IMPORT = 512
 #: How often an update is re-applied when another writer changed the memory in between.
 _UPDATE_ATTEMPTS = 8
-Progress = Callable[[int, int], None]
 Audit = Callable[..., object]
 
 
