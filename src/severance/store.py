@@ -19,27 +19,25 @@ from typing import TYPE_CHECKING, Any, Literal
 from .anchor import Anchor, anchor_path
 from .audit import AuditLog, VerifyResult
 from .backends import Backend, open_backend
-from .backends.base import PersonaRow, VectorRows
+from .backends.base import PersonaRow
 from .doctor import Diagnosis
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder, spec_for
 from .errors import (
-    AlreadyExistsError,
     EmbedderMismatchError,
     InvalidInputError,
-    PersonaNotFoundError,
     SessionClosedError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
     StorePathError,
 )
-from .extractor_settings import erase_extractor, set_extractor
+from .extractor_settings import set_extractor
 from .floor_book import FloorBook, as_context
-from .floors import Context, Floor, FloorCheck, FloorMatch, Shadow, check_name
+from .floors import Context, Floor, FloorCheck, FloorMatch, Shadow
 from .keys import KeyInput, Keyring, MasterKey, Secret, Unlock, default_key_dir
 from .model import AuditEntry, PersonaInfo, from_epoch, new_id
+from .persona_book import PersonaBook
 from .records import AuthenticatedBackend, RecordProblem, authenticated
-from .seal import new_key
 from .session import Session
 from .store_checks import StoreChecks
 from .waker import Waker
@@ -85,7 +83,10 @@ class Store:
         )
         self._checks = StoreChecks(lambda: self._backend, self._audit, anchor)
         self._keys = Keyring(self._open_backend, self._audit.append, master, unlock or Unlock())
-        self._floors = FloorBook(lambda: self._backend, self._persona_row, self._audit.append)
+        self._personas = PersonaBook(
+            lambda: self._backend, self._keys, self._audit.append, lambda: self.embedder
+        )
+        self._floors = FloorBook(lambda: self._backend, self._personas.row, self._audit.append)
         self._waker = Waker(
             lambda: self._backend,
             self._keys,
@@ -115,7 +116,7 @@ class Store:
 
         By default a random master key is written to a key file outside the store, at
         ``$XDG_CONFIG_HOME/severance/keys/<store id>.key`` (mode 0600). Alternatively the key
-        is derived from ``passphrase`` (scrypt), taken from ``key`` (32 bytes, or base64 of
+        is derived from ``passphrase`` (Argon2id), taken from ``key`` (32 bytes, or base64 of
         them), or written to ``key_file``.
         """
         if sum(x is not None for x in (passphrase, key, key_file)) > 1:
@@ -225,12 +226,9 @@ class Store:
             self._embedder = load_embedder(spec if isinstance(spec, str) else None)
         return self._embedder
 
-    # -- personas -----------------------------------------------------------------------------
+    # -- personas (kept by a PersonaBook; see severance.persona_book) ----------------------------
     def _persona_row(self, name: str) -> PersonaRow:
-        for row in self._backend.personas():
-            if row.name == name:
-                return row
-        raise PersonaNotFoundError(f"no persona named {name!r}")
+        return self._personas.row(name)
 
     def add_persona(
         self,
@@ -246,40 +244,7 @@ class Store:
         (PostgreSQL with pgvector only) keeps its vectors *plain* in the database under an HNSW
         index, for very large personas: the database's administrators can then read them.
         """
-        check_name(name, "persona")
-        if vectors not in ("sealed", "indexed"):
-            raise InvalidInputError("vectors must be 'sealed' or 'indexed'")
-        if vectors == "indexed" and not self._backend.indexed_vectors:
-            raise InvalidInputError("this back-end keeps vectors sealed only (use PostgreSQL)")
-        embedder = self.embedder
-        persona_id = new_id("p_")
-        data_key = new_key()
-        wrapped, kdf = self._keys.wrap(persona_id, data_key, sealed_with)
-        row = PersonaRow(
-            id=persona_id,
-            name=name,
-            created_at=time.time(),
-            wrapped_key=wrapped,
-            sealed=sealed_with is not None,
-            seal_kdf=kdf,
-            embedder=embedder.name,
-            dimension=embedder.dimension,
-        )
-        with self._backend.transaction():
-            self._backend.lock()
-            if sealed_with is None and self._keys.refresh():
-                row = dataclasses.replace(row, wrapped_key=self._keys.wrap(persona_id, data_key)[0])
-            if any(p.name == name for p in self._backend.personas()):
-                raise AlreadyExistsError(f"a persona named {name!r} already exists")
-            self._backend.insert_persona(row)
-            if vectors == "indexed":
-                rows = self._backend.rows(persona_id)
-                assert isinstance(rows, VectorRows)
-                rows.enable_vectors(embedder.dimension)
-            self._audit.append(
-                "persona_added", persona_id, name, sealed=row.sealed, vectors=vectors
-            )
-        return _info(row, vectors)
+        return self._personas.add(name, sealed_with, vectors)
 
     def seal_persona(self, name: str, secret: Secret) -> PersonaInfo:
         """Re-wrap a persona's data key with its own secret instead of the master key."""
@@ -328,15 +293,14 @@ class Store:
             session.abandon()
 
     def personas(self) -> list[PersonaInfo]:
-        return [_info(r, self._vector_mode(r.id)) for r in self._backend.personas()]
+        return self._personas.all()
 
     def persona(self, name: str) -> PersonaInfo:
-        row = self._persona_row(name)
-        return _info(row, self._vector_mode(row.id))
+        return self._personas.info(self._persona_row(name))
 
     def memory_count(self, name: str) -> int:
         """How many memories persona ``name`` holds (counted without unlocking it)."""
-        return self._backend.rows(self._persona_row(name).id).count()
+        return self._personas.count(name)
 
     def set_extractor(
         self,
@@ -367,13 +331,6 @@ class Store:
             api_key_env=api_key_env,
             api_key=api_key,
         )
-
-    def _vector_mode(self, persona_id: str) -> str:
-        if not self._backend.indexed_vectors:
-            return "sealed"
-        rows = self._backend.rows(persona_id)
-        indexed = isinstance(rows, VectorRows) and rows.vector_dimension() is not None
-        return "indexed" if indexed else "sealed"
 
     # -- floors (kept by a FloorBook; see severance.floor_book) --------------------------------
     def add_floor(
@@ -600,19 +557,7 @@ class Store:
         if confirm != persona:
             raise InvalidInputError("to erase a persona, confirm= must repeat its name exactly")
         self._waker.erase(row.id)
-        rows = self._backend.rows(row.id)
-        with self._backend.transaction():
-            # Under the writer lock, so the count is of exactly what is erased, and every
-            # write another process makes after it finds the persona gone (and fails).
-            rows.lock()
-            erased = rows.count()
-            self._backend.delete_persona(row.id)
-            if f"override:{row.id}" in self._backend.get_meta():
-                self._backend.set_meta(f"override:{row.id}", "0")  # end a running override
-            erase_extractor(self._backend, row.id)
-            self._audit.append("clean_slate", row.id, row.name, memories=erased)
-        self._backend.reclaim()
-        return erased
+        return self._personas.erase(row)
 
     def rotate_key(
         self,
@@ -695,15 +640,3 @@ class Store:
             "key_file": meta.get("key_file") or None,
             "embedder": meta.get("embedder"),
         }
-
-
-def _info(row: PersonaRow, vectors: str = "sealed") -> PersonaInfo:
-    return PersonaInfo(
-        vectors=vectors,
-        id=row.id,
-        name=row.name,
-        created_at=from_epoch(row.created_at),
-        sealed=row.sealed,
-        embedder=row.embedder,
-        dimension=row.dimension,
-    )
