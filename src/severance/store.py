@@ -4,6 +4,14 @@
 A store is one directory (SQLite, the default) or one PostgreSQL database. Reading and writing
 memories happens only through a :class:`Session`, obtained with :meth:`Store.enter`, which
 wakes exactly one persona chosen by the floors.
+
+The store opens and closes, and delegates to parts it builds and hands their collaborators
+(the authenticated records, the audit log, the keyring) — none of them knows the store: the
+key lifecycle is :class:`~severance.keys.Keyring`, personas a
+:class:`~severance.persona_book.PersonaBook`, floors a :class:`~severance.floor_book.FloorBook`,
+waking a :class:`~severance.waker.Waker`, trust checks
+:class:`~severance.store_checks.StoreChecks`, extractor settings
+:mod:`severance.extractor_settings`, reintegration :mod:`severance.crossings`.
 """
 
 from __future__ import annotations
