@@ -1,4 +1,4 @@
-"""The key hierarchy: one master key per store, one data key per persona.
+"""The key hierarchy and its lifecycle: one master key per store, one data key per persona.
 
     passphrase ──Argon2id (scrypt: older stores)──┐
     key file ────────────┼──> master key ──HKDF──> wrapping key ──wraps──> persona data keys
@@ -14,44 +14,74 @@ wrapped data key (clean slate) makes every ciphertext of that persona unrecovera
 
 Key files hold the key as URL-safe base64 on one line and live outside the data directory
 (by default ``$XDG_CONFIG_HOME/severance/keys/<store id>.key``, mode 0600), so a copy of the
-data directory alone opens nothing.
+data directory alone opens nothing (see :mod:`severance.keyfiles`; passphrases:
+:mod:`severance.passphrases`).
+
+The lifecycle is a :class:`Keyring`: :meth:`Keyring.create_master` makes a new store's master
+key (and the settings that record how it is unlocked), :meth:`Keyring.unlock_master` opens an
+existing one; the keyring of an open store then unlocks and wraps persona data keys, seals and
+unseals personas, rotates the master key and picks up a rotation made by another process.
+It is handed its collaborators — the store's (authenticated) settings and persona records, and
+the audit log's ``append`` — and knows nothing of the store above it.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
-import hashlib
 import os
-import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from . import validate
 from .errors import (
+    IntegrityError,
     InvalidInputError,
     MissingKeyError,
+    PersonaNotFoundError,
+    StoreExistsError,
     UnlockError,
-    WeakPassphraseError,
     WrongKeyError,
 )
+from .keyfiles import (
+    check_key_file_place,
+    decode_key,
+    default_key_dir,
+    default_key_file,
+    destroy_key_file,
+    encode_key,
+    read_key_file,
+    write_key_file,
+)
+from .passphrases import KdfParams, check_new_passphrase, derive_passphrase_key
+from .rotation import NewKeyFile, retire_key_file
 from .seal import KEY_BYTES, Sealer, aad, new_key
 
 __all__ = [
+    "AUDIT_KEY_ID",
     "KdfParams",
+    "KeyStorage",
+    "Keyring",
+    "LockedKey",
     "MasterKey",
+    "NewMaster",
     "Secret",
     "SecretKey",
+    "Unlock",
     "check_key_file_place",
     "check_new_passphrase",
+    "decode_key",
+    "default_key_dir",
     "default_key_file",
     "derive_passphrase_key",
     "destroy_key_file",
+    "encode_key",
     "find_master_key",
     "key_bytes",
     "read_key_file",
@@ -71,142 +101,6 @@ _NO_KEY = (
     f"this store needs its key: give its passphrase (or set {ENV_PASSPHRASE}), its key file"
     f" (--key-file, {ENV_KEY_FILE}), or set {ENV_KEY}"
 )
-
-
-#: Argon2id cost for new passphrases: RFC 9106's second recommended option (3 passes over
-#: 64 MiB, 4 lanes). Recorded beside the salt, so it can be raised for new keys later.
-ARGON2_TIME_COST = 3
-ARGON2_MEMORY_KIB = 64 * 1024
-ARGON2_LANES = 4
-#: zxcvbn score a new passphrase must reach (0-4; 3 = about 10^8 guesses or more). With the
-#: Argon2id cost above, that is years of one core per passphrase found.
-MIN_PASSPHRASE_SCORE = 3
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    """Passphrase KDF parameters, stored beside the salt so they can be raised later.
-
-    New passphrases use Argon2id (memory-hard); stores made before keep their scrypt
-    parameters and still open (``severance keys rotate --passphrase`` moves them to Argon2id).
-    For Argon2id ``n`` is the memory in KiB, ``r`` the number of passes, ``p`` the lanes; for
-    scrypt they are scrypt's own N, r and p.
-    """
-
-    salt: bytes
-    n: int = 2**15
-    r: int = 8
-    p: int = 1
-    algorithm: str = "scrypt"
-
-    def to_text(self) -> str:
-        salt = base64.urlsafe_b64encode(self.salt).decode()
-        return f"{self.algorithm}:{self.n}:{self.r}:{self.p}:{salt}"
-
-    @classmethod
-    def from_text(cls, text: str) -> KdfParams:
-        try:
-            name, n, r, p, salt = text.split(":")
-            if name not in ("scrypt", "argon2id"):
-                raise ValueError(name)
-            return cls(base64.urlsafe_b64decode(salt), int(n), int(r), int(p), name)
-        except (ValueError, binascii.Error):
-            raise UnlockError("the store's key-derivation parameters are unreadable") from None
-
-    @classmethod
-    def fresh(cls) -> KdfParams:
-        """Parameters for a new passphrase: Argon2id at the stated cost, a new salt."""
-        return cls(os.urandom(16), ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_LANES, "argon2id")
-
-
-def check_new_passphrase(passphrase: str) -> None:
-    """Refuse a new passphrase that is easy to guess (zxcvbn's estimate, not its length)."""
-    if not isinstance(passphrase, str) or not passphrase:
-        raise InvalidInputError("a passphrase may not be empty")
-    from zxcvbn import zxcvbn  # imported here: a 1 MB dictionary, needed only when creating
-
-    # zxcvbn's matching is quadratic-ish in length; its first 100 characters decide anyway.
-    result = zxcvbn(passphrase[:100])
-    if int(result["score"]) < MIN_PASSPHRASE_SCORE:
-        hint = result.get("feedback", {}).get("warning") or "add words nobody would guess"
-        raise WeakPassphraseError(
-            f"that passphrase is too easy to guess ({hint.rstrip('.')}); use four or more"
-            " unrelated words, or a key file"
-        )
-
-
-def derive_passphrase_key(passphrase: str, params: KdfParams) -> bytes:
-    if not passphrase:
-        raise InvalidInputError("a passphrase may not be empty")
-    if params.algorithm == "argon2id":
-        if not (8 <= params.n <= 4 * 1024 * 1024 and 1 <= params.r <= 64 and 1 <= params.p <= 64):
-            raise UnlockError("the store's key-derivation parameters are out of range")
-        return hash_secret_raw(
-            passphrase.encode("utf-8", "surrogatepass"),
-            params.salt,
-            time_cost=params.r,
-            memory_cost=params.n,
-            parallelism=params.p,
-            hash_len=KEY_BYTES,
-            type=Type.ID,
-        )
-    return hashlib.scrypt(
-        passphrase.encode(),
-        salt=params.salt,
-        n=params.n,
-        r=params.r,
-        p=params.p,
-        maxmem=256 * 1024 * 1024,
-        dklen=KEY_BYTES,
-    )
-
-
-def encode_key(key: bytes) -> str:
-    return base64.urlsafe_b64encode(key).decode()
-
-
-def decode_key(text: str, *, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise InvalidInputError(f"{what} must be 32 bytes or their base64 text")
-    try:
-        key = base64.urlsafe_b64decode(text.strip().encode())
-    except (binascii.Error, ValueError):
-        raise WrongKeyError(f"{what} is not a base64-encoded 256-bit key") from None
-    if len(key) != KEY_BYTES:
-        raise WrongKeyError(f"{what} is not a base64-encoded 256-bit key")
-    return key
-
-
-def default_key_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "severance" / "keys"
-
-
-def default_key_file(store_id: str) -> Path:
-    return default_key_dir() / f"{store_id}.key"
-
-
-def write_key_file(path: Path, key: bytes) -> None:
-    """Write a key file with mode 0600, refusing to overwrite one that exists."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(encode_key(key) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_key_file(path: Path) -> bytes:
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text()
-    except FileNotFoundError:
-        raise MissingKeyError(f"key file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UnlockError(f"key file {str(path)!r} cannot be read: {e}") from None
-    if not stat.S_ISREG(mode):
-        raise UnlockError(f"key file {str(path)!r} is not a regular file")
-    return decode_key(text, what=f"key file {str(path)!r}")
 
 
 def _hkdf(key: bytes, label: str) -> bytes:
@@ -303,28 +197,6 @@ class SecretKey:
             raise WrongKeyError("this secret does not unlock the persona") from None
 
 
-def check_key_file_place(path: Path, location: str) -> None:
-    """A key file must live outside the store directory, or a copy of the data opens it all."""
-    if "://" in location:
-        return
-    store_dir = Path(location).expanduser().absolute()
-    if path == store_dir or store_dir in path.parents:
-        raise InvalidInputError("the key file must live outside the store directory")
-
-
-def destroy_key_file(path: Path) -> None:
-    """Overwrite a retired key file before unlinking it (best effort on copy-on-write disks)."""
-    try:
-        size = path.stat().st_size
-        with open(path, "r+b") as f:
-            f.write(os.urandom(size))
-            f.flush()
-            os.fsync(f.fileno())
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
 def key_bytes(key: KeyInput) -> bytes:
     if isinstance(key, bytes):
         if len(key) != 32:
@@ -379,3 +251,288 @@ def find_master_key(
             raise MissingKeyError(_NO_KEY)
         return read_key_file(path)
     raise MissingKeyError(_NO_KEY)
+
+
+# -- the keyring: the key lifecycle of one store ---------------------------------------------
+#: The id the audit key is wrapped under (like a persona's data key).
+AUDIT_KEY_ID = "audit"
+Audit = Callable[..., object]
+
+
+class LockedKey(Protocol):
+    """A persona's wrapped data key as its record holds it (a ``PersonaRow`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def wrapped_key(self) -> bytes: ...
+    @property
+    def sealed(self) -> bool: ...
+    @property
+    def seal_kdf(self) -> str | None: ...
+
+
+class KeyStorage(Protocol):
+    """What a keyring reads and writes: the store's settings and persona key wraps, through
+    the record checks (:class:`severance.records.AuthenticatedBackend` is one)."""
+
+    @property
+    def url(self) -> str: ...
+    def get_meta(self) -> Mapping[str, str]: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def personas(self) -> Sequence[LockedKey]: ...
+    def rewrap_personas(self, wraps: Mapping[str, tuple[bytes, str | None]]) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def lock(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Unlock:
+    """What a process opened a store with (kept to follow a rotation made elsewhere)."""
+
+    # repr=False: a secret must never reach a log line or a traceback through its repr.
+    passphrase: str | None = field(default=None, repr=False)
+    key: KeyInput | None = field(default=None, repr=False)
+    key_file: str | os.PathLike[str] | None = None
+
+
+@dataclass(frozen=True)
+class NewMaster:
+    """A new store's master key, and the settings that record how it is unlocked."""
+
+    master: MasterKey
+    settings: dict[str, str]
+    key_file: Path | None = None
+
+    def discard(self) -> None:
+        """The store was not created after all: remove the key file written for it."""
+        if self.key_file is not None:
+            self.key_file.unlink(missing_ok=True)
+
+
+def open_master(meta: Mapping[str, str], unlock: Unlock, store_id: str) -> MasterKey:
+    """The master key ``unlock`` (or the environment, or the recorded key file) gives,
+    checked against the store's key check value."""
+    raw = find_master_key(meta, unlock.passphrase, unlock.key, unlock.key_file)
+    master = MasterKey(raw, store_id)
+    master.verify(base64.b64decode(meta["key_check"]))
+    return master
+
+
+def _check_new_passphrase(passphrase: str | None) -> None:
+    if passphrase is not None:
+        validate.new_passphrase(passphrase)
+        check_new_passphrase(passphrase)
+
+
+class Keyring:
+    """The keys of one open store: its master key, and the wrapping of every persona's data
+    key by the master key or by the persona's own secret.
+
+    Built by the store once the records are authenticated (which needs the audit key, which
+    needs the master key): see :meth:`unlock_master` and :meth:`audit_key` for the steps
+    before.
+    """
+
+    def __init__(
+        self, storage: KeyStorage, audit: Audit, master: MasterKey, unlock: Unlock = Unlock()
+    ) -> None:
+        self._storage = storage
+        self._audit = audit
+        self._master = master
+        self._unlock = unlock
+        # The check value of the key in hand: another one in the settings means a rotation.
+        self._key_check = storage.get_meta()["key_check"]
+
+    # -- before a keyring exists --------------------------------------------------------------
+    @staticmethod
+    def create_master(
+        store_id: str,
+        location: str,
+        *,
+        passphrase: str | None = None,
+        key: KeyInput | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+    ) -> NewMaster:
+        """A master key for a new store: derived from ``passphrase``, taken from ``key``, or
+        random and written to ``key_file`` (default: the store's default key file)."""
+        if sum(x is not None for x in (passphrase, key, key_file)) > 1:
+            raise InvalidInputError("give at most one of passphrase, key and key_file")
+        _check_new_passphrase(passphrase)
+        settings: dict[str, str] = {}
+        written: Path | None = None
+        if passphrase is not None:
+            params = KdfParams.fresh()
+            master = MasterKey(derive_passphrase_key(passphrase, params), store_id)
+            settings.update(key_mode="passphrase", kdf=params.to_text())
+        elif key is not None:
+            master = MasterKey(key_bytes(key), store_id)
+            settings.update(key_mode="key")
+        else:
+            master = MasterKey.generate(store_id)
+            path = (
+                Path(key_file).expanduser().absolute() if key_file else default_key_file(store_id)
+            )
+            check_key_file_place(path, location)
+            try:
+                write_key_file(path, master.raw)
+            except FileExistsError:
+                raise StoreExistsError(f"key file {str(path)!r} already exists") from None
+            except OSError as e:
+                raise InvalidInputError(
+                    f"cannot write key file {str(path)!r}: {e.strerror}"
+                ) from None
+            written = path
+            settings.update(key_mode="key-file", key_file=str(path))
+        settings["key_check"] = base64.b64encode(master.check_value()).decode()
+        settings["audit_key"] = base64.b64encode(master.wrap(AUDIT_KEY_ID, new_key())).decode()
+        return NewMaster(master, settings, written)
+
+    @staticmethod
+    def unlock_master(meta: Mapping[str, str], unlock: Unlock) -> MasterKey:
+        """Open an existing store's master key. Tried in order: ``unlock``'s passphrase, key
+        or key file; the environment (``SEVERANCE_KEY``, ``SEVERANCE_KEY_FILE``,
+        ``SEVERANCE_PASSPHRASE``); the key file recorded when the store was created."""
+        return open_master(meta, unlock, meta["store_id"])
+
+    @staticmethod
+    def audit_key(master: MasterKey, meta: Mapping[str, str]) -> bytes:
+        """The store's audit key (it signs the audit chain and, derived, the records)."""
+        return master.unwrap(AUDIT_KEY_ID, base64.b64decode(meta["audit_key"]))
+
+    # -- facts --------------------------------------------------------------------------------
+    @property
+    def store_id(self) -> str:
+        return self._master.store_id
+
+    # -- persona data keys --------------------------------------------------------------------
+    def wrap(
+        self, persona_id: str, data_key: bytes, secret: Secret | None = None
+    ) -> tuple[bytes, str | None]:
+        """``data_key`` wrapped by the master key, or by ``secret`` alone (then with the
+        key-derivation parameters to record beside it)."""
+        if secret is None:
+            return self._master.wrap(persona_id, data_key), None
+        if secret.key_file is not None and not Path(secret.key_file).expanduser().exists():
+            # A new sealing key file, e.g. one an employer will keep.
+            write_key_file(Path(secret.key_file).expanduser(), new_key())
+        kdf = secret.kdf_text()
+        return secret.derive(self.store_id, kdf).wrap(persona_id, data_key), kdf
+
+    def unlock(self, row: LockedKey, secret: Secret | None = None) -> bytes:
+        """A persona's data key: a sealed one needs its ``secret`` (:class:`UnlockError`
+        without it, :class:`WrongKeyError` for the wrong one)."""
+        if row.sealed:
+            if secret is None:
+                raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
+            return secret.derive(self.store_id, row.seal_kdf).unwrap(row.id, row.wrapped_key)
+        try:
+            return self._master.unwrap(row.id, row.wrapped_key)
+        except IntegrityError:
+            # Another process may have rotated the master key since we opened the store.
+            if not self.refresh():
+                raise
+        fresh = next((p for p in self._storage.personas() if p.id == row.id), None)
+        if fresh is None:
+            raise PersonaNotFoundError(f"no persona named {row.name!r}")
+        return self._master.unwrap(fresh.id, fresh.wrapped_key)
+
+    def seal(self, row: LockedKey, secret: Secret) -> None:
+        """Re-wrap a persona's data key with its own secret instead of the master key."""
+        wrapped = self.wrap(row.id, self.unlock(row), secret)
+        with self._storage.transaction():
+            self._storage.rewrap_personas({row.id: wrapped})
+            self._audit("persona_sealed", row.id, row.name)
+
+    def unseal(self, row: LockedKey, secret: Secret) -> None:
+        """Wrap a sealed persona's data key with the master key again (needs its secret)."""
+        wrapped = self.wrap(row.id, self.unlock(row, secret))
+        with self._storage.transaction():
+            self._storage.rewrap_personas({row.id: wrapped})
+            self._audit("persona_unsealed", row.id, row.name)
+
+    # -- the master key -----------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Pick up a key rotation made by another process: True if the master key changed.
+
+        A key-file store re-reads its (replaced) key file; a store opened with an explicit key
+        or passphrase that the rotation retired gets a typed error, not "tampered"."""
+        meta = self._storage.get_meta()
+        if meta.get("key_check") == self._key_check:
+            return False
+        try:
+            master = open_master(meta, self._unlock, self.store_id)
+        except (UnlockError, InvalidInputError):
+            raise UnlockError(
+                "the store's master key was rotated by another process; the key this process"
+                " was opened with no longer opens it: open the store again with the new key"
+            ) from None
+        self._master, self._key_check = master, meta["key_check"]
+        return True
+
+    def rotate(
+        self,
+        *,
+        passphrase: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+    ) -> Path | None:
+        """Re-wrap every data key (and the audit key) under a new master key, in one
+        transaction under the writer lock, so the personas it reads are all there are until
+        it commits; a rotation made by another process just before is picked up first.
+
+        The new key comes from ``passphrase``, or is random and written to ``key_file``
+        (default: the store's key file; see :mod:`severance.rotation`). Sealed personas keep
+        their own secret. Returns the new key file, if any."""
+        if passphrase is not None and key_file is not None:
+            raise InvalidInputError("give a passphrase or a key file, not both")
+        _check_new_passphrase(passphrase)
+        meta = self._storage.get_meta()
+        current = Path(meta["key_file"]) if meta.get("key_file") else None
+        settings: dict[str, str] = {}
+        new_file: NewKeyFile | None = None
+        if passphrase is not None:
+            params = KdfParams.fresh()
+            master = MasterKey(derive_passphrase_key(passphrase, params), self.store_id)
+            settings.update(key_mode="passphrase", kdf=params.to_text(), key_file="")
+        else:
+            master = MasterKey.generate(self.store_id)
+            new_file = NewKeyFile.prepare(
+                master.raw,
+                location=self._storage.url,
+                store_id=self.store_id,
+                key_file=key_file,
+                current=current,
+            )
+            settings.update(key_mode="key-file", key_file=str(new_file.target), kdf="")
+        try:
+            with self._storage.transaction():
+                self._storage.lock()
+                self.refresh()  # under the writer lock: a rotation made elsewhere counts
+                old = self._master
+                audit_key = self.audit_key(old, self._storage.get_meta())
+                wraps: dict[str, tuple[bytes, str | None]] = {
+                    row.id: (master.wrap(row.id, old.unwrap(row.id, row.wrapped_key)), None)
+                    for row in self._storage.personas()
+                    if not row.sealed  # wrapped by its own secret, not by the master key
+                }
+                self._storage.rewrap_personas(wraps)
+                settings["key_check"] = base64.b64encode(master.check_value()).decode()
+                settings["audit_key"] = base64.b64encode(
+                    master.wrap(AUDIT_KEY_ID, audit_key)
+                ).decode()
+                for name, value in settings.items():
+                    self._storage.set_meta(name, value)
+                self._audit("key_rotated", personas=len(wraps), key_mode=settings["key_mode"])
+        except BaseException:
+            if new_file is not None:
+                new_file.discard()
+            raise
+        if new_file is not None:
+            new_file.commit()
+        target = new_file.target if new_file is not None else None
+        retire_key_file(current, target)
+        self._master, self._key_check = master, settings["key_check"]
+        self._unlock = Unlock(passphrase=passphrase)
+        return target

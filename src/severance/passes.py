@@ -26,8 +26,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .audit import AuditLog
 from .backends.base import PassRow
 from .errors import (
     FloorNotFoundError,
@@ -37,11 +38,8 @@ from .errors import (
     ReadOnlyPassError,
     TamperedRecordError,
 )
-from .model import from_epoch, new_id
-from .records import is_quarantined
-
-if TYPE_CHECKING:
-    from .store import Store
+from .model import PersonaInfo, from_epoch, new_id
+from .records import AuthenticatedBackend, is_quarantined
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -143,12 +141,25 @@ class Grant:
     expires_at: float | None
 
 
-class Passes:
-    """Issue, list, revoke and authenticate the passes of a store."""
+class PassHost(Protocol):
+    """What passes need of a store (a :class:`~severance.store.Store` is one)."""
 
-    def __init__(self, store: Store) -> None:
+    @property
+    def records(self) -> AuthenticatedBackend: ...
+
+    @property
+    def audit_log(self) -> AuditLog: ...
+
+    def personas(self) -> builtins.list[PersonaInfo]: ...
+
+
+class Passes:
+    """Issue, list, revoke and authenticate the passes of a store: ``Passes(store)``."""
+
+    def __init__(self, store: PassHost) -> None:
         self._store = store
-        self._backend = store._backend
+        self._backend = store.records
+        self._audit = store.audit_log
 
     def _info(self, row: PassRow, names: dict[str, str]) -> PassInfo:
         return PassInfo(
@@ -207,7 +218,7 @@ class Passes:
         )
         with self._backend.transaction():
             self._backend.insert_pass(row)
-            self._store._audit.append(
+            self._audit.append(
                 "pass_issued",
                 persona.id,
                 persona.name,
@@ -228,7 +239,7 @@ class Passes:
             now = time.time()
             with self._backend.transaction():
                 if self._backend.revoke_pass(pass_id, now):
-                    self._store._audit.append(
+                    self._audit.append(
                         "pass_revoked",
                         row.persona_id,
                         names.get(row.persona_id),

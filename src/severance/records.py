@@ -40,7 +40,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -220,7 +220,9 @@ class AuthenticatedBackend:
         return self._raw.transaction()
 
     # -- reporting ----------------------------------------------------------------------------
-    def _reject(self, kind: str, record_id: str, reason: str) -> None:
+    def reject(self, kind: str, record_id: str, reason: str) -> None:
+        """Report a row that failed authentication (once per process: :meth:`problems` and a
+        ``record_rejected`` audit entry)."""
         problem = RecordProblem(kind, record_id, reason)
         with self._lock:
             if self._scan is not None:
@@ -242,7 +244,7 @@ class AuthenticatedBackend:
             self._scan = []
         try:
             if SIGNED_MARKER not in self.get_meta():
-                self._reject("store", SIGNED_MARKER, _MARKER_GONE)
+                self.reject("store", SIGNED_MARKER, _MARKER_GONE)
             personas = [p.id for p in self.personas()]
             self._checked_floors()
             self.passes()
@@ -269,7 +271,7 @@ class AuthenticatedBackend:
             ):
                 out[key] = value
             else:
-                self._reject("setting", key, "unsigned" if mac is None else "MAC mismatch")
+                self.reject("setting", key, "unsigned" if mac is None else "MAC mismatch")
         return out
 
     def set_meta(self, key: str, value: str) -> None:
@@ -288,7 +290,7 @@ class AuthenticatedBackend:
             if self._auth.verified(row, row.mac, self._auth.persona_mac):
                 out.append(row)
             else:
-                self._reject("persona", row.id, _why(row.mac))
+                self.reject("persona", row.id, _why(row.mac))
                 out.append(
                     replace(
                         row,
@@ -306,6 +308,30 @@ class AuthenticatedBackend:
     def update_persona(self, row: PersonaRow) -> None:
         self._raw.update_persona(replace(row, mac=self._auth.persona_mac(row)))
 
+    def rewrap_personas(self, wraps: Mapping[str, tuple[bytes, str | None]]) -> None:
+        """Give personas new key wraps: ``{persona id: (wrapped key, seal kdf)}``, sealed
+        exactly when a kdf is given (see :class:`severance.keys.Keyring`). Each row is signed
+        again whole; a quarantined one is refused, never signed as it stands."""
+        with self._raw.transaction():
+            for row in self.personas():
+                if row.id not in wraps:
+                    continue
+                if is_quarantined(row):
+                    raise TamperedRecordError(
+                        "this persona's record was changed outside Severance and is not"
+                        " trusted; run `severance doctor`",
+                        "persona",
+                        row.id,
+                    )
+                wrapped, kdf = wraps[row.id]
+                self.update_persona(
+                    replace(row, wrapped_key=wrapped, sealed=kdf is not None, seal_kdf=kdf)
+                )
+
+    def lock(self) -> None:
+        """Inside a transaction: keep every other writer of the store out until it ends."""
+        self._raw.lock()
+
     # -- floors -------------------------------------------------------------------------------
     def floors(self) -> list[FloorRow]:
         """The floors in order; :class:`TamperedRecordError` if any of them fails (routing
@@ -319,7 +345,7 @@ class AuthenticatedBackend:
             if not row.id or not self._auth.verified(row, row.mac, self._auth.floor_mac):
                 bad.append((row, _why(row.mac)))
         for row, reason in bad:
-            self._reject("floor", _floor_key(row), reason)
+            self.reject("floor", _floor_key(row), reason)
         if bad and strict:
             row, reason = bad[0]
             raise TamperedRecordError(
@@ -344,7 +370,7 @@ class AuthenticatedBackend:
     def _checked_pass(self, row: PassRow) -> bool:
         if row.floor_id and self._auth.verified(row, row.mac, self._auth.pass_mac):
             return True
-        self._reject("pass", row.id, _why(row.mac))
+        self.reject("pass", row.id, _why(row.mac))
         return False
 
     def passes(self) -> list[PassRow]:
@@ -376,7 +402,8 @@ class AuthenticatedBackend:
     def vector_rows(self, persona_id: str) -> VectorRows:
         return _CheckedRows(self._raw.vector_rows(persona_id), self, persona_id)
 
-    def _signed_vectors(self, persona_id: str) -> str | None:
+    def signed_vectors(self, persona_id: str) -> str | None:
+        """The vector mode the key holder signed for a persona (``indexed:<dim>``), if any."""
         return self.get_meta().get(f"vectors:{persona_id}")
 
     # -- adoption -----------------------------------------------------------------------------
@@ -433,15 +460,15 @@ class _CheckedRows:
 
     def _vector_dimension(self) -> int | None:
         found: int | None = self._rows.vector_dimension()  # type: ignore[attr-defined]
-        signed = self._backend._signed_vectors(self.persona_id)
+        signed = self._backend.signed_vectors(self.persona_id)
         expected = signed.partition(":")[2] if signed and signed.startswith("indexed:") else None
         if found is None:
             if expected is not None:
-                self._backend._reject("vectors", self.persona_id, "index removed outside Severance")
+                self._backend.reject("vectors", self.persona_id, "index removed outside Severance")
             return None
         if expected != str(found):
             # Trusting it would make this client write plain vectors into the database.
-            self._backend._reject("vectors", self.persona_id, "indexed mode not signed")
+            self._backend.reject("vectors", self.persona_id, "indexed mode not signed")
             return None
         return found
 
@@ -494,7 +521,7 @@ def authenticated(
         if not may_adopt:
             # Removing the marker must not get forged rows signed: nothing is adopted, so
             # every unsigned row keeps failing.
-            checked._reject("store", SIGNED_MARKER, _MARKER_GONE)
+            checked.reject("store", SIGNED_MARKER, _MARKER_GONE)
             return checked
         counts = checked.adopt()
         if backend.last_audit() is not None:

@@ -10,7 +10,12 @@ A session is built from its collaborators (rows, codec, embedder, transaction, a
 callback) and knows nothing of the :class:`~severance.store.Store` that made it. Crossings
 (reintegration, re-embedding) use its named internal methods — :meth:`Session.lock`,
 :meth:`Session.take`, :meth:`Session.put`, :meth:`Session.delete`, :meth:`Session.annotate`,
-:meth:`Session.nearest` — inside one transaction.
+:meth:`Session.nearest` — inside one transaction (see :mod:`severance.session_crossing`).
+
+This module holds the persona's verbs and their checks (open, not erased, valid input, the
+session's lock); the work behind them is in modules handed the same collaborators: writing
+in :mod:`severance.session_writes`, recall and listing in :mod:`severance.session_recall`,
+extraction in :mod:`severance.session_extract`, the index in :mod:`severance.session_index`.
 
 The index is loaded lazily on the first read (from the encrypted snapshot plus the rows
 changed after it) and kept in step before every read by asking the back-end what changed
@@ -25,7 +30,6 @@ removes it.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,12 +42,11 @@ import numpy.typing as npt
 
 from . import chat, duplicates, validate
 from .audit import persona_view, to_entries
-from .backends.base import AuditRow, HistoryRow, MemoryRow, PersonaRow, PersonaRows, VectorRows
+from .backends.base import AuditRow, PersonaRow, PersonaRows, VectorRows
 from .codec import MemoryCodec
 from .drafts import Patch, to_draft
 from .embedders import Embedder
 from .errors import (
-    ConflictError,
     IntegrityError,
     InvalidInputError,
     MemoryNotFoundError,
@@ -53,34 +56,20 @@ from .errors import (
     QuarantinedError,
     SessionClosedError,
 )
-from .extract import ChatClient, Extraction, ExtractorSettings, Writer, meta_key, open_settings
-from .extract.run import extract as run_extraction
-from .extract.run import relevant_memories
-from .model import (
-    AuditEntry,
-    Memory,
-    MemoryDraft,
-    Notice,
-    Page,
-    Recall,
-    from_epoch,
-    new_id,
-    to_epoch,
-)
+from .extract import Extraction, ExtractorSettings, meta_key, open_settings
+from .model import AuditEntry, Memory, MemoryDraft, Notice, Page, Recall, from_epoch
 from .quarantine import RowReader
-from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
-from .search.index import document
-from .search.query import analyze
-from .session_crossing import CrossingAPI
+from .search import Fusion, PersonaIndex, SearchMode
+from .session_crossing import CrossingAPI, Progress
+from .session_extract import extract_with
 from .session_index import SCAN_BATCH, IndexKeeper
+from .session_recall import Recaller, check_page, check_recall, memory_filter
+from .session_writes import MemoryWriter
 
 __all__ = ["Session"]
 
 #: A ``remember_many`` of at least this many memories wakes the index before writing.
 WAKE_INDEX_FOR_IMPORT = 512
-#: How often an update is re-applied when another writer changed the memory in between.
-_UPDATE_ATTEMPTS = 8
-Progress = Callable[[int, int], None]
 Audit = Callable[..., object]
 
 
@@ -121,7 +110,19 @@ class Session(CrossingAPI):
         self._lock = threading.RLock()
         self._reader = RowReader(codec, self._report_quarantined)
         self._keeper = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
-        self._known: duplicates.KnownMemories | None = None
+        self._writer = MemoryWriter(
+            rows,
+            codec,
+            embedder,
+            self._reader,
+            self._keeper,
+            vector_rows,
+            transaction,
+            self._writing,
+        )
+        self._recaller = Recaller(
+            rows, self._reader, self._keeper, embedder, vector_rows, self._confirm_alive
+        )
         self._closed = False
         self._erased = False
         self._expires_at = expires_at
@@ -278,9 +279,7 @@ class Session(CrossingAPI):
                 # from the rows (decrypting and re-tokenising everything just written).
                 self._sync()
             embedder = self._embedder
-            if self._known is None:
-                self._known = duplicates.KnownMemories(self._rows, self._reader.open)
-            known = self._known
+            known = self._writer.known()
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
@@ -292,7 +291,7 @@ class Session(CrossingAPI):
                         # checked: look again holding the persona's write lock, so that two
                         # writers of the same memory at the same moment store it once.
                         self._rows.lock()
-                        already = duplicates.already_stored(batch, known, self._live)
+                        already = duplicates.already_stored(batch, known, self._writer.live)
                         keep = [i for i, m in enumerate(already) if m is None]
                         new = iter(self.put([batch[i] for i in keep], vectors[keep]))
                     stored.extend(m if m is not None else next(new) for m in already)
@@ -301,12 +300,7 @@ class Session(CrossingAPI):
                         progress(len(stored), len(fresh))
                 return stored
 
-            return duplicates.remember_once(drafts, known, self._live, write)
-
-    def _live(self, memory_ids: list[str]) -> dict[str, Memory]:
-        rows = self._rows.get_many(memory_ids)
-        opened = {mid: self._reader.open(row) for mid, row in rows.items()}
-        return {mid: m for mid, m in opened.items() if m is not None}
+            return duplicates.remember_once(drafts, known, self._writer.live, write)
 
     def remember_messages(
         self,
@@ -374,28 +368,17 @@ class Session(CrossingAPI):
                 f"persona {self.persona!r} has no extractor: set one with "
                 f"`severance persona set {self.persona} --extractor SPEC`"
             )
-        writer = Writer(
+        result = extract_with(
+            chosen,
+            runs,
             get=self.get,
             add=self._remember_with_provenance,
-            revise=lambda memory_id, text, meta, origin: self._revise(
-                memory_id,
-                Patch(
-                    text=validate.text(text) if text is not None else None,
-                    metadata=dict(meta) if meta is not None else None,
-                    origin=origin,
-                ),
-            ),
+            revise=self._revise,
             episodes=self.remember_many,
+            recall=self.recall,
+            keep_turns=keep_turns,
+            progress=progress,
         )
-        with ChatClient(chosen) as client:
-            result = run_extraction(
-                runs,
-                client,
-                lambda texts, limit: relevant_memories(self.recall, texts, limit),
-                writer,
-                keep_turns=keep_turns,
-                progress=progress,
-            )
         self._audit(
             "extraction",
             self._persona.id,
@@ -430,45 +413,7 @@ class Session(CrossingAPI):
         caller's, if one is open). ``provenance`` gives each its origin entries."""
         with self._lock:
             self._check_open()
-            now = time.time()
-            rows: list[MemoryRow] = []
-            memories: list[Memory] = []
-            origins = provenance if provenance is not None else [()] * len(drafts)
-            for draft, vector, origin in zip(drafts, vectors, origins, strict=True):
-                occurred = to_epoch(draft.occurred_at) if draft.occurred_at else now
-                memory = Memory(
-                    id=new_id("m_"),
-                    text=draft.text,
-                    kind=draft.kind,
-                    tags=tuple(draft.tags),
-                    metadata=draft.metadata,
-                    occurred_at=from_epoch(occurred),
-                    learned_at=from_epoch(now),
-                    updated_at=from_epoch(now),
-                    version=1,
-                    source=draft.source,
-                    provenance=tuple(dict(o) for o in origin),
-                )
-                memories.append(memory)
-                rows.append(
-                    self._codec.row(
-                        memory, vector, learned_at=now, occurred_at=occurred, updated_at=now
-                    )
-                )
-            with self._writing(), self._transaction():
-                seqs = self._rows.insert(rows)
-                if self._vector_rows is not None:
-                    self._vector_rows.set_vectors(
-                        {r.id: v for r, v in zip(rows, vectors, strict=True)}
-                    )
-            self._keeper.upsert(
-                [
-                    document(m.id, seq, m.kind, m.tags, r.occurred_at, now, v, m.text, m.metadata)
-                    for m, r, seq, v in zip(memories, rows, seqs, vectors, strict=True)
-                ],
-                seqs,
-            )
-            return memories
+            return self._writer.put(drafts, vectors, provenance)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -527,62 +472,7 @@ class Session(CrossingAPI):
             return self._apply(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))[0]
 
     def _apply(self, memory_id: str, patch: Patch) -> tuple[Memory, bool]:
-        for _ in range(_UPDATE_ATTEMPTS):
-            row = self._rows.get(memory_id)
-            if row is None:
-                self._confirm_alive()
-                raise MemoryNotFoundError(memory_id)
-            old = self._reader.open_or_raise(row)
-            merged = patch.onto(old)
-            if merged == old:
-                return old, False
-            now = time.time()
-            new = dataclasses.replace(merged, version=row.version + 1, updated_at=from_epoch(now))
-            if merged.text != old.text:
-                vector = self._embedder.embed([merged.text])[0]
-            else:
-                vector = self._codec.open_vector(row)
-            new_row = self._codec.row(
-                new,
-                vector,
-                learned_at=row.learned_at,
-                occurred_at=to_epoch(new.occurred_at),
-                updated_at=now,
-            )
-            previous = HistoryRow(
-                memory_id=row.id,
-                version=row.version,
-                occurred_at=row.occurred_at,
-                updated_at=row.updated_at,
-                replaced_at=now,
-                payload=row.payload,
-            )
-            try:
-                with self._writing(), self._transaction():
-                    seq = self._rows.replace(new_row, previous)
-                    if self._vector_rows is not None and merged.text != old.text:
-                        self._vector_rows.set_vectors({row.id: vector})
-            except ConflictError:
-                continue  # another writer got there first: re-apply on its version
-            if self._known is not None:
-                self._known.touched(row.id)
-            self._keeper.upsert(
-                [
-                    document(
-                        row.id,
-                        seq,
-                        new.kind,
-                        new.tags,
-                        new_row.occurred_at,
-                        row.learned_at,
-                        vector,
-                        new.text,
-                        new.metadata,
-                    )
-                ]
-            )
-            return new, True
-        raise ConflictError(f"memory {memory_id!r} kept changing under this update; try again")
+        return self._writer.apply(memory_id, patch, self._confirm_alive)
 
     def forget(self, memory_id: str) -> None:
         """Delete a memory for good, with its whole history (a quarantined one too)."""
@@ -646,28 +536,10 @@ class Session(CrossingAPI):
         """
         with self._lock:
             self._check_open()
-            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-                raise InvalidInputError("limit must be an integer from 1 to 1000")
-            if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
-                raise InvalidInputError("offset must be a non-negative integer")
-            if any(f is not None for f in (kind, tags, since, until)):
-                flt = _filter(kind, tags, since, until)
-                found = self._rows.get_many(list(self._sync().ids_matching(flt)))
-                ordered = sorted(
-                    found.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
-                )
-                window = ordered[offset : offset + limit]
-                chosen = tuple(m for m in map(self._reader.open, window) if m is not None)
-                end = offset + len(window)
-                return Page(chosen, len(ordered), end if end < len(ordered) else None)
-            total = self._rows.count()
-            rows = self._rows.page(offset, limit, newest_first)
-            if total == 0:
-                self._confirm_alive()
-            opened = [self._reader.open(r) for r in rows]
-            items = tuple(m for m in opened if m is not None)
-            end = offset + len(rows)
-            return Page(items, total, end if end < total else None)
+            check_page(limit, offset)
+            filtered = any(f is not None for f in (kind, tags, since, until))
+            flt = memory_filter(kind, tags, since, until) if filtered else None
+            return self._recaller.page(self._sync, offset, limit, newest_first, flt)
 
     def export(self) -> list[Memory]:
         """Every memory of the persona, decrypted (logged in the audit chain as an export).
@@ -729,82 +601,19 @@ class Session(CrossingAPI):
         """
         with self._lock:
             self._check_open()
-            validate.query(query)
-            validate.k(k)
-            if mode not in ("hybrid", "dense", "keyword"):
-                raise InvalidInputError("mode must be 'hybrid', 'dense' or 'keyword'")
-            if (
-                isinstance(recency, bool)
-                or not isinstance(recency, int | float)
-                or not (0.0 <= recency <= 1.0)
-            ):
-                raise InvalidInputError("recency must be a number from 0 to 1")
-            if fusion is not None and not isinstance(fusion, Fusion):
-                raise InvalidInputError("fusion must be a severance.search.Fusion")
-            if min_similarity is not None:
-                min_similarity = validate.similarity(min_similarity)
-            flt = _filter(kind, tags, since, until)
-            index = self._sync()
-            vector = self._embedder.embed([query])[0] if mode != "keyword" else None
-            fusion = fusion or Fusion()
-            depth = wanted = k
-            memories: dict[str, Memory] = {}
-            checked = False
-            while True:
-                hits = index.search(
-                    vector,
-                    tokenize(query),
-                    depth,
-                    flt,
-                    mode=mode,
-                    fusion=fusion,
-                    recency=float(recency),
-                    now=time.time(),
-                    dense_hits=(
-                        self._vector_rows.nearest(vector, max(100, 4 * k))
-                        if self._vector_rows is not None and vector is not None
-                        else None
-                    ),
-                    analysis=analyze(query) if mode == "hybrid" else None,
-                    min_similarity=min_similarity,
-                )
-                rows = self._rows.get_many([h.id for h in hits])
-                for h in hits:
-                    if h.id in rows and h.id not in memories:
-                        memory = self._reader.open(rows[h.id])
-                        if memory is not None:
-                            memories[h.id] = memory
-                ghosts = [h.id for h in hits if h.id not in memories]
-                if not ghosts and not include_superseded:
-                    # Superseded memories are left out: they may take places, so the search
-                    # widens until k current ones are found (the index cuts to depth).
-                    current = [h for h in hits if memories[h.id].valid_until is None]
-                    if len(current) < wanted and len(hits) >= depth:
-                        depth *= 2
-                        continue
-                    hits = current
-                if not ghosts:
-                    break
-                if not checked and not rows:
-                    self._confirm_alive()  # every hit gone: was the persona erased?
-                    checked = True
-                # Deleted by another process in a way our sync did not see (its tombstone was
-                # dropped by another session's snapshot), or quarantined: drop them and search
-                # again, so they do not take the places of live memories.
-                self._keeper.remove(ghosts)
-            hits = hits[:wanted]
-            results = []
-            for hit in hits:
-                results.append(
-                    Recall(
-                        memory=memories[hit.id],
-                        score=hit.score,
-                        dense_rank=hit.dense_rank,
-                        keyword_rank=hit.keyword_rank,
-                        dense_score=hit.dense_score,
-                        keyword_score=hit.keyword_score,
-                    )
-                )
+            min_similarity = check_recall(query, k, mode, recency, fusion, min_similarity)
+            flt = memory_filter(kind, tags, since, until)
+            results = self._recaller.recall(
+                self._sync(),
+                query,
+                k,
+                flt,
+                recency=recency,
+                mode=mode,
+                fusion=fusion or Fusion(),
+                min_similarity=min_similarity,
+                include_superseded=include_superseded,
+            )
             self.counts["recalled"] += 1
             return results
 
@@ -844,28 +653,3 @@ class Session(CrossingAPI):
         with self._lock:
             self._check_open()
             self._write_snapshot()
-
-
-def _epoch_or_none(value: datetime | None) -> float | None:
-    return None if value is None else to_epoch(value)
-
-
-def _filter(
-    kind: str | Iterable[str] | None,
-    tags: Iterable[str] | None,
-    since: datetime | str | None,
-    until: datetime | str | None,
-) -> Filter:
-    kinds: frozenset[str] | None = None
-    if kind is not None:
-        if not isinstance(kind, str | Iterable):
-            raise InvalidInputError("kind must be a kind or a list of kinds")
-        kinds = frozenset(
-            [validate.kind(kind)] if isinstance(kind, str) else map(validate.kind, kind)
-        )
-    return Filter(
-        kinds=kinds,
-        tags=frozenset(validate.tags(tags)) if tags is not None else None,
-        since=_epoch_or_none(validate.when(since, "since")),
-        until=_epoch_or_none(validate.when(until, "until")),
-    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,10 +25,10 @@ from .quarantine import RowReader
 from .search import Filter, PersonaIndex
 from .session_index import SCAN_BATCH, IndexKeeper
 
-if TYPE_CHECKING:
-    from .session import Progress
+__all__ = ["CrossingAPI", "Progress"]
 
-__all__ = ["CrossingAPI"]
+#: A progress callback: (done, total).
+Progress = Callable[[int, int], None]
 
 
 class CrossingAPI:

@@ -43,13 +43,8 @@ def init(
         )
     store = Store.init(target, passphrase=passphrase, key_file=key_file, embedder=embedder)
     try:
-        meta = store._backend.get_meta()
-        info = {
-            "store": store.location,
-            "store_id": store.store_id,
-            "key_mode": meta.get("key_mode"),
-            "key_file": meta.get("key_file"),
-        }
+        facts = store.info()
+        info = {name: facts[name] for name in ("store", "store_id", "key_mode", "key_file")}
         shared = store.shares_login()
     finally:
         store.close()
