@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +90,22 @@ def test_import_layers_and_no_circles() -> None:
     finally:
         os.chdir(cwd)
     assert status == 0, "import-linter contracts broken: run `lint-imports` for the details"
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    """A new module cannot slip past the layer contract by not being named in it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    named = {name.strip() for layer in layers for name in re.split(r"[:|]", layer)}
+    package = ROOT / "src" / "severance"
+    modules = {
+        f"severance.{path.stem if path.is_file() else path.name}"
+        for path in package.iterdir()
+        if (path.suffix == ".py" and not path.name.startswith("__"))
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert sorted(modules - named) == []
+    assert sorted(named - modules) == []
 
 
 def test_no_module_uses_another_modules_private_names() -> None:
