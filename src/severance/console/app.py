@@ -27,7 +27,6 @@ from jinja2 import Environment
 from starlette.exceptions import HTTPException
 
 from ..errors import SessionClosedError, SeveranceError
-from ..http import problem_status
 from ..session import Session
 from ..store import Store
 from .render import environment, render_page
@@ -277,7 +276,7 @@ def create_app(
             request,
             session,
             "error.html",
-            status=problem_status(exc),
+            status=exc.http_status,
             title="That did not work",
             message=str(exc),
         )
