@@ -30,7 +30,7 @@ from .common import open_store
 if TYPE_CHECKING:
     import uvicorn
 
-    from ..mcp_server import SeveranceMCP
+    from ..mcp import SeveranceMCP
 
 DEFAULT_HTTP_PORT = 8765
 DEFAULT_MCP_PORT = 8766
@@ -319,7 +319,7 @@ def serve(
             listeners.append(_Listener("HTTP API", "", http_sock, _uvicorn(app)))
         if mcp_http is not None or mcp_stdio:
             # Imported only when needed: the MCP SDK takes most of a second to import.
-            from ..mcp_server import create_mcp_server
+            from ..mcp import create_mcp_server
 
             if mcp_http is not None and mcp_sock is not None:
                 mcp_app = create_mcp_server(
