@@ -37,7 +37,7 @@ from severance import (
     WrongKeyError,
     read_turns,
 )
-from severance.cli import EXIT_CODES, main
+from severance.cli import main
 from severance.keys import default_key_dir
 from severance.search import Fusion
 from severance.validate import (
@@ -539,7 +539,7 @@ def test_cli_remember_file_rejects_malformed_turns(
     with pytest.raises(SystemExit) as info:
         main(["--store", store_location, "remember", "--floor", "office", "--file", str(path)])
     err = capsys.readouterr().err
-    assert info.value.code == dict(EXIT_CODES)[InvalidInputError] == 2
+    assert info.value.code == InvalidInputError.exit_code == 2
     assert err.startswith("severance: error: ")
     assert err.count("\n") == 1
     assert "Traceback" not in err

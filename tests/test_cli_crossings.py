@@ -1,7 +1,7 @@
 """The crossing commands from the command line, run in-process through ``severance.cli.main``.
 
 Each bad input gives exactly one stderr line ``severance: error: …``, the exit code that
-``EXIT_CODES`` assigns to the error's type, and changes nothing in the store.
+the error's class carries (``exit_code``), and changes nothing in the store.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from severance import (
     UnlockError,
     WrongKeyError,
 )
-from severance.cli import EXIT_CODES, main
+from severance.cli import main
 from severance.keys import Secret, default_key_file, write_key_file
 from severance.store import MAX_OVERRIDE_MINUTES
 
@@ -68,7 +68,7 @@ def cli(
 
 
 def exit_code_of(error: type[SeveranceError]) -> int:
-    return next(code for cls, code in EXIT_CODES if issubclass(error, cls))
+    return error.exit_code
 
 
 def assert_one_error_line(result: Result, error: type[SeveranceError]) -> None:

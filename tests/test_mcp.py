@@ -23,7 +23,7 @@ from mcp.types import CallToolResult, Implementation, ListRootsResult, Root
 
 import severance
 from server_process import server_env, serving
-from severance.mcp_server import create_mcp_server, file_uri_to_path
+from severance.mcp import create_mcp_server, file_uri_to_path
 from severance.passes import Passes
 
 MODES = ["legacy", "auto"]  # initialize handshake (2025-11-25) and the stateless 2026 envelope

@@ -15,7 +15,7 @@ from mcp.types import CallToolResult, Implementation, ListRootsResult, Root
 
 import severance
 from server_process import server_env
-from severance.mcp_server import create_mcp_server
+from severance.mcp import create_mcp_server
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ import severance
 from server_process import server_env, serving
 from severance import floors as floors_module
 from severance.http import create_app
-from severance.mcp_server import create_mcp_server
+from severance.mcp import create_mcp_server
 from severance.passes import Passes
 
 HOST = socket.gethostname()

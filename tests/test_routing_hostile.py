@@ -25,7 +25,7 @@ from severance import floors as floors_module
 from severance.clients import family_of, pattern_matches
 from severance.errors import InvalidFloorError
 from severance.floors import Context, Floor, resolve, shadows
-from severance.mcp_server import create_mcp_server, file_uri_to_path
+from severance.mcp import create_mcp_server, file_uri_to_path
 from severance.notice_text import describe
 from severance.passes import Passes
 from severance.workspace import path_matches

@@ -102,23 +102,6 @@ def _when(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _memory(data: Mapping[str, Any]) -> Memory:
-    return Memory(
-        id=data["id"],
-        text=data["text"],
-        kind=data["kind"],
-        tags=tuple(data["tags"]),
-        metadata=dict(data["metadata"]),
-        occurred_at=datetime.fromisoformat(data["occurred_at"]),
-        learned_at=datetime.fromisoformat(data["learned_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        version=data["version"],
-        source=data.get("source"),
-        provenance=tuple(dict(p) for p in data.get("provenance") or ()),
-        duplicate=bool(data.get("duplicate", False)),
-    )
-
-
 def _draft(item: MemoryDraft | Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(item, str):
         return {"text": item}
@@ -261,7 +244,7 @@ class Client:
             "occurred_at": _when(occurred_at),
             "source": source,
         }
-        return _memory(self._call("POST", "/v1/memories", json=body))
+        return Memory.from_dict(self._call("POST", "/v1/memories", json=body))
 
     @_answered
     def remember_many(self, items: Iterable[MemoryDraft | Mapping[str, Any] | str]) -> list[Memory]:
@@ -272,7 +255,7 @@ class Client:
             data = self._call(
                 "POST", "/v1/memories/batch", json={"memories": drafts[start : start + 1000]}
             )
-            out.extend(_memory(m) for m in data["memories"])
+            out.extend(Memory.from_dict(m) for m in data["memories"])
         return out
 
     @_answered
@@ -299,7 +282,7 @@ class Client:
             "source": source,
         }
         data = self._call("POST", "/v1/conversations", json=body)
-        return [_memory(m) for m in data["memories"]]
+        return [Memory.from_dict(m) for m in data["memories"]]
 
     @_answered
     def update(
@@ -321,7 +304,7 @@ class Client:
             "occurred_at": _when(occurred_at),
         }
         path = f"/v1/memories/{_segment(memory_id)}"
-        return _memory(
+        return Memory.from_dict(
             self._call("PATCH", path, json={k: v for k, v in body.items() if v is not None})
         )
 
@@ -334,13 +317,13 @@ class Client:
     @_answered
     def get(self, memory_id: str) -> Memory:
         """One memory by id."""
-        return _memory(self._call("GET", f"/v1/memories/{_segment(memory_id)}"))
+        return Memory.from_dict(self._call("GET", f"/v1/memories/{_segment(memory_id)}"))
 
     @_answered
     def history(self, memory_id: str) -> list[Memory]:
         """Every version of a memory, oldest first."""
         data = self._call("GET", f"/v1/memories/{_segment(memory_id)}/history")
-        return [_memory(m) for m in data["versions"]]
+        return [Memory.from_dict(m) for m in data["versions"]]
 
     @_answered
     def memories(
@@ -364,7 +347,9 @@ class Client:
         params += [("kind", k) for k in kinds] + [("tag", t) for t in tags or ()]
         params += [(k, v) for k, v in (("since", _when(since)), ("until", _when(until))) if v]
         data = self._call("GET", "/v1/memories", params=params)
-        return Page(tuple(_memory(m) for m in data["items"]), data["total"], data["next_offset"])
+        return Page(
+            tuple(Memory.from_dict(m) for m in data["items"]), data["total"], data["next_offset"]
+        )
 
     @_answered
     def count(self) -> int:
@@ -398,17 +383,7 @@ class Client:
             "min_similarity": min_similarity,
         }
         data = self._call("POST", "/v1/recall", json=body)
-        return [
-            Recall(
-                memory=_memory(r["memory"]),
-                score=r["score"],
-                dense_rank=r["dense_rank"],
-                keyword_rank=r["keyword_rank"],
-                dense_score=r["dense_score"],
-                keyword_score=r["keyword_score"],
-            )
-            for r in data["results"]
-        ]
+        return [Recall.from_dict(r) for r in data["results"]]
 
     @_answered
     def notices(self) -> list[Notice]:

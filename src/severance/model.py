@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,9 @@ class Memory:
         return value if isinstance(value, str) and self.valid_until is not None else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The one JSON-ready form of a memory, which every adapter serves: the CLI's
+        ``--json`` and export, the HTTP API's bodies, the MCP tools' items (a subset).
+        Times are ISO-8601; ``duplicate`` appears only when true."""
         extra: dict[str, Any] = {"duplicate": True} if self.duplicate else {}
         return {
             **extra,
@@ -108,6 +112,25 @@ class Memory:
             "version": self.version,
             "source": self.source,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Memory:
+        """A memory read back from :meth:`to_dict`'s form (as a server sends it): the inverse,
+        tolerant of the fields an older server leaves out (source, provenance, duplicate)."""
+        return cls(
+            id=data["id"],
+            text=data["text"],
+            kind=data["kind"],
+            tags=tuple(data["tags"]),
+            metadata=dict(data["metadata"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            learned_at=datetime.fromisoformat(data["learned_at"]),
+            updated_at=datetime.fromisoformat(data["updated_at"]),
+            version=data["version"],
+            source=data.get("source"),
+            provenance=tuple(dict(p) for p in data.get("provenance") or ()),
+            duplicate=bool(data.get("duplicate", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,18 @@ class Recall:
             "dense_score": self.dense_score,
             "keyword_score": self.keyword_score,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recall:
+        """A recall result read back from :meth:`to_dict`'s form."""
+        return cls(
+            memory=Memory.from_dict(data["memory"]),
+            score=data["score"],
+            dense_rank=data["dense_rank"],
+            keyword_rank=data["keyword_rank"],
+            dense_score=data["dense_score"],
+            keyword_score=data["keyword_score"],
+        )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``severance`` command line: one module per command group, all over the public API.
 
-Every error is a :class:`SeveranceError` mapped to one line on stderr and an exit code from
-:data:`EXIT_CODES` — never a traceback.
+Every error is a :class:`SeveranceError` mapped to one line on stderr and the exit code its
+class carries (:attr:`SeveranceError.exit_code`) — never a traceback.
 """
 
 from __future__ import annotations
@@ -10,20 +10,7 @@ import sys
 
 import click
 
-from ..errors import (
-    AlreadyExistsError,
-    EmbedderError,
-    ExtractorError,
-    IntegrityError,
-    InvalidInputError,
-    NoFloorError,
-    NotFoundError,
-    SessionClosedError,
-    SeveranceError,
-    StorageError,
-    StoreError,
-    UnlockError,
-)
+from ..errors import SeveranceError
 from . import (
     audit,
     console,
@@ -42,28 +29,7 @@ from . import (
 from .common import cli
 from .extractor import register as register_extractor  # adds `persona set`
 
-__all__ = ["EXIT_CODES", "cli", "main"]
-
-#: Exit codes by error type; the most specific matching class wins (checked in order).
-EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = (
-    (InvalidInputError, 2),
-    (NotFoundError, 3),
-    (AlreadyExistsError, 4),
-    (NoFloorError, 5),
-    (UnlockError, 6),
-    (IntegrityError, 7),
-    (EmbedderError, 8),
-    (StoreError, 9),
-    (SessionClosedError, 10),
-    (StorageError, 11),
-    (ExtractorError, 12),
-    (SeveranceError, 1),
-)
-
-
-def exit_code(error: SeveranceError) -> int:
-    return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
-
+__all__ = ["cli", "main"]
 
 for module in (
     store,
@@ -90,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="severance", standalone_mode=False)
     except SeveranceError as e:
         click.echo(f"severance: error: {e}", err=True)
-        sys.exit(exit_code(e))
+        sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("severance: aborted", err=True)
         sys.exit(130)

@@ -27,8 +27,8 @@ import click
 
 from ..errors import InvalidInputError
 from ..store import Store
+from .addresses import DEFAULT_CONSOLE_PORT, parse_address
 from .common import open_store
-from .serve import DEFAULT_CONSOLE_PORT, parse_address
 
 if TYPE_CHECKING:
     from ..console import Console

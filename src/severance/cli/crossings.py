@@ -5,8 +5,7 @@ recorded in the audit chain."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import click
 
@@ -16,28 +15,12 @@ from ..keys import ENV_PASSPHRASE, Secret
 from ..store import MAX_OVERRIDE_MINUTES
 from .common import ENV_PERSONA_PASSPHRASE, json_option, open_store, print_json, settings
 from .persona import persona
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _secret_option(name: str, help_text: str) -> Callable[[F], F]:
-    return click.option(name, type=click.Path(dir_okay=False), help=help_text)
-
-
-def persona_secret(key_file: str | None, ask: bool, prompt: str) -> Secret | None:
-    """A secret from a key file, $SEVERANCE_PERSONA_PASSPHRASE, or a prompt."""
-    if key_file:
-        return Secret(key_file=key_file)
-    if os.environ.get(ENV_PERSONA_PASSPHRASE):
-        return Secret(passphrase=os.environ[ENV_PERSONA_PASSPHRASE])
-    if ask:
-        return Secret(passphrase=click.prompt(prompt, hide_input=True, confirmation_prompt=True))
-    return settings().secret()
+from .secret_input import persona_secret, secret_option
 
 
 @persona.command("seal")
 @click.argument("name")
-@_secret_option("--secret-file", "Seal with this key file (created if it does not exist).")
+@secret_option("--secret-file", "Seal with this key file (created if it does not exist).")
 def seal(name: str, secret_file: str | None) -> None:
     """Wrap persona NAME's key with its own secret: your master key will no longer open it."""
     secret = persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}")
@@ -49,7 +32,7 @@ def seal(name: str, secret_file: str | None) -> None:
 
 @persona.command("unseal")
 @click.argument("name")
-@_secret_option("--secret-file", "The persona's key file.")
+@secret_option("--secret-file", "The persona's key file.")
 def unseal(name: str, secret_file: str | None) -> None:
     """Wrap persona NAME's key with the master key again (needs its secret)."""
     secret = persona_secret(secret_file, ask=False, prompt="")
@@ -77,11 +60,11 @@ def unseal(name: str, secret_file: str | None) -> None:
     help="Also merge near-duplicates (by default only identical texts merge).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_secret_option(
+@secret_option(
     "--source-secret-file",
     f"SOURCE's key file, if it is sealed (else --persona-key-file or ${ENV_PERSONA_PASSPHRASE}).",
 )
-@_secret_option(
+@secret_option(
     "--into-secret-file",
     f"The target's key file, if it is sealed (else --persona-key-file or"
     f" ${ENV_PERSONA_PASSPHRASE}).",
@@ -176,7 +159,7 @@ def reintegrate(
     required=True,
     help=f"How long the override lasts (at most {MAX_OVERRIDE_MINUTES}).",
 )
-@_secret_option("--secret-file", "The persona's key file, if it is sealed.")
+@secret_option("--secret-file", "The persona's key file, if it is sealed.")
 @json_option
 def override(name: str, reason: str, minutes: int, secret_file: str | None, as_json: bool) -> None:
     """Wake persona NAME outside its floor for a while (the overtime contingency).

@@ -17,6 +17,7 @@ from ..model import new_id
 from ..session import Session
 from .common import json_option, open_store, print_json
 from .persona import persona
+from .secret_input import persona_secret
 
 
 @persona.command("set")
@@ -49,8 +50,6 @@ def set_(
     as_json: bool,
 ) -> None:
     """Give persona NAME its own fact extractor (an LLM endpoint), or remove it with none."""
-    from .crossings import persona_secret
-
     api_key = None
     if api_key_stdin:
         api_key = sys.stdin.readline().strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import json_option, open_store, print_json, settings
+from .secret_input import persona_secret
 
 
 @click.group()
@@ -30,8 +31,6 @@ def persona() -> None:
 @json_option
 def add(name: str, sealed: bool, vectors: str, secret_file: str | None, as_json: bool) -> None:
     """Create persona NAME with its own data key."""
-    from .crossings import persona_secret
-
     secret = (
         persona_secret(secret_file, ask=True, prompt=f"Passphrase for {name}") if sealed else None
     )

@@ -25,42 +25,15 @@ import click
 
 from ..awake import AwakeSessions
 from ..errors import InvalidInputError
+from .addresses import DEFAULT_CONSOLE_PORT, DEFAULT_HTTP_PORT, DEFAULT_MCP_PORT, parse_address
 from .common import open_store
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from ..mcp_server import SeveranceMCP
+    from ..mcp import SeveranceMCP
 
-DEFAULT_HTTP_PORT = 8765
-DEFAULT_MCP_PORT = 8766
-DEFAULT_CONSOLE_PORT = 8767
 _LOOPBACK = ("localhost",)
-
-
-def parse_address(text: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``[v6]:PORT``, ``HOST`` or ``PORT`` → (host, port); host defaults to
-    127.0.0.1."""
-    value = text.strip()
-    host, port_text = "127.0.0.1", str(default_port)
-    if value.isdigit():
-        port_text = value
-    elif value.startswith("["):
-        inner, _, rest = value[1:].partition("]")
-        host = inner
-        if rest.startswith(":"):
-            port_text = rest[1:]
-        elif rest:
-            raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT")
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-    elif value and ":" not in value:
-        host = value
-    else:
-        raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT or [IPV6]:PORT")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise InvalidInputError(f"invalid address {text!r}: use HOST:PORT")
-    return host, int(port_text)
 
 
 def _is_loopback(host: str) -> bool:
@@ -319,7 +292,7 @@ def serve(
             listeners.append(_Listener("HTTP API", "", http_sock, _uvicorn(app)))
         if mcp_http is not None or mcp_stdio:
             # Imported only when needed: the MCP SDK takes most of a second to import.
-            from ..mcp_server import create_mcp_server
+            from ..mcp import create_mcp_server
 
             if mcp_http is not None and mcp_sock is not None:
                 mcp_app = create_mcp_server(

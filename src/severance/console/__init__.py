@@ -4,7 +4,9 @@
 one-time login URL. The console is an adapter over the public :class:`~severance.Store` and
 :class:`~severance.Session` API, like the CLI and the HTTP API:
 
-- ``app``: the FastAPI app, login, and the shared request plumbing;
+- ``app``: the FastAPI app, login, and the error pages;
+- ``plumbing``: what the pages share (the browser session, posted forms, the awake session,
+  rendering), so no page imports the app;
 - ``security``: login tokens, browser sessions, CSRF, Host/Origin checks, CSP;
 - ``state``: what one browser has woken (one persona, or one reintegration review);
 - ``pages_personas``, ``pages_memories``, ``pages_audit``, ``pages_floors``,

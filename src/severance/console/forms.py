@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from ..errors import InvalidInputError
 from ..keys import Secret
-from .app import Posted
+from .plumbing import Posted
 
 __all__ = ["day_bound", "secret_from", "split_commas", "split_list"]
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from ..errors import InvalidInputError
 from ..model import AuditEntry
 from ..session import Session
-from .app import awake, browser, console_of, render
 from .forms import day_bound
+from .plumbing import awake, browser, console_of, render
 from .security import BrowserSession
 
 router = APIRouter()

@@ -21,9 +21,9 @@ from fastapi.responses import RedirectResponse
 from ..crossings import Selection
 from ..errors import InvalidInputError, NotFoundError, SeveranceError
 from ..store import MAX_OVERRIDE_MINUTES
-from .app import Posted, browser, console_of, posted, render
 from .forms import day_bound, secret_from, split_commas, split_list
 from .pages_personas import persona_rows
+from .plumbing import Posted, browser, console_of, posted, render
 from .security import BrowserSession
 from .state import Review
 

@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 
 from ..errors import FloorNotFoundError, InvalidInputError, SeveranceError
 from ..floors import Context
-from .app import Posted, browser, console_of, posted, render
 from .forms import split_commas, split_list
+from .plumbing import Posted, browser, console_of, posted, render
 from .security import BrowserSession
 
 router = APIRouter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,17 +21,15 @@ from .. import validate
 from ..errors import InvalidInputError
 from ..model import Memory, Recall
 from ..session import Session
-from .app import Posted, awake, browser, posted, render
 from .diff import changes
 from .forms import day_bound, split_commas
+from .plumbing import Posted, awake, browser, posted, render
 from .security import BrowserSession
 
 router = APIRouter()
 
 PAGE_SIZE = 20
 KINDS = ("fact", "episode", "preference", "note")
-#: How many memories a filtered listing (no query) decrypts per step while it looks for a page.
-_SCAN = 500
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,10 @@ class Filters:
     until: str
     page: int
 
-    def matches(self, m: Memory) -> bool:
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """``since`` and ``until`` as times (an ``until`` date includes its whole day)."""
         since = day_bound(self.since, end=False, what="since")
-        until = day_bound(self.until, end=True, what="until")
-        return (
-            (not self.kind or m.kind == self.kind)
-            and all(t in m.tags for t in self.tags)
-            and (since is None or m.occurred_at >= since)
-            and (until is None or m.occurred_at <= until)
-        )
+        return since, day_bound(self.until, end=True, what="until")
 
     def link(self, page: int) -> str:
         args = {
@@ -72,44 +66,32 @@ def _filters(q: str, kind: str, tag: str, since: str, until: str, page: str) -> 
     tags = split_commas(tag)
     validate.tags(tags)
     f = Filters(q.strip(), kind.strip(), tags, since.strip(), until.strip(), int(page))
-    # Parse the dates now, so that a bad one is an error before any work.
-    day_bound(f.since, end=False, what="since")
-    day_bound(f.until, end=True, what="until")
+    f.bounds()  # parse the dates now, so that a bad one is an error before any work
     return f
 
 
 def _search(session: Session, f: Filters) -> tuple[list[Recall], bool]:
     offset = (f.page - 1) * PAGE_SIZE
     k = min(offset + PAGE_SIZE + 1, validate.MAX_K)
+    since, until = f.bounds()
     hits = session.recall(
-        f.query,
-        k,
-        kind=f.kind or None,
-        tags=f.tags or None,
-        since=day_bound(f.since, end=False, what="since"),
-        until=day_bound(f.until, end=True, what="until"),
+        f.query, k, kind=f.kind or None, tags=f.tags or None, since=since, until=until
     )
     return hits[offset : offset + PAGE_SIZE], len(hits) > offset + PAGE_SIZE
 
 
-def _browse(session: Session, f: Filters) -> tuple[list[Memory], bool, int]:
-    offset = (f.page - 1) * PAGE_SIZE
-    filtered = bool(f.kind or f.tags or f.since or f.until)
-    if not filtered:
-        page = session.memories(limit=PAGE_SIZE, offset=offset)
-        return list(page.items), page.next_offset is not None, page.total
-    # The API filters only inside recall; a filtered listing walks the pages (fine for the
-    # sizes a person reviews by hand; a query is the fast path for large personas).
-    found: list[Memory] = []
-    at, total = 0, 0
-    while True:
-        page = session.memories(limit=_SCAN, offset=at)
-        total = page.total
-        found.extend(m for m in page.items if f.matches(m))
-        if len(found) > offset + PAGE_SIZE or page.next_offset is None:
-            break
-        at = page.next_offset
-    return found[offset : offset + PAGE_SIZE], len(found) > offset + PAGE_SIZE, total
+def _browse(session: Session, f: Filters) -> tuple[list[Memory], bool]:
+    # The same filters as a query's, applied by the session (not by decrypting every page).
+    since, until = f.bounds()
+    page = session.memories(
+        limit=PAGE_SIZE,
+        offset=(f.page - 1) * PAGE_SIZE,
+        kind=f.kind or None,
+        tags=f.tags or None,
+        since=since,
+        until=until,
+    )
+    return list(page.items), page.next_offset is not None
 
 
 @router.get("/memories")
@@ -130,7 +112,7 @@ def memories(
         hits, more = _search(session, f)
         context.update(hits=hits, memories=None)
     else:
-        items, more, _ = _browse(session, f)
+        items, more = _browse(session, f)
         context.update(hits=None, memories=items)
     context.update(
         next_link=f.link(f.page + 1) if more else None,
@@ -141,49 +123,64 @@ def memories(
     return render(request, browser_session, "memories.html", **context)
 
 
-@router.get("/memories/{memory_id}")
-def memory(
+@dataclass(frozen=True)
+class _OneMemory:
+    """A page about one memory of the awake persona: who asks, the session, which memory."""
+
+    request: Request
+    browser: BrowserSession
+    session: Session
+    memory_id: str
+
+    def page(self, template: str, m: Memory, status: int = 200, **context: Any) -> Response:
+        return render(self.request, self.browser, template, status=status, m=m, **context)
+
+
+def _one_memory(
     request: Request,
     memory_id: str,
     browser_session: Annotated[BrowserSession, Depends(browser)],
     session: Annotated[Session, Depends(awake)],
-) -> Response:
-    versions = session.history(memory_id)
-    return render(
-        request,
-        browser_session,
+) -> _OneMemory:
+    return _OneMemory(request, browser_session, session, memory_id)
+
+
+def _one_memory_posted(
+    request: Request,
+    memory_id: str,
+    form: Annotated[Posted, Depends(posted)],
+    session: Annotated[Session, Depends(awake)],
+) -> tuple[_OneMemory, Posted]:
+    return _OneMemory(request, form.browser, session, memory_id), form
+
+
+OneMemory = Annotated[_OneMemory, Depends(_one_memory)]
+#: A form posted about one memory (its CSRF token checked), and the memory's page.
+PostedAbout = Annotated[tuple[_OneMemory, Posted], Depends(_one_memory_posted)]
+
+
+@router.get("/memories/{memory_id}")
+def memory(this: OneMemory) -> Response:
+    versions = this.session.history(this.memory_id)
+    return this.page(
         "memory.html",
-        m=versions[-1],
+        versions[-1],
         versions=list(reversed(versions)),
         changes={c.version: c for c in changes(versions)},
     )
 
 
 @router.get("/memories/{memory_id}/edit")
-def edit_page(
-    request: Request,
-    memory_id: str,
-    browser_session: Annotated[BrowserSession, Depends(browser)],
-    session: Annotated[Session, Depends(awake)],
-) -> Response:
-    m = session.get(memory_id)
-    return render(
-        request,
-        browser_session,
-        "edit.html",
-        m=m,
-        kinds=KINDS,
-        metadata_text=json.dumps(m.metadata, indent=2, ensure_ascii=False),
-    )
+def edit_page(this: OneMemory) -> Response:
+    m = this.session.get(this.memory_id)
+    metadata_text = json.dumps(m.metadata, indent=2, ensure_ascii=False)
+    return this.page("edit.html", m, kinds=KINDS, metadata_text=metadata_text)
 
 
 @router.post("/memories/{memory_id}/edit")
-def edit(
-    request: Request,
-    memory_id: str,
-    form: Annotated[Posted, Depends(posted)],
-    session: Annotated[Session, Depends(awake)],
-) -> Response:
+def edit(posted_about: PostedAbout) -> Response:
+    this, form = posted_about
+    session, memory_id = this.session, this.memory_id
     # Browsers send a textarea's line breaks as CRLF: without this, saving a memory of several
     # lines would change every one of its line endings.
     text = form.raw("text").replace("\r\n", "\n").strip()
@@ -223,12 +220,10 @@ def edit(
             return RedirectResponse(f"/memories/{updated.id}", status_code=303)
     # The form comes back as it was typed (every field), with what was wrong; its version is
     # the current one, so saving again is a deliberate choice.
-    return render(
-        request,
-        form.browser,
+    return this.page(
         "edit.html",
+        current,
         status=status,
-        m=current,
         kinds=KINDS,
         metadata_text=metadata_text,
         error=message,
@@ -261,33 +256,22 @@ def _changed_message(current: Memory, then: str) -> str:
 
 
 @router.get("/memories/{memory_id}/forget")
-def forget_page(
-    request: Request,
-    memory_id: str,
-    browser_session: Annotated[BrowserSession, Depends(browser)],
-    session: Annotated[Session, Depends(awake)],
-) -> Response:
-    return render(request, browser_session, "forget.html", m=session.get(memory_id))
+def forget_page(this: OneMemory) -> Response:
+    return this.page("forget.html", this.session.get(this.memory_id))
 
 
 @router.post("/memories/{memory_id}/forget")
-def forget(
-    request: Request,
-    memory_id: str,
-    form: Annotated[Posted, Depends(posted)],
-    session: Annotated[Session, Depends(awake)],
-) -> Response:
-    current = session.get(memory_id)
+def forget(posted_about: PostedAbout) -> Response:
+    this, form = posted_about
+    current = this.session.get(this.memory_id)
     if _changed_since(form, current):
         # Asked about one version; a newer one (which nobody confirmed) would go with it.
-        return render(
-            request,
-            form.browser,
+        return this.page(
             "forget.html",
+            current,
             status=409,
-            m=current,
             error=_changed_message(current, "Here it is as it is now: forget it?"),
         )
-    session.forget(memory_id)
+    this.session.forget(this.memory_id)
     form.browser.state.flash("Forgotten, with its whole history.")
     return RedirectResponse("/memories", status_code=303)

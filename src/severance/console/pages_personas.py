@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from ..errors import InvalidInputError, UnlockError
 from ..floors import Floor
 from ..model import PersonaInfo
-from .app import Posted, browser, console_of, posted, render
 from .forms import secret_from
+from .plumbing import Posted, browser, console_of, posted, render
 from .security import BrowserSession
 
 router = APIRouter()

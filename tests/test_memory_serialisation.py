@@ -1,0 +1,108 @@
+"""One serialisation of a memory, :meth:`Memory.to_dict`, behind every adapter.
+
+The CLI prints it, the HTTP API serves it (its times in pydantic's ``Z`` form, ``duplicate``
+always present), the MCP tools serve a subset of it, and :class:`severance.Client` reads the
+HTTP form back with :meth:`Memory.from_dict` into the very memory the session holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+import severance
+from severance import Client, Memory
+from severance.cli import main
+from severance.crossings import Selection
+from severance.http import create_app
+from severance.mcp_results import MemoryItem, RecallItem
+from severance.passes import Passes
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Iterator[tuple[severance.Store, Memory]]:
+    store = severance.Store.init(tmp_path / "store", key_file=tmp_path / "master.key")
+    store.add_persona("work")
+    store.add_persona("home")
+    store.add_floor("office", persona="work")
+    store.add_floor("house", persona="home")
+    with store.enter(floor="house") as home:
+        made = home.remember("Lisbon offsite — June 3", kind="fact", tags=["trip", "été"])
+    store.reintegrate("home", "work", select=Selection(ids=(made.id,)))
+    with store.enter(floor="office") as s:
+        (m,) = s.memories().items
+        m = s.update(m.id, metadata={"n": 1, "nested": {"ok": True}}, occurred_at="2024-05-01")
+    assert m.provenance and m.version == 2
+    yield store, m
+    store.close()
+
+
+def _times(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with its times as datetimes (the two spellings of UTC compare equal)."""
+    keys = ("occurred_at", "learned_at", "updated_at")
+    return {k: datetime.fromisoformat(v) if k in keys else v for k, v in d.items()}
+
+
+def test_to_dict_round_trips_through_from_dict(stored: tuple[severance.Store, Memory]) -> None:
+    _, m = stored
+    data = json.loads(json.dumps(m.to_dict()))
+    assert Memory.from_dict(data) == m
+    assert Memory.from_dict({**data, "duplicate": True}).duplicate is True
+    # An older server's answer, without the optional fields, still reads.
+    bare = {k: v for k, v in data.items() if k not in ("source", "provenance", "duplicate")}
+    assert Memory.from_dict(bare).provenance == () and Memory.from_dict(bare).source is None
+
+
+def test_cli_json_is_to_dict(
+    stored: tuple[severance.Store, Memory], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, m = stored
+    argv = ["--store", str(tmp_path / "store"), "--key-file", str(tmp_path / "master.key")]
+    main([*argv, "get", "--floor", "office", m.id, "--json"])
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(m.to_dict()))
+
+
+def test_http_body_is_to_dict_and_the_client_reads_it_back(
+    stored: tuple[severance.Store, Memory],
+) -> None:
+    store, m = stored
+    token = Passes(store).issue("office").token
+    app = create_app(store, rate=None)
+    with TestClient(app) as http:
+        body = http.get(f"/v1/memories/{m.id}", headers={"Authorization": f"Bearer {token}"})
+        assert body.status_code == 200
+        served = body.json()
+        assert _times(served) == _times({"duplicate": False, **m.to_dict()})
+        with Client("http://testserver", token=token, transport=_Through(http)) as client:
+            assert client.get(m.id) == m
+            (hit,) = client.recall("Lisbon offsite", k=1)
+            assert hit.memory == m
+
+
+class _Through(httpx.BaseTransport):
+    """Requests through a TestClient: the real app in-process, behind a synchronous transport."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.client.request(
+            request.method, str(request.url), headers=request.headers, content=request.read()
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+def test_mcp_items_are_a_subset_of_to_dict(stored: tuple[severance.Store, Memory]) -> None:
+    _, m = stored
+    item = MemoryItem.of(m).model_dump(mode="json")
+    assert item == {k: v for k, v in m.to_dict().items() if k in item}
+    assert set(item) == {"id", "text", "kind", "tags", "occurred_at"}
+    hit = RecallItem(**MemoryItem.of(m).model_dump(), score=0.5).model_dump(mode="json")
+    assert {k: hit[k] for k in item} == item
