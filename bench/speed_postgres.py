@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench import speed
+from bench import speed, speed_render
 from bench.speed_data import LookupEmbedder
 from bench.speed_systems import PERSONA, SYSTEMS, SeveranceSpeed, SpeedSystem
 
@@ -131,6 +131,6 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
 
 
 def render(res: dict[str, Any]) -> str:
-    body = speed.render(res)
+    body = speed_render.render(res)
     note = res.get("note")
     return f"{note}\n\n{body}" if note else body
