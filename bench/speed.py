@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ from bench.speed_phases import (
     settle,
 )
 from bench.speed_render import plot_latency, render
-from bench.speed_systems import remove_tree
+from bench.systems import SPEED_SYSTEMS, SpeedFactory
 
 __all__ = ["Log", "add_arguments", "render", "run", "run_options", "run_speed"]
 
@@ -132,7 +134,8 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
                 log(f"  {name}: not run ({block['systems'][name]['reason']})")
                 continue
             try:
-                runs.append(ingest(name, syn, n, corpus, lookup, opts, root, log))
+                factory = opts.factories[name]
+                runs.append(ingest(name, factory, syn, n, corpus, lookup, opts, root, log))
             except Exception as exc:  # record, keep the other systems' figures
                 ok = False
                 log(traceback.format_exc())
@@ -173,7 +176,7 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
         results[str(n)] = block
         del graph
         gc.collect()
-    remove_tree(root)
+    shutil.rmtree(root, ignore_errors=True)
 
     from severance.search import dense as sdense
     from severance.search import index as sindex
@@ -250,8 +253,10 @@ def run_options(
     systems: list[str],
     full_sizes: tuple[int, ...],
     plot_path: Path | None,
+    factories: Mapping[str, SpeedFactory] = SPEED_SYSTEMS,
 ) -> argparse.Namespace:
-    """What :func:`run_speed` needs, from the command line (shared by the PostgreSQL section)."""
+    """What :func:`run_speed` needs, from the command line (shared by the PostgreSQL section,
+    which adds its systems to ``factories``)."""
     quick = bool(args.quick)
     sizes = (
         [int(s) for s in args.speed_sizes.split(",") if s.strip()]
@@ -271,6 +276,7 @@ def run_options(
         quick=quick,
         command=args.command_line,
         plot_path=plot_path,
+        factories=dict(factories),
     )
 
 

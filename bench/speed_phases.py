@@ -12,6 +12,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench.speed_data import Corpus, LookupEmbedder, Synthetic
-from bench.speed_systems import SYSTEMS, SeveranceSpeed, SpeedSystem, remove_tree
+from bench.systems import SpeedFactory, SpeedSystem
+from bench.systems.severance_store import SeveranceSystem
 
 __all__ = [
     "FILTER_TAG",
@@ -79,6 +81,7 @@ class Run:
 
 def ingest(
     name: str,
+    factory: SpeedFactory,
     syn: Synthetic,
     n: int,
     corpus: Corpus,
@@ -90,15 +93,20 @@ def ingest(
     """Batched writes of ``n - single`` memories, then ``single`` one-call writes."""
     single = min(opts.single, n // 10)
     workdir = Path(tempfile.mkdtemp(prefix=f"speed-{name}-{n}-", dir=root))
-    run = Run(name, SYSTEMS[name](workdir, lookup), workdir, n)
+    run = Run(name, factory(lookup, workdir), workdir, n)
     system, res = run.system, run.res
+    try:
+        system.open_scope()
+    except BaseException:
+        discard(run)
+        raise
     bulk = syn.slice(0, n - single)
     t0 = time.perf_counter()
     system.remember_batch(bulk)
     dt = time.perf_counter() - t0
     res["remember_batched"] = {"memories": len(bulk), "seconds": dt, "per_second": len(bulk) / dt}
     log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
-    if isinstance(system, SeveranceSpeed):
+    if isinstance(system, SeveranceSystem):
         # The first recall after an import in the same session: no stall (the index was
         # kept up to date by the import itself).
         t0 = time.perf_counter()
@@ -114,9 +122,9 @@ def ingest(
     return run
 
 
-def probes(run: Run) -> list[tuple[str, Callable[[str], list[str]]]]:
+def probes_of(run: Run) -> list[tuple[str, Callable[[str], list[str]]]]:
     system = run.system
-    if isinstance(system, SeveranceSpeed):
+    if isinstance(system, SeveranceSystem):
         sev = system
         return [
             ("recall", lambda q: sev.recall(q, K)),
@@ -137,7 +145,7 @@ def query_phase(
     """Every probe of every system answers the same queries, interleaved query by query (so
     a change in the machine's load hits every system alike). A probe stops once it has
     spent ``budget_s`` (after at least ``min_n`` queries)."""
-    probes = [(run, key, fn) for run in runs for key, fn in probes(run)]
+    probes = [(run, key, fn) for run in runs for key, fn in probes_of(run)]
     times: dict[int, list[float]] = {i: [] for i in range(len(probes))}
     got: dict[int, list[list[str]]] = {i: [] for i in range(len(probes))}
     for _run, _key, fn in probes:
@@ -152,7 +160,7 @@ def query_phase(
     for i, (run, key, _fn) in enumerate(probes):
         block = latency(times[i])
         if key != "recall_filtered":
-            dense = not isinstance(run.system, SeveranceSpeed) or key == "recall_dense"
+            dense = not isinstance(run.system, SeveranceSystem) or key == "recall_dense"
             block["mode"] = "dense" if dense else "hybrid"
             if dense:
                 block["recall_at_10_vs_exact"] = overlap(got[i], exact)
@@ -174,16 +182,11 @@ def finish(
     Severance's graph (for the ceiling) when it has one."""
     system, res = run.system, run.res
     graph = None
-    if isinstance(system, SeveranceSpeed):
-        index = system.session._index
-        if index is not None and getattr(index, "hnsw", None) is not None:
+    if isinstance(system, SeveranceSystem):
+        dense = system.dense_graph()
+        if dense is not None:
             # The ceiling searches this very graph with no memory layer around it.
-            graph = (index.hnsw._ix, np.array(index.hnsw.key_slot, copy=True))
-            res["hnsw"] = {
-                "in_graph": len(index.hnsw),
-                "pending": index.n_slots - index.hnsw.covered,
-                "memory_bytes": index.hnsw.memory_bytes(),
-            }
+            graph, res["hnsw"] = dense
     try:
         t0 = time.perf_counter()
         cfg = system.wake_config()
@@ -202,7 +205,7 @@ def finish(
         res["wake"] = wake(cfg, run.workdir, log, run.name)
         if res["wake"].get("rss_delta_bytes") is not None:
             res["wake"]["rss_delta_bytes_per_memory"] = res["wake"]["rss_delta_bytes"] / n
-        res["info"] = system.info()
+        res["info"] = system.speed_info()
         res["status"] = "ok"
     finally:
         discard(run)
@@ -212,7 +215,7 @@ def finish(
 def discard(run: Run) -> None:
     run.system.close()
     gc.collect()
-    remove_tree(run.workdir)
+    shutil.rmtree(run.workdir, ignore_errors=True)
 
 
 def settle(log: Log, limit_s: float = 300.0, window_s: float = 2.0) -> float:
