@@ -63,9 +63,10 @@ def import_mem0(mem0_dir: Path) -> Any:
     return mem0
 
 
-def make_memory(root: Path, embedder: EmbedderLike) -> Any:
+def make_memory(root: Path, embedder: EmbedderLike, *, collection: str = "bench") -> Any:
     """A ``mem0.Memory`` over local Qdrant in ``root`` answering from ``embedder`` (opens the
-    same store again when ``root`` already holds one: the speed section's cold wake)."""
+    same store again when ``root`` already holds one: the speed section's cold wake, the
+    isolation section's reopen)."""
     mem0 = import_mem0(root / "mem0dir")
     from mem0.configs.base import MemoryConfig
     from mem0.embeddings.base import EmbeddingBase
@@ -91,7 +92,7 @@ def make_memory(root: Path, embedder: EmbedderLike) -> Any:
         vector_store={
             "provider": "qdrant",
             "config": {
-                "collection_name": "bench",
+                "collection_name": collection,
                 "path": str(root / "qdrant"),
                 "embedding_model_dims": dims,
                 "on_disk": True,
