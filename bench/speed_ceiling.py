@@ -96,6 +96,7 @@ def ceiling(
 
 
 def ratios(block: dict[str, Any]) -> dict[str, Any]:
+    """Severance against each peer at one size, and its overhead over the raw index."""
     systems = block["systems"]
     sev = systems.get("severance")
     out: dict[str, Any] = {}

@@ -38,9 +38,11 @@ __all__ = [
     "ingest",
     "latency",
     "overlap",
+    "probes_of",
     "projection",
     "query_phase",
     "settle",
+    "wake",
 ]
 
 K = 10
@@ -50,6 +52,7 @@ Log = Callable[[str], None]
 
 
 def latency(seconds: Sequence[float]) -> dict[str, Any]:
+    """Count, p50, p99 and mean in milliseconds of ``seconds``."""
     if not seconds:
         return {"n": 0, "p50_ms": None, "p99_ms": None, "mean_ms": None}
     arr = np.asarray(seconds, dtype=np.float64) * 1000.0
@@ -123,6 +126,8 @@ def ingest(
 
 
 def probes_of(run: Run) -> list[tuple[str, Callable[[str], list[str]]]]:
+    """The timed searches of a system: Severance's hybrid, dense and filtered recall; a
+    peer's one (dense) search."""
     system = run.system
     if isinstance(system, SeveranceSystem):
         sev = system
@@ -213,6 +218,7 @@ def finish(
 
 
 def discard(run: Run) -> None:
+    """Close the system and remove everything it wrote."""
     run.system.close()
     gc.collect()
     shutil.rmtree(run.workdir, ignore_errors=True)
@@ -238,6 +244,7 @@ def settle(log: Log, limit_s: float = 300.0, window_s: float = 2.0) -> float:
 
 
 def wake(cfg: dict[str, Any], workdir: Path, log: Log, name: str) -> dict[str, Any]:
+    """Open the persisted store in a fresh process (:mod:`bench.speed_wake`); its figures."""
     path = workdir / "wake.json"
     path.write_text(json.dumps(cfg), encoding="utf-8")
     env = dict(
@@ -280,4 +287,5 @@ def projection(prev: dict[str, Any] | None, n: int, n_queries: int) -> dict[str,
 
 
 def failed(n: int, exc: BaseException) -> dict[str, Any]:
+    """The record of a system that failed at size ``n``."""
     return {"memories": n, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}

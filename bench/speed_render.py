@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-from bench.speed_phases import Log
 
 __all__ = ["plot_latency", "render"]
 
@@ -335,7 +333,8 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def plot_latency(results: dict[str, Any], path: Path, log: Log) -> str | None:
+def plot_latency(results: dict[str, Any], path: Path, log: Callable[[str], None]) -> str | None:
+    """The recall-latency-against-size plot (PNG) at ``path``; its file name, or ``None``."""
     try:
         import matplotlib
 
