@@ -4,8 +4,9 @@ The server binds port 0 and prints ``… listening on http://127.0.0.1:PORT`` on
 accepts connections; :func:`serving` waits for those lines, yields the URLs, then stops the
 server with SIGTERM and checks that it exited cleanly, without a traceback.
 
-The isolation benchmark (``bench/isolation/severance_servers.py``) starts its servers with
-this module too: one way to run a real server for the suite and the benchmarks alike.
+The benchmarks start their servers with this module too (``bench/isolation/severance_servers.py``,
+``bench/load_http.py``; bench runs from the repository root, where ``tests`` is importable): one
+way to run a real server for the suite and the benchmarks alike.
 """
 
 from __future__ import annotations
