@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--only",
         action="append",
-        choices=[s.name for s in SECTIONS],
+        choices=list(SECTIONS),
         help="run only this section (repeatable)",
     )
     r.add_argument(
@@ -50,10 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         help="Markdown to render (default docs/benchmarks.md, or <out>/benchmarks.md with --quick)",
     )
     r.add_argument("--no-docs", action="store_true", help="write JSON only")
-    for section in SECTIONS:
-        mod = section.load()
-        if mod is not None:
-            mod.add_arguments(r)
+    for section in SECTIONS.values():
+        section.add_arguments(r)
 
     d = sub.add_parser("render", help="render the document from existing JSON results")
     d.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
@@ -83,22 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
     args.command_line = "python -m bench " + shlex.join(argv)
-    wanted = args.only or [s.name for s in SECTIONS]
+    wanted = args.only or list(SECTIONS)
     ok = True
-    for section in SECTIONS:
+    for section in SECTIONS.values():
         if section.name not in wanted:
             continue
-        mod = section.load()
-        if mod is None:
-            msg = f"section {section.name!r} is not implemented yet ({section.module})"
-            if args.only:
-                print(msg, file=sys.stderr)
-                ok = False
-            else:
-                print(f"skipping: {msg}")
-            continue
         print(f"== {section.title}")
-        result, section_ok = mod.run(args)
+        result, section_ok = section.run(args)
         ok = ok and section_ok
         path = args.out / f"{section.name}.json"
         _write_json(path, result)

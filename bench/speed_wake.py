@@ -56,20 +56,21 @@ def _open(cfg: dict[str, Any], lookup: Any) -> tuple[Any, Any]:
 
         return query, close
     if system == "mem0":
-        from bench.speed_systems import MEM0_USER, make_mem0
+        from bench.systems.mem0_peer import SPEED_USER, make_memory
 
-        memory = make_mem0(Path(cfg["path"]), lookup)
+        memory = make_memory(Path(cfg["path"]), lookup)
 
         def query(q: str, k: int) -> list[str]:
-            res = memory.search(q, top_k=k, filters={"user_id": MEM0_USER}, threshold=0.0)
+            res = memory.search(q, top_k=k, filters={"user_id": SPEED_USER}, threshold=0.0)
             return [str(r["memory"]) for r in res["results"]]
 
         return query, memory.close
     if system == "chroma":
-        from bench.speed_systems import open_chroma
+        from bench.systems.chroma_peer import SPEED_COLLECTION, open_client, open_collection
 
-        _client, col, _key = open_chroma(
-            Path(cfg["path"]), lookup, create=False, key=cfg.get("ef_key")
+        client = open_client(Path(cfg["path"]))
+        col, _key = open_collection(
+            client, SPEED_COLLECTION, lookup, create=False, key=cfg.get("ef_key")
         )
 
         def query(q: str, k: int) -> list[str]:
@@ -88,9 +89,9 @@ def _import_system(system: str) -> None:
 
         import severance  # noqa: F401
     elif system == "mem0":
-        from bench.systems.mem0_peer import _import_mem0
+        from bench.systems.mem0_peer import import_mem0
 
-        _import_mem0(Path(json.loads(Path(sys.argv[1]).read_text())["path"]) / "mem0dir")
+        import_mem0(Path(json.loads(Path(sys.argv[1]).read_text())["path"]) / "mem0dir")
         import qdrant_client  # noqa: F401
     elif system == "chroma":
         import chromadb  # noqa: F401

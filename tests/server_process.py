@@ -3,6 +3,10 @@
 The server binds port 0 and prints ``… listening on http://127.0.0.1:PORT`` on stderr once it
 accepts connections; :func:`serving` waits for those lines, yields the URLs, then stops the
 server with SIGTERM and checks that it exited cleanly, without a traceback.
+
+The benchmarks start their servers with this module too (``bench/isolation/severance_servers.py``,
+``bench/load_http.py``; bench runs from the repository root, where ``tests`` is importable): one
+way to run a real server for the suite and the benchmarks alike.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from dataclasses import dataclass, field
 
 _LISTENING = re.compile(r"severance: (.+?) listening on (http://\S+)")
 _ENTRY = "from severance.cli import main; main()"
+
+
+def server_command(store: str, *args: str) -> list[str]:
+    """The command line of ``severance --store STORE ARGS`` in this interpreter (the same one
+    whatever ``severance`` is on PATH)."""
+    return [sys.executable, "-c", _ENTRY, "--store", store, *args]
 
 
 @dataclass
@@ -56,9 +66,14 @@ def serving(
     expect: int = 1,
     timeout: float = 90.0,
     check_exit: bool = True,
+    check_output: bool = True,
 ) -> Iterator[Served]:
-    """Run ``severance --store STORE serve ARGS`` until the block ends."""
-    command = [sys.executable, "-c", _ENTRY, "--store", store, "serve", *args]
+    """Run ``severance --store STORE serve ARGS`` until the block ends.
+
+    Afterwards the server's stderr must hold no traceback (``check_output``) and its exit code
+    must be 0 (``check_exit``).
+    """
+    command = server_command(store, "serve", *args)
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -105,6 +120,7 @@ def serving(
         reader.join(timeout=5)
         process.stderr.close()
     output = "".join(served.stderr)
-    assert "Traceback" not in output, output
+    if check_output:
+        assert "Traceback" not in output, output
     if check_exit:
         assert process.returncode == 0, output

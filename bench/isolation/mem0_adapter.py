@@ -11,8 +11,8 @@
 * mem0 has no tags; the tag goes into the metadata with the other canary forms.
 * Offline: ``MEM0_TELEMETRY=False`` and ``MEM0_DIR`` in the work directory before import, a
   dummy ``OPENAI_API_KEY`` (construction builds an LLM client ``infer=False`` never calls),
-  and Severance's bundled embedder behind mem0's ``EmbeddingBase`` (as in
-  bench/systems/mem0_peer.py).
+  and Severance's bundled embedder behind mem0's ``EmbeddingBase``: the set-up of
+  :func:`bench.systems.mem0_peer.make_memory`, shared with the other sections.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 from bench.isolation.base import BIG_K, Adapter, Call, PeerUnavailable, capture
 from bench.isolation.plants import Plant
 from bench.isolation.tally import Tally
+from bench.systems.base import SystemUnavailable
+from bench.systems.mem0_peer import import_mem0, make_memory
 
 __all__ = ["Mem0Adapter"]
 
@@ -43,61 +44,21 @@ class Mem0Adapter(Adapter):
 
     def __init__(self, workdir: Path, *, embedder: Any = None) -> None:
         super().__init__(workdir)
-        os.environ["MEM0_TELEMETRY"] = "False"
-        os.environ["MEM0_DIR"] = str(workdir / "mem0dir")
-        os.environ.setdefault("OPENAI_API_KEY", "sk-dummy-not-used")
         try:
-            import mem0
-            from mem0.memory import telemetry
-        except ImportError as exc:
-            raise PeerUnavailable(f"mem0ai is not installed ({exc})") from exc
-        if telemetry.MEM0_TELEMETRY:
-            raise PeerUnavailable("mem0 was imported with telemetry on; refusing to run")
+            self._mem0 = import_mem0(workdir / "mem0dir")
+        except SystemUnavailable as exc:
+            raise PeerUnavailable(str(exc)) from exc
         if embedder is None:
             from severance.embedders import load_embedder
 
             embedder = load_embedder()
-        self._mem0 = mem0
         self._embedder = embedder
         self.m: Any = None
         self.reopen()
 
-    def _config(self) -> Any:
-        from mem0.configs.base import MemoryConfig
-
-        dims = self._embedder.dimension
-        return MemoryConfig(
-            vector_store={
-                "provider": "qdrant",
-                "config": {
-                    "collection_name": "memories",
-                    "path": str(self.workdir / "qdrant"),
-                    "embedding_model_dims": dims,
-                    "on_disk": True,
-                },
-            },
-            embedder={"provider": "openai", "config": {"embedding_dims": dims}},
-            history_db_path=str(self.workdir / "history.db"),
-        )
-
     def reopen(self) -> None:
-        from mem0.embeddings.base import EmbeddingBase
-
-        inner = self._embedder
-
-        class SharedEmbedding(EmbeddingBase):
-            def __init__(self) -> None:
-                super().__init__(None)
-                self.config.embedding_dims = inner.dimension
-
-            def embed(self, text: Any, memory_action: Any = None) -> list[float]:
-                return [float(x) for x in inner.embed([str(text)])[0]]
-
-            def embed_batch(self, texts: Any, memory_action: Any = "add") -> list[list[float]]:
-                return [[float(x) for x in v] for v in inner.embed([str(t) for t in texts])]
-
-        self.m = self._mem0.Memory(self._config())
-        self.m.embedding_model = SharedEmbedding()
+        # The same set-up as the retrieval and speed sections' mem0 (one place for it).
+        self.m = make_memory(self.workdir, self._embedder, collection="memories")
 
     def close(self) -> None:
         if self.m is None:

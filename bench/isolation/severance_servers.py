@@ -12,19 +12,17 @@ one and with a forged one is made too.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import random
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# One way to run a real server for the suite and the benchmarks: the suite's own helper
+# (bench runs from the repository root, where ``tests`` is importable).
+from tests.server_process import server_command, server_env, serving
 
 from bench.isolation.base import BIG_K
 from bench.isolation.plants import Plant
@@ -32,72 +30,30 @@ from bench.isolation.tally import Outcome, Tally, timing_oracle
 
 __all__ = ["probe_servers"]
 
-_ENTRY = "from severance.cli import main; main()"
-_LISTENING = re.compile(r"severance: (.+?) listening on (http://\S+)")
 _START_TIMEOUT = 90.0
 _MARKER = "overwritten-by-the-work-pass"
 _RETRIES = 400
 _RETRY_PAUSE = 0.05
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEVERANCE_")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
-    return env
-
-
 @contextmanager
 def _http_server(location: str, home: Path) -> Iterator[dict[str, str]]:
     """``severance serve`` with the HTTP API and MCP over streamable HTTP (pass required, as
     docs/servers.md says to run it when others share the machine); their URLs by name."""
-    cmd = [sys.executable, "-c", _ENTRY, "--store", location, "serve"]
-    cmd += ["--http", "127.0.0.1:0", "--mcp-http", "127.0.0.1:0", "--mcp-require-pass"]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(home),
-    )
-    assert proc.stderr is not None
-    lines: queue.Queue[str | None] = queue.Queue()
-    seen: list[str] = []
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    urls: dict[str, str] = {}
-    try:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"severance serve did not start: {''.join(seen)}") from None
-            if line is None:
-                raise RuntimeError(f"severance serve exited: {''.join(seen)}")
-            if m := _LISTENING.search(line):
-                urls[m[1]] = m[2]
-                if len(urls) == 2:
-                    break
-        yield urls
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=5)
-        proc.stderr.close()
+    args = ("--http", "127.0.0.1:0", "--mcp-http", "127.0.0.1:0", "--mcp-require-pass")
+    env = server_env(str(home))
+    # As before, the benchmark records what the servers answer; the exit-code and traceback
+    # checks are the suite's.
+    with serving(
+        location,
+        *args,
+        env=env,
+        expect=2,
+        timeout=_START_TIMEOUT,
+        check_exit=False,
+        check_output=False,
+    ) as served:
+        yield served.urls
 
 
 def _http_outcome(r: Any) -> Outcome:
@@ -276,8 +232,8 @@ async def _mcp_stdio(adapter: Any, scope: str, victims: Sequence[Plant], tally: 
     workspace: Path = adapter.workspaces[scope]
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-c", _ENTRY, "--store", adapter.location, "serve", "--mcp"],
-        env=_env(adapter.workdir / "serverhome"),
+        args=server_command(adapter.location, "serve", "--mcp")[1:],
+        env=server_env(str(adapter.workdir / "serverhome")),
         cwd=workspace,
     )
     where = f"MCP stdio, client 'claude-code', root {scope}'s workspace"
@@ -340,8 +296,8 @@ async def _mcp_forgotten(adapter: Any, tally: Tally) -> None:
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-c", _ENTRY, "--store", adapter.location, "serve", "--mcp"],
-        env=_env(adapter.workdir / "serverhome"),
+        args=server_command(adapter.location, "serve", "--mcp")[1:],
+        env=server_env(str(adapter.workdir / "serverhome")),
         cwd=adapter.workdir,
     )
     async with Client(params, mode="legacy") as c:

@@ -99,11 +99,13 @@ class BM25Index:
 
 
 class BM25System(RetrievalSystem):
-    """The reference keyword baseline, one index per conversation."""
+    """The reference keyword baseline, one in-memory index per conversation (retrieval only:
+    it has no persistent store for the speed section to measure)."""
 
     name = "bm25"
 
     def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
+        super().__init__()
         self.k1 = k1
         self.b = b
         self._index: BM25Index | None = None

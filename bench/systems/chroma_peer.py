@@ -1,27 +1,37 @@
 """Chroma, embedded (PersistentClient in a temporary directory), cosine space, same embedder.
 
-One collection per conversation. Turn vectors come from the shared cache and are passed to
-``add()`` directly; queries go through a custom embedding function wrapping the same model,
-so the query embedding is part of the measured search time. Chroma rebuilds an embedding
-function from its config on every ``add()``/``query()``, so the function only carries a key
-into a module-level registry of loaded models (never a model of its own).
+Retrieval: one collection per conversation. Turn vectors come from the shared cache and are
+passed to ``add()`` directly; queries go through a custom embedding function wrapping the same
+model, so the query embedding is part of the measured search time. Speed: one collection
+(:data:`SPEED_COLLECTION`, default HNSW parameters) holding every memory, vectors passed to
+``add()``, query texts answered through the same embedding function over the precomputed
+vectors.
+
+Chroma rebuilds an embedding function from its config on every ``add()``/``query()``, so the
+function only carries a key into a module-level registry of loaded models (never a model of
+its own); the key is persisted in the collection's config, so a cold open registers the same
+key (:func:`open_collection`).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.embedding import CachingEmbedder, EmbedderLike
+from bench.embedding import EmbedderLike
 from bench.locomo import Conversation
-from bench.systems.base import RetrievalSystem, SystemUnavailable
+from bench.systems.base import PeerSystem, SystemUnavailable
 
-__all__ = ["ChromaSystem"]
+if TYPE_CHECKING:
+    from bench.speed_data import Synthetic
+
+__all__ = ["SPEED_COLLECTION", "ChromaSystem", "open_client", "open_collection"]
+
+SPEED_COLLECTION = "speed"
 
 # key -> embedder; chroma rebuilds the embedding function from {"key": ...} on every call.
 _MODELS: dict[str, EmbedderLike] = {}
@@ -66,26 +76,56 @@ def _embedding_function_class() -> Any:
     return _EF_CLASS
 
 
-class ChromaSystem(RetrievalSystem):
-    name = "chroma"
+def open_client(root: Path) -> Any:
+    """The persistent client over ``root/chroma``, telemetry off."""
+    try:
+        import chromadb
+        from chromadb.config import Settings
+    except ImportError as exc:
+        raise SystemUnavailable(f"chromadb is not installed ({exc})") from exc
+    return chromadb.PersistentClient(
+        path=str(root / "chroma"), settings=Settings(anonymized_telemetry=False)
+    )
 
-    def __init__(self, embedder: CachingEmbedder, *, workdir: Path | None = None) -> None:
+
+def open_collection(
+    client: Any, name: str, embedder: EmbedderLike, *, create: bool, key: str | None = None
+) -> tuple[Any, str]:
+    """Collection ``name`` (created, cosine space, or opened) and the key its embedding
+    function answers under: ``key`` when given (a cold open of a persisted collection), else a
+    new one."""
+    key = key or uuid.uuid4().hex
+    _MODELS[key] = embedder
+    ef = _embedding_function_class()(key)
+    if create:
+        col = client.create_collection(
+            name=name, embedding_function=ef, metadata={"hnsw:space": "cosine"}
+        )
+    else:
+        col = client.get_collection(name=name, embedding_function=ef)
+    return col, key
+
+
+class ChromaSystem(PeerSystem):
+    name = "chroma"
+    batch = 5000  # speed: memories per add() call (capped by the client's maximum)
+
+    def __init__(self, embedder: EmbedderLike, *, workdir: Path | None = None) -> None:
         try:
             import chromadb
-            from chromadb.config import Settings
         except ImportError as exc:
             raise SystemUnavailable(f"chromadb is not installed ({exc})") from exc
+        super().__init__(workdir=workdir)
         self._embedder = embedder
         self._key = uuid.uuid4().hex
         _MODELS[self._key] = embedder
-        self._tmp = Path(tempfile.mkdtemp(prefix="bench-chroma-", dir=workdir))
-        self._client: Any = chromadb.PersistentClient(
-            path=str(self._tmp / "chroma"),
-            settings=Settings(anonymized_telemetry=False, allow_reset=True),
-        )
+        self._client: Any = open_client(self.root)
         self._ef = _embedding_function_class()(self._key)
         self._collection: Any = None
         self._version = chromadb.__version__
+        self._n = 0
+
+    # -- retrieval: one collection per conversation ------------------------------------------
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -120,11 +160,6 @@ class ChromaSystem(RetrievalSystem):
     def release(self) -> None:
         self._collection = None
 
-    def close(self) -> None:
-        _MODELS.pop(self._key, None)
-        self._client = None
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
     def info(self) -> dict[str, Any]:
         return {
             "chromadb": self._version,
@@ -134,3 +169,62 @@ class ChromaSystem(RetrievalSystem):
             "ingest": "batched add() with precomputed turn vectors",
             "query": "query_texts via a custom EmbeddingFunction over the shared model",
         }
+
+    # -- speed: one collection holding every memory ------------------------------------------
+
+    def open_scope(self) -> None:
+        self._collection, _key = open_collection(
+            self._client, SPEED_COLLECTION, self._embedder, create=True, key=self._key
+        )
+        self.batch = max(1, min(self._client.get_max_batch_size(), self.batch))
+
+    def _add(self, texts: Sequence[str], tags: Sequence[str], when: Sequence[float]) -> None:
+        ids = [str(self._n + i) for i in range(len(texts))]
+        self._n += len(texts)
+        self._collection.add(
+            ids=ids,
+            documents=list(texts),
+            embeddings=self._embedder.embed(texts),
+            metadatas=[
+                {"tag": g, "occurred_at": float(w)} for g, w in zip(tags, when, strict=True)
+            ],
+        )
+
+    def remember_batch(self, syn: Synthetic) -> None:
+        for start in range(0, len(syn), self.batch):
+            end = start + self.batch
+            self._add(syn.texts[start:end], syn.tags[start:end], syn.occurred_at[start:end])
+
+    def remember_one(self, text: str, tag: str, occurred_at: float) -> None:
+        self._add([text], [tag], [occurred_at])
+
+    def recall(self, query: str, k: int, *, dense: bool = False) -> list[str]:
+        res = self._collection.query(query_texts=[query], n_results=k, include=["documents"])
+        return [str(d) for d in res["documents"][0]]
+
+    def persist(self) -> None:
+        # PersistentClient writes through; dropping the handles is all a cold open needs.
+        _MODELS.pop(self._key, None)
+        self._collection = None
+        self._client = None
+
+    def wake_config(self) -> dict[str, Any]:
+        return {"system": self.name, "path": str(self.root), "ef_key": self._key}
+
+    def speed_info(self) -> dict[str, Any]:
+        return {
+            "chromadb": self._version,
+            "layout": "PersistentClient, one collection (hnsw:space cosine, default HNSW "
+            "parameters) holding every memory",
+            "batched": f"collection.add(ids, documents, embeddings, metadatas), {self.batch} "
+            "per call",
+            "single": "collection.add() with one memory",
+            "recall": "collection.query(query_texts=[q], n_results=10, include=[documents]) "
+            "through an EmbeddingFunction answering from the precomputed vectors",
+        }
+
+    def close(self) -> None:
+        _MODELS.pop(self._key, None)
+        self._collection = None
+        self._client = None
+        super().close()

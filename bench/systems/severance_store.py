@@ -1,10 +1,15 @@
-"""Severance itself: one store, one persona and one floor per conversation.
+"""Severance itself: one store; one persona and one floor per conversation, or one for all.
 
-The store lives in a temporary directory and its key file under a temporary
-``$XDG_CONFIG_HOME`` (restored on close), so a run never touches the user's keys. Turns are
-ingested with ``Session.remember_many`` as ``episode`` memories; the three search modes
-(``hybrid``, ``dense``, ``keyword``) query the same store and are reported as three rows
-sharing one ingest time.
+The store lives in a temporary directory, opened with a random key given to it (so a cold
+open in another process needs no key file), and its anchor under a temporary
+``$XDG_CONFIG_HOME`` shared by the process's live stores (restored when the last one closes),
+so a run never touches the user's keys.
+
+Retrieval: turns are ingested with ``Session.remember_many`` as ``episode`` memories, one
+persona per conversation; the three search modes (``hybrid``, ``dense``, ``keyword``) query
+the same store and are reported as three rows sharing one ingest time. Speed: one persona
+holds every memory, written with ``remember_many`` (batched) and ``remember`` (one call),
+searched with ``recall`` (hybrid, dense, and with a tag filter), checkpointed for the wake.
 
 The ablation variants (:data:`ABLATION`) query the same store in ``hybrid`` mode with the
 retrieval changes switched on one at a time, from the 0.1 default (plain reciprocal-rank
@@ -14,19 +19,27 @@ fusion) through the 0.2 default (``ablation-5-context``) to the current default
 
 from __future__ import annotations
 
+import base64
 import inspect
 import os
 import re
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.embedding import CachingEmbedder
+from bench.embedding import EmbedderLike
 from bench.locomo import Conversation
-from bench.systems.base import RetrievalSystem, SystemUnavailable
+from bench.systems.base import PeerSystem, SystemUnavailable
 
-__all__ = ["ABLATION", "MODES", "SeveranceSystem", "ablation_fusions"]
+if TYPE_CHECKING:
+    from bench.speed_data import Synthetic
+
+__all__ = ["ABLATION", "MODES", "SPEED_PERSONA", "SeveranceSystem", "ablation_fusions"]
+
+#: The one persona of the speed section.
+SPEED_PERSONA = "bench"
 
 MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
 
@@ -100,12 +113,50 @@ def persona_name(sample_id: str) -> str:
     return name or "conv"
 
 
-class SeveranceSystem(RetrievalSystem):
+class _PrivateConfig:
+    """One temporary ``$XDG_CONFIG_HOME`` for every live Severance system of this process.
+
+    A store writes its anchor (and a key file, when it makes one) there. Shared rather than
+    one per system so that stores opened together and closed in any order leave the variable
+    as it was found, and so that a cold wake started while its store is alive (it inherits the
+    environment) finds the same anchor.
+    """
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._dir: str | None = None
+        self._old: str | None = None
+
+    def acquire(self) -> None:
+        if self._users == 0:
+            self._old = os.environ.get("XDG_CONFIG_HOME")
+            self._dir = tempfile.mkdtemp(prefix="bench-severance-config-")
+            os.environ["XDG_CONFIG_HOME"] = self._dir
+        self._users += 1
+
+    def release(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return
+        if self._old is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = self._old
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = self._old = None
+
+
+_CONFIG = _PrivateConfig()
+
+
+class SeveranceSystem(PeerSystem):
     name = "severance"
+    batch = 10_000  # speed: drafts per remember_many call (it commits every 256 internally)
 
     def __init__(
         self,
-        embedder: CachingEmbedder | None,
+        embedder: EmbedderLike | None,
         *,
         modes: tuple[str, ...] = MODES,
         workdir: Path | None = None,
@@ -115,6 +166,7 @@ class SeveranceSystem(RetrievalSystem):
             import severance
         except ImportError as exc:
             raise SystemUnavailable(f"severance is not importable ({exc})") from exc
+        super().__init__(workdir=workdir)
         self._sev = severance
         self.modes = modes
         self._fusions: dict[str, Any] = {}
@@ -124,17 +176,56 @@ class SeveranceSystem(RetrievalSystem):
                 for name, fusion in ablation_fusions().items()
                 if name != "severance-hybrid"
             }
-        self._tmp = Path(tempfile.mkdtemp(prefix="bench-severance-", dir=workdir))
-        self._old_xdg = os.environ.get("XDG_CONFIG_HOME")
-        os.environ["XDG_CONFIG_HOME"] = str(self._tmp / "config")
-        kwargs: dict[str, Any] = {}
+        self._key = os.urandom(32)
+        kwargs: dict[str, Any] = {"key": self._key}
         init_params = inspect.signature(severance.Store.init).parameters
         self.embedder_injected = embedder is not None and "embedder" in init_params
         if self.embedder_injected:
             kwargs["embedder"] = embedder
-        self._store = severance.Store.init(self._tmp / "store", **kwargs)
+        _CONFIG.acquire()
+        try:
+            self.location = self.store_location()
+            self._store = severance.Store.init(self.location, **kwargs)
+        except BaseException:
+            _CONFIG.release()
+            super().close()
+            raise
         self._ctx: Any = None
         self._session: Any = None
+        self._floor: str | None = None
+
+    def store_location(self) -> str | Path:
+        """Where the store goes (a directory; a database URL for the PostgreSQL rows)."""
+        return self.root / "store"
+
+    def persona_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Store.add_persona`` for the speed section's persona."""
+        return {}
+
+    def _enter(self, persona: str, **options: Any) -> None:
+        """A new persona with a floor of its own, entered: the session later calls use."""
+        floor = f"f-{persona}"
+        self._store.add_persona(persona, **options)
+        self._store.add_floor(floor, persona=persona)
+        self._ctx = self._store.enter(floor=floor)
+        self._session = self._ctx.__enter__()
+        self._floor = floor
+
+    def release(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+        self._ctx = None
+        self._session = None
+
+    def close(self) -> None:
+        self.release()
+        try:
+            self._store.close()
+        finally:
+            _CONFIG.release()
+            super().close()
+
+    # -- retrieval: one persona per conversation ---------------------------------------------
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -159,12 +250,7 @@ class SeveranceSystem(RetrievalSystem):
         ]
 
     def index(self, conv: Conversation) -> None:
-        persona = persona_name(conv.sample_id)
-        floor = f"f-{persona}"
-        self._store.add_persona(persona)
-        self._store.add_floor(floor, persona=persona)
-        self._ctx = self._store.enter(floor=floor)
-        self._session = self._ctx.__enter__()
+        self._enter(persona_name(conv.sample_id))
         drafts = [
             self._sev.MemoryDraft(
                 text=t.document,
@@ -185,23 +271,6 @@ class SeveranceSystem(RetrievalSystem):
             hits = self._session.recall(query, k=k, mode=variant.removeprefix("severance-"))
         return [str(h.memory.metadata["dia_id"]) for h in hits]
 
-    def release(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
-        self._ctx = None
-        self._session = None
-
-    def close(self) -> None:
-        self.release()
-        try:
-            self._store.close()
-        finally:
-            if self._old_xdg is None:
-                os.environ.pop("XDG_CONFIG_HOME", None)
-            else:
-                os.environ["XDG_CONFIG_HOME"] = self._old_xdg
-            shutil.rmtree(self._tmp, ignore_errors=True)
-
     def info(self) -> dict[str, Any]:
         return {
             "severance": getattr(self._sev, "__version__", None),
@@ -214,4 +283,87 @@ class SeveranceSystem(RetrievalSystem):
             "embedder": "shared model injected, turn vectors from the cache"
             if self.embedder_injected
             else "the store's default embedder (ingest time includes embedding)",
+        }
+
+    # -- speed: one persona holding every memory ---------------------------------------------
+
+    def open_scope(self) -> None:
+        self._enter(SPEED_PERSONA, **self.persona_options())
+
+    def remember_batch(self, syn: Synthetic) -> None:
+        draft = self._sev.MemoryDraft
+        for start in range(0, len(syn), self.batch):
+            part = syn.slice(start, start + self.batch)
+            self._session.remember_many(
+                [
+                    draft(
+                        text=t,
+                        kind="episode",
+                        tags=(tag,),
+                        occurred_at=datetime.fromtimestamp(float(ts), UTC),
+                    )
+                    for t, tag, ts in zip(part.texts, part.tags, part.occurred_at, strict=True)
+                ]
+            )
+
+    def remember_one(self, text: str, tag: str, occurred_at: float) -> None:
+        self._session.remember(
+            text,
+            kind="episode",
+            tags=(tag,),
+            occurred_at=datetime.fromtimestamp(occurred_at, UTC),
+        )
+
+    def recall(self, query: str, k: int, *, dense: bool = False) -> list[str]:
+        hits = self._session.recall(query, k=k, mode="dense" if dense else "hybrid")
+        return [h.memory.text for h in hits]
+
+    def recall_filtered(self, query: str, k: int, tag: str) -> list[str]:
+        """Texts of the top ``k`` memories tagged ``tag`` (the selective-filter probe)."""
+        hits = self._session.recall(query, k=k, tags=[tag])
+        return [h.memory.text for h in hits]
+
+    def dense_graph(self) -> tuple[Any, dict[str, Any]] | None:
+        """The persona's HNSW graph as ``((usearch index, key -> slot), figures)``, or ``None``
+        while dense search is exact. Reads the session's index internals on purpose: the
+        speed section's ceiling searches this very graph with no memory layer around it."""
+        import numpy as np
+
+        index = self._session._index
+        if index is None or getattr(index, "hnsw", None) is None:
+            return None
+        graph = (index.hnsw._ix, np.array(index.hnsw.key_slot, copy=True))
+        return graph, {
+            "in_graph": len(index.hnsw),
+            "pending": index.n_slots - index.hnsw.covered,
+            "memory_bytes": index.hnsw.memory_bytes(),
+        }
+
+    def persist(self) -> None:
+        self._session.checkpoint()
+        self.release()
+        self._store.close()
+
+    def wake_config(self) -> dict[str, Any]:
+        # Every Severance row (SQLite or PostgreSQL) wakes the same way: a URL is a path.
+        return {
+            "system": "severance",
+            "path": str(self.location),
+            "key": base64.b64encode(self._key).decode(),
+            "floor": self._floor,
+        }
+
+    def speed_info(self) -> dict[str, Any]:
+        from severance.search import index as sindex
+
+        return {
+            "severance": getattr(self._sev, "__version__", None),
+            "layout": "one store (SQLite), one persona holding every memory, one session",
+            "batched": f"Session.remember_many, {self.batch} drafts per call "
+            "(committed in transactions of 256)",
+            "single": "Session.remember, one call (one transaction, fsync) per memory",
+            "recall": "Session.recall(q, k=10): hybrid (default) and mode='dense'; "
+            "includes decrypting the returned memories",
+            "hnsw_threshold": getattr(sindex, "HNSW_THRESHOLD", None),
+            "snapshot": "Session.checkpoint() before the cold wake",
         }
