@@ -1,10 +1,9 @@
 """The shape of ``severance.backends``: a registry of factories, one way to ask for the indexed
-vector mode, composition instead of children reaching into their parent, and no import circle
-(``TYPE_CHECKING`` imports included)."""
+vector mode. Circles, private names and module sizes are checked for the whole package by
+tests/test_layers.py."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -63,87 +62,3 @@ def test_indexed_vectors_is_the_one_capability_question(tmp_path: Path) -> None:
         isinstance(object(), VectorRows)  # type: ignore[misc]
     probing = [p for p in PACKAGE.glob("*.py") if "runtime_checkable" in p.read_text()]
     assert probing == []
-
-
-def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.glob("*.py"))}
-
-
-def test_no_backend_module_reaches_into_another_objects_private_names() -> None:
-    # ``self._x`` is a class's own; ``other._x`` (another object's, or another module's) is
-    # a child reaching into its parent: ask for a named method on it instead.
-    found = []
-    for name, tree in _modules().items():
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            attr = node.attr
-            if not attr.startswith("_") or attr.startswith("__"):
-                continue
-            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-                continue
-            found.append(f"{name}.py:{node.lineno}: .{attr}")
-    assert found == []
-
-
-def _imports(tree: ast.Module) -> set[str]:
-    # Every import, wherever it stands: at the top, in a function, under TYPE_CHECKING.
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                names.add(node.module.split(".")[0])
-            else:
-                names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "severance.backends."
-        ):
-            names.add((node.module or "").split(".")[2])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("severance.backends."):
-                    names.add(alias.name.split(".")[2])
-    return names
-
-
-def test_the_backend_modules_import_one_way() -> None:
-    modules = _modules()
-    graph = {name: _imports(tree) & set(modules) - {name} for name, tree in modules.items()}
-    assert graph["postgres_rows"] >= {"postgres_connection"}
-    assert "postgres" not in graph["postgres_rows"] | graph["postgres_vectors"]
-    assert "sqlite" not in graph["sqlite_rows"] | graph["sqlite_connection"]
-    # Depth-first search for a circle.
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        path.append(node)
-        for child in sorted(graph[node]):
-            if state.get(child) == 1:
-                raise AssertionError(" -> ".join([*path[path.index(child) :], child]))
-            if child not in state:
-                visit(child)
-        path.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-
-
-def test_the_module_checks_see_a_circle_and_a_private_reach() -> None:
-    # The two checks above, on code that has what they look for.
-    tree = ast.parse(
-        "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from .postgres import PostgresBackend\n"
-        "def f(b):\n    return b._tx\n"
-    )
-    assert _imports(tree) == {"postgres"}
-    reaches = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
-    assert reaches == ["_tx"]
-
-
-@pytest.mark.parametrize("module", sorted(p.name for p in PACKAGE.glob("*.py")))
-def test_each_module_is_small(module: str) -> None:
-    assert len((PACKAGE / module).read_text().splitlines()) <= 650
