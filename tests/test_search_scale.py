@@ -274,7 +274,7 @@ def test_a_large_persona_wakes_with_its_graph(tmp_path: Path) -> None:
     with store.enter(floor="f") as session:
         session.recall("warm up", k=1)
         session.remember_many(texts)
-        index = session._index
+        index = session.search_index
         assert index is not None and index.hnsw is not None
         before = [m.memory.text for m in session.recall(texts[17], k=5, mode="dense")]
         session.checkpoint()
@@ -283,7 +283,7 @@ def test_a_large_persona_wakes_with_its_graph(tmp_path: Path) -> None:
     store = severance.Store.open(tmp_path / "s", key=key, embedder=HashEmbedder())
     with store.enter(floor="f") as session:
         after = [m.memory.text for m in session.recall(texts[17], k=5, mode="dense")]
-        index = session._index
+        index = session.search_index
         assert index is not None and index.hnsw is not None
         assert len(index.hnsw) > 0
         assert after == before

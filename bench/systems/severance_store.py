@@ -329,7 +329,7 @@ class SeveranceSystem(PeerSystem):
         speed section's ceiling searches this very graph with no memory layer around it."""
         import numpy as np
 
-        index = self._session._index
+        index = self._session.search_index
         if index is None or getattr(index, "hnsw", None) is None:
             return None
         graph = (index.hnsw._ix, np.array(index.hnsw.key_slot, copy=True))

@@ -7,19 +7,14 @@ persona argument. So "recall from the wrong persona" is not a mistake a caller c
 is no way to say it.
 
 A session is built from its collaborators (rows, codec, embedder, transaction, audit, close
-callback) and knows nothing of the :class:`~severance.store.Store` that made it. Crossings
-(reintegration, re-embedding) use its named internal methods — :meth:`Session.lock`,
-:meth:`Session.take`, :meth:`Session.put`, :meth:`Session.delete`, :meth:`Session.annotate`,
-:meth:`Session.nearest` — inside one transaction (see :mod:`severance.session_crossing`).
+callback) and knows nothing of the :class:`~severance.store.Store` that made it. Crossings use
+its named methods inside one transaction (see :mod:`severance.session_crossing`).
 
 This module holds the persona's verbs and their checks (open, not erased, valid input, the
 session's lock); the work behind them is in modules handed the same collaborators: writing
 in :mod:`severance.session_writes`, recall and listing in :mod:`severance.session_recall`,
-extraction in :mod:`severance.session_extract`, the index in :mod:`severance.session_index`.
-
-The index is loaded lazily on the first read (from the encrypted snapshot plus the rows
-changed after it) and kept in step before every read by asking the back-end what changed
-since the last sequence number it saw — which also picks up writes made by other processes.
+extraction in :mod:`severance.session_extract`, and the index — loaded on the first read and
+kept in step with other processes' writes — in :mod:`severance.session_index`.
 
 Quarantine: a row that fails authentication (a swapped or corrupted payload or vector) never
 makes the persona unreadable. Listing, recall, export and the index skip it; ``get`` and
@@ -204,8 +199,9 @@ class Session(CrossingAPI):
             self._check_open()
 
     @property
-    def _index(self) -> PersonaIndex | None:
-        """The loaded index, if any (for tests and benchmarks that inspect it)."""
+    def search_index(self) -> PersonaIndex | None:
+        """The loaded in-memory index, if any: for diagnostics, tests and the benchmark's
+        raw-index ceiling. Its layout is not a stable API."""
         return self._keeper.current
 
     @property
