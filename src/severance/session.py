@@ -200,8 +200,7 @@ class Session(CrossingAPI):
 
     @property
     def search_index(self) -> PersonaIndex | None:
-        """The loaded in-memory index, if any: for diagnostics, tests and the benchmark's
-        raw-index ceiling. Its layout is not a stable API."""
+        """The loaded index, if any (diagnostics, tests, benchmarks; not a stable API)."""
         return self._keeper.current
 
     @property
