@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pytest
 
 import severance
-from severance.search import Doc, Filter, PersonaIndex
+from severance.search import Doc, Filter, PersonaIndex, container
 from severance.search import index as index_mod
 
 DIM = 32
@@ -234,7 +234,7 @@ def test_a_snapshot_does_not_carry_a_forgotten_vector(vectors: npt.NDArray[np.fl
 
 def test_version_1_snapshots_are_still_read(vectors: npt.NDArray[np.float32]) -> None:
     small = build(vectors[:300])
-    meta, arrays = index_mod.unpack_arrays(small.to_bytes())
+    meta, arrays = container.unpack_arrays(small.to_bytes())
     # Rebuild the layout of a format 1 snapshot: an .npz with one tag list per memory.
     tag_sets = meta.pop("tag_sets")
     meta["tags"] = [tag_sets[c] for c in arrays.pop("tag_codes").tolist()]
@@ -298,14 +298,14 @@ def test_snapshot_container_round_trips_every_array_shape() -> None:
         "bytes": np.frombuffer(b"graph", dtype=np.uint8),
         "matrix": clustered(3),
     }
-    meta, back = index_mod.unpack_arrays(index_mod.pack_arrays({"format": 2}, arrays))
+    meta, back = container.unpack_arrays(container.pack_arrays({"format": 2}, arrays))
     assert meta == {"format": 2}
     for name, array in arrays.items():
         assert back[name].dtype == array.dtype
         assert np.array_equal(back[name], array)
         assert back[name].flags.writeable
     with pytest.raises(ValueError):
-        index_mod.unpack_arrays(b"PK\x03\x04 not ours")
+        container.unpack_arrays(b"PK\x03\x04 not ours")
 
 
 def test_an_empty_index_snapshots() -> None:

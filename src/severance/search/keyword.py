@@ -19,7 +19,13 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KeywordIndex", "tokenize"]
+__all__ = ["TOKENIZER_VERSION", "KeywordIndex", "tokenize"]
+
+#: Version of :func:`tokenize` (and the stemming and stop words it applies). Index snapshots
+#: record it; a snapshot whose postings came from another version has its texts tokenised
+#: again on wake (its vectors and graph are kept). Bump it whenever ``tokenize`` changes
+#: what it returns for some text.
+TOKENIZER_VERSION = 1
 
 # (version, live slots, their term frequencies, their BM25 denominators tf + k1 * norm(len))
 _Cached = tuple[Hashable, npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
