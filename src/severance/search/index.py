@@ -236,6 +236,7 @@ class PersonaIndex:
             if len(self.slot_of) < HNSW_THRESHOLD:
                 return
             hnsw = self.hnsw = HNSWIndex(self.dimension)
+            self.dense.halve()
         n = self.n_slots
         if n - hnsw.covered < HNSW_BATCH:
             return
@@ -629,6 +630,9 @@ class PersonaIndex:
                 covered=parts.hnsw_covered,
                 n_slots=n,
             )
+            # A snapshot from before float16 rows (format 4 or older): round them as a live
+            # index with a graph would have (one copy, then the next snapshot is float16).
+            index.dense.halve()
         return index
 
     def retokenize(self, tokens_of: Mapping[int, Sequence[str]]) -> None:
