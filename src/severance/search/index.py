@@ -58,7 +58,7 @@ NO_FILTER = Filter()
 HNSW_THRESHOLD = 20_000
 #: Slots written since the graph was last extended that trigger the next extension; until
 #: then they are scored exactly (it is cheaper to insert into the graph in batches).
-HNSW_BATCH = 1024
+HNSW_BATCH = 256
 #: At most this many slots are inserted into the graph per write or search, which bounds the
 #: latency of one call while a graph catches up (right after crossing the threshold, or after
 #: waking from a snapshot without one).
@@ -229,8 +229,9 @@ class PersonaIndex:
         )
 
     # -- the HNSW graph -------------------------------------------------------------------------
-    def _extend_graph(self) -> None:
-        """Create the graph once the persona is large enough; insert pending slots in batches."""
+    def _extend_graph(self, every: bool = False) -> None:
+        """Create the graph once the persona is large enough; insert pending slots in batches
+        (``every``: whatever is pending, up to :data:`HNSW_FOLD_MAX`)."""
         hnsw = self.hnsw
         if hnsw is None:
             if len(self.slot_of) < HNSW_THRESHOLD:
@@ -238,7 +239,7 @@ class PersonaIndex:
             hnsw = self.hnsw = HNSWIndex(self.dimension)
             self.dense.halve()
         n = self.n_slots
-        if n - hnsw.covered < HNSW_BATCH:
+        if n - hnsw.covered < (1 if every else HNSW_BATCH):
             return
         end = min(n, hnsw.covered + HNSW_FOLD_MAX)
         slots = np.arange(hnsw.covered, end, dtype=np.int64)
@@ -558,10 +559,14 @@ class PersonaIndex:
         """A compact serialisation of the live documents (no pickles: plain arrays; the
         layout is :mod:`.snapshot`'s).
 
-        Retired slots are compacted away. The HNSW graph, if any, is saved as usearch bytes
+        Retired slots are compacted away. The HNSW graph, if any, is brought up to date and
+        saved as usearch bytes
         with its key-to-slot map renumbered; free graph nodes are scrubbed first (see
         :meth:`HNSWIndex.scrub`), so a forgotten memory's vector is not carried over.
         """
+        # Pending slots go into the graph first: a woken index then re-scores none of them
+        # on every query until the next batch comes along.
+        self._extend_graph(every=True)
         n = self.n_slots
         live = np.nonzero(self.alive[:n])[0]
         remap = np.full(n, -1, dtype=np.int64)
