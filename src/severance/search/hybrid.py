@@ -285,14 +285,13 @@ def fuse(
     sort = np.argsort(slots)
     keys, sorted_own = slots[sort], own[sort]
 
-    def score_of(targets: Slots) -> Scores:
-        at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
-        return np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0)
-
+    # Every neighbour of every distance looked up at once: (distance, side, slot).
+    targets = np.stack([np.stack(pair) for pair in near_of])
+    at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
+    lent_by = np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0).max(axis=1)
     best = np.zeros(len(slots), dtype=np.float64)
-    for d, (before, after) in enumerate(near_of, start=1):
-        lent = np.maximum(score_of(before), score_of(after))
-        best = np.maximum(best, fusion.context_decay ** (d - 1) * lent)
+    for d in range(1, len(near_of) + 1):
+        best = np.maximum(best, fusion.context_decay ** (d - 1) * lent_by[d - 1])
     credited = own + fusion.context * np.maximum(best, 0.0)
     if len(extra) and mask is not None:
         keep = np.ones(len(slots), dtype=np.bool_)
