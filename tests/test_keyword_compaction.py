@@ -4,7 +4,8 @@
 snapshot was loaded into, the growable arrays a query or a fold moved a term into, and the
 Python-list tails of recent writes) in one vectorised pass. Hypothesis drives random mixes of
 writes, reads (which move tails into arrays), wakes from a compacted base and removals, and
-the result is compared with a model built from the documents alone.
+the result is compared with a model built from the documents alone. (Also: fusion's
+:func:`distinct`, which replaced :func:`numpy.unique`, gives what it gave.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from severance.search.hybrid import distinct
 from severance.search.keyword import KeywordIndex
 
 WORDS = [f"w{i}" for i in range(12)]
@@ -115,3 +117,9 @@ def test_scores_after_compaction_equal_scores_before() -> None:
     before = index.scores(query, alive, len(docs))[alive]
     after = compact.scores(query, np.ones(int(alive.sum()), dtype=np.bool_), int(alive.sum()))
     assert after.tolist() == before.tolist()
+
+
+@given(st.lists(st.integers(min_value=-1, max_value=50), max_size=60))
+def test_distinct_is_numpy_unique(values: list[int]) -> None:
+    slots = np.asarray(values, dtype=np.int64)
+    assert distinct(slots).tolist() == np.unique(slots).tolist()

@@ -229,3 +229,30 @@ def test_a_snapshot_from_other_feature_rules_has_its_features_read_again(
         assert _texts(session) == want
     store.close()
     assert [(stale, missing) for _, stale, missing in seen] == [(False, True), (False, False)]
+
+
+def test_a_snapshot_puts_pending_slots_into_the_graph_first() -> None:
+    index = build(256)
+    extra = clustered(40, seed=3)
+    more = [
+        Doc(
+            id=f"x{i}",
+            seq=N + i + 1,
+            kind="note",
+            tags=(),
+            occurred_at=float(N + i),
+            learned_at=0.0,
+            vector=v,
+            tokens=["extra"],
+        )
+        for i, v in enumerate(extra)
+    ]
+    index.upsert(more)
+    assert index.hnsw is not None and index.hnsw.covered < index.n_slots  # a batch is pending
+    want = answers(index)
+    woken = PersonaIndex.from_bytes(index.to_bytes())
+    assert woken.hnsw is not None and woken.hnsw.covered == woken.n_slots == N + 40
+    assert len(woken.hnsw) == N + 40
+    for i, v in enumerate(extra[:5]):
+        assert [h.id for h in woken.search(v, [], 1, mode="dense")] == [f"x{i}"]
+    assert len(answers(woken)) == len(want)
