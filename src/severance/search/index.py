@@ -58,7 +58,7 @@ NO_FILTER = Filter()
 HNSW_THRESHOLD = 20_000
 #: Slots written since the graph was last extended that trigger the next extension; until
 #: then they are scored exactly (it is cheaper to insert into the graph in batches).
-HNSW_BATCH = 256
+HNSW_BATCH = 512
 #: At most this many slots are inserted into the graph per write or search, which bounds the
 #: latency of one call while a graph catches up (right after crossing the threshold, or after
 #: waking from a snapshot without one).
