@@ -215,7 +215,7 @@ def test_a_snapshot_without_addressed_names_is_filled_in_on_wake(
     store_location: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from severance.search import PersonaIndex
-    from severance.search.index import pack_arrays, unpack_arrays
+    from severance.search.container import pack_arrays, unpack_arrays
 
     def as_format_3(data: bytes) -> bytes:
         meta, arrays = unpack_arrays(data)

@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_info
 import severance
 from severance.search import Filter, Fusion, PersonaIndex, threads
 from severance.search import index as index_mod
-from severance.search.index import document, pack_arrays, unpack_arrays
+from severance.search.container import pack_arrays, unpack_arrays
+from severance.search.index import document
 from severance.search.query import analyze
 
 N = 1500

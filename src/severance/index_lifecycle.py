@@ -10,8 +10,10 @@ keeps only thin call sites. They are handed the persona's rows and a way to open
   truth; the rejected snapshot is dropped and reported).
 * :func:`catch_up` — apply what changed since the last ``seq`` seen (also writes by other
   processes).
-* A snapshot written before the re-ranking features existed (format 1 to 3) is migrated on
-  wake: its arrays and graph are kept and only the features are read from the rows.
+* A snapshot written before the re-ranking features existed (format 1 to 3), or with other
+  feature rules or another tokenizer than today's (their versions are in the snapshot), is
+  migrated on wake: its vectors and graph are kept and only the features, or the keyword
+  postings, are derived again from the rows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
 from .search.container import Buffer
 from .search.documents import features
+from .search.keyword import tokenize
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
 
@@ -66,8 +69,8 @@ def wake(
         if snapshot is not None:
             index = PersonaIndex.from_bytes(open_snapshot(snapshot))
             pending = 0
-            if index.missing_features:
-                _fill_features(index, rows, open_payload)
+            if index.missing_features or index.stale_keywords:
+                _migrate(index, rows, open_payload)
                 pending = migrated_pending
             return catch_up(
                 Awake(index, snapshot.watermark, pending), rows, open_row, deleted=deleted
@@ -123,13 +126,23 @@ def _docs(rows: Iterable[MemoryRow], open_row: OpenRow) -> list[Doc]:
     return [doc for doc in map(open_row, rows) if doc is not None]
 
 
-def _fill_features(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPayload) -> None:
-    """Read the re-ranking features of every memory from the rows (payloads only: the
-    vectors, postings and graph of the snapshot are kept)."""
+def _migrate(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPayload) -> None:
+    """Derive again from the rows what the snapshot lacks or has from older rules: the
+    re-ranking features, the keyword postings, or both (payloads only: the vectors and the
+    graph of the snapshot are kept). A row changed since the snapshot is left to
+    :func:`catch_up`, which replaces its slot."""
+    features_too, keywords_too = index.missing_features, index.stale_keywords
+    tokens_of: dict[int, list[str]] = {}
     for batch in rows.scan(SCAN_BATCH):
         for row in batch:
             data = open_payload(row)
-            index.set_features(row.id, row.seq, *features(data["text"], data["metadata"]))
+            if features_too:
+                index.set_features(row.id, row.seq, *features(data["text"], data["metadata"]))
+            slot = index.slot_of.get(row.id)
+            if keywords_too and slot is not None and index.seq_of(row.id) == row.seq:
+                tokens_of[slot] = tokenize(data["text"])
+    if keywords_too:
+        index.retokenize(tokens_of)
     index.missing_features = False
 
 

@@ -10,8 +10,9 @@ few candidates for a graph search to find them.
 The graph (`usearch <https://github.com/unum-cloud/usearch>`_) stores int8-quantised copies of
 the vectors: building is 4-5x faster than with float16 on CPUs without native half floats,
 the graph is a quarter the size of a float32 one, and since every candidate is re-scored
-with the exact float32 vector, quantisation costs almost no recall (measured recall@10 vs
-exact search ≥ 0.99 at 100k; see ``tests/test_search_scale.py`` and ``docs/benchmarks.md``).
+exactly against the persona's own rows (kept in float16 once a persona has a graph, see
+:class:`DenseIndex`), quantisation costs almost no recall (see ``tests/test_search_scale.py``
+and ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import numkong
 import numpy as np
 import numpy.typing as npt
 
@@ -62,6 +64,18 @@ def _usearch_index() -> Any:
     return Index
 
 
+def _float32(rows: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """``rows`` as float32. Half-precision rows are widened with numkong (usearch's own SIMD
+    kernels, installed with it): numpy converts float16 element by element, which made
+    re-scoring a few hundred candidates three times slower than the float32 rows it saves
+    reading."""
+    if rows.dtype == np.float32:
+        return rows
+    if rows.dtype == np.float16 and rows.size:
+        return np.asarray(numkong.astype(np.ascontiguousarray(rows), "float32"))
+    return rows.astype(np.float32)
+
+
 def pack_vector(vector: npt.NDArray[np.float32]) -> bytes:
     """Little-endian float32 bytes, whatever the machine."""
     return np.asarray(vector, dtype="<f4").tobytes()
@@ -84,22 +98,42 @@ def _grown(array: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
 
 
 class DenseIndex:
-    """A growable matrix of unit vectors; row ``slot`` belongs to the document at ``slot``."""
+    """A growable matrix of unit vectors; row ``slot`` belongs to the document at ``slot``.
 
-    def __init__(self, dimension: int, matrix: npt.NDArray[np.float32] | None = None) -> None:
+    Rows are float32 until :meth:`halve` (called once a persona is large enough for an HNSW
+    graph), then float16: a large persona's exact re-scoring reads only a few hundred rows
+    per query, whose half-precision cosines are within about 1e-4 of the float32 ones, and
+    the matrix (most of a snapshot, of the memory an awake persona takes, and of the time a
+    wake takes to decrypt it) is half the size. Every path that builds an index (live
+    writes, a snapshot, a rebuild from the rows) rounds the same vectors the same way, so
+    they give the same scores.
+    """
+
+    def __init__(self, dimension: int, matrix: npt.NDArray[np.floating] | None = None) -> None:
         self.dimension = dimension
         if matrix is None:
-            self._m = np.zeros((0, dimension), dtype=np.float32)
+            self._m: npt.NDArray[np.floating] = np.zeros((0, dimension), dtype=np.float32)
             self.n = 0
         else:
-            self._m = np.ascontiguousarray(matrix, dtype=np.float32)
+            dtype = np.float16 if matrix.dtype == np.float16 else np.float32
+            self._m = np.ascontiguousarray(matrix, dtype=dtype)
             self.n = len(matrix)
+
+    @property
+    def halved(self) -> bool:
+        """Whether rows are kept in float16."""
+        return bool(self._m.dtype == np.float16)
+
+    def halve(self) -> None:
+        """Keep the rows (those there and those added from now on) in float16."""
+        if not self.halved:
+            self._m = self._m[: self.n].astype(np.float16)
 
     def _reserve(self, n: int) -> None:
         if n > len(self._m):
             # Grow by half, not double: at a million 384-d rows the matrix is 1.5 GB.
             size = max(n, len(self._m) + len(self._m) // 2, 64)
-            grown = np.empty((size, self.dimension), dtype=np.float32)
+            grown = np.empty((size, self.dimension), dtype=self._m.dtype)
             grown[: self.n] = self._m[: self.n]
             self._m = grown
 
@@ -113,8 +147,15 @@ class DenseIndex:
 
     def scores(self, query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Cosine similarity of the query to every slot."""
-        result: npt.NDArray[np.float32] = self._m[: self.n] @ query.astype(np.float32)
-        return result
+        q = query.astype(np.float32)
+        if not self.halved:
+            every: npt.NDArray[np.float32] = np.asarray(self._m[: self.n] @ q, dtype=np.float32)
+            return every
+        out = np.empty(self.n, dtype=np.float32)
+        for lo in range(0, self.n, _GATHER_ROWS):
+            hi = min(self.n, lo + _GATHER_ROWS)
+            out[lo:hi] = _float32(self._m[lo:hi]) @ q
+        return out
 
     def scores_at(
         self, slots: npt.NDArray[np.int64], query: npt.NDArray[np.float32]
@@ -122,16 +163,18 @@ class DenseIndex:
         """Cosine similarity of the query to the given slots only."""
         q = query.astype(np.float32)
         if len(slots) <= _GATHER_ROWS:
-            result: npt.NDArray[np.float32] = self._m[slots] @ q
+            result: npt.NDArray[np.float32] = _float32(self._m[slots]) @ q
             return result
         # In blocks: one gather of, say, 50k rows is a 75 MB temporary, which the allocator
         # maps fresh (and the kernel zero-fills) on every query.
         out = np.empty(len(slots), dtype=np.float32)
         for lo in range(0, len(slots), _GATHER_ROWS):
-            out[lo : lo + _GATHER_ROWS] = self._m[slots[lo : lo + _GATHER_ROWS]] @ q
+            block = self._m[slots[lo : lo + _GATHER_ROWS]]
+            out[lo : lo + _GATHER_ROWS] = _float32(block) @ q
         return out
 
-    def vectors(self) -> npt.NDArray[np.float32]:
+    def vectors(self) -> npt.NDArray[np.floating]:
+        """Rows ``0 .. n`` (float32, or float16 once :meth:`halve` was called)."""
         return self._m[: self.n]
 
 

@@ -13,7 +13,13 @@ from .keyword import tokenize
 from .query import has_time_expression
 from .speakers import speaker_of, vocative
 
-__all__ = ["Doc", "Filter", "Hit", "document", "features"]
+__all__ = ["FEATURES_VERSION", "Doc", "Filter", "Hit", "document", "features"]
+
+#: Version of the rules :func:`features` applies (speaker names, time expressions, vocatives,
+#: in :mod:`.speakers` and :mod:`.query`). Index snapshots record it; a snapshot from other
+#: rules has its features read again from the rows on wake. Bump it whenever those rules
+#: change what they find for some text.
+FEATURES_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ __all__ = [
     "Fusion",
     "FusionMethod",
     "convex",
+    "distinct",
     "fuse",
     "members",
     "positions",
@@ -175,6 +176,20 @@ def members(targets: Slots, slots: Slots, n_slots: int) -> npt.NDArray[np.bool_]
     return found
 
 
+def distinct(slots: Slots) -> Slots:
+    """The distinct values of ``slots``, sorted (what :func:`numpy.unique` gives, without its
+    hash table and set-up, which cost more than a sort on a few hundred slots, nor its first
+    call's import of ``numpy.ma``, a tenth of a second of a wake)."""
+    if len(slots) < 2:
+        return slots.copy()
+    ordered = np.sort(slots)
+    keep = np.empty(len(ordered), dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    found: Slots = ordered[keep]
+    return found
+
+
 def union(first: Slots, second: Slots, n_slots: int) -> Slots:
     """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
     if len(second) == 0:
@@ -255,7 +270,7 @@ def fuse(
     reach = fusion.context_reach
     near_of = neighbours(cols, order, slots, kinds, gap, reach, speakers)
     near = np.concatenate([side for pair in near_of for side in pair])
-    extra = np.unique(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
+    extra = distinct(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
     if len(extra):
         near_extra = neighbours(cols, order, extra, kinds, gap, reach, speakers)
         near_of = [
@@ -270,14 +285,13 @@ def fuse(
     sort = np.argsort(slots)
     keys, sorted_own = slots[sort], own[sort]
 
-    def score_of(targets: Slots) -> Scores:
-        at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
-        return np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0)
-
+    # Every neighbour of every distance looked up at once: (distance, side, slot).
+    targets = np.stack([np.stack(pair) for pair in near_of])
+    at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
+    lent_by = np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0).max(axis=1)
     best = np.zeros(len(slots), dtype=np.float64)
-    for d, (before, after) in enumerate(near_of, start=1):
-        lent = np.maximum(score_of(before), score_of(after))
-        best = np.maximum(best, fusion.context_decay ** (d - 1) * lent)
+    for d in range(1, len(near_of) + 1):
+        best = np.maximum(best, fusion.context_decay ** (d - 1) * lent_by[d - 1])
     credited = own + fusion.context * np.maximum(best, 0.0)
     if len(extra) and mask is not None:
         keep = np.ones(len(slots), dtype=np.bool_)

@@ -16,17 +16,15 @@ saved inside the (encrypted) snapshot, so waking a large persona does not rebuil
 
 from __future__ import annotations
 
-import io
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns, SearchMode
-from .container import Buffer, is_container, pack_arrays, unpack_arrays
+from .container import Buffer
 from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
@@ -34,6 +32,7 @@ from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, rerank, search_depth
 from .scoring import Cosines, ranks
+from .snapshot import Parts, decode, encode
 from .threads import one_blas_thread
 
 __all__ = [
@@ -49,14 +48,6 @@ __all__ = [
     "document",
 ]
 
-#: Snapshot layout. 1: an ``.npz`` archive. 2: a flat container (:func:`pack_arrays`, no zip
-#: reading or CRC on wake) that may carry the HNSW graph (``hnsw``, ``hnsw_keys``). 3: also
-#: the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``). 4: also
-#: ``addressed_codes``, and speakers named by a ``"Name:"`` text prefix. All are read; an index
-#: from 1, 2 or 3 reports :attr:`PersonaIndex.missing_features` until they are filled in.
-_SNAPSHOT_FORMAT = 4
-_READABLE_FORMATS = frozenset({1, 2, 3, 4})
-_SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
 DEFAULT_FUSION = Fusion()
 NO_FILTER = Filter()
 
@@ -67,7 +58,7 @@ NO_FILTER = Filter()
 HNSW_THRESHOLD = 20_000
 #: Slots written since the graph was last extended that trigger the next extension; until
 #: then they are scored exactly (it is cheaper to insert into the graph in batches).
-HNSW_BATCH = 1024
+HNSW_BATCH = 512
 #: At most this many slots are inserted into the graph per write or search, which bounds the
 #: latency of one call while a graph catches up (right after crossing the threshold, or after
 #: waking from a snapshot without one).
@@ -121,6 +112,9 @@ class PersonaIndex:
         #: Set on an index woken from a snapshot older than the re-ranking features: the
         #: caller fills them in with :meth:`set_features` (and re-snapshots).
         self.missing_features = False
+        #: Set on an index woken from a snapshot whose postings came from another tokenizer:
+        #: the caller re-tokenises the texts with :meth:`retokenize` (and re-snapshots).
+        self.stale_keywords = False
         self.dense = DenseIndex(dimension)
         self.keyword = KeywordIndex()
         self.hnsw: HNSWIndex | None = None
@@ -235,15 +229,17 @@ class PersonaIndex:
         )
 
     # -- the HNSW graph -------------------------------------------------------------------------
-    def _extend_graph(self) -> None:
-        """Create the graph once the persona is large enough; insert pending slots in batches."""
+    def _extend_graph(self, every: bool = False) -> None:
+        """Create the graph once the persona is large enough; insert pending slots in batches
+        (``every``: whatever is pending, up to :data:`HNSW_FOLD_MAX`)."""
         hnsw = self.hnsw
         if hnsw is None:
             if len(self.slot_of) < HNSW_THRESHOLD:
                 return
             hnsw = self.hnsw = HNSWIndex(self.dimension)
+            self.dense.halve()
         n = self.n_slots
-        if n - hnsw.covered < HNSW_BATCH:
+        if n - hnsw.covered < (1 if every else HNSW_BATCH):
             return
         end = min(n, hnsw.covered + HNSW_FOLD_MAX)
         slots = np.arange(hnsw.covered, end, dtype=np.int64)
@@ -560,125 +556,99 @@ class PersonaIndex:
 
     # -- snapshots ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """A compact serialisation of the live documents (no pickles: plain arrays).
+        """A compact serialisation of the live documents (no pickles: plain arrays; the
+        layout is :mod:`.snapshot`'s).
 
-        Retired slots are compacted away. The HNSW graph, if any, is saved as usearch bytes
+        Retired slots are compacted away. The HNSW graph, if any, is brought up to date and
+        saved as usearch bytes
         with its key-to-slot map renumbered; free graph nodes are scrubbed first (see
         :meth:`HNSWIndex.scrub`), so a forgotten memory's vector is not carried over.
         """
+        # Pending slots go into the graph first: a woken index then re-scores none of them
+        # on every query until the next batch comes along.
+        self._extend_graph(every=True)
         n = self.n_slots
         live = np.nonzero(self.alive[:n])[0]
         remap = np.full(n, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
-        keyword = self.keyword.compacted(remap)
-        ids = [self.ids[s] for s in live]
-        meta: dict[str, object] = {
-            "format": _SNAPSHOT_FORMAT,
-            "dimension": self.dimension,
-            "ids": ids,
-            "kind_names": self.kind_names,
-            "speakers": self.speaker_names,
-        }
-        # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
-        # and waking then needs no per-memory JSON parsing.
-        tag_sets: dict[tuple[str, ...], int] = {}
-        tag_codes = np.fromiter(
-            (tag_sets.setdefault(self.tags[s], len(tag_sets)) for s in live.tolist()),
-            dtype=np.int32,
-            count=len(live),
-        )
-        meta["tag_sets"] = [list(t) for t in tag_sets]
         every = len(live) == n  # nothing retired: take the arrays as they are (no copies)
 
         def pick(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
             return array[:n] if every else array[live]
 
-        arrays: dict[str, npt.NDArray[np.generic]] = {
-            "seqs": pick(self.seqs),
-            "kind_codes": pick(self.kind_codes),
-            "occurred": pick(self.occurred),
-            "learned": pick(self.learned),
-            "tag_codes": tag_codes,
-            "has_time": pick(self.has_time),
-            "speaker_codes": pick(self.speaker_codes),
-            "addressed_codes": pick(self.addressed_codes),
-            "vectors": pick(self.dense.vectors()),
-            "doc_len": keyword.doc_len[: len(live)],
-            **keyword.arrays(),
-        }
+        parts = Parts(
+            dimension=self.dimension,
+            ids=[self.ids[s] for s in live.tolist()],
+            seqs=pick(self.seqs),
+            kind_codes=pick(self.kind_codes),
+            kind_names=self.kind_names,
+            occurred=pick(self.occurred),
+            learned=pick(self.learned),
+            tags=[self.tags[s] for s in live.tolist()],
+            has_time=pick(self.has_time),
+            speaker_codes=pick(self.speaker_codes),
+            addressed_codes=pick(self.addressed_codes),
+            speaker_names=self.speaker_names,
+            vectors=pick(self.dense.vectors()),
+            keyword=self.keyword.compacted(remap),
+        )
         if self.hnsw is not None:
-            covered = self.hnsw.covered
-            meta["hnsw_covered"] = int(np.count_nonzero(self.alive[:covered]))
-            arrays["hnsw"] = self.hnsw.to_array()
-            arrays["hnsw_keys"] = self.hnsw.compacted_keys(remap)
-        return pack_arrays(meta, arrays)
+            parts.hnsw_covered = int(np.count_nonzero(self.alive[: self.hnsw.covered]))
+            parts.hnsw = self.hnsw.to_array()
+            parts.hnsw_keys = self.hnsw.compacted_keys(remap)
+        return encode(parts)
 
     @classmethod
     def from_bytes(cls, data: Buffer) -> PersonaIndex:
         """An index from :meth:`to_bytes` (any buffer: bytes, or the array a snapshot was
-        decrypted into)."""
-        meta: dict[str, Any]
-        arrays: dict[str, npt.NDArray[Any]]
-        if is_container(data):
-            # The vectors and the graph are read in place (read-only views of ``data``): the
-            # largest parts of a snapshot, and only read until the first write, which makes
-            # copies of its own (DenseIndex grows into a new matrix, the graph copies itself).
-            # Then nothing refers to ``data`` any more. Everything else is copied.
-            meta, arrays = unpack_arrays(data, views=_SNAPSHOT_VIEWS)
-        else:  # format 1: an .npz archive
-            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-            meta = json.loads(arrays["meta"].tobytes().decode())
-        if meta.get("format") not in _READABLE_FORMATS:
-            raise ValueError("unknown snapshot format")
-        index = cls(int(meta["dimension"]))
-        ids: list[str] = meta["ids"]
+        decrypted into). The vectors and the graph are read in place until the first write;
+        an index from an older snapshot reports :attr:`missing_features` (and
+        :attr:`stale_keywords`) until the caller fills them in from the rows."""
+        parts = decode(data)
+        index = cls(parts.dimension)
+        ids = parts.ids
         n = len(ids)
         index.ids = ids
         index.slot_of = dict(zip(ids, range(n), strict=True))
-        index.seqs = arrays["seqs"].astype(np.int64, copy=False)
+        index.seqs = parts.seqs
         index.alive = np.ones(n, dtype=np.bool_)
-        index.kind_codes = arrays["kind_codes"].astype(np.int32, copy=False)
-        index.kind_names = list(meta["kind_names"])
-        index.occurred = arrays["occurred"].astype(np.float64, copy=False)
-        index.learned = arrays["learned"].astype(np.float64, copy=False)
-        if "has_time" in arrays and "addressed_codes" in arrays:
-            index.has_time = arrays["has_time"].astype(np.bool_, copy=False)
-            index.speaker_codes = arrays["speaker_codes"].astype(np.int32, copy=False)
-            index.addressed_codes = arrays["addressed_codes"].astype(np.int32, copy=False)
-            index.speaker_names = list(meta["speakers"])
-            index._speaker_code = {name: i for i, name in enumerate(index.speaker_names)}
-        else:  # formats 1 to 3: the caller fills the features in from the rows
-            index.has_time = np.zeros(n, dtype=np.bool_)
-            index.speaker_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
-            index.addressed_codes = np.full(n, NO_SPEAKER, dtype=np.int32)
-            index.missing_features = True
-        tag_slots = index.tag_slots
-        if "tag_codes" in arrays:
-            tag_sets = [tuple(t) for t in meta["tag_sets"]]
-            codes = arrays["tag_codes"].astype(np.int64, copy=False)
-            index.tags = [tag_sets[c] for c in codes.tolist()]
-            order = np.argsort(codes, kind="stable")
-            for group in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
-                if len(group):
-                    for tag in tag_sets[int(codes[group[0]])]:
-                        tag_slots.setdefault(tag, []).extend(group.tolist())
-        else:  # format 1: one list of tags per memory
-            index.tags = [tuple(t) for t in meta["tags"]]
-            for slot, tags in enumerate(index.tags):
-                for tag in tags:
-                    tag_slots.setdefault(tag, []).append(slot)
-        index.dense = DenseIndex(index.dimension, arrays["vectors"].reshape(n, index.dimension))
-        index.keyword = KeywordIndex.from_arrays(arrays, arrays["doc_len"])
-        if "hnsw" in arrays:
+        index.kind_codes = parts.kind_codes
+        index.kind_names = parts.kind_names
+        index.occurred = parts.occurred
+        index.learned = parts.learned
+        index.tags = parts.tags
+        index.tag_slots = parts.tag_slots
+        index.has_time = parts.has_time
+        index.speaker_codes = parts.speaker_codes
+        index.addressed_codes = parts.addressed_codes
+        index.speaker_names = parts.speaker_names
+        index._speaker_code = {name: i for i, name in enumerate(parts.speaker_names)}
+        index.missing_features = parts.stale_features
+        index.stale_keywords = parts.stale_keywords
+        index.dense = DenseIndex(index.dimension, parts.vectors)
+        index.keyword = parts.keyword
+        if parts.hnsw is not None and parts.hnsw_keys is not None:
             index.hnsw = HNSWIndex.from_bytes(
                 index.dimension,
-                arrays["hnsw"],
-                arrays["hnsw_keys"],
-                covered=int(meta["hnsw_covered"]),
+                parts.hnsw,
+                parts.hnsw_keys,
+                covered=parts.hnsw_covered,
                 n_slots=n,
             )
+            # A snapshot from before float16 rows (format 4 or older): round them as a live
+            # index with a graph would have (one copy, then the next snapshot is float16).
+            index.dense.halve()
         return index
+
+    def retokenize(self, tokens_of: Mapping[int, Sequence[str]]) -> None:
+        """Rebuild the keyword postings from ``tokens_of`` (slot -> tokens; a slot left out
+        gets none), after the tokenizer changed (see :attr:`stale_keywords`)."""
+        keyword = KeywordIndex()
+        for slot in range(self.n_slots):
+            keyword.add(slot, tokens_of.get(slot, ()))
+        self.keyword = keyword
+        self._kw_stats = None
+        self.stale_keywords = False
 
     def ids_matching(self, flt: Filter) -> Iterable[str]:
         """Ids of live documents passing a filter (for selections such as reintegration)."""

@@ -10,6 +10,7 @@ out with the caller's ``alive`` array, so removal is O(1).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter, OrderedDict
@@ -18,7 +19,13 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KeywordIndex", "tokenize"]
+__all__ = ["TOKENIZER_VERSION", "KeywordIndex", "tokenize"]
+
+#: Version of :func:`tokenize` (and the stemming and stop words it applies). Index snapshots
+#: record it; a snapshot whose postings came from another version has its texts tokenised
+#: again on wake (its vectors and graph are kept). Bump it whenever ``tokenize`` changes
+#: what it returns for some text.
+TOKENIZER_VERSION = 1
 
 # (version, live slots, their term frequencies, their BM25 denominators tf + k1 * norm(len))
 _Cached = tuple[Hashable, npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
@@ -366,30 +373,108 @@ class KeywordIndex:
             self._cached_postings -= len(evicted[1])
 
     def compacted(self, remap: npt.NDArray[np.int64]) -> KeywordIndex:
-        """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it."""
+        """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it.
+
+        The postings live in contiguous runs, each of one term in slot order: the base's
+        (or, for a term read since, its merged array, which begins with the base) and then
+        its tail. Ordering the runs by term (then base before tail) and gathering them once
+        puts every posting in place without sorting the postings themselves, instead of a
+        loop over the vocabulary with array operations per term (which was most of a
+        checkpoint at 100k memories). ``remap`` must keep the order of the slots it keeps
+        (as compaction does).
+        """
         new = KeywordIndex()
-        n_new = int((remap >= 0).sum())
+        keep_old = np.flatnonzero(remap >= 0)
+        n_new = len(keep_old)
         new.doc_len = np.zeros(max(n_new, 1), dtype=np.float32)
-        keep_old = np.nonzero(remap >= 0)[0]
         new.doc_len[remap[keep_old]] = self.doc_len[keep_old]
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        offsets = [0]
-        all_slots: list[npt.NDArray[np.int32]] = []
-        all_tfs: list[npt.NDArray[np.float32]] = []
-        for term in terms:
-            slots, tfs = self._all_postings(self.vocab[term])
+        run_tids, run_lengths, slots, tfs = self._runs()
+        n_terms = len(self.vocab)
+        if len(slots):
             mapped = remap[slots]
-            keep = mapped >= 0
-            if not keep.any():
-                continue
-            new.vocab[term] = len(new.vocab)
-            all_slots.append(mapped[keep].astype(np.int32))
-            all_tfs.append(tfs[keep])
-            offsets.append(offsets[-1] + int(keep.sum()))
-        new._base_offsets = np.asarray(offsets, dtype=np.int64)
-        new._base_slots = np.concatenate(all_slots) if all_slots else new._base_slots
-        new._base_tfs = np.concatenate(all_tfs) if all_tfs else new._base_tfs
+            kept = mapped >= 0
+            tids = np.repeat(run_tids, run_lengths)[kept]
+            mapped, tfs = mapped[kept], tfs[kept]
+        else:
+            tids = mapped = np.zeros(0, dtype=np.int64)
+        counts = np.bincount(tids, minlength=n_terms)
+        used = counts > 0
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        new.vocab = {term: i for i, term in enumerate(itertools.compress(terms, used.tolist()))}
+        offsets = np.zeros(len(new.vocab) + 1, dtype=np.int64)
+        np.cumsum(counts[used], out=offsets[1:])
+        new._base_offsets = offsets
+        new._base_slots = mapped.astype(np.int32)
+        new._base_tfs = tfs.astype(np.float32, copy=False)
         return new
+
+    def _runs(
+        self,
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]
+    ]:
+        """Every posting, by runs in term order: (term of each run, length of each run, the
+        slots, the tfs), each run in slot order and a term's runs in slot order too."""
+        run_tids: list[npt.NDArray[np.int64]] = []
+        run_lengths: list[npt.NDArray[np.int64]] = []
+        run_ranks: list[npt.NDArray[np.int64]] = []  # 0: base or merged, 1: tail
+        slot_parts: list[npt.NDArray[np.int64]] = []
+        tf_parts: list[npt.NDArray[np.float32]] = []
+        # The base, one run per term, except for terms whose merged array holds their base.
+        n_base = len(self._base_offsets) - 1
+        lengths = np.diff(self._base_offsets)
+        if self._merged:
+            lengths = lengths.copy()
+            inside = [tid for tid in self._merged if tid < n_base]
+            lengths[inside] = 0  # kept in place as empty runs: the slots stay contiguous
+            keep = np.repeat(lengths > 0, np.diff(self._base_offsets))
+            slot_parts.append(self._base_slots[keep].astype(np.int64))
+            tf_parts.append(self._base_tfs[keep])
+        else:
+            slot_parts.append(self._base_slots.astype(np.int64))
+            tf_parts.append(self._base_tfs)
+        run_tids.append(np.arange(n_base, dtype=np.int64))
+        run_lengths.append(lengths.astype(np.int64))
+        run_ranks.append(np.zeros(n_base, dtype=np.int64))
+        if self._merged:
+            merged = self._merged.values()
+            run_tids.append(np.fromiter(self._merged, dtype=np.int64, count=len(merged)))
+            run_lengths.append(
+                np.fromiter((used for _, _, used in merged), dtype=np.int64, count=len(merged))
+            )
+            run_ranks.append(np.zeros(len(merged), dtype=np.int64))
+            slot_parts.append(np.concatenate([s[:used] for s, _, used in merged]).astype(np.int64))
+            tf_parts.append(np.concatenate([t[:used] for _, t, used in merged]))
+        if self._tail:
+            tail = self._tail.values()
+            lengths = np.fromiter((len(s) for s, _ in tail), dtype=np.int64, count=len(tail))
+            run_tids.append(np.fromiter(self._tail, dtype=np.int64, count=len(tail)))
+            run_lengths.append(lengths)
+            run_ranks.append(np.ones(len(tail), dtype=np.int64))
+            total = int(lengths.sum())
+            slot_parts.append(
+                np.fromiter(
+                    itertools.chain.from_iterable(s for s, _ in tail), dtype=np.int64, count=total
+                )
+            )
+            tf_parts.append(
+                np.fromiter(
+                    itertools.chain.from_iterable(t for _, t in tail), dtype=np.float32, count=total
+                )
+            )
+        tids, sizes, ranks = (np.concatenate(p) for p in (run_tids, run_lengths, run_ranks))
+        slots = np.concatenate(slot_parts)
+        tfs = np.concatenate(tf_parts).astype(np.float32, copy=False)
+        order = np.lexsort((ranks, tids))  # runs, not postings: at most two per term
+        if np.array_equal(order, np.arange(len(order))):
+            return tids, sizes, slots, tfs
+        starts = np.zeros(len(sizes), dtype=np.int64)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        sizes = sizes[order]
+        # Each posting's place in the runs as they were: its run's start plus its rank in it.
+        ends = np.cumsum(sizes)
+        at = np.repeat(starts[order] - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+        return tids[order], sizes, slots[at], tfs[at]
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         """The base arrays (call on a compacted index: its tail is empty)."""
@@ -409,8 +494,10 @@ class KeywordIndex:
         text = arrays["kw_vocab"].tobytes().decode()
         terms = text.split("\n") if text else []
         new.vocab = {t: i for i, t in enumerate(terms)}
-        new._base_offsets = arrays["kw_offsets"].astype(np.int64)
-        new._base_slots = arrays["kw_slots"].astype(np.int32)
-        new._base_tfs = arrays["kw_tfs"].astype(np.float32)
-        new.doc_len = doc_len.astype(np.float32).copy()
+        # Not copied again when already of the right type (the caller's arrays are its own;
+        # they are only read, never written in place).
+        new._base_offsets = arrays["kw_offsets"].astype(np.int64, copy=False)
+        new._base_slots = arrays["kw_slots"].astype(np.int32, copy=False)
+        new._base_tfs = arrays["kw_tfs"].astype(np.float32, copy=False)
+        new.doc_len = doc_len.astype(np.float32, copy=True)
         return new

@@ -1,0 +1,182 @@
+"""The layout of an index snapshot: what :meth:`PersonaIndex.to_bytes` writes and reads back.
+
+A snapshot holds the live slots of one index, renumbered ``0 .. n`` (retired slots are
+compacted away before :func:`encode`), as named arrays in a flat container
+(:mod:`.container`) with a JSON header. Formats:
+
+1. an ``.npz`` archive, one tag list per memory;
+2. the flat container (no zip reading or CRC on wake), which may carry the HNSW graph
+   (``hnsw``, ``hnsw_keys``), tags as distinct tag sets plus a code per memory;
+3. also the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``);
+4. also ``addressed_codes``, and speakers named by a ``"Name:"`` text prefix;
+5. also the versions of the tokenizer and of the feature rules the snapshot was built with
+   (:data:`.keyword.TOKENIZER_VERSION`, :data:`.documents.FEATURES_VERSION`).
+
+All are read. What a snapshot does not have, or has from other rules than today's, is
+reported in :attr:`Parts.stale_features` / :attr:`Parts.stale_keywords`: the caller reads
+those from the rows (the vectors and the graph, the expensive parts, are kept).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .columns import NO_SPEAKER
+from .container import Buffer, is_container, pack_arrays, unpack_arrays
+from .documents import FEATURES_VERSION
+from .keyword import TOKENIZER_VERSION, KeywordIndex
+
+__all__ = ["SNAPSHOT_FORMAT", "Parts", "decode", "encode"]
+
+SNAPSHOT_FORMAT = 5
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
+#: Arrays read in place (read-only views of the decrypted buffer): the largest parts of a
+#: snapshot, and only read until the first write, which makes copies of its own
+#: (``DenseIndex`` grows into a new matrix, the graph copies itself).
+_VIEWS = frozenset({"vectors", "hnsw"})
+
+
+@dataclass
+class Parts:
+    """What a snapshot holds of an index, for slots ``0 .. len(ids)``."""
+
+    dimension: int
+    ids: list[str]
+    seqs: npt.NDArray[np.int64]
+    kind_codes: npt.NDArray[np.int32]
+    kind_names: list[str]
+    occurred: npt.NDArray[np.float64]
+    learned: npt.NDArray[np.float64]
+    tags: list[tuple[str, ...]]
+    has_time: npt.NDArray[np.bool_]
+    speaker_codes: npt.NDArray[np.int32]
+    addressed_codes: npt.NDArray[np.int32]
+    speaker_names: list[str]
+    vectors: npt.NDArray[np.float32]
+    keyword: KeywordIndex
+    hnsw: npt.NDArray[np.uint8] | None = None
+    hnsw_keys: npt.NDArray[np.int64] | None = None
+    hnsw_covered: int = 0
+    #: The re-ranking features are missing or from other rules (the caller re-derives them).
+    stale_features: bool = False
+    #: The postings are from another tokenizer (the caller re-tokenises the texts).
+    stale_keywords: bool = False
+    #: Tag -> the slots that have it, in slot order (filled in by :func:`decode`).
+    tag_slots: dict[str, list[int]] = field(default_factory=dict)
+
+
+def encode(parts: Parts) -> bytes:
+    """``parts`` as snapshot bytes (the current format)."""
+    n = len(parts.ids)
+    meta: dict[str, object] = {
+        "format": SNAPSHOT_FORMAT,
+        "dimension": parts.dimension,
+        "ids": parts.ids,
+        "kind_names": parts.kind_names,
+        "speakers": parts.speaker_names,
+        "tokenizer": TOKENIZER_VERSION,
+        "features": FEATURES_VERSION,
+    }
+    # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
+    # and waking then needs no per-memory JSON parsing.
+    tag_sets: dict[tuple[str, ...], int] = {}
+    tag_codes = np.fromiter(
+        (tag_sets.setdefault(t, len(tag_sets)) for t in parts.tags), dtype=np.int32, count=n
+    )
+    meta["tag_sets"] = [list(t) for t in tag_sets]
+    keyword = parts.keyword
+    arrays: dict[str, npt.NDArray[np.generic]] = {
+        "seqs": parts.seqs,
+        "kind_codes": parts.kind_codes,
+        "occurred": parts.occurred,
+        "learned": parts.learned,
+        "tag_codes": tag_codes,
+        "has_time": parts.has_time,
+        "speaker_codes": parts.speaker_codes,
+        "addressed_codes": parts.addressed_codes,
+        "vectors": parts.vectors,
+        "doc_len": keyword.doc_len[:n],
+        **keyword.arrays(),
+    }
+    if parts.hnsw is not None and parts.hnsw_keys is not None:
+        meta["hnsw_covered"] = parts.hnsw_covered
+        arrays["hnsw"] = parts.hnsw
+        arrays["hnsw_keys"] = parts.hnsw_keys
+    return pack_arrays(meta, arrays)
+
+
+def decode(data: Buffer) -> Parts:
+    """The parts of a snapshot of any readable format; :class:`ValueError` for anything else.
+    The vectors and the graph are views of ``data``; everything else is copied."""
+    meta: dict[str, Any]
+    arrays: dict[str, npt.NDArray[Any]]
+    if is_container(data):
+        meta, arrays = unpack_arrays(data, views=_VIEWS)
+    else:  # format 1: an .npz archive
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(arrays["meta"].tobytes().decode())
+    if meta.get("format") not in _READABLE_FORMATS:
+        raise ValueError("unknown snapshot format")
+    dimension = int(meta["dimension"])
+    ids: list[str] = meta["ids"]
+    n = len(ids)
+    tag_slots: dict[str, list[int]] = {}
+    if "tag_codes" in arrays:
+        tag_sets = [tuple(t) for t in meta["tag_sets"]]
+        codes = arrays["tag_codes"].astype(np.int64, copy=False)
+        tags = [tag_sets[c] for c in codes.tolist()]
+        order = np.argsort(codes, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+            if len(group):
+                for tag in tag_sets[int(codes[group[0]])]:
+                    tag_slots.setdefault(tag, []).extend(group.tolist())
+    else:  # format 1: one list of tags per memory
+        tags = [tuple(t) for t in meta["tags"]]
+        for slot, memory_tags in enumerate(tags):
+            for tag in memory_tags:
+                tag_slots.setdefault(tag, []).append(slot)
+    has_features = "has_time" in arrays and "addressed_codes" in arrays
+    parts = Parts(
+        dimension=dimension,
+        ids=ids,
+        seqs=arrays["seqs"].astype(np.int64, copy=False),
+        kind_codes=arrays["kind_codes"].astype(np.int32, copy=False),
+        kind_names=list(meta["kind_names"]),
+        occurred=arrays["occurred"].astype(np.float64, copy=False),
+        learned=arrays["learned"].astype(np.float64, copy=False),
+        tags=tags,
+        has_time=(
+            arrays["has_time"].astype(np.bool_, copy=False)
+            if has_features
+            else np.zeros(n, dtype=np.bool_)
+        ),
+        speaker_codes=(
+            arrays["speaker_codes"].astype(np.int32, copy=False)
+            if has_features
+            else np.full(n, NO_SPEAKER, dtype=np.int32)
+        ),
+        addressed_codes=(
+            arrays["addressed_codes"].astype(np.int32, copy=False)
+            if has_features
+            else np.full(n, NO_SPEAKER, dtype=np.int32)
+        ),
+        speaker_names=list(meta["speakers"]) if has_features else [],
+        vectors=arrays["vectors"].reshape(n, dimension),
+        keyword=KeywordIndex.from_arrays(arrays, arrays["doc_len"]),
+        # Formats 1 to 4 were written with the rules of version 1 of each.
+        stale_features=not has_features or meta.get("features", 1) != FEATURES_VERSION,
+        stale_keywords=meta.get("tokenizer", 1) != TOKENIZER_VERSION,
+        tag_slots=tag_slots,
+    )
+    if "hnsw" in arrays:
+        parts.hnsw = arrays["hnsw"]
+        parts.hnsw_keys = arrays["hnsw_keys"]
+        parts.hnsw_covered = int(meta["hnsw_covered"])
+    return parts
