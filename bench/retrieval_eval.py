@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -48,8 +49,9 @@ COLUMNS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("single-hop", (4,)),
 )
 
-_D = LabConfig()
-_PLAIN = LabConfig(ingest="plain")
+#: The 0.2 defaults (light suffix strip, context for episodes within an hour).
+_D = LabConfig(stemmer="light")
+_PLAIN = LabConfig(ingest="plain", stemmer="light")
 #: Candidate changes, each measured on its own against the default (episode ingest) and,
 #: where it concerns plain memories, against plain ``remember(text)``.
 CANDIDATES: tuple[tuple[str, LabConfig], ...] = (
@@ -101,14 +103,39 @@ def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
     c1 = dataclasses.replace(base, context_gap=12 * 3600.0, context_plain=True)
     c2 = dataclasses.replace(c1, window=2, window_decay=0.85)
     c3 = dataclasses.replace(c2, aliases_from_candidates=True, speaker_from_text=True)
+    c4 = dataclasses.replace(c3, stemmer="snowball")
     tag = base.ingest
-    return [
+    rows = [
         (f"{tag} 1: + context for every kind, neighbours within 12 h (was 1 h)", c1),
         (f"{tag} 2: + context from ±2 turns (second at 0.85)", c2),
         (f"{tag} 3: + speaker from 'Name:' text, aliases learned from candidates", c3),
-        (f"{tag} 3 + Snowball stemmer (not ported)", dataclasses.replace(c3, stemmer="snowball")),
-        (f"{tag} 3 + re-rank depth 100 (not ported)", dataclasses.replace(c3, rerank_depth=100)),
+        (f"{tag} 4: + English Snowball stemmer", c4),
     ]
+    return rows + [(f"{tag} 4 {name}", dataclasses.replace(c4, **change)) for name, change in NEXT]
+
+
+#: Candidates measured on top of the kept changes (step 4), each on its own.
+NEXT: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("+ re-rank depth 100", {"rerank_depth": 100}),
+    ("+ BM25 k1 0.9", {"k1": 0.9}),
+    ("+ BM25 k1 1.6", {"k1": 1.6}),
+    ("+ BM25 b 0.5", {"b": 0.5}),
+    ("+ BM25 b 0.9", {"b": 0.9}),
+    ("+ candidates 200 per list", {"pool": 200}),
+    ("+ context 0.6", {"context": 0.6}),
+    ("+ context 0.8", {"context": 0.8}),
+    ("+ context decay 0.7", {"window_decay": 0.7}),
+    ("+ context from ±3 turns", {"window": 3}),
+    ("+ neighbours by order alone", {"context_gap": math.inf}),
+    ("+ exchange aggregation 0.1 (gap 2 h)", {"session_gap": 7200.0, "session_weight": 0.1}),
+    ("+ speaker boost 0.3", {"speaker_boost": 0.3}),
+    ("+ time boost 0.5", {"time_boost": 0.5}),
+    ("+ time boost 0.15", {"time_boost": 0.15}),
+    ("+ dense weight 0.6", {"dense_weight": 0.6, "keyword_weight": 0.4}),
+    ("+ dense weight 0.7", {"dense_weight": 0.7, "keyword_weight": 0.3}),
+    ("+ 'when' questions: dense weight 0.5", {"temporal_dense_weight": 0.5}),
+    ("+ 'when' questions: dense weight 0.8", {"temporal_dense_weight": 0.8}),
+)
 
 
 #: The cumulative rows (episode ingest, then plain remember).

@@ -12,6 +12,7 @@ before any lab row is trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -70,24 +71,35 @@ class LabConfig:
     pool: int = POOL  # candidates taken from each of the dense and keyword lists
     k1: float = K1
     b: float = B
-    stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
+    temporal_dense_weight: float | None = None  # dense weight of 'when' questions (keyword: 1 - it)
+    stemmer: str = "snowball"  # snowball (Severance's tokenizer) | light (the suffix strip of 0.2)
 
 
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-_SNOWBALL: Any = None
+
+
+def _light_stem(word: str) -> str:
+    """Severance's suffix strip before the Snowball stemmer (kept for the ablation row)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        return word[:-2] if not word.endswith("ied") else word[:-3] + "y"
+    return word
 
 
 def lab_tokenize(text: str, stemmer: str) -> list[str]:
-    """Severance's tokens (``light``), or the same words stemmed by English Snowball."""
-    if stemmer == "light":
+    """Severance's tokens (``snowball``: English Snowball, today's tokenizer), or the same
+    words with the light suffix strip of before (``light``)."""
+    if stemmer == "snowball":
         return tokenize(text)
-    global _SNOWBALL
-    if _SNOWBALL is None:
-        import snowballstemmer
-
-        _SNOWBALL = snowballstemmer.stemmer("english")
     words = [w for w in _WORD_RE.findall(text.lower()) if w not in STOPWORDS and len(w) <= 40]
-    return list(_SNOWBALL.stemWords(words))
+    return [_light_stem(w) for w in words]
 
 
 def _name_words(name: str) -> frozenset[str]:
@@ -147,7 +159,7 @@ class LabConversation:
             got = self._postings[f"{stemmer}/{k1}/{b}"] = (norm, postings)
         return got
 
-    def bm25(self, query: str, stemmer: str = "light", k1: float = K1, b: float = B) -> F64:
+    def bm25(self, query: str, stemmer: str = "snowball", k1: float = K1, b: float = B) -> F64:
         out = np.zeros(self.n)
         norm, postings = self._index(stemmer, k1, b)
         for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
@@ -314,12 +326,16 @@ def run_config(
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
             bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b)
+            asked = cfg
+            if cfg.temporal_dense_weight is not None and analyze(q.question).temporal:
+                w = cfg.temporal_dense_weight
+                asked = dataclasses.replace(cfg, dense_weight=w, keyword_weight=1.0 - w)
             if cfg.prf_dense and cfg.mode == "hybrid":
-                top = _rank(lc, cfg, q.question, cos, bm, cfg.prf_docs)
+                top = _rank(lc, asked, q.question, cos, bm, cfg.prf_docs)
                 q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)
                 q2 /= np.linalg.norm(q2) or 1.0
                 cos = lc.vectors @ q2
-            ranked = _rank(lc, cfg, q.question, cos, bm, k)
+            ranked = _rank(lc, asked, q.question, cos, bm, k)
             out.append(
                 score_question(q.qid, q.category, q.evidence, [lc.ids[i] for i in ranked], ks=(k,))
             )

@@ -12,6 +12,9 @@ keeps only thin call sites. They are handed the persona's rows and a way to open
   processes).
 * A snapshot written before the re-ranking features existed (format 1 to 3) is migrated on
   wake: its arrays and graph are kept and only the features are read from the rows.
+* A snapshot whose keyword postings another tokenizer built
+  (:class:`~severance.search.index.StaleSnapshot`) is dropped and the index rebuilt from the
+  rows, without reporting a rejected snapshot.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
 from .search.container import Buffer
 from .search.documents import features
+from .search.index import StaleSnapshot
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
 
@@ -72,6 +76,10 @@ def wake(
             return catch_up(
                 Awake(index, snapshot.watermark, pending), rows, open_row, deleted=deleted
             )
+    except StaleSnapshot:
+        # Sound but built by another tokenizer (after an upgrade): rebuilt below, nothing to
+        # report.
+        rows.drop_snapshot()
     except Exception:
         # A snapshot that is torn, fails authentication or parsing is never trusted; the
         # rows are the source of truth, so rebuild from them.

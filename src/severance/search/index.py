@@ -31,7 +31,7 @@ from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
-from .keyword import KeywordIndex
+from .keyword import TOKENIZER, KeywordIndex
 from .query import QueryAnalysis, rerank, search_depth
 from .scoring import Cosines, ranks
 from .threads import one_blas_thread
@@ -46,6 +46,7 @@ __all__ = [
     "Hit",
     "PersonaIndex",
     "SearchMode",
+    "StaleSnapshot",
     "document",
 ]
 
@@ -57,6 +58,14 @@ __all__ = [
 _SNAPSHOT_FORMAT = 4
 _READABLE_FORMATS = frozenset({1, 2, 3, 4})
 _SNAPSHOT_VIEWS = frozenset({"vectors", "hnsw"})
+
+
+class StaleSnapshot(ValueError):
+    """A sound snapshot whose keyword postings another tokenizer built (its ``tokenizer``
+    is not :data:`.keyword.TOKENIZER`; none recorded: the light suffix strip before it). It
+    is out of date, not untrustworthy: the index is rebuilt from the rows."""
+
+
 DEFAULT_FUSION = Fusion()
 NO_FILTER = Filter()
 
@@ -574,6 +583,7 @@ class PersonaIndex:
         ids = [self.ids[s] for s in live]
         meta: dict[str, object] = {
             "format": _SNAPSHOT_FORMAT,
+            "tokenizer": TOKENIZER,
             "dimension": self.dimension,
             "ids": ids,
             "kind_names": self.kind_names,
@@ -631,6 +641,8 @@ class PersonaIndex:
             meta = json.loads(arrays["meta"].tobytes().decode())
         if meta.get("format") not in _READABLE_FORMATS:
             raise ValueError("unknown snapshot format")
+        if meta.get("tokenizer") != TOKENIZER:
+            raise StaleSnapshot("the snapshot's keyword postings are from another tokenizer")
         index = cls(int(meta["dimension"]))
         ids: list[str] = meta["ids"]
         n = len(ids)
