@@ -28,11 +28,12 @@ from bench.metrics import QuestionScore, score_question
 from bench.retrieval_data import TwoCacheEmbedder
 from severance.search.keyword import STOPWORDS, tokenize
 from severance.search.query import analyze, has_time_expression
-from severance.search.speakers import learn_aliases, speaker_of, vocative
+from severance.search.scoring import REPEAT_COSINE
+from severance.search.speakers import _PREFIX, _VOCATIVES, learn_aliases, speaker_of, vocative
 
 __all__ = ["LabConfig", "LabConversation", "run_config"]
 
-K1, B = 1.2, 0.75
+K1, B = 1.2, 0.5  # Severance's BM25 (b 0.75 until issue 17's third session)
 POOL = 100
 
 F64 = npt.NDArray[np.float64]
@@ -41,7 +42,8 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class LabConfig:
-    """One setting of the lab: Severance's default fusion plus candidate switches."""
+    """One setting of the lab: Severance's index as it is today (Snowball tokens, BM25 k1
+    1.2 and b 0.5) under the 0.2 fusion settings, plus candidate switches."""
 
     ingest: str = "episode"  # episode (speaker metadata, context on) | plain (remember(text))
     mode: str = "hybrid"  # hybrid | dense | keyword
@@ -72,6 +74,11 @@ class LabConfig:
     k1: float = K1
     b: float = B
     temporal_dense_weight: float | None = None  # dense weight of 'when' questions (keyword: 1 - it)
+    drop_vocative: str = ""  # keyword side: a name used to address someone is not indexed
+    # ("any": every form :func:`vocative` finds; "greeting": "Hey Mel," / "thanks Jo" forms)
+    # A repeat of a result ranked higher goes after the re-ranked head: "text" (the same
+    # text), "scores" (as the index tells: speaker, BM25 score, vectors within REPEAT_COSINE)
+    dedupe: str = ""
     stemmer: str = "snowball"  # snowball (Severance's tokenizer) | light (the suffix strip of 0.2)
 
 
@@ -79,7 +86,7 @@ _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _light_stem(word: str) -> str:
-    """Severance's suffix strip before the Snowball stemmer (kept for the ablation row)."""
+    """Severance's suffix strip before the Snowball stemmer (kept for its ablation row)."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
@@ -100,6 +107,20 @@ def lab_tokenize(text: str, stemmer: str) -> list[str]:
         return tokenize(text)
     words = [w for w in _WORD_RE.findall(text.lower()) if w not in STOPWORDS and len(w) <= 40]
     return [_light_stem(w) for w in words]
+
+
+def greeted(text: str, speaker: str | None) -> str | None:
+    """:func:`vocative` without its closing-word form ("... ok Kate"): only "Hey Mel," and
+    "thanks Jo" forms (a closing capitalised word is as often a place or a title)."""
+    if speaker is not None:
+        m = _PREFIX.match(text)
+        if m and m.group(1) == speaker:
+            text = text[m.end() :]
+    for pattern in _VOCATIVES[1:]:
+        for word in pattern.findall(text):
+            if word[0].isupper() and word not in ("I", "The", "A", "So", "And", "But"):
+                return str(word).lower()
+    return None
 
 
 def _name_words(name: str) -> frozenset[str]:
@@ -138,11 +159,19 @@ class LabConversation:
         self._sessions: dict[float, I64] = {}
 
     def _index(
-        self, stemmer: str, k1: float = K1, b: float = B
+        self, stemmer: str, k1: float = K1, b: float = B, drop_vocative: str = ""
     ) -> tuple[F64, dict[str, tuple[I64, F64]]]:
-        got = self._postings.get(f"{stemmer}/{k1}/{b}")
+        key = f"{stemmer}/{k1}/{b}/{drop_vocative}"
+        got = self._postings.get(key)
         if got is None:
             toks = [lab_tokenize(t, stemmer) for t in self.texts]
+            if drop_vocative:
+                for i, t in enumerate(self.texts):
+                    who = speaker_of(t, {})
+                    word = vocative(t, who) if drop_vocative == "any" else greeted(t, who)
+                    if word is not None:
+                        gone = set(lab_tokenize(word, stemmer))
+                        toks[i] = [x for x in toks[i] if x not in gone]
             doc_len = np.array([len(t) for t in toks], dtype=np.float64)
             avgdl = float(doc_len.mean()) or 1.0
             norm = k1 * (1.0 - b + b * doc_len / avgdl)
@@ -156,12 +185,19 @@ class LabConversation:
                 t: (np.array(i, dtype=np.int64), np.array(f, dtype=np.float64))
                 for t, (i, f) in post.items()
             }
-            got = self._postings[f"{stemmer}/{k1}/{b}"] = (norm, postings)
+            got = self._postings[key] = (norm, postings)
         return got
 
-    def bm25(self, query: str, stemmer: str = "snowball", k1: float = K1, b: float = B) -> F64:
+    def bm25(
+        self,
+        query: str,
+        stemmer: str = "snowball",
+        k1: float = K1,
+        b: float = B,
+        drop_vocative: str = "",
+    ) -> F64:
         out = np.zeros(self.n)
-        norm, postings = self._index(stemmer, k1, b)
+        norm, postings = self._index(stemmer, k1, b, drop_vocative)
         for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
             p = postings.get(term)
             if p is None:
@@ -311,6 +347,27 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
             seen[x] += 1
         re_order = np.argsort(-adjusted, kind="stable")
         slots = np.concatenate([slots[:depth][re_order], slots[depth:]])
+    if cfg.mode == "hybrid" and cfg.dedupe and len(slots):
+        depth = min(len(slots), max(cfg.rerank_depth, k))
+        first, later = [], []
+        seen_key: set[str] = set()
+        kept: list[int] = []
+        for x in slots[:depth].tolist():
+            who = lc.conv.turns[x].speaker
+            if cfg.dedupe == "text":
+                key = lc.conv.turns[x].text.strip().lower()
+                repeat = key in seen_key
+                seen_key.add(key)
+            else:  # as the index tells: speaker, BM25 score, vectors within REPEAT_COSINE
+                repeat = any(
+                    lc.conv.turns[y].speaker == who
+                    and np.float32(bm[y]) == np.float32(bm[x])
+                    and float(lc.vectors[x] @ lc.vectors[y]) >= REPEAT_COSINE
+                    for y in kept
+                )
+            (later if repeat else first).append(x)
+            kept.append(x)
+        slots = np.concatenate([np.asarray(first + later, dtype=np.int64), slots[depth:]])
     return [int(x) for x in slots[:k]]
 
 
@@ -325,7 +382,7 @@ def run_config(
                 continue
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
-            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b)
+            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b, cfg.drop_vocative)
             asked = cfg
             if cfg.temporal_dense_weight is not None and analyze(q.question).temporal:
                 w = cfg.temporal_dense_weight

@@ -26,7 +26,10 @@ __all__ = ["TOKENIZER", "KeywordIndex", "tokenize"]
 _Cached = tuple[Hashable, npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
 
 K1 = 1.2
-B = 0.75
+#: Length normalisation. Below the textbook 0.75: memories are short (a chat message, a turn)
+#: and a long one is usually long because it says more, not because it repeats itself; 0.5
+#: raised recall@10 on both development sets (issue 17, docs/benchmarks.md).
+B = 0.5
 #: Postings waiting in tails (Python lists) that trigger moving every tail into its term's
 #: array: a posting costs ~60 bytes as list items and 8 in an array, and a query need not
 #: convert a long tail the first time it reads a term.

@@ -1,4 +1,5 @@
-"""Small per-search helpers over slots: cosines computed once, places in a ranked list."""
+"""Small per-search helpers over slots: cosines computed once, places in a ranked list, and
+repeats moved after the distinct results."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy.typing as npt
 
 from .dense import DenseIndex
 
-__all__ = ["Cosines", "ranks"]
+__all__ = ["REPEAT_COSINE", "Cosines", "ranks", "repeats_last"]
 
 
 def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -20,6 +21,56 @@ def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.ND
         hit = ranked[found] == slots
         out[hit] = found[hit] + 1
     return out
+
+
+#: Two results whose vectors are at least this close (cosine), with the same BM25 score,
+#: speaker and kind, are one message said twice. Not 1.0: the same text embedded in another
+#: batch differs in the last bits (measured: cosine 0.99999+).
+REPEAT_COSINE = 0.999
+
+
+def repeats_last(
+    scores: npt.NDArray[np.float64],
+    head: int,
+    vectors: npt.NDArray[np.float32],
+    keyword: npt.NDArray[np.float32] | None,
+    speakers: npt.NDArray[np.int32],
+    kinds: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None:
+    """Ranked results (best first, ``scores``) with every repeat among the first ``head``
+    moved after the distinct ones: (new order, new scores), or None when nothing repeats.
+    ``vectors`` are the first ``head`` results' vectors, ``keyword`` their BM25 scores (None:
+    no keyword search), ``speakers`` and ``kinds`` their codes.
+
+    A repeat is a result with the same speaker, kind and BM25 score as one ranked above it and
+    a vector within :data:`REPEAT_COSINE` of its — the same message said again ("ok",
+    "nothing much, just chilling", a note stored on two days), which tells nothing the first
+    did not. The index keeps no text for a search to compare; these stand for it. A repeat
+    keeps its place among the repeats, and its score is capped at the last distinct
+    result's, so scores still fall along the list. Nothing is dropped.
+    """
+    head = min(head, len(scores), len(vectors))
+    if head < 2:
+        return None
+    same = (speakers[:head, None] == speakers[None, :head]) & (
+        kinds[:head, None] == kinds[None, :head]
+    )
+    if keyword is not None:
+        same &= keyword[:head, None] == keyword[None, :head]
+    same = np.tril(same, -1)  # only results ranked above count
+    if not same.any():
+        return None
+    v = vectors[:head].astype(np.float32)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    repeat = (same & (v @ v.T >= REPEAT_COSINE)).any(axis=1)
+    if not repeat.any():
+        return None
+    distinct = np.flatnonzero(~repeat)
+    order = np.concatenate([distinct, np.flatnonzero(repeat), np.arange(head, len(scores))])
+    new = scores[order]
+    floor = new[len(distinct) - 1]
+    new[len(distinct) : head] = np.minimum(new[len(distinct) : head], floor)
+    return order, new
 
 
 class Cosines:
