@@ -129,6 +129,7 @@ NEXT: tuple[tuple[str, dict[str, Any]], ...] = (
     ("+ BM25 k1 0.9", {"k1": 0.9}),
     ("+ BM25 b 0.3", {"b": 0.3}),
     ("+ context 0.8", {"context": 0.8}),
+    ("+ credit from the turn after at 0.8 of the turn before's", {"context_after": 0.8}),
     ("+ neighbours by order alone", {"context_gap": math.inf}),
     ("+ exchange aggregation 0.1 (gap 2 h)", {"session_gap": 7200.0, "session_weight": 0.1}),
     ("+ speaker boost 0.3", {"speaker_boost": 0.3}),

@@ -27,13 +27,15 @@ def test_repeats_move_after_the_distinct_results_and_scores_still_fall() -> None
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(6, 16)).astype(np.float32)
-    vectors[1] = vectors[0] * 1.0001 + 1e-5  # the first said again (another batch's bits)
+    vectors[1] = vectors[0] + 1e-5  # the first said again (another batch's last bits)
     vectors[3] = vectors[0]  # ... by someone else
-    vectors[5] = vectors[2] * 0.5  # the third again (length does not matter)
+    vectors[5] = vectors[2]  # the third again
     keyword = np.array([2.0, 2.0, 1.0, 2.0, 0.0, 1.0], dtype=np.float32)
     speakers = np.array([1, 1, 1, 2, 1, 1], dtype=np.int32)
     kinds = np.zeros(6, dtype=np.int32)
-    moved = repeats_last(scores, 6, vectors, keyword, speakers, kinds)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # the index holds unit vectors
+    dense = (vectors @ vectors[4]).astype(np.float64)  # cosines to some query
+    moved = repeats_last(scores, np.arange(6), vectors, dense, keyword, speakers, kinds)
     assert moved is not None
     order, new = moved
     assert order.tolist() == [0, 2, 3, 4, 1, 5]
@@ -45,16 +47,19 @@ def test_only_the_head_is_rearranged_and_nothing_to_do_is_none() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     vectors = np.eye(4, 8, dtype=np.float32)
     vectors[2] = vectors[3] = vectors[0]
-    vectors[1, 0] = 0.9  # close to the first, not close enough (cosine 0.67)
+    vectors[1, :2] = [0.9999, 0.01414]  # close to the first, not close enough (cosine 0.9999)
     speakers = np.zeros(4, dtype=np.int32)
     kinds = np.array([0, 0, 0, 1], dtype=np.int32)  # the last: another kind
-    moved = repeats_last(scores, 3, vectors, None, speakers, kinds)
+    slots = np.arange(4)
+    moved = repeats_last(scores, slots[:3], vectors, None, None, speakers, kinds)
     assert moved is not None and moved[0].tolist() == [0, 1, 2, 3]
     assert moved[1].tolist() == [0.9, 0.8, 0.7, 0.6]  # already last of the head: kept
-    assert repeats_last(scores, 2, vectors, None, speakers, kinds) is None
+    assert repeats_last(scores, slots[:2], vectors, None, None, speakers, kinds) is None
     other_words = np.array([1.0, 0.0, 2.0, 0.0], dtype=np.float32)
-    assert repeats_last(scores, 4, vectors, other_words, speakers, kinds) is None
-    assert repeats_last(scores[:1], 10, vectors[:1], None, speakers[:1], kinds[:1]) is None
+    assert repeats_last(scores, slots, vectors, None, other_words, speakers, kinds) is None
+    far_apart = np.array([0.9, 0.5, 0.3, 0.1])  # cosines to the query rule the pairs out
+    assert repeats_last(scores, slots, vectors, far_apart, None, speakers, kinds) is None
+    assert repeats_last(scores[:1], slots[:1], vectors, None, None, speakers, kinds) is None
 
 
 @pytest.fixture

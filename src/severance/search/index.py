@@ -526,8 +526,9 @@ class PersonaIndex:
             top = slots[: max(k, fusion.rerank_depth)]
             moved = repeats_last(
                 fused,
-                len(top),
-                self.dense.vectors()[top],
+                top,
+                self.dense.vectors(),
+                dense_of[: len(top)] if dense_of is not None else None,
                 keyword_scores[top] if keyword_scores is not None else None,
                 self.speaker_codes[top],
                 self.kind_codes[top],

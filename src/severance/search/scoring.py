@@ -3,6 +3,8 @@ repeats moved after the distinct results."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,22 +27,27 @@ def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.ND
 
 #: Two results whose vectors are at least this close (cosine), with the same BM25 score,
 #: speaker and kind, are one message said twice. Not 1.0: the same text embedded in another
-#: batch differs in the last bits (measured: cosine 0.99999+).
-REPEAT_COSINE = 0.999
+#: batch differs in the last bits (measured: cosine 0.9999999).
+REPEAT_COSINE = 0.999999
+# Unit vectors that close have cosines to the query at most this far apart: a cheap first cut
+# before any vector is read.
+_QUERY_SLACK = math.sqrt(2.0 * (1.0 - REPEAT_COSINE)) + 1e-6
 
 
 def repeats_last(
     scores: npt.NDArray[np.float64],
-    head: int,
-    vectors: npt.NDArray[np.float32],
+    slots: npt.NDArray[np.int64],
+    matrix: npt.NDArray[np.float32],
+    dense: npt.NDArray[np.float64] | None,
     keyword: npt.NDArray[np.float32] | None,
     speakers: npt.NDArray[np.int32],
     kinds: npt.NDArray[np.int32],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None:
-    """Ranked results (best first, ``scores``) with every repeat among the first ``head``
-    moved after the distinct ones: (new order, new scores), or None when nothing repeats.
-    ``vectors`` are the first ``head`` results' vectors, ``keyword`` their BM25 scores (None:
-    no keyword search), ``speakers`` and ``kinds`` their codes.
+    """Ranked results (best first, ``scores``) with every repeat among the first ones
+    (``slots``, rows of ``matrix``, the index's unit vectors) moved after the distinct ones: (new
+    order of all results, new scores), or None when nothing repeats. ``dense`` and
+    ``keyword`` are those results' cosines to the query and BM25 scores (None: not
+    searched), ``speakers`` and ``kinds`` their codes.
 
     A repeat is a result with the same speaker, kind and BM25 score as one ranked above it and
     a vector within :data:`REPEAT_COSINE` of its — the same message said again ("ok",
@@ -49,7 +56,7 @@ def repeats_last(
     keeps its place among the repeats, and its score is capped at the last distinct
     result's, so scores still fall along the list. Nothing is dropped.
     """
-    head = min(head, len(scores), len(vectors))
+    head = min(len(slots), len(scores))
     if head < 2:
         return None
     same = (speakers[:head, None] == speakers[None, :head]) & (
@@ -57,12 +64,16 @@ def repeats_last(
     )
     if keyword is not None:
         same &= keyword[:head, None] == keyword[None, :head]
-    same = np.tril(same, -1)  # only results ranked above count
-    if not same.any():
+    if dense is not None:
+        same &= np.abs(dense[:head, None] - dense[None, :head]) <= _QUERY_SLACK
+    later, earlier = np.nonzero(same)
+    pair = later > earlier  # only a result ranked above counts
+    later, earlier = later[pair], earlier[pair]
+    if len(later) == 0:
         return None
-    v = vectors[:head].astype(np.float32)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    repeat = (same & (v @ v.T >= REPEAT_COSINE)).any(axis=1)
+    close = np.einsum("ij,ij->i", matrix[slots[later]], matrix[slots[earlier]]) >= REPEAT_COSINE
+    repeat = np.zeros(head, dtype=np.bool_)
+    repeat[later[close]] = True
     if not repeat.any():
         return None
     distinct = np.flatnonzero(~repeat)
