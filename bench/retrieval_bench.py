@@ -190,11 +190,12 @@ def render(result: dict[str, Any]) -> str:
             "### Candidates measured (lab)",
             "",
             "`bench/retrieval_lab.py` models the ranking as arrays over each conversation and "
-            "switches one candidate on at a time against the 0.2 defaults (its first row is the "
-            "`ablation-5-context` row above, its second the 0.2 default with plain "
-            "`remember(text)`); the numbered rows add the kept changes one by one (row 3 is "
-            "today's default, the `severance-hybrid` row above), then two that were measured "
-            "and not ported.",
+            "switches one candidate on at a time against the 0.2 fusion settings on today's "
+            "index — Snowball tokens, BM25 b 0.5 — (its first row is the `ablation-5-context` "
+            "row above, its second the same with plain `remember(text)`); the numbered rows add "
+            "the kept changes one by one (row 5 is today's default, the `severance-hybrid` row "
+            "above), then row 5 with the index of before (b 0.75; the light suffix strip), which "
+            "no `Fusion` setting can switch, then candidates measured on row 5 and not kept.",
             "",
         ]
         lines += _table(lab, lab_sets, [(n, n) for n in names], 4)

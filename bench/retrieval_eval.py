@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -48,6 +49,8 @@ COLUMNS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("single-hop", (4,)),
 )
 
+#: The 0.2 fusion settings (context for episodes, the turn before or after, within an hour) on
+#: today's index (Snowball tokens, BM25 b 0.5): the ``ablation-5-context`` row.
 _D = LabConfig()
 _PLAIN = LabConfig(ingest="plain")
 #: Candidate changes, each measured on its own against the default (episode ingest) and,
@@ -90,25 +93,55 @@ CANDIDATES: tuple[tuple[str, LabConfig], ...] = (
     ("diversity 0.2 per earlier result of the exchange", dataclasses.replace(_D, diversity=0.2)),
     ("diversity 0.3 per earlier result of the exchange", dataclasses.replace(_D, diversity=0.3)),
     ("re-rank depth 100", dataclasses.replace(_D, rerank_depth=100)),
-    ("English Snowball stemmer (keyword side)", dataclasses.replace(_D, stemmer="snowball")),
+    ("light suffix strip (the 0.2 tokens)", dataclasses.replace(_D, stemmer="light")),
+    ("BM25 b 0.75", dataclasses.replace(_D, b=0.75)),
     ("dense weight 0.55", dataclasses.replace(_D, dense_weight=0.55, keyword_weight=0.45)),
     ("dense weight 0.75", dataclasses.replace(_D, dense_weight=0.75, keyword_weight=0.25)),
 )
 
 
 def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
-    """The kept changes, each added to the ones before it, then two measured but not ported."""
+    """The kept changes, each added to the ones before it (step 5 is today's default), what
+    the index's own changes (tokens, BM25 b) add to it, then the candidates of :data:`NEXT`."""
     c1 = dataclasses.replace(base, context_gap=12 * 3600.0, context_plain=True)
     c2 = dataclasses.replace(c1, window=2, window_decay=0.85)
     c3 = dataclasses.replace(c2, aliases_from_candidates=True, speaker_from_text=True)
+    c4 = dataclasses.replace(c3, rerank_depth=100)
+    c5 = dataclasses.replace(c4, dedupe="scores")
     tag = base.ingest
-    return [
+    rows = [
         (f"{tag} 1: + context for every kind, neighbours within 12 h (was 1 h)", c1),
         (f"{tag} 2: + context from ±2 turns (second at 0.85)", c2),
         (f"{tag} 3: + speaker from 'Name:' text, aliases learned from candidates", c3),
-        (f"{tag} 3 + Snowball stemmer (not ported)", dataclasses.replace(c3, stemmer="snowball")),
-        (f"{tag} 3 + re-rank depth 100 (not ported)", dataclasses.replace(c3, rerank_depth=100)),
+        (f"{tag} 4: + re-rank depth 100 (was 50)", c4),
+        (f"{tag} 5: + repeats after the distinct results (the default)", c5),
+        (f"{tag} 5, BM25 b 0.75 (before)", dataclasses.replace(c5, b=0.75)),
+        (
+            f"{tag} 5, light suffix strip and b 0.75 (the index before)",
+            dataclasses.replace(c5, b=0.75, stemmer="light"),
+        ),
     ]
+    return rows + [(f"{tag} 5 {name}", dataclasses.replace(c5, **change)) for name, change in NEXT]
+
+
+#: Candidates measured on top of today's default (step 5), each on its own.
+NEXT: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("+ BM25 k1 0.9", {"k1": 0.9}),
+    ("+ BM25 b 0.3", {"b": 0.3}),
+    ("+ context 0.8", {"context": 0.8}),
+    ("+ credit from the turn after at 0.8 of the turn before's", {"context_after": 0.8}),
+    ("+ neighbours by order alone", {"context_gap": math.inf}),
+    ("+ exchange aggregation 0.1 (gap 2 h)", {"session_gap": 7200.0, "session_weight": 0.1}),
+    ("+ speaker boost 0.3", {"speaker_boost": 0.3}),
+    ("+ time boost 0.5", {"time_boost": 0.5}),
+    ("+ dense weight 0.6", {"dense_weight": 0.6, "keyword_weight": 0.4}),
+    ("+ dense weight 0.7", {"dense_weight": 0.7, "keyword_weight": 0.3}),
+    ("+ 'when' questions: dense weight 0.5", {"temporal_dense_weight": 0.5}),
+    ("+ 'when' questions: dense weight 0.8", {"temporal_dense_weight": 0.8}),
+    ("+ names used to address someone not indexed", {"drop_vocative": "any"}),
+    ("+ names after a greeting or before a comma not indexed", {"drop_vocative": "greeting"}),
+    ("+ repeats by their text (needs the text)", {"dedupe": "text"}),
+)
 
 
 #: The cumulative rows (episode ingest, then plain remember).

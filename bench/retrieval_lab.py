@@ -12,6 +12,7 @@ before any lab row is trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -27,11 +28,12 @@ from bench.metrics import QuestionScore, score_question
 from bench.retrieval_data import TwoCacheEmbedder
 from severance.search.keyword import STOPWORDS, tokenize
 from severance.search.query import analyze, has_time_expression
-from severance.search.speakers import learn_aliases, speaker_of, vocative
+from severance.search.scoring import REPEAT_COSINE
+from severance.search.speakers import SPEAKER_PREFIX, VOCATIVES, learn_aliases, speaker_of, vocative
 
 __all__ = ["LabConfig", "LabConversation", "run_config"]
 
-K1, B = 1.2, 0.75
+K1, B = 1.2, 0.5  # Severance's BM25 (b 0.75 until issue 17's third session)
 POOL = 100
 
 F64 = npt.NDArray[np.float64]
@@ -40,7 +42,8 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class LabConfig:
-    """One setting of the lab: Severance's default fusion plus candidate switches."""
+    """One setting of the lab: Severance's index as it is today (Snowball tokens, BM25 k1
+    1.2 and b 0.5) under the 0.2 fusion settings, plus candidate switches."""
 
     ingest: str = "episode"  # episode (speaker metadata, context on) | plain (remember(text))
     mode: str = "hybrid"  # hybrid | dense | keyword
@@ -70,24 +73,54 @@ class LabConfig:
     pool: int = POOL  # candidates taken from each of the dense and keyword lists
     k1: float = K1
     b: float = B
-    stemmer: str = "light"  # light (Severance's suffix strip) | snowball (English Snowball)
+    temporal_dense_weight: float | None = None  # dense weight of 'when' questions (keyword: 1 - it)
+    drop_vocative: str = ""  # keyword side: a name used to address someone is not indexed
+    # ("any": every form :func:`vocative` finds; "greeting": "Hey Mel," / "thanks Jo" forms)
+    # A repeat of a result ranked higher goes after the re-ranked head: "text" (the same
+    # text), "scores" (as the index tells: speaker, BM25 score, vectors within REPEAT_COSINE)
+    dedupe: str = ""
+    stemmer: str = "snowball"  # snowball (Severance's tokenizer) | light (the suffix strip of 0.2)
 
 
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-_SNOWBALL: Any = None
+
+
+def _light_stem(word: str) -> str:
+    """Severance's suffix strip before the Snowball stemmer (kept for its ablation row)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        return word[:-2] if not word.endswith("ied") else word[:-3] + "y"
+    return word
 
 
 def lab_tokenize(text: str, stemmer: str) -> list[str]:
-    """Severance's tokens (``light``), or the same words stemmed by English Snowball."""
-    if stemmer == "light":
+    """Severance's tokens (``snowball``: English Snowball, today's tokenizer), or the same
+    words with the light suffix strip of before (``light``)."""
+    if stemmer == "snowball":
         return tokenize(text)
-    global _SNOWBALL
-    if _SNOWBALL is None:
-        import snowballstemmer
-
-        _SNOWBALL = snowballstemmer.stemmer("english")
     words = [w for w in _WORD_RE.findall(text.lower()) if w not in STOPWORDS and len(w) <= 40]
-    return list(_SNOWBALL.stemWords(words))
+    return [_light_stem(w) for w in words]
+
+
+def greeted(text: str, speaker: str | None) -> str | None:
+    """:func:`vocative` without its closing-word form ("... ok Kate"): only "Hey Mel," and
+    "thanks Jo" forms (a closing capitalised word is as often a place or a title)."""
+    if speaker is not None:
+        m = SPEAKER_PREFIX.match(text)
+        if m and m.group(1) == speaker:
+            text = text[m.end() :]
+    for pattern in VOCATIVES[1:]:
+        for word in pattern.findall(text):
+            if word[0].isupper() and word not in ("I", "The", "A", "So", "And", "But"):
+                return str(word).lower()
+    return None
 
 
 def _name_words(name: str) -> frozenset[str]:
@@ -126,11 +159,19 @@ class LabConversation:
         self._sessions: dict[float, I64] = {}
 
     def _index(
-        self, stemmer: str, k1: float = K1, b: float = B
+        self, stemmer: str, k1: float = K1, b: float = B, drop_vocative: str = ""
     ) -> tuple[F64, dict[str, tuple[I64, F64]]]:
-        got = self._postings.get(f"{stemmer}/{k1}/{b}")
+        key = f"{stemmer}/{k1}/{b}/{drop_vocative}"
+        got = self._postings.get(key)
         if got is None:
             toks = [lab_tokenize(t, stemmer) for t in self.texts]
+            if drop_vocative:
+                for i, t in enumerate(self.texts):
+                    who = speaker_of(t, {})
+                    word = vocative(t, who) if drop_vocative == "any" else greeted(t, who)
+                    if word is not None:
+                        gone = set(lab_tokenize(word, stemmer))
+                        toks[i] = [x for x in toks[i] if x not in gone]
             doc_len = np.array([len(t) for t in toks], dtype=np.float64)
             avgdl = float(doc_len.mean()) or 1.0
             norm = k1 * (1.0 - b + b * doc_len / avgdl)
@@ -144,12 +185,19 @@ class LabConversation:
                 t: (np.array(i, dtype=np.int64), np.array(f, dtype=np.float64))
                 for t, (i, f) in post.items()
             }
-            got = self._postings[f"{stemmer}/{k1}/{b}"] = (norm, postings)
+            got = self._postings[key] = (norm, postings)
         return got
 
-    def bm25(self, query: str, stemmer: str = "light", k1: float = K1, b: float = B) -> F64:
+    def bm25(
+        self,
+        query: str,
+        stemmer: str = "snowball",
+        k1: float = K1,
+        b: float = B,
+        drop_vocative: str = "",
+    ) -> F64:
         out = np.zeros(self.n)
-        norm, postings = self._index(stemmer, k1, b)
+        norm, postings = self._index(stemmer, k1, b, drop_vocative)
         for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
             p = postings.get(term)
             if p is None:
@@ -299,6 +347,27 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
             seen[x] += 1
         re_order = np.argsort(-adjusted, kind="stable")
         slots = np.concatenate([slots[:depth][re_order], slots[depth:]])
+    if cfg.mode == "hybrid" and cfg.dedupe and len(slots):
+        depth = min(len(slots), max(cfg.rerank_depth, k))
+        first, later = [], []
+        seen_key: set[str] = set()
+        kept: list[int] = []
+        for x in slots[:depth].tolist():
+            who = lc.conv.turns[x].speaker
+            if cfg.dedupe == "text":
+                key = lc.conv.turns[x].text.strip().lower()
+                repeat = key in seen_key
+                seen_key.add(key)
+            else:  # as the index tells: speaker, BM25 score, vectors within REPEAT_COSINE
+                repeat = any(
+                    lc.conv.turns[y].speaker == who
+                    and np.float32(bm[y]) == np.float32(bm[x])
+                    and float(lc.vectors[x] @ lc.vectors[y]) >= REPEAT_COSINE
+                    for y in kept
+                )
+            (later if repeat else first).append(x)
+            kept.append(x)
+        slots = np.concatenate([np.asarray(first + later, dtype=np.int64), slots[depth:]])
     return [int(x) for x in slots[:k]]
 
 
@@ -313,13 +382,17 @@ def run_config(
                 continue
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
-            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b)
+            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b, cfg.drop_vocative)
+            asked = cfg
+            if cfg.temporal_dense_weight is not None and analyze(q.question).temporal:
+                w = cfg.temporal_dense_weight
+                asked = dataclasses.replace(cfg, dense_weight=w, keyword_weight=1.0 - w)
             if cfg.prf_dense and cfg.mode == "hybrid":
-                top = _rank(lc, cfg, q.question, cos, bm, cfg.prf_docs)
+                top = _rank(lc, asked, q.question, cos, bm, cfg.prf_docs)
                 q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)
                 q2 /= np.linalg.norm(q2) or 1.0
                 cos = lc.vectors @ q2
-            ranked = _rank(lc, cfg, q.question, cos, bm, k)
+            ranked = _rank(lc, asked, q.question, cos, bm, k)
             out.append(
                 score_question(q.qid, q.category, q.evidence, [lc.ids[i] for i in ranked], ks=(k,))
             )

@@ -14,6 +14,11 @@ hours, from two turns each side; speaker aliases): with the settings of before
 (``context_speakers=False, context_gap=3600, context_reach=1, speaker_aliases=False``) the
 search reproduced the earlier recording exactly, search for search.
 
+Re-recorded for issue 17 again (English Snowball tokens, BM25 b 0.5, re-rank depth 100,
+repeats after the distinct results): with BM25 b 0.75 and ``rerank_depth=50,
+repeats_last=False`` the search reproduced the earlier recording exactly (the Snowball tokens
+group this vocabulary's words as the suffix strip did), search for search.
+
 Re-record (only when a documented change is meant to alter results)::
 
     .venv/bin/python -m tests.recall_golden

@@ -55,13 +55,15 @@ _CONTEXT_02: dict[str, Any] = {
     "context_reach": 1,
     "speaker_aliases": False,
 }
-_NO_ALIASES: dict[str, Any] = {"speaker_aliases": False}
+#: Issue 17, third session: the re-rank depth (50 before) and repeats after distinct results.
+_DEPTH_50: dict[str, Any] = {"rerank_depth": 50, "repeats_last": False}
+_NO_ALIASES: dict[str, Any] = {"speaker_aliases": False, **_DEPTH_50}
 ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("ablation-0-rrf", "0.1 default: reciprocal-rank fusion, k0 60, equal weights", None),
     (
         "ablation-1-convex",
         "+ convex fusion: 0.65 cosine + 0.35 BM25 / best BM25",
-        {"context": 0.0, "speaker_boost": 0.0, "time_boost": 0.0, "date_boost": 0.0},
+        {"context": 0.0, "speaker_boost": 0.0, "time_boost": 0.0, "date_boost": 0.0, **_DEPTH_50},
     ),
     (
         "ablation-2-speaker",
@@ -81,19 +83,21 @@ ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     (
         "ablation-5-context",
         "+ conversation context (0.2: episodes, the turn before or after, within 1 h)",
-        _CONTEXT_02,
+        {**_CONTEXT_02, **_DEPTH_50},
     ),
     (
         "ablation-6-turns",
         "+ context for any memory with a speaker, neighbours within 12 h",
-        {**_CONTEXT_02, "context_speakers": True, "context_gap": 12 * 3600.0},
+        {**_CONTEXT_02, **_DEPTH_50, "context_speakers": True, "context_gap": 12 * 3600.0},
     ),
     (
         "ablation-7-reach",
         "+ context from two turns each side (the second at 0.85)",
         _NO_ALIASES,
     ),
-    ("severance-hybrid", "+ speaker aliases learned from the text (= the default)", {}),
+    ("ablation-8-aliases", "+ speaker aliases learned from the text", _DEPTH_50),
+    ("ablation-9-depth", "+ re-rank depth 100 (was 50)", {"repeats_last": False}),
+    ("severance-hybrid", "+ repeats after the distinct results (= the default)", {}),
 )
 
 
@@ -332,7 +336,7 @@ class SeveranceSystem(PeerSystem):
         index = self._session.search_index
         if index is None or getattr(index, "hnsw", None) is None:
             return None
-        graph = (index.hnsw._ix, np.array(index.hnsw.key_slot, copy=True))
+        graph = (index.hnsw.usearch, np.array(index.hnsw.key_slot, copy=True))
         return graph, {
             "in_graph": len(index.hnsw),
             "pending": index.n_slots - index.hnsw.covered,

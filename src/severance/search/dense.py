@@ -215,6 +215,11 @@ class HNSWIndex:
     def __len__(self) -> int:
         return int(self._ix.size)
 
+    @property
+    def usearch(self) -> Any:
+        """The usearch index itself, for read-only use (the benchmark's raw-index ceiling)."""
+        return self._ix
+
     def _mutable(self) -> None:
         """Replace a graph viewing snapshot bytes by a copy of its own, which can change."""
         if self._viewed is not None:

@@ -74,7 +74,9 @@ class Fusion:
     conversation calls them by), ``time_boost`` for a memory that says when something
     happened when the question asks when, ``date_boost`` for a memory that occurred on a
     date the question names. Each multiplies the score by
-    ``1 + boost``; 0 turns it off. They apply to ``hybrid`` searches only.
+    ``1 + boost``; 0 turns it off. With ``repeats_last``, a result repeating one ranked above
+    it (the same message said again: see :func:`.scoring.repeats_last`) goes after the
+    distinct ones among the best ``rerank_depth``. They apply to ``hybrid`` searches only.
     """
 
     method: FusionMethod = "convex"
@@ -91,7 +93,8 @@ class Fusion:
     speaker_aliases: bool = True
     time_boost: float = 0.3
     date_boost: float = 1.0
-    rerank_depth: int = 50
+    rerank_depth: int = 100
+    repeats_last: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in ("convex", "rrf"):
@@ -118,7 +121,7 @@ class Fusion:
         reach = self.context_reach
         if isinstance(reach, bool) or not isinstance(reach, int) or not 1 <= reach <= 10:
             raise InvalidInputError("fusion context_reach must be an integer from 1 to 10")
-        for flag in ("speaker_aliases", "context_speakers"):
+        for flag in ("speaker_aliases", "context_speakers", "repeats_last"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidInputError(f"fusion {flag} must be true or false")
         if isinstance(self.k0, bool) or not isinstance(self.k0, int | float) or not self.k0 > 0:
@@ -147,6 +150,7 @@ class Fusion:
             speaker_boost=0.0,
             time_boost=0.0,
             date_boost=0.0,
+            repeats_last=False,
         )
 
     @property

@@ -31,7 +31,7 @@ from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, rerank, search_depth
-from .scoring import Cosines, ranks
+from .scoring import Cosines, ranks, repeats_last
 from .snapshot import Parts, decode, encode
 from .threads import one_blas_thread
 
@@ -509,6 +509,25 @@ class PersonaIndex:
                 keyword_rank[again],
             )
             dense_of = dense_of[again] if dense_of is not None else None
+        if mode == "hybrid" and fusion.repeats_last:
+            top = slots[: max(k, fusion.rerank_depth)]
+            moved = repeats_last(
+                fused,
+                top,
+                self.dense.vectors(),
+                dense_of[: len(top)] if dense_of is not None else None,
+                keyword_scores[top] if keyword_scores is not None else None,
+                self.speaker_codes[top],
+                self.kind_codes[top],
+            )
+            if moved is not None:
+                again, fused = moved
+                slots, dense_rank, keyword_rank = (
+                    slots[again],
+                    dense_rank[again],
+                    keyword_rank[again],
+                )
+                dense_of = dense_of[again] if dense_of is not None else None
         slots = slots[:k]
         kw_of = keyword_scores[slots].tolist() if keyword_scores is not None else None
         dense_values = dense_of[: len(slots)].tolist() if dense_of is not None else None

@@ -1,13 +1,16 @@
-"""Small per-search helpers over slots: cosines computed once, places in a ranked list."""
+"""Small per-search helpers over slots: cosines computed once, places in a ranked list, and
+repeats moved after the distinct results."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
 
 from .dense import DenseIndex
 
-__all__ = ["Cosines", "ranks"]
+__all__ = ["REPEAT_COSINE", "Cosines", "ranks", "repeats_last"]
 
 
 def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -20,6 +23,65 @@ def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.ND
         hit = ranked[found] == slots
         out[hit] = found[hit] + 1
     return out
+
+
+#: Two results whose vectors are at least this close (cosine), with the same BM25 score,
+#: speaker and kind, are one message said twice. Not 1.0: the same text embedded in another
+#: batch differs in the last bits (measured: cosine 0.9999999).
+REPEAT_COSINE = 0.999999
+# Unit vectors that close have cosines to the query at most this far apart: a cheap first cut
+# before any vector is read.
+_QUERY_SLACK = math.sqrt(2.0 * (1.0 - REPEAT_COSINE)) + 1e-6
+
+
+def repeats_last(
+    scores: npt.NDArray[np.float64],
+    slots: npt.NDArray[np.int64],
+    matrix: npt.NDArray[np.float32],
+    dense: npt.NDArray[np.float64] | None,
+    keyword: npt.NDArray[np.float32] | None,
+    speakers: npt.NDArray[np.int32],
+    kinds: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None:
+    """Ranked results (best first, ``scores``) with every repeat among the first ones
+    (``slots``, rows of ``matrix``, the index's unit vectors) moved after the distinct ones: (new
+    order of all results, new scores), or None when nothing repeats. ``dense`` and
+    ``keyword`` are those results' cosines to the query and BM25 scores (None: not
+    searched), ``speakers`` and ``kinds`` their codes.
+
+    A repeat is a result with the same speaker, kind and BM25 score as one ranked above it and
+    a vector within :data:`REPEAT_COSINE` of its — the same message said again ("ok",
+    "nothing much, just chilling", a note stored on two days), which tells nothing the first
+    did not. The index keeps no text for a search to compare; these stand for it. A repeat
+    keeps its place among the repeats, and its score is capped at the last distinct
+    result's, so scores still fall along the list. Nothing is dropped.
+    """
+    head = min(len(slots), len(scores))
+    if head < 2:
+        return None
+    same = (speakers[:head, None] == speakers[None, :head]) & (
+        kinds[:head, None] == kinds[None, :head]
+    )
+    if keyword is not None:
+        same &= keyword[:head, None] == keyword[None, :head]
+    if dense is not None:
+        same &= np.abs(dense[:head, None] - dense[None, :head]) <= _QUERY_SLACK
+    later, earlier = np.nonzero(same)
+    pair = later > earlier  # only a result ranked above counts
+    later, earlier = later[pair], earlier[pair]
+    if len(later) == 0:
+        return None
+    close = np.einsum("ij,ij->i", matrix[slots[later]], matrix[slots[earlier]]) >= REPEAT_COSINE
+    repeat = np.zeros(head, dtype=np.bool_)
+    repeat[later[close]] = True
+    if not repeat.any():
+        return None
+    distinct = np.flatnonzero(~repeat)
+    order = np.concatenate([distinct, np.flatnonzero(repeat), np.arange(head, len(scores))])
+    new = scores[order]
+    floor = new[len(distinct) - 1]
+    new[len(distinct) : head] = np.minimum(new[len(distinct) : head], floor)
+    return order, new
 
 
 class Cosines:

@@ -28,7 +28,7 @@ __all__ = ["learn_aliases", "name_words", "speaker_of", "vocative"]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 # "Ana:", "Katherine Moore:", "Dr. O'Neill:": one to four capitalised words before a colon.
-_PREFIX = re.compile(r"^\s*((?:[A-Z][\w.'’-]*)(?: [A-Z][\w.'’-]*){0,3})\s*:\s")
+SPEAKER_PREFIX = re.compile(r"^\s*((?:[A-Z][\w.'’-]*)(?: [A-Z][\w.'’-]*){0,3})\s*:\s")
 # Labels that open notes the same way without naming anyone.
 _LABELS = frozenset(
     {
@@ -40,7 +40,7 @@ _LABELS = frozenset(
 _NAME = r"([A-Z][a-z]{1,15})"
 # A name closing a message ("ok Kate", "love you Jo x"), opening it before a comma ("Mel,
 # ..."), or after a greeting or thanks ("hey Sam", "good luck Ben").
-_VOCATIVES: tuple[re.Pattern[str], ...] = (
+VOCATIVES: tuple[re.Pattern[str], ...] = (
     re.compile(rf"\b{_NAME}[\s!?.,:;)x]*$"),
     re.compile(rf"^(?:(?i:hey|hi|hello|thanks|thank you|love you|oh)\s*,?\s+)?{_NAME}\s*[,!]"),
     re.compile(
@@ -74,7 +74,7 @@ def speaker_of(text: str, metadata: Mapping[str, Any]) -> str | None:
     speaker = metadata.get("speaker")
     if isinstance(speaker, str) and speaker.strip():
         return speaker
-    m = _PREFIX.match(text)
+    m = SPEAKER_PREFIX.match(text)
     if m is None or m.group(1).lower() in _LABELS or any(c.isdigit() for c in m.group(1)):
         return None
     return m.group(1)
@@ -84,10 +84,10 @@ def vocative(text: str, speaker: str | None) -> str | None:
     """The name (lower case) a message addresses its listener by, if it does: "ok Kate",
     "Hey Mel, ...", "good luck Jo!". A name in the ``"Name:"`` prefix does not count."""
     if speaker is not None:
-        m = _PREFIX.match(text)
+        m = SPEAKER_PREFIX.match(text)
         if m and m.group(1) == speaker:
             text = text[m.end() :]
-    for pattern in _VOCATIVES:
+    for pattern in VOCATIVES:
         for word in pattern.findall(text):
             if word not in _NOT_NAMES:
                 return str(word).lower()
