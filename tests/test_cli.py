@@ -25,7 +25,7 @@ from severance import (
     StoreError,
     WrongKeyError,
 )
-from severance.cli import main
+from severance.cli import EXIT_CODES, exit_code, main
 
 
 class Result:
@@ -586,6 +586,23 @@ def test_every_error_class_carries_its_exit_code() -> None:
     families = [cls for cls in SeveranceError.__subclasses__() if "exit_code" in vars(cls)]
     codes = [cls.exit_code for cls in families if cls.exit_code != 1]
     assert len(set(codes)) == len(codes)
+
+
+def test_exit_code_table_covers_every_error() -> None:
+    # The former public table, now a view of the classes' own codes: unchanged for its callers.
+    import severance.errors as errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        code = exit_code(cls.__new__(cls))
+        assert code == next(c for family, c in EXIT_CODES if issubclass(cls, family))
+        assert code == code_of(cls)
+        assert code != 0
+    # More specific classes come before their bases, so no entry is shadowed.
+    classes = [cls for cls, _ in EXIT_CODES]
+    for i, cls in enumerate(classes):
+        assert not any(issubclass(cls, earlier) for earlier in classes[:i]), cls
+    assert len({code for _, code in EXIT_CODES}) == len(EXIT_CODES)
 
 
 def test_usage_errors_exit_2_without_a_traceback(sev, cli_store: str) -> None:

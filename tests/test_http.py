@@ -29,7 +29,7 @@ from severance import errors as errors_module
 from severance import http as http_module
 from severance import passes as passes_module
 from severance.backends.base import PassRow
-from severance.http import TokenBucket, create_app
+from severance.http import PROBLEM_STATUS, TokenBucket, create_app, problem_status
 from severance.model import new_id
 from severance.passes import Passes, hash_token
 
@@ -629,6 +629,28 @@ def test_every_error_class_carries_its_status() -> None:
         assert 400 <= status < 500 or status == 503 or upstream, cls
     assert severance.MemoryNotFoundError("m_x").http_status == 404
     assert severance.InvalidInputError("x").http_status == 422
+
+
+def test_one_status_table_covers_every_error() -> None:
+    # The former public table, now a view of the classes' own statuses: unchanged for callers.
+    classes = [
+        obj
+        for module in (errors_module, http_module, passes_module)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, severance.SeveranceError)
+    ]
+    assert len(classes) > 20
+    for cls in classes:
+        status = problem_status(cls.__new__(cls))
+        assert status == next(s for c, s in PROBLEM_STATUS if issubclass(cls, c)) == cls.http_status
+        # 502: the persona's extractor (an upstream LLM endpoint) failed.
+        upstream = status == 502 and issubclass(cls, severance.ExtractorError)
+        assert 400 <= status < 500 or status == 503 or upstream, cls
+    # No entry is shadowed by a more general one listed before it.
+    for i, (cls, _) in enumerate(PROBLEM_STATUS):
+        assert not any(issubclass(cls, earlier) for earlier, _ in PROBLEM_STATUS[:i]), cls
+    assert problem_status(severance.MemoryNotFoundError("m_x")) == 404
+    assert problem_status(severance.InvalidInputError("x")) == 422
 
 
 # -- the OpenAPI schema, fuzzed --------------------------------------------------------------

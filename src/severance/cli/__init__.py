@@ -10,7 +10,20 @@ import sys
 
 import click
 
-from ..errors import SeveranceError
+from ..errors import (
+    AlreadyExistsError,
+    EmbedderError,
+    ExtractorError,
+    IntegrityError,
+    InvalidInputError,
+    NoFloorError,
+    NotFoundError,
+    SessionClosedError,
+    SeveranceError,
+    StorageError,
+    StoreError,
+    UnlockError,
+)
 from . import (
     audit,
     console,
@@ -29,7 +42,33 @@ from . import (
 from .common import cli
 from .extractor import register as register_extractor  # adds `persona set`
 
-__all__ = ["cli", "main"]
+__all__ = ["EXIT_CODES", "cli", "exit_code", "main"]
+
+#: Exit codes by error family, the most specific first: a view of the codes the classes carry
+#: (:attr:`SeveranceError.exit_code`, the one source), kept for callers of the former table.
+EXIT_CODES: tuple[tuple[type[SeveranceError], int], ...] = tuple(
+    (family, family.exit_code)
+    for family in (
+        InvalidInputError,
+        NotFoundError,
+        AlreadyExistsError,
+        NoFloorError,
+        UnlockError,
+        IntegrityError,
+        EmbedderError,
+        StoreError,
+        SessionClosedError,
+        StorageError,
+        ExtractorError,
+        SeveranceError,
+    )
+)
+
+
+def exit_code(error: SeveranceError) -> int:
+    """The ``severance`` command's exit status for ``error`` (its class's ``exit_code``)."""
+    return error.exit_code
+
 
 for module in (
     store,

@@ -32,13 +32,16 @@ from __future__ import annotations
 from ..errors import RateLimitedError, RequestTooLargeError
 from .app import create_app
 from .limits import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE, TokenBucket
+from .problems import PROBLEM_STATUS, problem_status
 
 __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_RATE",
+    "PROBLEM_STATUS",
     "RateLimitedError",
     "RequestTooLargeError",
     "TokenBucket",
     "create_app",
+    "problem_status",
 ]

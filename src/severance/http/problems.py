@@ -19,14 +19,80 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import RateLimitedError, SeveranceError
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    EmbedderError,
+    ExtractorError,
+    ExtractorOutputError,
+    ExtractorUnavailableError,
+    IntegrityError,
+    InvalidInputError,
+    NoExtractorError,
+    NoFloorError,
+    NotFoundError,
+    PassError,
+    PersonaErasedError,
+    QuarantinedError,
+    RateLimitedError,
+    ReadOnlyPassError,
+    RequestTooLargeError,
+    SessionClosedError,
+    SeveranceError,
+    StorageError,
+    StoreError,
+    UnlockError,
+)
 from .schemas import FieldError, Problem
 
-__all__ = ["PROBLEM_TYPE_PREFIX", "ProblemResponse", "add_problem_handlers", "problem"]
+__all__ = [
+    "PROBLEM_STATUS",
+    "PROBLEM_TYPE_PREFIX",
+    "ProblemResponse",
+    "add_problem_handlers",
+    "problem",
+    "problem_status",
+]
 
 logger = logging.getLogger("severance.http")
 
 PROBLEM_TYPE_PREFIX = "urn:severance:problem:"
+
+#: HTTP status by error type, the most specific first: a view of the statuses the classes
+#: carry (:attr:`SeveranceError.http_status`, the one source), kept for callers of the former
+#: table.
+PROBLEM_STATUS: tuple[tuple[type[SeveranceError], int], ...] = tuple(
+    (cls, cls.http_status)
+    for cls in (
+        RequestTooLargeError,
+        RateLimitedError,
+        ReadOnlyPassError,
+        PassError,
+        InvalidInputError,
+        NotFoundError,
+        AlreadyExistsError,
+        ConflictError,
+        QuarantinedError,
+        PersonaErasedError,
+        NoFloorError,
+        UnlockError,
+        SessionClosedError,
+        IntegrityError,
+        EmbedderError,
+        StoreError,
+        StorageError,
+        NoExtractorError,
+        ExtractorUnavailableError,
+        ExtractorOutputError,
+        ExtractorError,
+        SeveranceError,
+    )
+)
+
+
+def problem_status(error: SeveranceError) -> int:
+    """The HTTP status answering ``error`` (its class's ``http_status``)."""
+    return error.http_status
 
 
 class ProblemResponse(JSONResponse):
