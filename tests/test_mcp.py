@@ -429,7 +429,7 @@ async def test_stdio_every_tool(served: dict[str, Any], mode: str) -> None:
             "update_memory",
             "status",
             "notices",
-            }
+        }
         m = data(await c.call_tool("remember", {"text": f"stdio memory {mode}", "tags": ["io"]}))
         assert m["persona"] == "work"  # the roots win over the server's working directory
         found = data(await c.call_tool("recall", {"query": f"stdio memory {mode}"}))

@@ -31,6 +31,7 @@ from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, rerank, search_depth
+from .ranked import Ranked
 from .scoring import Cosines, ranks, repeats_last
 from .snapshot import Parts, decode, encode
 from .threads import one_blas_thread
@@ -479,77 +480,45 @@ class PersonaIndex:
             age_days = np.maximum(0.0, now - self.occurred[slots]) / 86400.0
             fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
         order = self._best(slots, fused, wanted)
-        slots, fused = slots[order], fused[order]
-        dense_rank = ranks(dense_slots, slots)
-        keyword_rank = ranks(keyword_slots, slots)
-        dense_of = cosine(slots) if cosine is not None else None
+        slots = slots[order]
+        ranked = Ranked(
+            slots,
+            fused[order],
+            ranks(dense_slots, slots),
+            ranks(keyword_slots, slots),
+            cosine(slots) if cosine is not None else None,
+        )
         if min_similarity is not None:
-            keep = keyword_rank > 0
-            if dense_of is not None:
-                keep |= dense_of >= min_similarity
-            slots, fused, dense_rank, keyword_rank = (
-                slots[keep],
-                fused[keep],
-                dense_rank[keep],
-                keyword_rank[keep],
-            )
-            dense_of = dense_of[keep] if dense_of is not None else None
+            keep = ranked.keyword_rank > 0
+            if ranked.cosine is not None:
+                keep |= ranked.cosine >= min_similarity
+            ranked = ranked.take(keep)
         if analysis is not None and mode == "hybrid" and fusion.reranks and analysis.has_signals:
-            head = min(len(slots), fusion.rerank_depth)
-            boosted = fused.copy()
-            boosted[:head] = rerank(analysis, self.columns(), slots[:head], fused[:head], fusion)
+            head = min(len(ranked.slots), fusion.rerank_depth)
+            boosted = ranked.fused.copy()
+            boosted[:head] = rerank(
+                analysis, self.columns(), ranked.slots[:head], ranked.fused[:head], fusion
+            )
             # Stable: ties keep the fused order.
             again = np.concatenate(
-                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(slots))]
+                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(ranked.slots))]
             )
-            slots, fused, dense_rank, keyword_rank = (
-                slots[again],
-                boosted[again],
-                dense_rank[again],
-                keyword_rank[again],
-            )
-            dense_of = dense_of[again] if dense_of is not None else None
+            ranked = ranked.rescored(boosted).take(again)
         if mode == "hybrid" and fusion.repeats_last:
-            top = slots[: max(k, fusion.rerank_depth)]
+            top = ranked.slots[: max(k, fusion.rerank_depth)]
             moved = repeats_last(
-                fused,
+                ranked.fused,
                 top,
                 self.dense.vectors(),
-                dense_of[: len(top)] if dense_of is not None else None,
+                ranked.cosine[: len(top)] if ranked.cosine is not None else None,
                 keyword_scores[top] if keyword_scores is not None else None,
                 self.speaker_codes[top],
                 self.kind_codes[top],
             )
             if moved is not None:
-                again, fused = moved
-                slots, dense_rank, keyword_rank = (
-                    slots[again],
-                    dense_rank[again],
-                    keyword_rank[again],
-                )
-                dense_of = dense_of[again] if dense_of is not None else None
-        slots = slots[:k]
-        kw_of = keyword_scores[slots].tolist() if keyword_scores is not None else None
-        dense_values = dense_of[: len(slots)].tolist() if dense_of is not None else None
-        return [
-            Hit(
-                id=self.ids[s],
-                score=score,
-                dense_rank=d_rank or None,
-                keyword_rank=k_rank or None,
-                dense_score=dense_values[i] if dense_values is not None else None,
-                keyword_score=kw_of[i] if kw_of is not None else None,
-            )
-            for i, (s, score, d_rank, k_rank) in enumerate(
-                zip(
-                    slots.tolist(),
-                    fused[: len(slots)].tolist(),
-                    dense_rank[: len(slots)].tolist(),
-                    keyword_rank[: len(slots)].tolist(),
-                    strict=True,
-                )
-            )
-        ]
+                again, new_scores = moved  # the scores come back in the new order
+                ranked = ranked.take(again).rescored(new_scores)
+        return ranked.take(slice(None, k)).hits(self.ids, keyword_scores)
 
     def _best(
         self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
