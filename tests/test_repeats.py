@@ -43,6 +43,27 @@ def test_repeats_move_after_the_distinct_results_and_scores_still_fall() -> None
     assert all(a >= b for a, b in itertools.pairwise(new))
 
 
+def test_repeats_are_found_in_half_precision_rows_too() -> None:
+    # A persona with an HNSW graph keeps float16 rows: the same message must still count as a
+    # repeat, and a merely similar one (cosine 0.9999x) must not.
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=384)
+    near = base + rng.normal(size=384) * 0.012
+    rows = np.stack([base, base, near]).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    assert 0.9999 < float(rows[0] @ rows[2]) < 0.99999
+    half = rows.astype(np.float16)
+    same = np.zeros(3, dtype=np.int32)
+    keyword = np.ones(3, dtype=np.float32)
+    scores = np.array([0.9, 0.8, 0.7])
+    moved = repeats_last(scores, np.array([0, 2, 1]), half, None, keyword, same, same)
+    assert moved is not None
+    assert moved[0].tolist() == [0, 1, 2]  # the repeat (row 1, ranked last) stays last ...
+    moved = repeats_last(scores, np.array([0, 1, 2]), half, None, keyword, same, same)
+    assert moved is not None
+    assert moved[0].tolist() == [0, 2, 1]  # ... and moves after the near one when above it
+
+
 def test_only_the_head_is_rearranged_and_nothing_to_do_is_none() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     vectors = np.eye(4, 8, dtype=np.float32)

@@ -37,7 +37,7 @@ _QUERY_SLACK = math.sqrt(2.0 * (1.0 - REPEAT_COSINE)) + 1e-6
 def repeats_last(
     scores: npt.NDArray[np.float64],
     slots: npt.NDArray[np.int64],
-    matrix: npt.NDArray[np.float32],
+    matrix: npt.NDArray[np.floating],
     dense: npt.NDArray[np.float64] | None,
     keyword: npt.NDArray[np.float32] | None,
     speakers: npt.NDArray[np.int32],
@@ -71,7 +71,13 @@ def repeats_last(
     later, earlier = later[pair], earlier[pair]
     if len(later) == 0:
         return None
-    close = np.einsum("ij,ij->i", matrix[slots[later]], matrix[slots[earlier]]) >= REPEAT_COSINE
+    # Cosines in float64 with the norms divided out: a persona with an HNSW graph keeps its rows
+    # in float16, whose rounding moves a unit vector's norm by ~1e-4, far more than the
+    # 1e-6 that tells a repeat from a near-repeat. Only the candidate pairs are widened.
+    a = matrix[slots[later]].astype(np.float64)
+    b = matrix[slots[earlier]].astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    close = np.einsum("ij,ij->i", a, b) >= REPEAT_COSINE * norms
     repeat = np.zeros(head, dtype=np.bool_)
     repeat[later[close]] = True
     if not repeat.any():
