@@ -24,12 +24,12 @@ from severance import Store
 from severance.chat import read_conversation
 from severance.cli import main
 from severance.errors import (
+    ExtractionConflictError,
     ExtractorError,
     ExtractorOutputError,
     ExtractorUnavailableError,
     IntegrityError,
     InvalidInputError,
-    MemoryNotFoundError,
     MissingKeyError,
     NoExtractorError,
     UnlockError,
@@ -310,7 +310,9 @@ def test_a_memory_changed_by_another_writer_during_the_call_is_not_overwritten(
             llm.release.set()
             worker.join(30)
         assert not worker.is_alive() and len(failure) == 1
-        assert isinstance(failure[0], ExtractorError | MemoryNotFoundError)
+        # A conflict, not an upstream failure, and the same whether changed or forgotten.
+        assert isinstance(failure[0], ExtractionConflictError)
+        assert (failure[0].http_status, failure[0].memory_id) == (409, paris.id)
         texts = sorted(m.text for m in s.memories(limit=100).items)
         assert texts == (["My city is Lyon"] if change == "update" else [])
         if change == "update":

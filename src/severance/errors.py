@@ -15,6 +15,7 @@
     │   └── PassNotFoundError               3  404
     ├── AlreadyExistsError                  4  409  a persona or floor name already in use
     ├── ConflictError                       1  409  another writer changed the same memories first
+    │   └── ExtractionConflictError         1  409  a memory an extractor revises changed meanwhile
     ├── NoFloorError                        5  404  no floor matches and there is no default
     ├── StoreError                          9  503
     │   ├── StoreNotFoundError              9  503
@@ -56,6 +57,7 @@ __all__ = [
     "ConflictError",
     "EmbedderError",
     "EmbedderMismatchError",
+    "ExtractionConflictError",
     "ExtractorError",
     "ExtractorOutputError",
     "ExtractorUnavailableError",
@@ -183,6 +185,24 @@ class ConflictError(SeveranceError):
     code = "conflict"
     exit_code = 1
     http_status = 409
+
+
+class ExtractionConflictError(ConflictError):
+    """A memory the extractor's answer revises was changed or forgotten by another writer
+    between the prompt and the apply: the answer was decided on words that are no longer
+    there, so nothing of the extraction was written (run it again)."""
+
+    code = "extraction_conflict"
+    exit_code = 1
+    http_status = 409
+
+    def __init__(self, memory_id: str, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"memory {memory_id!r} was changed or forgotten by another writer while the"
+            " extractor was reading it; nothing was written: run the extraction again"
+        )
+        self.memory_id = memory_id
 
 
 class NoFloorError(SeveranceError):

@@ -45,7 +45,6 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     MemoryNotFoundError,
-    NoExtractorError,
     PersonaErasedError,
     PersonaNotFoundError,
     QuarantinedError,
@@ -56,7 +55,7 @@ from .model import AuditEntry, Memory, MemoryDraft, Notice, Page, Recall, from_e
 from .quarantine import RowReader
 from .search import Fusion, PersonaIndex, SearchMode
 from .session_crossing import CrossingAPI, Progress
-from .session_extract import extract_with
+from .session_extract import PrimedEmbedder, extract_with
 from .session_index import SCAN_BATCH, IndexKeeper
 from .session_recall import Recaller, check_page, check_recall, memory_filter
 from .session_writes import MemoryWriter
@@ -105,10 +104,11 @@ class Session(CrossingAPI):
         self._lock = threading.RLock()
         self._reader = RowReader(codec, self._report_quarantined)
         self._keeper = IndexKeeper(rows, codec, self._reader, self._report_rejected_snapshot)
+        self._primed = PrimedEmbedder(embedder)
         self._writer = MemoryWriter(
             rows,
             codec,
-            embedder,
+            self._primed,
             self._reader,
             self._keeper,
             vector_rows,
@@ -273,7 +273,7 @@ class Session(CrossingAPI):
                 # plaintext and vectors in hand, rather than the first recall rebuilding it
                 # from the rows (decrypting and re-tokenising everything just written).
                 self._sync()
-            embedder = self._embedder
+            embedder = self._primed
             known = self._writer.known()
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
@@ -350,41 +350,45 @@ class Session(CrossingAPI):
         the memories this session's own recall finds relevant. Every call is made and its
         answer validated before anything is written: a failure (endpoint down, timeout,
         invalid answer after one retry, an id it was not shown) raises an
-        :class:`~severance.errors.ExtractorError` and changes nothing. ``settings`` overrides
-        the stored ones for this run.
+        :class:`~severance.errors.ExtractorError` and changes nothing. All is then written in
+        one transaction, or (:class:`~severance.errors.ExtractionConflictError`: a memory it
+        revises was changed or forgotten meanwhile) nothing. ``settings`` overrides the
+        stored ones for this run.
         """
         self._check_open()
-        runs = list(conversations) if isinstance(conversations, Iterable) else [conversations]
-        if not all(isinstance(c, chat.Conversation) for c in runs):
-            raise InvalidInputError("extract takes conversations (see severance.chat)")
-        chosen = settings if settings is not None else self.extractor()
-        if chosen is None:
-            raise NoExtractorError(
-                f"persona {self.persona!r} has no extractor: set one with "
-                f"`severance persona set {self.persona} --extractor SPEC`"
-            )
-        result = extract_with(
-            chosen,
-            runs,
+        return extract_with(
+            settings if settings is not None else self.extractor(),
+            self.persona,
+            conversations,
             get=self.get,
             add=self._remember_with_provenance,
             revise=self._revise,
             episodes=self.remember_many,
             recall=self.recall,
+            atomic=self._all_or_nothing,
+            embedder=self._primed,
+            audit=lambda **counts: self._audit(
+                "extraction", self._persona.id, self._persona.name, **counts
+            ),
             keep_turns=keep_turns,
             progress=progress,
         )
-        self._audit(
-            "extraction",
-            self._persona.id,
-            self._persona.name,
-            extractor=chosen.spec.protocol,
-            calls=result.cost.calls,
-            added=len(result.added),
-            updated=len(result.updated),
-            superseded=len(result.superseded),
-        )
-        return result
+
+    @contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """One transaction under the persona's write lock; if it rolls back, what this session
+        learned of its writes (index, duplicate leads, counts) goes too."""
+        with self._lock:
+            counts = dict(self.counts)
+            try:
+                with self._writing(), self._transaction():
+                    self._rows.lock()
+                    yield
+            except BaseException:
+                self._keeper.drop()
+                self._writer.forget_known()
+                self.counts.update(counts)
+                raise
 
     def _remember_with_provenance(
         self, drafts: Sequence[MemoryDraft], provenance: Sequence[Mapping[str, Any]]
@@ -393,7 +397,7 @@ class Session(CrossingAPI):
             self._check_open()
             clean = [to_draft(d) for d in drafts]
             stored = self.put(
-                clean, self._embedder.embed([d.text for d in clean]), [[p] for p in provenance]
+                clean, self._primed.embed([d.text for d in clean]), [[p] for p in provenance]
             )
             self.counts["remembered"] += len(stored)
             return stored
@@ -446,15 +450,13 @@ class Session(CrossingAPI):
                 metadata=validate.metadata(metadata) if metadata is not None else None,
                 occurred_at=validate.when(occurred_at, "occurred_at"),
             )
-            memory, changed = self._apply(memory_id, patch)
-            self.counts["updated"] += changed
-            return memory
+            return self._revise(memory_id, patch)
 
     def _revise(self, memory_id: str, patch: Patch) -> Memory:
-        """Apply ``patch`` (an extractor's update, with its provenance) as a new version."""
+        """Apply ``patch`` (validated; with its provenance, if any) as a new version."""
         with self._lock:
             self._check_open()
-            memory, changed = self._apply(memory_id, patch)
+            memory, changed = self._writer.apply(memory_id, patch, self._confirm_alive)
             self.counts["updated"] += changed
             return memory
 
@@ -464,10 +466,7 @@ class Session(CrossingAPI):
         """Add tags and a provenance entry to a memory (a merge by a crossing)."""
         with self._lock:
             self._check_open()
-            return self._apply(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))[0]
-
-    def _apply(self, memory_id: str, patch: Patch) -> tuple[Memory, bool]:
-        return self._writer.apply(memory_id, patch, self._confirm_alive)
+            return self._revise(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))
 
     def forget(self, memory_id: str) -> None:
         """Delete a memory for good, with its whole history (a quarantined one too)."""

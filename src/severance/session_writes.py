@@ -66,6 +66,11 @@ class MemoryWriter:
             self._known = duplicates.KnownMemories(self._rows, self._reader.open)
         return self._known
 
+    def forget_known(self) -> None:
+        """Drop what :meth:`known` learned (after a rollback of writes it was told of: its
+        place in the change feed may then be past what committed); rebuilt on next use."""
+        self._known = None
+
     def live(self, memory_ids: list[str]) -> dict[str, Memory]:
         """The memories among ``memory_ids`` that exist and open, by id."""
         rows = self._rows.get_many(memory_ids)

@@ -8,7 +8,11 @@ shown to later batches under provisional ids (``new-1``…), so a conversation t
 in Paris" and later "I moved to Berlin" is resolved within the run. Conversations are planned
 concurrently, at most ``spec.concurrency`` calls in flight; batches of one conversation run in
 order. **Apply**: only when every call succeeded are memories written — episodes (if asked),
-new facts, new versions, supersessions — each carrying provenance to its turns.
+new facts, new versions, supersessions — each carrying provenance to its turns, all in *one*
+transaction (:attr:`Writer.transaction`, which holds the persona's write lock) with the run's
+audit entry: a failure or a crash part-way leaves none of them, never some. Under that lock,
+before the first write, every memory a change names is checked to be still as the extractor
+was shown it (else :class:`~severance.errors.ExtractionConflictError`, nothing written).
 
 Nothing here reads storage or keys: the session hands in its recall (``context``) and its
 write calls (:class:`Writer`), and only ever its own.
@@ -19,12 +23,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from ..chat import Conversation
-from ..errors import ExtractorError, ExtractorOutputError
+from ..errors import (
+    ExtractionConflictError,
+    ExtractorError,
+    ExtractorOutputError,
+    MemoryNotFoundError,
+)
 from ..model import Memory, MemoryDraft, Recall
 from ..validate import MAX_K, MAX_QUERY_CHARS
 from .client import ChatClient, Reply
@@ -99,6 +109,11 @@ class Writer:
     #: (memory id, new text or None, new metadata or None, provenance entry) -> new version
     revise: Callable[[str, str | None, Mapping[str, Any] | None, Mapping[str, Any]], Memory]
     episodes: Callable[[Sequence[MemoryDraft]], list[Memory]]
+    #: One transaction holding the persona's write lock, around every write of the run; it is
+    #: handed the texts about to be written, to embed them before it takes the lock.
+    transaction: Callable[[Sequence[str]], AbstractContextManager[None]]
+    #: Called inside that transaction once everything is written (the run's audit entry).
+    done: Callable[[Extraction], object]
 
 
 @dataclass
@@ -296,17 +311,37 @@ def _latest(turns: Sequence[int], numbers: Mapping[int, Turn]) -> datetime:
 def _apply(
     plans: list[_Plan], writer: Writer, extractor: str, keep_turns: bool, cost: Cost
 ) -> Extraction:
-    # Every memory a change names must still be there, as the extractor saw it, before
-    # anything is written: a decision made on words another writer has since changed (or
-    # forgotten) would overwrite that change without anyone having read it.
+    # A first look before embedding anything, so a run already stale fails at once.
+    _check_unchanged(plans, writer)
+    texts = [f.text for p in plans for f in p.facts]
+    texts += [c.text for p in plans for c in p.changes if c.text is not None]
+    if keep_turns:
+        texts += [d.text for p in plans for d in p.conversation.drafts]
+    with writer.transaction(texts):
+        # Again holding the lock, where nothing can change before the commit.
+        _check_unchanged(plans, writer)
+        result = _write(plans, writer, extractor, keep_turns, cost)
+        writer.done(result)
+    return result
+
+
+def _check_unchanged(plans: list[_Plan], writer: Writer) -> None:
+    """Every memory a change names must still be there, as the extractor saw it: a decision
+    made on words another writer has since changed (or forgotten) would overwrite that change
+    without anyone having read it."""
     for plan in plans:
         for change in plan.changes:
-            current = writer.get(change.memory_id)
+            try:
+                current = writer.get(change.memory_id)
+            except MemoryNotFoundError:
+                raise ExtractionConflictError(change.memory_id) from None
             if current.version != plan.versions.get(change.memory_id, current.version):
-                raise ExtractorError(
-                    f"memory {change.memory_id} changed while the extractor was reading it; "
-                    "nothing was written: run the extraction again"
-                )
+                raise ExtractionConflictError(change.memory_id)
+
+
+def _write(
+    plans: list[_Plan], writer: Writer, extractor: str, keep_turns: bool, cost: Cost
+) -> Extraction:
     added: list[Memory] = []
     updated: list[Memory] = []
     superseded: list[Memory] = []

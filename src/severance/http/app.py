@@ -382,8 +382,9 @@ def _routes(app: FastAPI) -> None:
         responses=_errors(403, 409, 413, 502),
     )
     def extract(body: ExtractIn, session: Writable) -> ExtractOut:
-        """Turn a conversation into facts with the persona's own extractor; a failure of the
-        extractor (502) or a persona without one (409) changes nothing."""
+        """Turn a conversation into facts with the persona's own extractor, written in one
+        transaction; a failure of the extractor (502), a persona without one (409) or a memory
+        it revises changed by another writer meanwhile (409) changes nothing."""
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         conversation = read_conversation(messages, session=body.session, at=body.at)
         result = session.extract([conversation], keep_turns=body.keep_turns)
