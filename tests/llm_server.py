@@ -19,7 +19,9 @@ Rules, over the numbered turns and the "Existing memories" lines of the prompt:
   ``#flood`` (5,000 valid ``add`` operations), ``#echo-key`` (HTTP 401 quoting the
   Authorization header it was sent, as some gateways do).
 
-Every request is recorded (path, JSON body, Authorization header) for privacy checks.
+Every request is recorded (path, JSON body, Authorization header) for privacy checks. A test
+may set ``before_answer``: called (in the server's thread) before each request is answered, so
+another writer can change the store between the prompt and the apply, deterministically.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,6 +62,7 @@ class FakeLLM:
     gate: threading.Barrier = field(default_factory=lambda: threading.Barrier(2))
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    before_answer: Callable[[], None] | None = None
 
     def spec(self, protocol: str = "openai", **options: object) -> str:
         base = f"{self.url}/v1" if protocol == "openai" else self.url
@@ -156,6 +159,8 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
             try:
+                if state.before_answer is not None:
+                    state.before_answer()
                 self._answer(body)
             finally:
                 with state.lock:

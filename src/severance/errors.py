@@ -196,12 +196,8 @@ class ExtractionConflictError(ConflictError):
     exit_code = 1
     http_status = 409
 
-    def __init__(self, memory_id: str, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or f"memory {memory_id!r} was changed or forgotten by another writer while the"
-            " extractor was reading it; nothing was written: run the extraction again"
-        )
+    def __init__(self, message: str, *, memory_id: str = "") -> None:
+        super().__init__(message)
         self.memory_id = memory_id
 
 

@@ -334,9 +334,17 @@ def _check_unchanged(plans: list[_Plan], writer: Writer) -> None:
             try:
                 current = writer.get(change.memory_id)
             except MemoryNotFoundError:
-                raise ExtractionConflictError(change.memory_id) from None
+                raise _conflict(change.memory_id) from None
             if current.version != plan.versions.get(change.memory_id, current.version):
-                raise ExtractionConflictError(change.memory_id)
+                raise _conflict(change.memory_id)
+
+
+def _conflict(memory_id: str) -> ExtractionConflictError:
+    return ExtractionConflictError(
+        f"memory {memory_id!r} was changed or forgotten by another writer while the extractor"
+        " was reading it; nothing was written: run the extraction again",
+        memory_id=memory_id,
+    )
 
 
 def _write(
