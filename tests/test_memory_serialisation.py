@@ -1,6 +1,6 @@
 """One serialisation of a memory, :meth:`Memory.to_dict`, behind every adapter.
 
-The CLI prints it, the HTTP API serves it (its times in pydantic's ``Z`` form, ``duplicate``
+The CLI prints it, the HTTP API serves it (its times in pydantic's ``Z`` form; ``duplicate``,
 always present), the MCP tools serve a subset of it, and :class:`severance.Client` reads the
 HTTP form back with :meth:`Memory.from_dict` into the very memory the session holds.
 """
@@ -106,3 +106,100 @@ def test_mcp_items_are_a_subset_of_to_dict(stored: tuple[severance.Store, Memory
     assert set(item) == {"id", "text", "kind", "tags", "occurred_at"}
     hit = RecallItem(**MemoryItem.of(m).model_dump(), score=0.5).model_dump(mode="json")
     assert {k: hit[k] for k in item} == item
+
+
+# -- one schema everywhere: the `duplicate` key is always there ------------------------------
+def _keys(d: dict[str, Any]) -> set[str]:
+    return set(d)
+
+
+def test_every_interface_always_says_duplicate(
+    stored: tuple[severance.Store, Memory], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, m = stored
+    keys = _keys(m.to_dict())
+    assert m.to_dict()["duplicate"] is False and "duplicate" in keys
+    argv = ["--store", str(tmp_path / "store"), "--key-file", str(tmp_path / "master.key")]
+
+    def cli_json(*args: str) -> Any:
+        main([*argv, *args, "--json"])
+        return json.loads(capsys.readouterr().out)
+
+    # The CLI: a new memory, then the same again; get, recall, history, the list.
+    new = cli_json("remember", "--floor", "office", "Standup is at 9:30", "--kind", "fact")
+    again = cli_json("remember", "--floor", "office", "standup is at 9:30", "--kind", "fact")
+    assert (new["memory"]["duplicate"], again["memory"]["duplicate"]) == (False, True)
+    assert again["memory"]["id"] == new["memory"]["id"]
+    shown = [
+        new["memory"],
+        again["memory"],
+        cli_json("get", "--floor", "office", m.id),
+        cli_json("recall", "--floor", "office", "Lisbon offsite")["results"][0]["memory"],
+        *cli_json("history", "--floor", "office", m.id),
+        *cli_json("memories", "--floor", "office")["items"],
+    ]
+    for d in shown:
+        assert _keys(d) == keys and isinstance(d["duplicate"], bool), d
+    # Export: every line in the same form; and it imports back (the key is no field to keep).
+    exported = tmp_path / "work.jsonl"
+    main([*argv, "export", "--floor", "office", "-o", str(exported)])
+    capsys.readouterr()
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(lines) == 2
+    assert all(_keys(d) == keys and d["duplicate"] is False for d in lines)
+    main([*argv, "import", "--floor", "house", "jsonl", str(exported), "--default", "home"])
+    capsys.readouterr()
+    with store.enter(floor="house") as home:
+        texts = sorted(x.text for x in home.memories().items)
+    assert "Standup is at 9:30" in texts
+
+    # HTTP: the same keys in every body, and the OpenAPI schema says the key is always sent.
+    token = Passes(store).issue("office").token
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(store, rate=None)) as http:
+        body = {"text": "Standup is at 9:30", "kind": "fact"}
+        first = http.post(
+            "/v1/memories", json={**body, "text": "Retro on Fridays"}, headers=headers
+        )
+        dup = http.post("/v1/memories", json=body, headers=headers)
+        assert (first.status_code, dup.status_code) == (201, 200)
+        assert (first.json()["duplicate"], dup.json()["duplicate"]) == (False, True)
+        bodies = [
+            first.json(),
+            dup.json(),
+            http.get(f"/v1/memories/{m.id}", headers=headers).json(),
+        ]
+        bodies += http.get("/v1/memories", headers=headers).json()["items"]
+        for d in bodies:
+            assert _keys(d) == keys and isinstance(d["duplicate"], bool), d
+        schema = http.get("/openapi.json").json()["components"]["schemas"]["MemoryOut"]
+        assert set(schema["required"]) == keys
+
+
+@pytest.mark.anyio
+async def test_mcp_remember_always_says_duplicate(
+    stored: tuple[severance.Store, Memory],
+) -> None:
+    from mcp import Client
+    from mcp.types import Implementation
+
+    from severance.mcp import create_mcp_server
+
+    store, _ = stored
+    store.add_floor("code", persona="work", clients=["claude-code"])
+    info = Implementation(name="claude-code", version="1")
+    async with Client(create_mcp_server(store), mode="legacy", client_info=info) as c:
+        answers = [
+            await c.call_tool("remember", {"text": text, "kind": "fact"})
+            for text in ("Standup is at 9:30", "standup is at 9:30")
+        ]
+    flags = []
+    for answer in answers:
+        assert not answer.is_error and isinstance(answer.structured_content, dict)
+        flags.append(answer.structured_content["duplicate"])
+    assert flags == [False, True]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

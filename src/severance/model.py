@@ -96,10 +96,9 @@ class Memory:
     def to_dict(self) -> dict[str, Any]:
         """The one JSON-ready form of a memory, which every adapter serves: the CLI's
         ``--json`` and export, the HTTP API's bodies, the MCP tools' items (a subset).
-        Times are ISO-8601; ``duplicate`` appears only when true."""
-        extra: dict[str, Any] = {"duplicate": True} if self.duplicate else {}
+        Times are ISO-8601. Every key is always present (``duplicate`` too, false unless
+        ``remember`` found the memory already held), so each interface has one stable schema."""
         return {
-            **extra,
             "provenance": list(self.provenance),
             "id": self.id,
             "text": self.text,
@@ -111,6 +110,7 @@ class Memory:
             "updated_at": self.updated_at.isoformat(),
             "version": self.version,
             "source": self.source,
+            "duplicate": self.duplicate,
         }
 
     @classmethod

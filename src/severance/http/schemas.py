@@ -229,6 +229,10 @@ class RecallIn(_In):
 
 
 class MemoryOut(BaseModel):
+    # Every field is always sent: the schema says so (required), as clients expect of a
+    # response, rather than marking the ones with a default optional.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
     text: str
     kind: str
@@ -241,8 +245,11 @@ class MemoryOut(BaseModel):
     source: str | None
     #: Where a reintegrated memory came from (origin persona, origin id, when, how).
     provenance: list[dict[str, Any]] = []
-    #: True when the persona already held this memory and nothing was written.
-    duplicate: bool = False
+    duplicate: bool = Field(
+        default=False,
+        description="True when remember found the persona already held this memory (nothing "
+        "was written); false everywhere else.",
+    )
 
     @classmethod
     def of(cls, m: Memory) -> MemoryOut:
