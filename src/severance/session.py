@@ -54,7 +54,7 @@ from .extract import Extraction, ExtractorSettings, meta_key, open_settings
 from .model import AuditEntry, Memory, MemoryDraft, Notice, Page, Recall, from_epoch
 from .quarantine import RowReader
 from .search import Fusion, PersonaIndex, SearchMode
-from .session_crossing import CrossingAPI, Progress
+from .session_crossing import Crossing, CrossingAPI, Progress
 from .session_extract import PrimedEmbedder, extract_with
 from .session_index import SCAN_BATCH, IndexKeeper
 from .session_recall import Recaller, check_page, check_recall, memory_filter
@@ -91,7 +91,6 @@ class Session(CrossingAPI):
         self._persona = persona
         self._rows = rows
         self._codec = codec
-        self._embedder = embedder
         self._transaction = transaction
         self._audit = audit
         self._audit_rows = audit_rows
@@ -117,6 +116,10 @@ class Session(CrossingAPI):
         )
         self._recaller = Recaller(
             rows, self._reader, self._keeper, embedder, vector_rows, self._confirm_alive
+        )
+        parts = (rows, codec, embedder, self._reader, self._keeper, vector_rows)
+        super().__init__(
+            Crossing(*parts, guard=self._open, writing=self._writing, transaction=transaction)
         )
         self._closed = False
         self._erased = False
@@ -192,6 +195,13 @@ class Session(CrossingAPI):
             self._closed = True
             self._on_close(self)
 
+    @contextmanager
+    def _open(self) -> Iterator[None]:
+        """Holds the session's lock, checked open, for the block."""
+        with self._lock:
+            self._check_open()
+            yield
+
     def _confirm_alive(self) -> None:
         """Called when a read finds less than expected: was the persona erased meanwhile?"""
         if not self._rows.alive():
@@ -223,8 +233,7 @@ class Session(CrossingAPI):
     def quarantined(self) -> list[str]:
         """Ids of the memories found failing authentication (skipped by every read; they can
         only be forgotten). Complete once the index has loaded (after any recall or export)."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             return self._reader.ids()
 
     # -- writing ------------------------------------------------------------------------------
@@ -331,8 +340,7 @@ class Session(CrossingAPI):
     # -- extraction (optional; see severance.extract) -------------------------------------------
     def extractor(self) -> ExtractorSettings | None:
         """This persona's extractor settings, opened with its own key (None if it has none)."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             value = self._read_meta().get(meta_key(self._persona.id))
             return open_settings(value, self._codec.sealer, self._codec.store_id, self._persona.id)
 
@@ -393,8 +401,7 @@ class Session(CrossingAPI):
     def _remember_with_provenance(
         self, drafts: Sequence[MemoryDraft], provenance: Sequence[Mapping[str, Any]]
     ) -> list[Memory]:
-        with self._lock:
-            self._check_open()
+        with self._open():
             clean = [to_draft(d) for d in drafts]
             stored = self.put(
                 clean, self._primed.embed([d.text for d in clean]), [[p] for p in provenance]
@@ -410,8 +417,7 @@ class Session(CrossingAPI):
     ) -> list[Memory]:
         """Write validated drafts with their vectors as new memories, in one transaction (the
         caller's, if one is open). ``provenance`` gives each its origin entries."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             return self._writer.put(drafts, vectors, provenance)
 
     @contextmanager
@@ -454,8 +460,7 @@ class Session(CrossingAPI):
 
     def _revise(self, memory_id: str, patch: Patch) -> Memory:
         """Apply ``patch`` (validated; with its provenance, if any) as a new version."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             memory, changed = self._writer.apply(memory_id, patch, self._confirm_alive)
             self.counts["updated"] += changed
             return memory
@@ -464,8 +469,7 @@ class Session(CrossingAPI):
         self, memory_id: str, *, add_tags: Sequence[str], provenance: Mapping[str, Any]
     ) -> Memory:
         """Add tags and a provenance entry to a memory (a merge by a crossing)."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             return self._revise(memory_id, Patch(add_tags=tuple(add_tags), origin=provenance))
 
     def forget(self, memory_id: str) -> None:
@@ -556,13 +560,11 @@ class Session(CrossingAPI):
 
     def log_import(self, importer: str, **counts: int) -> None:
         """Log one ``import`` audit entry for this persona (the importer's name and counts)."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             self._audit("import", self._persona.id, self._persona.name, importer=importer, **counts)
 
     def count(self) -> int:
-        with self._lock:
-            self._check_open()
+        with self._open():
             n = self._rows.count()
             if n == 0:
                 self._confirm_alive()
@@ -614,15 +616,13 @@ class Session(CrossingAPI):
     # -- the persona's own audit trail --------------------------------------------------------
     def audit(self) -> list[AuditEntry]:
         """The audit entries about this persona (never another persona's)."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             return [persona_view(e) for e in to_entries(self._audit_rows(self._persona.id))]
 
     def notices(self) -> list[Notice]:
         """Overrides and reintegrations that touched this persona since it last woke normally
         (as of when this session woke), and memories found quarantined since."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             notices = list(self._notices)
             if self._reader.ids():
                 notices.append(
@@ -644,6 +644,5 @@ class Session(CrossingAPI):
 
     def checkpoint(self) -> None:
         """Write the encrypted index snapshot now, so the next wake starts from it."""
-        with self._lock:
-            self._check_open()
+        with self._open():
             self._write_snapshot()

@@ -1,15 +1,18 @@
-"""The named internal API crossings use on a :class:`~severance.session.Session`.
+"""What crossings may do on one persona: :class:`Crossing`, and the verbs a
+:class:`~severance.session.Session` offers them (:class:`CrossingAPI`).
 
 Reintegration and re-embedding work on two personas (or one, wholesale) inside one
-transaction that holds the store's writer lock. They do it through these methods — never
+transaction that holds the store's writer lock. They do it through these verbs — never
 through a session's rows, codec or index directly — so that every write still goes through the
-session's checks (open, not erased, quarantine, index kept in step). Kept apart from
-``session.py`` by concept: these are the crossings' verbs, not the persona's everyday ones.
+session's checks (open, not erased, quarantine, index kept in step). A :class:`Crossing` is
+handed the parts of the session it works with (its rows, codec, row reader, index keeper and
+its guard) and knows nothing of the session itself; :class:`CrossingAPI`, the session's base,
+holds one and lends its verbs the session's name. Kept apart from ``session.py`` by concept:
+these are the crossings' verbs, not the persona's everyday ones.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 
@@ -22,65 +25,75 @@ from .embedders import Embedder
 from .errors import ConflictError, IntegrityError
 from .model import Memory
 from .quarantine import RowReader
-from .search import Filter, PersonaIndex
+from .search import Filter
 from .session_index import SCAN_BATCH, IndexKeeper
 
-__all__ = ["CrossingAPI", "Progress"]
+__all__ = ["Crossing", "CrossingAPI", "Progress"]
 
 #: A progress callback: (done, total).
 Progress = Callable[[int, int], None]
+#: A context manager factory.
+Context = Callable[[], AbstractContextManager[None]]
 
 
-class CrossingAPI:
-    """Mixed into :class:`~severance.session.Session` (which provides these attributes)."""
+class Crossing:
+    """The crossings' verbs on one persona, over the parts of its session.
 
-    _lock: threading.RLock
-    _rows: PersonaRows
-    _codec: MemoryCodec
-    _embedder: Embedder
-    _reader: RowReader
-    _keeper: IndexKeeper
-    _vector_rows: VectorRows | None
-    _transaction: Callable[[], AbstractContextManager[None]]
-    _check_open: Callable[[], None]
-    _writing: Callable[[], AbstractContextManager[None]]
-    _sync: Callable[[], PersonaIndex]
+    ``guard`` holds the session's lock and checks it is open (not closed, not erased, not
+    expired) for as long as it is entered; ``writing`` turns "the persona is gone" from the
+    back-end into the session's erasure; ``transaction`` is the store's. ``vector_rows`` are
+    the persona's plain vectors in the database (indexed mode, PostgreSQL + pgvector), if any.
+    """
 
-    # -- the crossings' internal API ----------------------------------------------------------
+    def __init__(
+        self,
+        rows: PersonaRows,
+        codec: MemoryCodec,
+        embedder: Embedder,
+        reader: RowReader,
+        keeper: IndexKeeper,
+        vector_rows: VectorRows | None,
+        *,
+        guard: Context,
+        writing: Context,
+        transaction: Context,
+    ) -> None:
+        self._rows = rows
+        self._codec = codec
+        self._embedder = embedder
+        self._reader = reader
+        self._keeper = keeper
+        self._vector_rows = vector_rows
+        self._guard = guard
+        self._writing = writing
+        self._transaction = transaction
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
     def transaction(self) -> AbstractContextManager[None]:
-        """The store's transaction (joined if one is open)."""
         return self._transaction()
 
     def lock(self) -> None:
-        """Inside a transaction: keep every other writer of the store out until it ends, so
-        what is read next cannot change before the commit."""
         with self._writing():
             self._rows.lock()
 
     def mark(self) -> int:
-        """The store-wide sequence number now (for :meth:`changed_since`)."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             return self._rows.high_water()
 
     def changed_since(self, mark: int) -> bool:
-        """Whether any memory of the persona was written or deleted after ``mark``."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             changes = self._rows.changes_since(mark)
             return bool(changes.changed or changes.deleted)
 
     def versions(self, ids: Sequence[str]) -> dict[str, int]:
-        """The current version of each memory in ``ids`` that exists (nothing decrypted)."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             return {i: r.version for i, r in self._rows.get_many(list(ids)).items()}
 
     def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
-        """The current version of each memory in ``ids`` that exists (and opens), with its
-        vector, in the order given."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             rows = self._rows.get_many(list(ids))
             out = []
             for memory_id in dict.fromkeys(ids):
@@ -97,20 +110,14 @@ class CrossingAPI:
             return out
 
     def texts(self) -> list[Memory]:
-        """Every memory of the persona (the current version; quarantined ones left out),
-        without an audit entry: for a crossing's planning inside its own audited step."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             out: list[Memory] = []
             for batch in self._rows.scan(SCAN_BATCH):
                 out.extend(m for m in map(self._reader.open, batch) if m is not None)
             return out
 
     def delete(self, expected_versions: Mapping[str, int]) -> int:
-        """Delete memories (with their history) if each is still at the version given;
-        :class:`ConflictError` (nothing deleted) if any changed or vanished."""
-        with self._lock:
-            self._check_open()
+        with self._guard():
             with self._writing(), self._transaction():
                 self._rows.lock()
                 current = self._rows.get_many(list(expected_versions))
@@ -128,16 +135,12 @@ class CrossingAPI:
             return deleted
 
     def matching(self, flt: Filter) -> list[str]:
-        """Ids of every memory passing ``flt`` (the index is brought up to date first)."""
-        with self._lock:
-            self._check_open()
-            return list(self._sync().ids_matching(flt))
+        with self._guard():
+            return list(self._keeper.sync().ids_matching(flt))
 
     def nearest(self, vectors: npt.NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
-        """For each vector, the ids and cosine similarities of its ``k`` nearest memories."""
-        with self._lock:
-            self._check_open()
-            index = self._sync()
+        with self._guard():
+            index = self._keeper.sync()
             out = []
             for vector in vectors:
                 dense_hits = (
@@ -147,21 +150,8 @@ class CrossingAPI:
                 out.append([(h.id, float(h.dense_score or 0.0)) for h in hits])
             return out
 
-    @property
-    def embedder(self) -> Embedder:
-        return self._embedder
-
     def reembed(self, commit: Callable[[], None], progress: Progress | None = None) -> int:
-        """Re-embed every memory with this session's embedder; ``commit`` runs inside the
-        writing transaction (to record the persona's new embedder and the audit entry).
-
-        The bulk is embedded outside any transaction; then, under the store's writer lock,
-        every memory changed or added meanwhile is embedded again from its current version,
-        and each vector is written only onto the version it was sealed for. So a concurrent
-        update is never paired with a vector of its old text or sealed for its old version.
-        """
-        with self._lock:
-            self._check_open()
+        with self._guard():
             mark = self._rows.high_water()
             rows = [r for batch in self._rows.scan(SCAN_BATCH) for r in batch]
             total = len(rows)
@@ -203,3 +193,70 @@ class CrossingAPI:
             if progress is not None:
                 progress(min(start + 256, len(live)), total)
         return out
+
+
+class CrossingAPI:
+    """The named internal API crossings use on a :class:`~severance.session.Session`: each
+    verb is its :class:`Crossing`'s, handed in by the session (which builds it from its parts)."""
+
+    def __init__(self, crossing: Crossing) -> None:
+        self._crossing = crossing
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """The store's transaction (joined if one is open)."""
+        return self._crossing.transaction()
+
+    def lock(self) -> None:
+        """Inside a transaction: keep every other writer of the store out until it ends, so
+        what is read next cannot change before the commit."""
+        self._crossing.lock()
+
+    def mark(self) -> int:
+        """The store-wide sequence number now (for :meth:`changed_since`)."""
+        return self._crossing.mark()
+
+    def changed_since(self, mark: int) -> bool:
+        """Whether any memory of the persona was written or deleted after ``mark``."""
+        return self._crossing.changed_since(mark)
+
+    def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each memory in ``ids`` that exists (nothing decrypted)."""
+        return self._crossing.versions(ids)
+
+    def take(self, ids: Sequence[str]) -> list[tuple[Memory, npt.NDArray[np.float32]]]:
+        """The current version of each memory in ``ids`` that exists (and opens), with its
+        vector, in the order given."""
+        return self._crossing.take(ids)
+
+    def texts(self) -> list[Memory]:
+        """Every memory of the persona (the current version; quarantined ones left out),
+        without an audit entry: for a crossing's planning inside its own audited step."""
+        return self._crossing.texts()
+
+    def delete(self, expected_versions: Mapping[str, int]) -> int:
+        """Delete memories (with their history) if each is still at the version given;
+        :class:`ConflictError` (nothing deleted) if any changed or vanished."""
+        return self._crossing.delete(expected_versions)
+
+    def matching(self, flt: Filter) -> list[str]:
+        """Ids of every memory passing ``flt`` (the index is brought up to date first)."""
+        return self._crossing.matching(flt)
+
+    def nearest(self, vectors: npt.NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
+        """For each vector, the ids and cosine similarities of its ``k`` nearest memories."""
+        return self._crossing.nearest(vectors, k)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._crossing.embedder
+
+    def reembed(self, commit: Callable[[], None], progress: Progress | None = None) -> int:
+        """Re-embed every memory with this session's embedder; ``commit`` runs inside the
+        writing transaction (to record the persona's new embedder and the audit entry).
+
+        The bulk is embedded outside any transaction; then, under the store's writer lock,
+        every memory changed or added meanwhile is embedded again from its current version,
+        and each vector is written only onto the version it was sealed for. So a concurrent
+        update is never paired with a vector of its old text or sealed for its old version.
+        """
+        return self._crossing.reembed(commit, progress)

@@ -67,11 +67,12 @@ class PrimedEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         """As :meth:`Embedder.embed`, from the primed vectors where there are some."""
         texts = check_texts(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._ready))
+        ready = self._ready  # one look: another thread's block may end meanwhile
+        missing = list(dict.fromkeys(t for t in texts if t not in ready))
         if len(missing) == len(set(texts)):
             return self._embedder.embed(texts)
         made = dict(zip(missing, self._embedder.embed(missing), strict=True)) if missing else {}
-        return np.stack([self._ready[t] if t in self._ready else made[t] for t in texts])
+        return np.stack([ready[t] if t in ready else made[t] for t in texts])
 
 
 def extract_with(
