@@ -1,8 +1,9 @@
 """One serialisation of a memory, :meth:`Memory.to_dict`, behind every adapter.
 
-The CLI prints it, the HTTP API serves it (its times in pydantic's ``Z`` form; ``duplicate``,
-always present), the MCP tools serve a subset of it, and :class:`severance.Client` reads the
-HTTP form back with :meth:`Memory.from_dict` into the very memory the session holds.
+The CLI prints it, the HTTP API serves it (its times in pydantic's ``Z`` form), the MCP tools
+serve a subset of it, and :class:`severance.Client` reads the HTTP form back with
+:meth:`Memory.from_dict` into the very memory the session holds. Every key — ``duplicate`` too
+— is in every form, so each interface has one schema.
 """
 
 from __future__ import annotations
