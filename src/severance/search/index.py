@@ -30,10 +30,11 @@ from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
-from .query import QueryAnalysis, rerank, search_depth
-from .ranked import Ranked
-from .scoring import Cosines, ranks, repeats_last
+from .query import QueryAnalysis, search_depth
+from .ranking import Candidates, Settings, rank
+from .scoring import Cosines
 from .snapshot import Parts, decode, encode
+from .speakers import name_words
 from .threads import one_blas_thread
 
 __all__ = [
@@ -110,6 +111,7 @@ class PersonaIndex:
         self.addressed_codes = np.zeros(0, dtype=np.int32)
         self.speaker_names: list[str] = []
         self._speaker_code: dict[str, int] = {}
+        self._named_by: dict[str, list[int]] = {}
         #: Set on an index woken from a snapshot older than the re-ranking features: the
         #: caller fills them in with :meth:`set_features` (and re-snapshots).
         self.missing_features = False
@@ -150,6 +152,8 @@ class PersonaIndex:
         if code is None:
             code = self._speaker_code[speaker] = len(self.speaker_names)
             self.speaker_names.append(speaker)
+            for word in name_words(speaker):
+                self._named_by.setdefault(word, []).append(code)
         return code
 
     def upsert(self, docs: Sequence[Doc]) -> None:
@@ -193,6 +197,7 @@ class PersonaIndex:
         if slot is None:
             return False
         self.alive[slot] = False
+        self.order.retire(slot)
         self.retired += 1
         if self.hnsw is not None and slot < self.hnsw.covered:
             self.hnsw.remove(slot)
@@ -216,6 +221,7 @@ class PersonaIndex:
 
     def columns(self) -> Columns:
         """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
+        self.order.update(self.occurred, self.seqs, self.alive, self.n_slots)
         return Columns(
             n_slots=self.n_slots,
             seqs=self.seqs,
@@ -226,7 +232,10 @@ class PersonaIndex:
             has_time=self.has_time,
             speaker_codes=self.speaker_codes,
             speaker_names=self.speaker_names,
+            named_by=self._named_by,
             addressed_codes=self.addressed_codes,
+            before=self.order.before,
+            after=self.order.after,
         )
 
     # -- the HNSW graph -------------------------------------------------------------------------
@@ -467,7 +476,6 @@ class PersonaIndex:
         else:
             slots, fused = fuse(
                 self.columns(),
-                self.order,
                 dense_slots,
                 keyword_slots,
                 cosine,
@@ -475,64 +483,12 @@ class PersonaIndex:
                 fusion,
                 mask,
             )
-        if recency > 0.0 and len(slots):
-            # Blend in an exponential decay by age of the memory (occurred_at).
-            age_days = np.maximum(0.0, now - self.occurred[slots]) / 86400.0
-            fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
-        order = self._best(slots, fused, wanted)
-        slots = slots[order]
-        ranked = Ranked(
-            slots,
-            fused[order],
-            ranks(dense_slots, slots),
-            ranks(keyword_slots, slots),
-            cosine(slots) if cosine is not None else None,
+        found = Candidates(dense_slots, keyword_slots, keyword_scores, cosine)
+        how = Settings(
+            k, wanted, mode, fusion, recency, half_life_days, now, analysis, min_similarity
         )
-        if min_similarity is not None:
-            keep = ranked.keyword_rank > 0
-            if ranked.cosine is not None:
-                keep |= ranked.cosine >= min_similarity
-            ranked = ranked.take(keep)
-        if analysis is not None and mode == "hybrid" and fusion.reranks and analysis.has_signals:
-            head = min(len(ranked.slots), fusion.rerank_depth)
-            boosted = ranked.fused.copy()
-            boosted[:head] = rerank(
-                analysis, self.columns(), ranked.slots[:head], ranked.fused[:head], fusion
-            )
-            # Stable: ties keep the fused order.
-            again = np.concatenate(
-                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(ranked.slots))]
-            )
-            ranked = ranked.rescored(boosted).take(again)
-        if mode == "hybrid" and fusion.repeats_last:
-            top = ranked.slots[: max(k, fusion.rerank_depth)]
-            moved = repeats_last(
-                ranked.fused,
-                top,
-                self.dense.vectors(),
-                ranked.cosine[: len(top)] if ranked.cosine is not None else None,
-                keyword_scores[top] if keyword_scores is not None else None,
-                self.speaker_codes[top],
-                self.kind_codes[top],
-            )
-            if moved is not None:
-                again, new_scores = moved  # the scores come back in the new order
-                ranked = ranked.take(again).rescored(new_scores)
-        return ranked.take(slice(None, k)).hits(self.ids, keyword_scores)
-
-    def _best(
-        self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
-    ) -> npt.NDArray[np.intp]:
-        """Where in ``slots`` the ``k`` best are, highest value first, ties to the lower seq."""
-        if len(slots) > k:
-            # Keep every slot tied with the k-th best, then break ties by seq.
-            kth = np.partition(-values, k - 1)[k - 1]
-            keep = np.flatnonzero(-values <= kth)
-            order = np.lexsort((self.seqs[slots[keep]], -values[keep]))[:k]
-            best: npt.NDArray[np.intp] = keep[order]
-            return best
-        ranked: npt.NDArray[np.intp] = np.lexsort((self.seqs[slots], -values))[:k]
-        return ranked
+        ranked = rank(self.columns(), self.dense.vectors(), found, slots, fused, how)
+        return ranked.hits(self.ids, keyword_scores)
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""
@@ -611,6 +567,9 @@ class PersonaIndex:
         index.addressed_codes = parts.addressed_codes
         index.speaker_names = parts.speaker_names
         index._speaker_code = {name: i for i, name in enumerate(parts.speaker_names)}
+        for code, name in enumerate(parts.speaker_names):
+            for word in name_words(name):
+                index._named_by.setdefault(word, []).append(code)
         index.missing_features = parts.stale_features
         index.stale_keywords = parts.stale_keywords
         index.dense = DenseIndex(index.dimension, parts.vectors)
