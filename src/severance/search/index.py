@@ -31,7 +31,7 @@ from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, search_depth
-from .ranking import Candidates, Settings, rank
+from .ranking import Candidates, KeywordStage, Settings, rank
 from .scoring import Cosines
 from .snapshot import Parts, decode, encode
 from .speakers import name_words
@@ -381,6 +381,7 @@ class PersonaIndex:
         dense_hits: Sequence[tuple[str, float]] | None = None,
         analysis: QueryAnalysis | None = None,
         min_similarity: float | None = None,
+        prepared: KeywordStage | None = None,
     ) -> list[Hit]:
         """The best ``k`` memories for a query, best first.
 
@@ -390,6 +391,8 @@ class PersonaIndex:
         re-scored from the index's per-memory features, then cut to ``k``.
         ``min_similarity`` drops, before re-ranking, results that share no keyword with the
         query and whose cosine similarity is below it.
+        ``prepared`` is :meth:`prepare` of the same tokens and filter, done while the query
+        vector was being computed (redone here if the index changed since).
         """
         if self.n_slots == 0 or k <= 0:
             return []
@@ -408,7 +411,27 @@ class PersonaIndex:
                 dense_hits,
                 analysis,
                 min_similarity,
+                prepared,
             )
+
+    def prepare(
+        self, query_tokens: Sequence[str], flt: Filter = NO_FILTER, mode: SearchMode = "hybrid"
+    ) -> KeywordStage:
+        """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
+        vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``)."""
+        n = self.n_slots
+        mask = self._mask(flt) if self._filters(flt) else None
+        scores: npt.NDArray[np.float32] | None = None
+        touched = np.zeros(0, dtype=np.int64)
+        if mode in ("hybrid", "keyword") and n:
+            version = (n, self.retired)
+            scores = self.keyword.scores(
+                query_tokens, self.alive, n, stats=self._keyword_stats(), version=version
+            )
+            touched = np.flatnonzero(scores > 0)
+            if mask is not None:
+                touched = touched[mask[touched]]
+        return KeywordStage(tuple(query_tokens), flt, (n, self.retired), mask, scores, touched)
 
     def _search(
         self,
@@ -425,10 +448,19 @@ class PersonaIndex:
         dense_hits: Sequence[tuple[str, float]] | None,
         analysis: QueryAnalysis | None,
         min_similarity: float | None,
+        prepared: KeywordStage | None,
     ) -> list[Hit]:
-        n = self.n_slots
         self._extend_graph()
-        mask = self._mask(flt) if self._filters(flt) else None
+        stage = prepared
+        if (
+            stage is None
+            or stage.version != (self.n_slots, self.retired)
+            or stage.flt != flt
+            or stage.tokens != tuple(query_tokens)
+            or (stage.scores is None and mode != "dense")
+        ):
+            stage = self.prepare(query_tokens, flt, mode)
+        mask = stage.mask
         wanted = search_depth(k, fusion, mode) if analysis is not None else k
         pool = max(depth, wanted)
         dense_list: list[int] = []
@@ -451,17 +483,9 @@ class PersonaIndex:
             else:
                 cosines = Cosines(self.dense, query)
                 dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
-        if mode in ("hybrid", "keyword"):
-            keyword_scores = self.keyword.scores(
-                query_tokens,
-                self.alive,
-                n,
-                stats=self._keyword_stats(),
-                version=(n, self.retired),
-            )
-            touched = np.flatnonzero(keyword_scores > 0)
-            if mask is not None:
-                touched = touched[mask[touched]]
+        if mode in ("hybrid", "keyword") and stage.scores is not None:
+            keyword_scores = stage.scores
+            touched = stage.touched
             keyword_list = self._top_of(touched, keyword_scores[touched], pool)
 
         dense_slots = np.asarray(dense_list, dtype=np.int64)

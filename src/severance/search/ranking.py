@@ -14,14 +14,30 @@ import numpy as np
 import numpy.typing as npt
 
 from .columns import Columns, SearchMode
+from .documents import Filter
 from .hybrid import DenseScorer, Fusion
 from .query import QueryAnalysis, rerank
 from .ranked import Ranked
 from .scoring import ranks, repeats_last
 
-__all__ = ["Candidates", "Settings", "best", "rank"]
+__all__ = ["Candidates", "KeywordStage", "Settings", "best", "rank"]
 
 Slots = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordStage:
+    """The part of a search that needs no query vector, done ahead (while the query is
+    embedded): the filter's mask (None: no filter), every slot's BM25 score (None: no keyword
+    search) and the slots with a positive score passing the filter. Valid for the tokens,
+    filter and index ``version`` it was made for; a search given a stale one redoes it."""
+
+    tokens: tuple[str, ...]
+    flt: Filter
+    version: tuple[int, int]
+    mask: npt.NDArray[np.bool_] | None
+    scores: npt.NDArray[np.float32] | None
+    touched: Slots
 
 
 @dataclass(frozen=True, slots=True)
