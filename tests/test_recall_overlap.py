@@ -173,3 +173,31 @@ def test_a_stale_or_foreign_keyword_stage_is_done_again() -> None:
     index.upsert([document("new", 10_000, "note", (), 0.0, 0.0, vector, q, {})])
     assert search(prepared=stale) == search()
     assert search()[0][0] == "new"
+
+
+def test_closing_the_recaller_ends_its_thread_and_a_later_recall_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_recall, "OVERLAP_FROM", 0.0)
+    embedder = ThreadNoting()
+    index, _ = small_index()
+    recaller = session_recall.Recaller(
+        rows=None,  # type: ignore[arg-type]  # the search below opens no rows
+        reader=None,  # type: ignore[arg-type]
+        keeper=None,  # type: ignore[arg-type]
+        embedder=embedder,
+        vector_rows=None,
+        confirm_alive=lambda: None,
+    )
+    before = set(threading.enumerate())
+    future = recaller._embed_later(questions()[0])
+    assert future is not None
+    future.result()
+    started = set(threading.enumerate()) - before
+    assert len(started) == 1 and next(iter(started)).name.startswith("severance-embed")
+    recaller.close()
+    assert set(threading.enumerate()) - before == set()
+    again = recaller._embed_later(questions()[1])
+    assert again is not None
+    assert again.result().shape == (index.dimension,)
+    recaller.close()

@@ -118,6 +118,13 @@ class Recaller:
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Let the embedding thread go (it also goes when this recaller is collected)."""
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=True)
+
     def _embed(self, query: str) -> npt.NDArray[np.float32]:
         t0 = time.perf_counter()
         vector = self._embedder.embed([query])[0]
@@ -183,7 +190,7 @@ class Recaller:
         """The ``k`` best memories for ``query`` (arguments already checked)."""
         pending = self._embed_later(query) if mode == "hybrid" else None
         try:
-            tokens = tokenize(query)
+            tokens = tokenize(query) if mode != "dense" else []
             analysis = analyze(query) if mode == "hybrid" else None
             # The keyword half needs no vector: done while the worker embeds the query.
             prepared = index.prepare(tokens, flt, mode)
