@@ -120,6 +120,7 @@ _TIME_EXPRESSION = re.compile(
 )
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ def _dates(query: str) -> tuple[DateSpec, ...]:
     found: list[DateSpec] = []
     rest = query
     # Every pattern but the bare month needs a digit: most questions have none.
-    digits = any(ch.isdigit() for ch in query)
+    digits = _DIGIT.search(query) is not None
     for pattern in _DATE_PATTERNS if digits else _DATE_PATTERNS[4:5]:
         for m in pattern.finditer(rest):
             groups = m.groupdict()

@@ -148,12 +148,23 @@ def alias_codes(
         found = (other >= 0) & (other != who[open_])
         listener[np.flatnonzero(open_)[found]] = other[found]
     told = listener >= 0
-    counts: dict[int, Counter[int]] = {}
-    for word, to in zip(vocatives[messages][told].tolist(), listener[told].tolist(), strict=True):
-        counts.setdefault(word, Counter())[to] += 1
+    words, listeners = vocatives[messages][told].astype(np.int64), listener[told]
+    if len(words) == 0:
+        return {}
+    # Uses of each (word, listener) pair, counted by sorting (no Counter per message).
+    base = int(max(words.max(), listeners.max())) + 1
+    pairs = np.sort(words * base + listeners)
+    first = np.flatnonzero(np.concatenate([[True], pairs[1:] != pairs[:-1]]))
+    uses = np.diff(np.append(first, len(pairs)))
+    word, to = pairs[first] // base, pairs[first] % base
+    # Per word: all its uses and the most for one listener (a winner takes >= 75% of the
+    # uses, so it is the only one with that many).
+    starts = np.flatnonzero(np.concatenate([[True], word[1:] != word[:-1]]))
+    sizes = np.diff(np.append(starts, len(word)))
+    total = np.repeat(np.add.reduceat(uses, starts), sizes)
+    most = np.repeat(np.maximum.reduceat(uses, starts), sizes)
+    won = (uses == most) & (uses >= MIN_USES) & (uses >= MIN_SHARE * total)
     out: dict[int, set[int]] = {}
-    for word, by in counts.items():
-        speaker, c = by.most_common(1)[0]
-        if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
-            out.setdefault(speaker, set()).add(word)
+    for w, t in zip(word[won].tolist(), to[won].tolist(), strict=True):
+        out.setdefault(t, set()).add(w)
     return out
