@@ -21,10 +21,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any, TypeVar
 
-__all__ = ["learn_aliases", "name_words", "speaker_of", "vocative"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["alias_codes", "learn_aliases", "name_words", "speaker_of", "vocative"]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 # "Ana:", "Katherine Moore:", "Dr. O'Neill:": one to four capitalised words before a colon.
@@ -63,7 +65,6 @@ MIN_USES = 2
 MIN_SHARE = 0.75
 
 
-@lru_cache(maxsize=1024)
 def name_words(name: str) -> frozenset[str]:
     """The lower-case words of a name (one-letter words dropped)."""
     return frozenset(w.lower() for w in _WORD.findall(name) if len(w) > 1)
@@ -120,3 +121,40 @@ def learn_aliases(
         if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
             out.setdefault(speaker, set()).add(word)
     return {s: frozenset(v) for s, v in out.items()}
+
+
+#: Where :func:`learn_aliases` looks for the person a message speaks to, nearest first.
+_LISTENER_OFFSETS = (-1, 1, -2, 2)
+
+
+def alias_codes(
+    speakers: npt.NDArray[np.int32], vocatives: npt.NDArray[np.int32]
+) -> dict[int, set[int]]:
+    """:func:`learn_aliases` over codes (speaker code -> codes of the names others address
+    them by), for messages in conversation order given as arrays of codes (negative: no
+    speaker, no vocative). The same rules; only the messages that address someone are
+    visited (most of a search's candidates address nobody), with plain dicts for the counts
+    (measured: 4-8x quicker than array operations or a Counter per message on the hundred
+    candidates of a search)."""
+    n = len(speakers)
+    messages = np.flatnonzero((speakers >= 0) & (vocatives >= 0)).tolist()
+    if not messages:
+        return {}
+    said_by: list[int] = speakers.tolist()
+    words: list[int] = vocatives.tolist()
+    counts: dict[int, dict[int, int]] = {}
+    for i in messages:
+        who = said_by[i]
+        for offset in _LISTENER_OFFSETS:
+            j = i + offset
+            if 0 <= j < n and said_by[j] >= 0 and said_by[j] != who:
+                by = counts.setdefault(words[i], {})
+                by[said_by[j]] = by.get(said_by[j], 0) + 1
+                break
+    out: dict[int, set[int]] = {}
+    for word, by in counts.items():
+        # A winner takes >= 75% of the uses, so no other listener ties with it.
+        to, c = max(by.items(), key=lambda item: item[1])
+        if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
+            out.setdefault(to, set()).add(word)
+    return out
