@@ -25,6 +25,7 @@ the speed section of ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shlex
@@ -92,27 +93,33 @@ def _model(batch: int, threads: int, query_threads: int = 1) -> Any:
 
 
 def throughput(texts: list[str], rounds: int) -> list[dict[str, Any]]:
-    """texts/s of every configuration, ``rounds`` interleaved rounds over a share of
-    ``texts`` each (so that load changes hit every configuration alike)."""
-    models = [_model(c["batch"], c["threads"]) for c in CONFIGS]
-    for model in models:
-        model.embed(texts[:16])  # warm-up: the first run allocates onnxruntime's arenas
+    """texts/s of every configuration, over ``rounds`` interleaved rounds, each on a share of
+    ``texts`` (so that load changes hit every configuration alike). One model is alive at a
+    time (built, warmed up and timed, then dropped): eight live sessions with their arenas
+    took several GiB."""
     seconds = [0.0] * len(CONFIGS)
+    threads = [0] * len(CONFIGS)
     share = -(-len(texts) // rounds)
     for r in range(rounds):
         part = texts[r * share : (r + 1) * share]
-        for i, (cfg, model) in enumerate(zip(CONFIGS, models, strict=True)):
+        for i, cfg in enumerate(CONFIGS):
+            model = _model(cfg["batch"], cfg["threads"])
+            model.embed(texts[-16:])  # warm-up: the first run allocates onnxruntime's arenas
             t0 = time.perf_counter()
             for start in range(0, len(part), cfg["window"]):
                 model.embed(part[start : start + cfg["window"]])
             seconds[i] += time.perf_counter() - t0
+            threads[i] = model.threads
+            del model
+            gc.collect()
+        print(f"round {r + 1}/{rounds} done", flush=True)
     rows = []
-    for cfg, model, secs in zip(CONFIGS, models, seconds, strict=True):
+    for cfg, n_threads, secs in zip(CONFIGS, threads, seconds, strict=True):
         rows.append(
             {
                 "window": cfg["window"],
                 "batch": cfg["batch"],
-                "threads": model.threads,
+                "threads": n_threads,
                 "seconds": secs,
                 "texts_per_second": len(texts) / secs,
             }

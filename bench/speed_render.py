@@ -411,7 +411,9 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
     """The scale run (``speed_scale.json``: Severance alone at 1M) as a subsection of the
     speed section; ``speed`` is the main speed result (Chroma's rates at 100k)."""
     m = scale["machine"]
-    out = ["### Severance alone at one million memories", ""]
+    sizes = [int(n) for n in scale["sizes"]]
+    title = ", ".join(_size(n) for n in sizes) or "scale"
+    out = [f"### Severance alone at {title} memories", ""]
     chroma = None
     for block in speed.get("sizes", {}).values():
         r = block["systems"].get("chroma")
@@ -424,8 +426,19 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
         if chroma
         else ""
     )
+    if 1_000_000 not in sizes:
+        out.append(
+            "**Not yet measured at 1M.** A 1M run was started in this session and stopped at "
+            "about 230k memories: the machine, shared with about six other sessions, gave the "
+            "import 50–300 memories/s (CPU pressure near 100%), so 1M would have taken one "
+            "to five hours. The sizes below were measured instead; the 1M run is one command, "
+            "`python -m bench run --only speed --speed-scale`, bounded by the section's query "
+            "budget and a 30-minute limit on the wake. The issue's 1M targets (wake ≤ 2 s, "
+            "checkpoint ≤ 5 s, hybrid recall ≤ 2.5 ms) are therefore not assessed here."
+        )
+        out.append("")
     out.append(
-        "Chroma at 1M takes too long on this 2-core shared machine"
+        "Chroma at this scale takes too long on this 2-core shared machine"
         f"{why}, so this run is Severance alone: compare it with Severance's own 10k and 100k "
         "rows above, and with the disk and the raw index measured in the same run. "
         f"Measured {scale['generated_at']} on {m['cpus']} CPU cores "
@@ -462,6 +475,8 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
                 _f((w.get("rss_delta_bytes") or 0) / 2**20, 0) if w.get("rss_delta_bytes") else "–",
             ]
         )
+        if int(size) != 1_000_000:
+            continue
         notes.append(
             f"Targets at {_size(int(size))} (issue 11): wake ≤ {_SCALE_TARGETS['wake_s']:g} s "
             f"— {_met(w.get('wake_seconds'), _SCALE_TARGETS['wake_s'])}; checkpoint ≤ "
