@@ -142,7 +142,7 @@ def one_query(qs: list[str]) -> dict[str, Any]:
             t0 = time.perf_counter()
             model.embed([q])
             times[key].append(time.perf_counter() - t0)
-    out: dict[str, Any] = {"queries": len(qs), "batch_threads": many.threads}
+    out: dict[str, Any] = {"queries": len(qs), "threads": many.threads}
     for key, secs in times.items():
         ms = np.asarray(secs) * 1000.0
         out[key] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     load_start = os.getloadavg()[0]
     texts = long_texts(args.texts)
-    from severance.embedders.minilm import MiniLM
+    from severance.embedders.minilm import BATCH_SIZE, MiniLM
     from severance.session_writes import IMPORT_WINDOW
 
     lengths = MiniLM(cache_size=0).token_counts(texts)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     query = one_query(questions(args.queries))
     print(
         f"one query p50: {query['one_thread']['p50_ms']:.2f} ms on one thread, "
-        f"{query['batch_threads']['p50_ms']:.2f} ms on {query['batch_threads']} threads"
+        f"{query['batch_threads']['p50_ms']:.2f} ms on {query['threads']} threads"
     )
     out = {
         "command": "python -m bench.speed_embed " + shlex.join(a for a in argv if a),
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "import_window": IMPORT_WINDOW,
+        "default_batch": BATCH_SIZE,
         "texts": len(texts),
         "mean_tokens": sum(lengths) / len(lengths),
         "mean_chars": sum(map(len, texts)) / len(texts),

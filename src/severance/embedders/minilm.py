@@ -46,6 +46,10 @@ _TOKENIZER_RESOURCE = "minilm_tokenizer.json"
 # Single texts up to this many characters are cached: queries repeat, documents rarely do.
 _CACHEABLE_CHARS = 512
 _INPUT_NAMES = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+#: Texts per inference batch. With the texts of a call sorted by length, 32 embedded ~70-token
+#: memories 1.5x as fast as 64 in two runs of bench/speed_embed.py (docs/benchmarks.md); 128
+#: was slower still.
+BATCH_SIZE = 32
 
 
 def _default_model_path() -> Path:
@@ -93,7 +97,7 @@ class MiniLM:
         model_path: str | os.PathLike[str] | None = None,
         *,
         expected_sha256: str = PINNED_SHA256,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SIZE,
         threads: int | None = None,
         query_threads: int = 1,
         cache_size: int = 1024,
