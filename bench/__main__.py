@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {section.title}")
         result, section_ok = section.run(args)
         ok = ok and section_ok
-        path = args.out / f"{section.name}.json"
+        # A section may name another file (the speed section's scale run: speed_scale.json).
+        path = args.out / str(result.get("result_file", f"{section.name}.json"))
         _write_json(path, result)
         print(f"wrote {path}")
     if not args.no_docs:

@@ -491,6 +491,12 @@ def render_document(out_dir: Path, *, docs_path: Path | None = None) -> str:
             parts.append(f"_Not yet measured_ (`python -m bench run --only {section.name}`).\n")
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
+        # Results a section keeps in files of their own (speed: speed_scale.json, the 1M
+        # run, and speed_embed.json, the embedder's throughput), rendered in its body.
+        result["companions"] = {
+            p.stem: json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(out_dir.glob(f"{section.name}_*.json"))
+        }
         cmd = result.get("command")
         body = section.render(result)
         if cmd:

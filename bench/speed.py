@@ -63,6 +63,12 @@ SECTION = "speed"
 SCHEMA = 1
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000,)
+#: ``--speed-scale``: the sizes, and the file the result goes to (its own subsection of the
+#: speed section, rendered from ``speed_scale.json`` beside ``speed.json``).
+SCALE_SIZES = (1_000_000,)
+SCALE_FILE = "speed_scale.json"
+#: Bytes written (and fsynced) to measure the disk a checkpoint writes to, in the same run.
+DISK_PROBE_BYTES = 256 * 2**20
 SYSTEM_ORDER = ("severance", "mem0", "chroma")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,6 +179,8 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
             log=log,
         )
         block["ratios"] = ratios(block)
+        if opts.scale:
+            block["disk_write"] = disk_write(root, DISK_PROBE_BYTES, log)
         results[str(n)] = block
         del graph
         gc.collect()
@@ -182,7 +190,9 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
     from severance.search import index as sindex
 
     plot = plot_latency(results, opts.plot_path, log) if opts.plot_path else None
+    scale = {"result_file": SCALE_FILE, "scale": True} if opts.scale else {}
     return {
+        **scale,
         "section": SECTION,
         "schema": SCHEMA,
         "generated_at": started.isoformat(timespec="seconds"),
@@ -218,6 +228,25 @@ def run_speed(opts: argparse.Namespace, log: Log = print) -> dict[str, Any]:
     }
 
 
+def disk_write(root: Path, size: int, log: Log) -> dict[str, Any]:
+    """Sequential write and fsync of ``size`` random bytes where the stores live: what the
+    disk gives a checkpoint in this run (a checkpoint writes its snapshot file, fsynced)."""
+    import os
+
+    block = os.urandom(16 * 2**20)
+    path = root / "disk-probe.bin"
+    t0 = time.perf_counter()
+    with path.open("wb") as f:
+        for _ in range(0, size, len(block)):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    seconds = time.perf_counter() - t0
+    path.unlink()
+    log(f"  disk: {size / seconds / 2**20:,.0f} MiB/s written and fsynced")
+    return {"bytes": size, "seconds": seconds, "bytes_per_second": size / seconds}
+
+
 # -- section hooks used by ``python -m bench`` ---------------------------------------------
 
 
@@ -246,6 +275,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--speed-workdir", type=Path, default=None, help="where the stores go (default: $TMPDIR)"
     )
+    g.add_argument(
+        "--speed-scale",
+        action="store_true",
+        help=f"the scale run: default sizes {','.join(map(str, SCALE_SIZES))}, systems "
+        f"severance; result written to {SCALE_FILE} (its own subsection), no plot",
+    )
 
 
 def run_options(
@@ -254,6 +289,8 @@ def run_options(
     full_sizes: tuple[int, ...],
     plot_path: Path | None,
     factories: Mapping[str, SpeedFactory] = SPEED_SYSTEMS,
+    *,
+    scale: bool = False,
 ) -> argparse.Namespace:
     """What :func:`run_speed` needs, from the command line (shared by the PostgreSQL section,
     which adds its systems to ``factories``)."""
@@ -277,11 +314,14 @@ def run_options(
         command=args.command_line,
         plot_path=plot_path,
         factories=dict(factories),
+        scale=scale,
     )
 
 
 def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], bool]:
-    systems = [s.strip() for s in args.speed_systems.split(",") if s.strip()]
+    scale = bool(args.speed_scale)
+    chosen = "severance" if scale and args.speed_systems == ",".join(SYSTEM_ORDER) else None
+    systems = [s.strip() for s in (chosen or args.speed_systems).split(",") if s.strip()]
     unknown = sorted(set(systems) - set(SYSTEM_ORDER))
     if unknown:
         raise ValueError(f"unknown system(s): {', '.join(unknown)}")
@@ -294,8 +334,9 @@ def run(args: argparse.Namespace, log: Log = print) -> tuple[dict[str, Any], boo
     opts = run_options(
         args,
         [s for s in SYSTEM_ORDER if s in systems],
-        FULL_SIZES,
-        plot_dir / "benchmarks-speed.png",
+        SCALE_SIZES if scale else FULL_SIZES,
+        None if scale else plot_dir / "benchmarks-speed.png",
+        scale=scale,
     )
     result = run_speed(opts, log=log)
     return result, bool(result["ok"])

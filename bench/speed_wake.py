@@ -125,7 +125,14 @@ def main(argv: list[str]) -> int:
         t = time.perf_counter()
         query(q, k)
         lat.append(time.perf_counter() - t)
+    snapshots = Path(cfg["path"]) / "snapshots"
+    snapshot_bytes = (
+        sum(p.stat().st_size for p in snapshots.glob("*.snap"))
+        if cfg["system"] == "severance" and snapshots.is_dir()
+        else None
+    )
     out = {
+        "snapshot_bytes": snapshot_bytes,
         "import_seconds": import_s,
         "open_seconds": t1 - t0,
         "first_query_seconds": t2 - t1,

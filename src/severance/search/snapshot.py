@@ -38,8 +38,9 @@ SNAPSHOT_FORMAT = 5
 _READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
 #: Arrays read in place (read-only views of the decrypted buffer): the largest parts of a
 #: snapshot, and only read until the first write, which makes copies of its own
-#: (``DenseIndex`` grows into a new matrix, the graph copies itself).
-_VIEWS = frozenset({"vectors", "hnsw"})
+#: (``DenseIndex`` grows into a new matrix, the graph copies itself; the keyword postings'
+#: base arrays are never written, changes go to their tail).
+_VIEWS = frozenset({"vectors", "hnsw", "kw_offsets", "kw_slots", "kw_tfs"})
 
 
 @dataclass
