@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="locomo-dev,chat", help="comma-separated: " + ", ".join(SETS))
     p.add_argument("--cosine", action="store_true", help="add the plain-cosine prefix table")
     p.add_argument("--no-systems", action="store_true", help="costs (and --cosine) only")
+    p.add_argument("--no-costs", action="store_true", help="skip the throughput/latency part")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args(argv)
     specs = [s.strip() for s in args.embedders.split(",") if s.strip()]
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {row} | " + " | ".join(f"{per[n]['all']:.3f}" for n in names) + " |")
         print("\n### Dense-only recall@10 by plain cosine\n\n" + "\n".join(lines), flush=True)
 
+    if args.no_costs:
+        return _finish(result, started, args.json)
     sample = [t.document for c in sets[0].conversations[:1] for t in c.turns][:256]
     queries = [q.question for c in sets[0].conversations[:1] for q in c.questions][:40]
     costs = measure_costs({s: fresh_embedder(s) for s in specs}, sample, queries)
@@ -238,10 +241,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| {s} | {c['texts_per_second']:.1f} | {c['throughput_vs_first']:.2f}x"
             f" | {c['query_p50_ms']:.1f} | {c['query_p50_vs_first']:.2f}x |"
         )
+    return _finish(result, started, args.json)
+
+
+def _finish(result: dict[str, Any], started: float, path: Path | None) -> int:
     result["scored_categories"] = list(SCORED_CATEGORIES)
     result["duration_seconds"] = time.perf_counter() - started
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
