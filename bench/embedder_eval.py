@@ -11,6 +11,10 @@ falls on every embedder alike, it measures
 * throughput: texts per second embedding a fixed sample of LoCoMo turns in batches of 64;
 * one query: the p50 of embedding one question at a time (no cache), as recall does.
 
+A spec ``e5-small/passage`` or ``e5-small/asym`` runs the same model with other prefixes
+(see :data:`VARIANTS`): what ``embed`` would give with ``"passage: "`` everywhere, and what a
+store that embedded memories and queries through separate methods would.
+
 ``--cosine`` adds a table of dense-only recall@10 by plain cosine over each conversation's
 turns, with e5's intended prefixes (``"passage: "`` on turns, ``"query: "`` on questions)
 beside the ``"query: "``-on-both that the store's single ``embed`` method gives: what an
@@ -66,6 +70,12 @@ def fresh_embedder(spec: str) -> EmbedderLike:
     return load_embedder(spec)
 
 
+#: Spec suffixes for e5: ``/passage`` puts "passage: " on memories and queries alike;
+#: ``/asym`` puts it on memories and "query: " on queries (an embedder API that told them
+#: apart). No suffix is the registered ``embed``: "query: " on both.
+VARIANTS = ("", "passage", "asym")
+
+
 class _Passages:
     """e5's ``"passage: "`` vectors under a name of their own (another space, another cache)."""
 
@@ -90,15 +100,27 @@ class SpecEmbedder(TwoCacheEmbedder):
         self, spec: str, sets: Sequence[DevSet], cache_dir: Path = DEFAULT_CACHE_DIR
     ) -> None:
         self.spec = spec
-        self.inner = fresh_embedder(spec)
-        self.turns = EmbeddingCache(self.inner, cache_dir)
+        base, _, variant = spec.partition("/")
+        model = fresh_embedder(base)
+        if variant not in VARIANTS or (variant and not hasattr(model, "embed_passages")):
+            raise ValueError(f"unknown embedder variant {spec!r} (variants: /passage, /asym)")
+        passages: EmbedderLike = _Passages(model) if variant else model
+        # Turn texts are what the store remembers, questions what it is asked: the two caches
+        # give each its own prefix, as a store that told them apart would.
+        for_turns, for_questions = {
+            "": (model, model),
+            "passage": (passages, passages),
+            "asym": (passages, model),
+        }[variant]
+        self.inner = for_questions  # live misses are queries
+        self.turns = EmbeddingCache(for_turns, cache_dir)
         self.turns.warm([t.document for s in sets for c in s.conversations for t in c.turns])
-        self.questions = EmbeddingCache(self.inner, cache_dir / "queries")
+        self.questions = EmbeddingCache(for_questions, cache_dir / "queries")
         self.questions.warm(
             [q.question for s in sets for c in s.conversations for q in c.questions], batch=64
         )
-        self.name = self.inner.name
-        self.dimension = int(self.inner.dimension)
+        self.name = f"{model.name}-{variant}" if variant else model.name
+        self.dimension = int(model.dimension)
         self.batch_size = 64
 
 
@@ -226,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return _finish(result, started, args.json)
     sample = [t.document for c in sets[0].conversations[:1] for t in c.turns][:256]
     queries = [q.question for c in sets[0].conversations[:1] for q in c.questions][:40]
-    costs = measure_costs({s: fresh_embedder(s) for s in specs}, sample, queries)
-    base = costs[specs[0]]
+    models = list(dict.fromkeys(s.partition("/")[0] for s in specs))  # variants cost the same
+    costs = measure_costs({s: fresh_embedder(s) for s in models}, sample, queries)
+    base = costs[models[0]]
     for c in costs.values():
         c["throughput_vs_first"] = c["texts_per_second"] / base["texts_per_second"]
         c["query_p50_vs_first"] = c["query_p50_ms"] / base["query_p50_ms"]
