@@ -406,7 +406,7 @@ def test_unknown_or_malformed_spec(spec: str) -> None:
 
 
 def test_schemes_are_a_plain_dict() -> None:
-    assert set(SCHEMES) == {"minilm", "sentence-transformers", "openai"}
+    assert set(SCHEMES) == {"minilm", "e5-small", "sentence-transformers", "openai"}
     assert all(callable(factory) for factory in SCHEMES.values())
 
 

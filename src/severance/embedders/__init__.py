@@ -4,6 +4,7 @@ Specs rather than objects cross the boundary because the spec is what gets writt
 store's config and typed on the command line:
 
 * ``"minilm"`` (the default): the bundled all-MiniLM-L6-v2 int8 ONNX model, offline.
+* ``"e5-small"``: multilingual-e5-small (4-bit) from the optional extra ``e5``, offline.
 * ``"sentence-transformers:<model name or local path>"``: needs the optional extra.
 * ``"openai:<model>@<base_url>[#<dimension>]"``: any OpenAI-compatible ``/v1/embeddings``.
 
@@ -35,6 +36,14 @@ def _minilm(arg: str) -> Embedder:
     return MiniLM()
 
 
+def _e5_small(arg: str) -> Embedder:
+    if arg:
+        raise InvalidInputError(f"the 'e5-small' embedder takes no argument, got 'e5-small:{arg}'")
+    from severance.embedders.e5 import E5Small
+
+    return E5Small()
+
+
 def _sentence_transformers(arg: str) -> Embedder:
     if not arg.strip():
         raise InvalidInputError(
@@ -54,6 +63,7 @@ def _openai(arg: str) -> Embedder:
 #: Spec scheme -> factory taking the text after ``"<scheme>:"`` ("" when there is none).
 SCHEMES: dict[str, Callable[[str], Embedder]] = {
     "minilm": _minilm,
+    "e5-small": _e5_small,
     "sentence-transformers": _sentence_transformers,
     "openai": _openai,
 }
