@@ -23,9 +23,10 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,25 @@ NEXT: tuple[tuple[str, dict[str, Any]], ...] = (
     ("+ names used to address someone not indexed", {"drop_vocative": "any"}),
     ("+ names after a greeting or before a comma not indexed", {"drop_vocative": "greeting"}),
     ("+ repeats by their text (needs the text)", {"dedupe": "text"}),
+    # Issue 17, fourth session.
+    ("+ contextual vectors (turn before + turn) instead", {"ctx_vectors": "replace"}),
+    ("+ contextual vectors, the better cosine of the two", {"ctx_vectors": "max"}),
+    ("+ contextual vectors mixed 0.5", {"ctx_vectors": "mix", "ctx_mix": 0.5}),
+    ("+ contextual vectors mixed 0.3", {"ctx_vectors": "mix", "ctx_mix": 0.3}),
+    ("+ contextual vectors mixed 0.5, within 12 h", {"ctx_vectors": "mix", "ctx_vec_gap": 43200.0}),
+    ("+ keyword expansion from the turn before 0.1", {"kw_expand": 0.1}),
+    ("+ keyword expansion from the turn before 0.25", {"kw_expand": 0.25}),
+    ("+ keyword expansion from both neighbours 0.1", {"kw_expand": 0.1, "kw_next": True}),
+    ("+ RM3 keyword feedback 0.2 (5 results, 10 terms)", {"rm3": 0.2}),
+    ("+ RM3 keyword feedback 0.4 (5 results, 10 terms)", {"rm3": 0.4}),
+    (
+        "+ RM3 keyword feedback 0.3 (3 results, 5 terms)",
+        {"rm3": 0.3, "rm3_docs": 3, "rm3_terms": 5},
+    ),
+    ("+ query idf ** 1.5", {"idf_power": 1.5}),
+    ("+ query idf ** 2", {"idf_power": 2.0}),
+    ("+ question verbs out of the keyword query", {"query_stop": True}),
+    ("+ learned address names not indexed", {"drop_vocative": "alias"}),
 )
 
 
@@ -243,6 +263,7 @@ def run_lab(
     k: int,
     only: Sequence[str] | None,
     extra: Sequence[tuple[str, LabConfig]] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ds in sets:
@@ -254,6 +275,8 @@ def run_lab(
             t0 = time.perf_counter()
             rows[name] = summarise(run_config(convs, cfg, k), k)
             rows[name]["seconds"] = time.perf_counter() - t0
+            if progress is not None:
+                progress(f"{ds.name} {rows[name]['all']:.3f} {name}")
         out[ds.name] = rows
     return out
 
@@ -289,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         result["systems"] = run_systems(sets, embedder, 10)
         print(_table(result["systems"], "Systems (recall@10)"), flush=True)
     if not args.no_lab:
-        result["lab"] = run_lab(sets, embedder, 10, args.only)
+        result["lab"] = run_lab(
+            sets, embedder, 10, args.only, progress=lambda line: print(line, file=sys.stderr)
+        )
         print(_table(result["lab"], "Lab rows (recall@10)"), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
