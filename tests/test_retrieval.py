@@ -173,19 +173,46 @@ def test_context_follows_conversation_time_not_write_order(talk: Session) -> Non
     assert top[0].memory.text == "Ana: Seven years now, and I still learn something every day."
 
 
+def _walk(so: object) -> list[int]:
+    """The slots of a SeqOrder from its first to its tail, and back (which must agree)."""
+    after, before, tail = so.after, so.before, so.tail  # type: ignore[attr-defined]
+    back = []
+    at = tail
+    while at >= 0:
+        back.append(int(at))
+        at = before[at]
+    forward = []
+    at = back[-1] if back else -1
+    while at >= 0:
+        forward.append(int(at))
+        at = after[at]
+    assert forward == back[::-1]
+    return forward
+
+
 def test_seq_order_appends_in_order_and_resorts_otherwise() -> None:
     from severance.search.context import SeqOrder
 
-    occurred = np.array([1.0, 1.0, 2.0, 0.5, 3.0])
-    seqs = np.array([10, 11, 12, 13, 14], dtype=np.int64)
+    occurred = np.array([1.0, 1.0, 2.0, 0.5, 3.0, 4.0])
+    seqs = np.array([10, 11, 12, 13, 14, 15], dtype=np.int64)
+    alive = np.ones(6, dtype=np.bool_)
     so = SeqOrder()
-    so.update(occurred, seqs, 3)
-    assert so.order.tolist() == [0, 1, 2]
-    so.update(occurred, seqs, 4)  # back-dated: before everything
-    assert so.order.tolist() == [3, 0, 1, 2]
-    so.update(occurred, seqs, 5)
-    assert so.order.tolist() == [3, 0, 1, 2, 4]
-    assert [int(so.place[s]) for s in so.order] == [0, 1, 2, 3, 4]
+    so.update(occurred, seqs, alive, 3)
+    assert _walk(so) == [0, 1, 2]
+    so.update(occurred, seqs, alive, 4)  # back-dated: before everything
+    assert _walk(so) == [3, 0, 1, 2]
+    so.update(occurred, seqs, alive, 5)
+    assert _walk(so) == [3, 0, 1, 2, 4]
+    so.retire(1)  # retired slots are unlinked at once, the tail too
+    alive[1] = False
+    so.retire(4)
+    alive[4] = False
+    assert _walk(so) == [3, 0, 2]
+    assert so.before[1] == so.after[1] == -1
+    so.update(occurred, seqs, alive, 6)
+    assert _walk(so) == [3, 0, 2, 5]
+    # Looking up the neighbour of "none" gives "none".
+    assert so.after[-1] == so.before[-1] == -1
 
 
 def test_context_links_only_turns_of_one_exchange(talk: Session) -> None:

@@ -3,6 +3,12 @@ keyword ranks fused), and the hits opened — widening the search while supersed
 take places, and dropping hits whose rows are gone (deleted by another process, or
 quarantined) so they never take the places of live memories.
 
+The query is embedded on a worker thread while the keyword half of a hybrid search (the
+query's tokens and analysis, the filter, BM25) runs on the caller's: the bundled model's
+inference releases the GIL, so a recall costs about the embedding plus the dense half and
+the ranking, not the sum of everything. An embedder that answers faster than a thread
+hand-off (a cached query, a test double) is called inline instead.
+
 Also the one filter builder (kind, tags, time) that ``recall`` and ``memories`` share.
 A :class:`Recaller` is built by its :class:`~severance.session.Session` from the same
 collaborators; the session holds its lock and checks it is open.
@@ -10,9 +16,15 @@ collaborators; the session holds its lock and checks it is open.
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
 
 from . import validate
 from .backends.base import PersonaRows, VectorRows
@@ -24,7 +36,16 @@ from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
 from .search.query import analyze
 from .session_index import IndexKeeper
 
-__all__ = ["Recaller", "check_page", "check_recall", "memory_filter"]
+__all__ = ["OVERLAP", "OVERLAP_FROM", "Recaller", "check_page", "check_recall", "memory_filter"]
+
+#: Whether a hybrid recall may embed its query on the worker thread at all (tests turn it
+#: off to compare results both ways).
+OVERLAP = True
+
+#: Embedding the query goes to the worker thread when the embedder's recent single queries
+#: took at least this long (seconds, a moving average); faster ones are called inline, where
+#: a hand-off between threads would cost more than it hides.
+OVERLAP_FROM = 0.0005
 
 
 def memory_filter(
@@ -92,6 +113,31 @@ class Recaller:
         self._embedder = embedder
         self._vector_rows = vector_rows
         self._confirm_alive = confirm_alive
+        #: Seconds one query's embedding took, on average (None: not measured yet).
+        self._embed_seconds: float | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._worker_lock = threading.Lock()
+
+    def _embed(self, query: str) -> npt.NDArray[np.float32]:
+        t0 = time.perf_counter()
+        vector = self._embedder.embed([query])[0]
+        took = time.perf_counter() - t0
+        last = self._embed_seconds
+        self._embed_seconds = took if last is None else 0.8 * last + 0.2 * took
+        return np.asarray(vector, dtype=np.float32)
+
+    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]] | None:
+        """The query's embedding started on the worker thread, or None when it is better
+        done inline (see :data:`OVERLAP_FROM`)."""
+        took = self._embed_seconds
+        if not OVERLAP or (took is not None and took < OVERLAP_FROM):
+            return None
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="severance-embed")
+                # The thread ends with this recaller (its session), not at interpreter exit.
+                weakref.finalize(self, self._worker.shutdown, wait=False)
+            return self._worker.submit(self._embed, query)
 
     def page(
         self,
@@ -135,27 +181,43 @@ class Recaller:
         include_superseded: bool,
     ) -> list[Recall]:
         """The ``k`` best memories for ``query`` (arguments already checked)."""
-        vector = self._embedder.embed([query])[0] if mode != "keyword" else None
+        pending = self._embed_later(query) if mode == "hybrid" else None
+        try:
+            tokens = tokenize(query)
+            analysis = analyze(query) if mode == "hybrid" else None
+            # The keyword half needs no vector: done while the worker embeds the query.
+            prepared = index.prepare(tokens, flt, mode)
+        except BaseException:
+            if pending is not None:
+                wait([pending])  # nothing of this recall outlives it
+            raise
+        vector: npt.NDArray[np.float32] | None = None
+        if pending is not None:
+            vector = pending.result()
+        elif mode != "keyword":
+            vector = self._embed(query)
         depth = wanted = k
         memories: dict[str, Memory] = {}
         checked = False
+        dense_hits = (
+            self._vector_rows.nearest(vector, max(100, 4 * k))
+            if self._vector_rows is not None and vector is not None
+            else None
+        )
         while True:
             hits = index.search(
                 vector,
-                tokenize(query),
+                tokens,
                 depth,
                 flt,
                 mode=mode,
                 fusion=fusion,
                 recency=float(recency),
                 now=time.time(),
-                dense_hits=(
-                    self._vector_rows.nearest(vector, max(100, 4 * k))
-                    if self._vector_rows is not None and vector is not None
-                    else None
-                ),
-                analysis=analyze(query) if mode == "hybrid" else None,
+                dense_hits=dense_hits,
+                analysis=analysis,
                 min_similarity=min_similarity,
+                prepared=prepared,
             )
             rows = self._rows.get_many([h.id for h in hits])
             for h in hits:

@@ -8,7 +8,7 @@ index is the only module that knows how its slots are stored).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,9 +41,16 @@ class Columns:
     #: :data:`NO_SPEAKER`.
     speaker_codes: npt.NDArray[np.int32]
     speaker_names: Sequence[str]
+    #: Lower-case word -> the codes in ``speaker_names`` of the names holding it (see
+    #: :func:`severance.search.speakers.name_words`).
+    named_by: Mapping[str, Sequence[int]]
     #: Index into ``speaker_names`` of the name the memory addresses someone by (see
     #: :func:`severance.search.speakers.vocative`), or :data:`NO_SPEAKER`.
     addressed_codes: npt.NDArray[np.int32]
+    #: The live slot just before / after each live slot in conversation order (-1: none;
+    #: see :class:`severance.search.context.SeqOrder`). Indexing either with -1 gives -1.
+    before: npt.NDArray[np.int64]
+    after: npt.NDArray[np.int64]
 
     def kind_codes_of(self, kinds: frozenset[str]) -> list[int]:
         """The codes of those of ``kinds`` that some slot has had."""

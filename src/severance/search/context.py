@@ -10,9 +10,14 @@ conversational context — ``episode`` by default, the kind :func:`severance.ses
 gives turns — or memories with a speaker, however they were stored), of the same kind, and
 dated within ``gap`` seconds of it.
 
-That order is kept in a :class:`SeqOrder`, owned by the index and brought up to date lazily:
-appending slots that come after every earlier one (every ordinary write) costs only the new
-slots; anything else (a back-dated memory, rows applied out of order) re-sorts once.
+That order is kept in a :class:`SeqOrder`, owned by the index: each live slot's live
+neighbour before and after it (a doubly linked list over the slot arrays), so a search finds
+the ``d``-th neighbour of a few hundred slots with ``d`` array look-ups. It is brought up to
+date lazily: appending slots that come after every live one (every ordinary write) links only
+the new slots; retiring a slot unlinks it at once; anything else (a back-dated memory, an
+edited turn, rows applied out of order) re-sorts once. Every way of building an index (live
+writes with deletions, a snapshot, a rebuild from the rows) therefore gives the same
+neighbours: retired slots are never counted.
 """
 
 from __future__ import annotations
@@ -22,46 +27,99 @@ import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns
 
-__all__ = ["SeqOrder", "neighbours"]
+__all__ = ["NO_SLOT", "SeqOrder", "neighbours"]
 
-#: At most this many retired slots are skipped when looking for a live neighbour.
-_MAX_SKIP = 64
+#: No neighbour (also the value of the spare last entry of the link arrays, so that looking
+#: up the neighbour of "no slot" gives "no slot").
+NO_SLOT = -1
+
+Links = npt.NDArray[np.int64]
+
+
+def _links(n: int) -> Links:
+    return np.full(n + 1, NO_SLOT, dtype=np.int64)
 
 
 class SeqOrder:
-    """Slots in conversation order (``order``: by ``occurred_at``, then by ``seq``) and each
-    slot's place in it (``place``). Ordering by time first keeps a turn written late (an edit
-    gets a new seq; an import may be back-dated) between the turns it was said between,
-    when turns carry their own times."""
+    """Live slots in conversation order (by ``occurred_at``, then by ``seq``), as links.
+
+    ``before[s]`` / ``after[s]`` are the live slots just before and after live slot ``s``
+    (:data:`NO_SLOT`: none; also for retired slots). Both arrays are at least one entry
+    longer than the slots taken in; their last entry is always :data:`NO_SLOT`, so
+    ``after[after[s]]`` needs no test for a missing neighbour. Ordering by time first keeps a
+    turn written late (an edit gets a new seq; an import may be back-dated) between the turns
+    it was said between, when turns carry their own times."""
 
     def __init__(self) -> None:
-        self.order = np.zeros(0, dtype=np.int64)
-        self.place = np.zeros(0, dtype=np.int64)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.before = _links(0)
+        self.after = _links(0)
+        #: Slots ``0 .. n_slots`` have been taken in (linked, if live).
         self.n_slots = 0
+        #: The last live slot in conversation order (:data:`NO_SLOT`: none).
+        self.tail = NO_SLOT
 
     def update(
         self,
         occurred: npt.NDArray[np.float64],
         seqs: npt.NDArray[np.int64],
+        alive: npt.NDArray[np.bool_],
         n_slots: int,
     ) -> None:
-        """Take in slots ``self.n_slots .. n_slots`` (or re-sort if slots were renumbered)."""
+        """Take in slots ``self.n_slots .. n_slots`` (or start over if slots were
+        renumbered)."""
         if n_slots == self.n_slots:
             return
-        if n_slots < self.n_slots:  # a new index under the same object: start over
-            self.n_slots = 0
-            self.order = np.zeros(0, dtype=np.int64)
+        if n_slots < self.n_slots:  # a new index under the same object
+            self._reset()
         new = np.arange(self.n_slots, n_slots, dtype=np.int64)
-        new = new[np.lexsort((seqs[new], occurred[new]))]
-        first, last = int(new[0]), int(self.order[-1]) if len(self.order) else -1
-        if last < 0 or (occurred[first], seqs[first]) > (occurred[last], seqs[last]):
-            order = np.concatenate([self.order, new])  # the usual case: appended in order
-        else:
-            every = np.arange(n_slots, dtype=np.int64)
-            order = every[np.lexsort((seqs[:n_slots], occurred[:n_slots]))]
-        place = np.empty(n_slots, dtype=np.int64)
-        place[order] = np.arange(n_slots, dtype=np.int64)
-        self.order, self.place, self.n_slots = order, place, n_slots
+        new = new[alive[new]]
+        if len(new):
+            new = new[np.lexsort((seqs[new], occurred[new]))]
+            first, tail = int(new[0]), self.tail
+            if tail == NO_SLOT or (occurred[first], seqs[first]) > (occurred[tail], seqs[tail]):
+                self._append(new, n_slots)  # the usual case: written in order
+            else:
+                every = np.flatnonzero(alive[:n_slots])
+                self._reset()
+                self.tail = NO_SLOT
+                self._append(every[np.lexsort((seqs[every], occurred[every]))], n_slots)
+        self.n_slots = n_slots
+
+    def _append(self, ordered: npt.NDArray[np.int64], n_slots: int) -> None:
+        """Link ``ordered`` (live slots, in order, all after the tail) after the tail."""
+        if len(self.before) <= n_slots:
+            size = max(n_slots, len(self.before) + len(self.before) // 2, 64)
+            for name in ("before", "after"):
+                grown = _links(size)
+                old = getattr(self, name)
+                grown[: len(old) - 1] = old[:-1]
+                setattr(self, name, grown)
+        before, after = self.before, self.after
+        before[ordered[1:]] = ordered[:-1]
+        after[ordered[:-1]] = ordered[1:]
+        first, last = int(ordered[0]), int(ordered[-1])
+        before[first] = self.tail
+        after[last] = NO_SLOT
+        if self.tail != NO_SLOT:
+            after[self.tail] = first
+        self.tail = last
+
+    def retire(self, slot: int) -> None:
+        """Unlink ``slot`` (a slot being retired; nothing to do if not taken in yet)."""
+        if slot >= self.n_slots:
+            return
+        before, after = self.before, self.after
+        prev, nxt = int(before[slot]), int(after[slot])
+        if prev != NO_SLOT:
+            after[prev] = nxt
+        if nxt != NO_SLOT:
+            before[nxt] = prev
+        if self.tail == slot:
+            self.tail = prev
+        before[slot] = after[slot] = NO_SLOT
 
 
 Pair = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
@@ -69,62 +127,51 @@ Pair = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
 
 def neighbours(
     cols: Columns,
-    order: SeqOrder,
     slots: npt.NDArray[np.int64],
     kinds: frozenset[str],
     gap: float,
     reach: int = 1,
     speakers: bool = False,
 ) -> list[Pair]:
-    """For each distance ``d`` from 1 to ``reach``, and each of ``slots``: the live memory
-    ``d`` places before it and the one ``d`` places after it in conversation order (retired
-    slots are not counted), each -1 unless both are conversation turns of the same kind dated
-    within ``gap`` seconds of each other. A turn is a memory of a kind in ``kinds`` or, with
-    ``speakers``, any memory with a speaker (its metadata's, or the ``"Name:"`` its text opens
-    with). ``order`` is brought up to date with ``cols`` first."""
-    none = np.full(len(slots), -1, dtype=np.int64)
+    """For each distance ``d`` from 1 to ``reach``, and each of ``slots`` (live slots): the
+    live memory ``d`` places before it and the one ``d`` places after it in conversation
+    order (``cols.before`` / ``cols.after``), each -1 unless both are conversation turns of
+    the same kind dated within ``gap`` seconds of each other. A turn is a memory of a kind in
+    ``kinds`` or, with ``speakers``, any memory with a speaker (its metadata's, or the
+    ``"Name:"`` its text opens with)."""
+    none = np.full(len(slots), NO_SLOT, dtype=np.int64)
     codes = cols.kind_codes_of(kinds)
     if (not codes and not speakers) or len(slots) == 0:
         return [(none, none.copy()) for _ in range(reach)]
-    order.update(cols.occurred, cols.seqs, cols.n_slots)
-    ordered, place = order.order, order.place
-    n = len(ordered)
-    alive, kind_codes, occurred = cols.alive, cols.kind_codes, cols.occurred
-    slot_codes = kind_codes[slots]
+    kind_codes, occurred = cols.kind_codes, cols.occurred
     has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
     has_context[codes] = True
+    speaker_codes = cols.speaker_codes
 
     def turns(at: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         found: npt.NDArray[np.bool_] = has_context[kind_codes[at]]
         if speakers:
-            found |= cols.speaker_codes[at] != NO_SPEAKER
+            found |= speaker_codes[at] != NO_SPEAKER
         return found
 
     eligible = turns(slots)
+    own = slots[eligible]
+    own_kind, own_time = kind_codes[own], occurred[own]
     sides: list[list[npt.NDArray[np.int64]]] = []
-    for step in (-1, 1):
-        at = place[slots].copy()
+    for links in (cols.before, cols.after):
+        at = own
         side = []
         for _ in range(reach):  # one walk per side, a result at each distance
-            at += step
-            for _ in range(_MAX_SKIP):  # step over retired slots (rarely more than once)
-                inside = (at >= 0) & (at < n)
-                dead = inside.copy()
-                dead[inside] = ~alive[ordered[at[inside]]]
-                if not dead.any():
-                    break
-                at[dead] += step
-            inside = (at >= 0) & (at < n)
-            other = np.full(len(slots), -1, dtype=np.int64)
-            other[inside] = ordered[at[inside]]
-            ok = eligible & inside
-            ok[ok] = (
-                alive[other[ok]]
-                & turns(other[ok])
-                & (kind_codes[other[ok]] == slot_codes[ok])
-                & (np.abs(occurred[other[ok]] - occurred[slots[ok]]) <= gap)
+            at = links[at]
+            found = at >= 0
+            hit = at[found]
+            found[found] = (
+                turns(hit)
+                & (kind_codes[hit] == own_kind[found])
+                & (np.abs(occurred[hit] - own_time[found]) <= gap)
             )
-            other[~ok] = -1
+            other = none.copy()
+            other[eligible] = np.where(found, at, NO_SLOT)
             side.append(other)
         sides.append(side)
     return list(zip(sides[0], sides[1], strict=True))

@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from ..errors import InvalidInputError
 from .columns import Columns
-from .context import SeqOrder, neighbours
+from .context import neighbours
 
 __all__ = [
     "DenseScorer",
@@ -167,16 +167,19 @@ Scores = npt.NDArray[np.float64]
 DenseScorer = Callable[[Slots], Scores]
 
 
-def members(targets: Slots, slots: Slots, n_slots: int) -> npt.NDArray[np.bool_]:
-    """Whether each of ``targets`` (slots below ``n_slots``, or -1) is one of ``slots``.
+def members(targets: Slots, slots: Slots) -> npt.NDArray[np.bool_]:
+    """Whether each of ``targets`` (slots, or -1) is one of ``slots``.
 
-    A mark per slot rather than :func:`numpy.isin`: these arrays hold a few hundred slots,
-    where ``isin``'s sorting and set-up cost far more than one pass over the marks.
+    By binary search in the sorted ``slots``, not with :func:`numpy.isin` (whose set-up
+    costs more than the search on the few hundred slots a search compares) nor a mark per
+    slot (an array as long as the index, cleared on every call).
     """
-    marks = np.zeros(n_slots + 1, dtype=np.bool_)  # the extra entry absorbs -1
-    marks[slots] = True
-    marks[-1] = False
-    found: npt.NDArray[np.bool_] = marks[targets]
+    if len(slots) == 0 or len(targets) == 0:
+        return np.zeros(len(targets), dtype=np.bool_)
+    ordered = np.sort(slots)
+    at = np.searchsorted(ordered, targets)
+    at[at == len(ordered)] = 0
+    found: npt.NDArray[np.bool_] = ordered[at] == targets
     return found
 
 
@@ -194,13 +197,13 @@ def distinct(slots: Slots) -> Slots:
     return found
 
 
-def union(first: Slots, second: Slots, n_slots: int) -> Slots:
+def union(first: Slots, second: Slots) -> Slots:
     """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
     if len(second) == 0:
         return first
     if len(first) == 0:
         return second
-    return np.concatenate([first, second[~members(second, first, n_slots)]])
+    return np.concatenate([first, second[~members(second, first)]])
 
 
 def positions(slots: Slots, targets: Slots) -> npt.NDArray[np.intp]:
@@ -240,7 +243,6 @@ def convex(
 
 def fuse(
     cols: Columns,
-    order: SeqOrder,
     dense: Slots,
     keyword: Slots,
     dense_of: DenseScorer | None,
@@ -254,7 +256,6 @@ def fuse(
     cosine of any slots (None: no query vector); ``keyword_scores`` is the BM25 score of every
     slot (None: no keyword search). A neighbour brought in by context is returned only if it
     passes the search's filter ``mask`` (None: no filter), but lends its score either way.
-    ``order`` is the index's conversation order (see :func:`.context.neighbours`).
     """
     keyword_best = 0.0
     if len(keyword) and keyword_scores is not None:
@@ -265,18 +266,18 @@ def fuse(
             return rrf(slots, dense, keyword, fusion)
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
-    slots = union(dense, keyword, cols.n_slots)
+    slots = union(dense, keyword)
     kinds, gap, speakers = fusion.context_kinds, fusion.context_gap, fusion.context_speakers
     if not fusion.context or not (kinds or speakers) or len(slots) == 0:
         return slots, base(slots)
     # (before, after) for each distance 1 .. reach, for the candidates and then the
     # neighbours they bring in (which lend their scores and are credited alike).
     reach = fusion.context_reach
-    near_of = neighbours(cols, order, slots, kinds, gap, reach, speakers)
+    near_of = neighbours(cols, slots, kinds, gap, reach, speakers)
     near = np.concatenate([side for pair in near_of for side in pair])
-    extra = distinct(near[(near >= 0) & ~members(near, slots, cols.n_slots)])
+    extra = distinct(near[(near >= 0) & ~members(near, slots)])
     if len(extra):
-        near_extra = neighbours(cols, order, extra, kinds, gap, reach, speakers)
+        near_extra = neighbours(cols, extra, kinds, gap, reach, speakers)
         near_of = [
             (np.concatenate([before, extra_before]), np.concatenate([after, extra_after]))
             for (before, after), (extra_before, extra_after) in zip(

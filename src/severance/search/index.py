@@ -30,10 +30,11 @@ from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
 from .hybrid import DenseScorer, Fusion, fuse
 from .keyword import KeywordIndex
-from .query import QueryAnalysis, rerank, search_depth
-from .ranked import Ranked
-from .scoring import Cosines, ranks, repeats_last
+from .query import QueryAnalysis, search_depth
+from .ranking import Candidates, KeywordStage, Settings, rank
+from .scoring import Cosines
 from .snapshot import Parts, decode, encode
+from .speakers import name_words
 from .threads import one_blas_thread
 
 __all__ = [
@@ -110,6 +111,7 @@ class PersonaIndex:
         self.addressed_codes = np.zeros(0, dtype=np.int32)
         self.speaker_names: list[str] = []
         self._speaker_code: dict[str, int] = {}
+        self._named_by: dict[str, list[int]] = {}
         #: Set on an index woken from a snapshot older than the re-ranking features: the
         #: caller fills them in with :meth:`set_features` (and re-snapshots).
         self.missing_features = False
@@ -150,6 +152,8 @@ class PersonaIndex:
         if code is None:
             code = self._speaker_code[speaker] = len(self.speaker_names)
             self.speaker_names.append(speaker)
+            for word in name_words(speaker):
+                self._named_by.setdefault(word, []).append(code)
         return code
 
     def upsert(self, docs: Sequence[Doc]) -> None:
@@ -193,6 +197,7 @@ class PersonaIndex:
         if slot is None:
             return False
         self.alive[slot] = False
+        self.order.retire(slot)
         self.retired += 1
         if self.hnsw is not None and slot < self.hnsw.covered:
             self.hnsw.remove(slot)
@@ -216,6 +221,7 @@ class PersonaIndex:
 
     def columns(self) -> Columns:
         """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
+        self.order.update(self.occurred, self.seqs, self.alive, self.n_slots)
         return Columns(
             n_slots=self.n_slots,
             seqs=self.seqs,
@@ -226,7 +232,10 @@ class PersonaIndex:
             has_time=self.has_time,
             speaker_codes=self.speaker_codes,
             speaker_names=self.speaker_names,
+            named_by=self._named_by,
             addressed_codes=self.addressed_codes,
+            before=self.order.before,
+            after=self.order.after,
         )
 
     # -- the HNSW graph -------------------------------------------------------------------------
@@ -372,6 +381,7 @@ class PersonaIndex:
         dense_hits: Sequence[tuple[str, float]] | None = None,
         analysis: QueryAnalysis | None = None,
         min_similarity: float | None = None,
+        prepared: KeywordStage | None = None,
     ) -> list[Hit]:
         """The best ``k`` memories for a query, best first.
 
@@ -381,6 +391,8 @@ class PersonaIndex:
         re-scored from the index's per-memory features, then cut to ``k``.
         ``min_similarity`` drops, before re-ranking, results that share no keyword with the
         query and whose cosine similarity is below it.
+        ``prepared`` is :meth:`prepare` of the same tokens and filter, done while the query
+        vector was being computed (redone here if the index changed since).
         """
         if self.n_slots == 0 or k <= 0:
             return []
@@ -399,7 +411,27 @@ class PersonaIndex:
                 dense_hits,
                 analysis,
                 min_similarity,
+                prepared,
             )
+
+    def prepare(
+        self, query_tokens: Sequence[str], flt: Filter = NO_FILTER, mode: SearchMode = "hybrid"
+    ) -> KeywordStage:
+        """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
+        vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``)."""
+        n = self.n_slots
+        mask = self._mask(flt) if self._filters(flt) else None
+        scores: npt.NDArray[np.float32] | None = None
+        touched = np.zeros(0, dtype=np.int64)
+        if mode in ("hybrid", "keyword") and n:
+            version = (n, self.retired)
+            scores = self.keyword.scores(
+                query_tokens, self.alive, n, stats=self._keyword_stats(), version=version
+            )
+            touched = np.flatnonzero(scores > 0)
+            if mask is not None:
+                touched = touched[mask[touched]]
+        return KeywordStage(tuple(query_tokens), flt, (n, self.retired), mask, scores, touched)
 
     def _search(
         self,
@@ -416,10 +448,19 @@ class PersonaIndex:
         dense_hits: Sequence[tuple[str, float]] | None,
         analysis: QueryAnalysis | None,
         min_similarity: float | None,
+        prepared: KeywordStage | None,
     ) -> list[Hit]:
-        n = self.n_slots
         self._extend_graph()
-        mask = self._mask(flt) if self._filters(flt) else None
+        stage = prepared
+        if (
+            stage is None
+            or stage.version != (self.n_slots, self.retired)
+            or stage.flt != flt
+            or stage.tokens != tuple(query_tokens)
+            or (stage.scores is None and mode != "dense")
+        ):
+            stage = self.prepare(query_tokens, flt, mode)
+        mask = stage.mask
         wanted = search_depth(k, fusion, mode) if analysis is not None else k
         pool = max(depth, wanted)
         dense_list: list[int] = []
@@ -442,17 +483,9 @@ class PersonaIndex:
             else:
                 cosines = Cosines(self.dense, query)
                 dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
-        if mode in ("hybrid", "keyword"):
-            keyword_scores = self.keyword.scores(
-                query_tokens,
-                self.alive,
-                n,
-                stats=self._keyword_stats(),
-                version=(n, self.retired),
-            )
-            touched = np.flatnonzero(keyword_scores > 0)
-            if mask is not None:
-                touched = touched[mask[touched]]
+        if mode in ("hybrid", "keyword") and stage.scores is not None:
+            keyword_scores = stage.scores
+            touched = stage.touched
             keyword_list = self._top_of(touched, keyword_scores[touched], pool)
 
         dense_slots = np.asarray(dense_list, dtype=np.int64)
@@ -467,7 +500,6 @@ class PersonaIndex:
         else:
             slots, fused = fuse(
                 self.columns(),
-                self.order,
                 dense_slots,
                 keyword_slots,
                 cosine,
@@ -475,64 +507,12 @@ class PersonaIndex:
                 fusion,
                 mask,
             )
-        if recency > 0.0 and len(slots):
-            # Blend in an exponential decay by age of the memory (occurred_at).
-            age_days = np.maximum(0.0, now - self.occurred[slots]) / 86400.0
-            fused = fused * ((1.0 - recency) + recency * 0.5 ** (age_days / half_life_days))
-        order = self._best(slots, fused, wanted)
-        slots = slots[order]
-        ranked = Ranked(
-            slots,
-            fused[order],
-            ranks(dense_slots, slots),
-            ranks(keyword_slots, slots),
-            cosine(slots) if cosine is not None else None,
+        found = Candidates(dense_slots, keyword_slots, keyword_scores, cosine)
+        how = Settings(
+            k, wanted, mode, fusion, recency, half_life_days, now, analysis, min_similarity
         )
-        if min_similarity is not None:
-            keep = ranked.keyword_rank > 0
-            if ranked.cosine is not None:
-                keep |= ranked.cosine >= min_similarity
-            ranked = ranked.take(keep)
-        if analysis is not None and mode == "hybrid" and fusion.reranks and analysis.has_signals:
-            head = min(len(ranked.slots), fusion.rerank_depth)
-            boosted = ranked.fused.copy()
-            boosted[:head] = rerank(
-                analysis, self.columns(), ranked.slots[:head], ranked.fused[:head], fusion
-            )
-            # Stable: ties keep the fused order.
-            again = np.concatenate(
-                [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(ranked.slots))]
-            )
-            ranked = ranked.rescored(boosted).take(again)
-        if mode == "hybrid" and fusion.repeats_last:
-            top = ranked.slots[: max(k, fusion.rerank_depth)]
-            moved = repeats_last(
-                ranked.fused,
-                top,
-                self.dense.vectors(),
-                ranked.cosine[: len(top)] if ranked.cosine is not None else None,
-                keyword_scores[top] if keyword_scores is not None else None,
-                self.speaker_codes[top],
-                self.kind_codes[top],
-            )
-            if moved is not None:
-                again, new_scores = moved  # the scores come back in the new order
-                ranked = ranked.take(again).rescored(new_scores)
-        return ranked.take(slice(None, k)).hits(self.ids, keyword_scores)
-
-    def _best(
-        self, slots: npt.NDArray[np.int64], values: npt.NDArray[np.float64], k: int
-    ) -> npt.NDArray[np.intp]:
-        """Where in ``slots`` the ``k`` best are, highest value first, ties to the lower seq."""
-        if len(slots) > k:
-            # Keep every slot tied with the k-th best, then break ties by seq.
-            kth = np.partition(-values, k - 1)[k - 1]
-            keep = np.flatnonzero(-values <= kth)
-            order = np.lexsort((self.seqs[slots[keep]], -values[keep]))[:k]
-            best: npt.NDArray[np.intp] = keep[order]
-            return best
-        ranked: npt.NDArray[np.intp] = np.lexsort((self.seqs[slots], -values))[:k]
-        return ranked
+        ranked = rank(self.columns(), self.dense.vectors(), found, slots, fused, how)
+        return ranked.hits(self.ids, keyword_scores)
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""
@@ -611,6 +591,9 @@ class PersonaIndex:
         index.addressed_codes = parts.addressed_codes
         index.speaker_names = parts.speaker_names
         index._speaker_code = {name: i for i, name in enumerate(parts.speaker_names)}
+        for code, name in enumerate(parts.speaker_names):
+            for word in name_words(name):
+                index._named_by.setdefault(word, []).append(code)
         index.missing_features = parts.stale_features
         index.stale_keywords = parts.stale_keywords
         index.dense = DenseIndex(index.dimension, parts.vectors)

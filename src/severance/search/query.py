@@ -28,6 +28,7 @@ re-order close candidates and never promote a memory from far down the list. Eac
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns, SearchMode
-from .speakers import learn_aliases, name_words
+from .speakers import alias_codes
 
 if TYPE_CHECKING:
     from .hybrid import Fusion
@@ -47,6 +48,7 @@ __all__ = [
     "QueryAnalysis",
     "analyze",
     "has_time_expression",
+    "on_dates",
     "rerank",
     "search_depth",
 ]
@@ -81,6 +83,7 @@ _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _IN = r"(?:in|during|since|until|by|of)\s+"
 
 # Absolute dates, most specific first. Each match is removed before the next pattern runs.
+# Only the fifth (a bare month) matches a text without digits.
 _DATE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
@@ -171,7 +174,9 @@ def _strip_possessive(word: str) -> str:
 def _dates(query: str) -> tuple[DateSpec, ...]:
     found: list[DateSpec] = []
     rest = query
-    for pattern in _DATE_PATTERNS:
+    # Every pattern but the bare month needs a digit: most questions have none.
+    digits = any(ch.isdigit() for ch in query)
+    for pattern in _DATE_PATTERNS if digits else _DATE_PATTERNS[4:5]:
         for m in pattern.finditer(rest):
             groups = m.groupdict()
             month_name = groups.get("month")
@@ -211,6 +216,45 @@ def has_time_expression(text: str) -> bool:
     return _TIME_EXPRESSION.search(text) is not None
 
 
+def _utc_seconds(when: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Whole UTC seconds of epoch times, rounded to the microsecond first (half to even) as
+    :meth:`datetime.fromtimestamp` rounds them, so that both agree on the day of a time a
+    hair before midnight."""
+    frac, whole = np.modf(when)
+    micro = np.round(frac * 1e6)
+    seconds: npt.NDArray[np.int64] = (whole + np.floor(micro / 1e6)).astype(np.int64)
+    return seconds
+
+
+def on_dates(dates: Sequence[DateSpec], when: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Whether each of ``when`` (epoch seconds) falls within one of ``dates``: what
+    :meth:`DateSpec.matches` says of ``datetime.fromtimestamp(t, UTC)``, for an array."""
+    out = np.zeros(len(when), dtype=np.bool_)
+    if not len(when) or not dates:
+        return out
+    day = (_utc_seconds(when) // 86400).astype("datetime64[D]")
+    year = day.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = day.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    for spec in dates:
+        if spec.day is not None and spec.month is not None:
+            # Of the year named, else of each memory's own year.
+            for y in [spec.year] if spec.year is not None else np.unique(year).tolist():
+                try:
+                    target = np.datetime64(date(y, spec.month, spec.day), "D")
+                except ValueError:
+                    continue
+                near = np.abs((day - target).astype(np.int64)) <= DAY_SLACK
+                out |= near if spec.year is not None else near & (year == y)
+            continue
+        hit = np.ones(len(when), dtype=np.bool_)
+        if spec.year is not None:
+            hit &= year == spec.year
+        if spec.month is not None:
+            hit &= month == spec.month
+        out |= hit
+    return out
+
+
 def rerank(
     analysis: QueryAnalysis,
     cols: Columns,
@@ -225,23 +269,19 @@ def rerank(
         # "I" or a name that is also a common capitalised word is harmless: it only matches
         # a memory whose speaker is called that.
         names = cols.speaker_names
-        named = np.fromiter(
-            (bool(analysis.names & name_words(name)) for name in names),
-            dtype=np.bool_,
-            count=len(names),
-        )
+        named = np.zeros(len(names), dtype=np.bool_)
+        for word in analysis.names:
+            codes_named = cols.named_by.get(word)
+            if codes_named:
+                named[codes_named] = True
         codes = cols.speaker_codes[slots]
         # A question may call a speaker by a name the speaker field does not hold ("Kate"
         # for "Katherine Moore"): the names the candidates address each other by tell.
         if fusion.speaker_aliases:
-            in_order = np.lexsort((cols.seqs[slots], cols.occurred[slots]))
-            addressed = cols.addressed_codes[slots[in_order]].tolist()
-            aliases = learn_aliases(
-                [None if c == NO_SPEAKER else c for c in codes[in_order].tolist()],
-                [None if a == NO_SPEAKER else names[a] for a in addressed],
-            )
+            in_order = slots[np.lexsort((cols.seqs[slots], cols.occurred[slots]))]
+            aliases = alias_codes(cols.speaker_codes[in_order], cols.addressed_codes[in_order])
             for code, words in aliases.items():
-                if analysis.names & words:
+                if any(names[w] in analysis.names for w in words):
                     named[code] = True
         has = codes != NO_SPEAKER
         hit = np.zeros(len(slots), dtype=np.bool_)
@@ -250,9 +290,7 @@ def rerank(
     if fusion.time_boost and analysis.temporal:
         boost[cols.has_time[slots]] += fusion.time_boost
     if fusion.date_boost and analysis.dates:
-        when = cols.occurred[slots].tolist()
-        on = [any(d.matches(datetime.fromtimestamp(t, UTC)) for d in analysis.dates) for t in when]
-        boost[np.asarray(on, dtype=np.bool_)] += fusion.date_boost
+        boost[on_dates(analysis.dates, cols.occurred[slots])] += fusion.date_boost
     result: npt.NDArray[np.float64] = scores + boost * np.abs(scores)
     return result
 

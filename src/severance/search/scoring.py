@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from .dense import DenseIndex
 
-__all__ = ["REPEAT_COSINE", "Cosines", "ranks", "repeats_last"]
+__all__ = ["QUERY_SLACK", "REPEAT_COSINE", "Cosines", "ranks", "repeat_candidates", "repeats_last"]
 
 
 def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -31,7 +31,33 @@ def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.ND
 REPEAT_COSINE = 0.999999
 # Unit vectors that close have cosines to the query at most this far apart: a cheap first cut
 # before any vector is read.
-_QUERY_SLACK = math.sqrt(2.0 * (1.0 - REPEAT_COSINE)) + 1e-6
+QUERY_SLACK = math.sqrt(2.0 * (1.0 - REPEAT_COSINE)) + 1e-6
+
+
+def repeat_candidates(
+    head: int, dense: npt.NDArray[np.float64] | None
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Pairs (later, earlier) of the first ``head`` results that may repeat each other: every
+    pair, or with cosines to the query only those whose cosines are close (found by sorting
+    them: a few pairs instead of ``head ** 2``). The window is a little wider than
+    ``QUERY_SLACK``; the caller applies the exact test."""
+    if dense is None:
+        later, earlier = np.nonzero(np.tri(head, k=-1, dtype=np.bool_))
+        return later, earlier
+    order = np.argsort(dense[:head], kind="stable")
+    ranked = dense[:head][order]
+    ends = np.searchsorted(ranked, ranked + 2.0 * QUERY_SLACK, side="right")
+    spans = ends - np.arange(1, head + 1)
+    total = int(spans.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    first = np.repeat(np.arange(head), spans)
+    # The j-th pair of position i pairs it with position i + 1 + j.
+    starts = np.cumsum(spans) - spans
+    second = first + 1 + (np.arange(total) - np.repeat(starts, spans))
+    a, b = order[first], order[second]
+    return np.maximum(a, b), np.minimum(a, b)
 
 
 def repeats_last(
@@ -59,16 +85,13 @@ def repeats_last(
     head = min(len(slots), len(scores))
     if head < 2:
         return None
-    same = (speakers[:head, None] == speakers[None, :head]) & (
-        kinds[:head, None] == kinds[None, :head]
-    )
+    later, earlier = repeat_candidates(head, dense)
+    same = (speakers[later] == speakers[earlier]) & (kinds[later] == kinds[earlier])
     if keyword is not None:
-        same &= keyword[:head, None] == keyword[None, :head]
+        same &= keyword[later] == keyword[earlier]
     if dense is not None:
-        same &= np.abs(dense[:head, None] - dense[None, :head]) <= _QUERY_SLACK
-    later, earlier = np.nonzero(same)
-    pair = later > earlier  # only a result ranked above counts
-    later, earlier = later[pair], earlier[pair]
+        same &= np.abs(dense[later] - dense[earlier]) <= QUERY_SLACK
+    later, earlier = later[same], earlier[same]
     if len(later) == 0:
         return None
     # Cosines in float64 with the norms divided out: a persona with an HNSW graph keeps its rows

@@ -21,10 +21,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any, TypeVar
 
-__all__ = ["learn_aliases", "name_words", "speaker_of", "vocative"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["alias_codes", "learn_aliases", "name_words", "speaker_of", "vocative"]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 # "Ana:", "Katherine Moore:", "Dr. O'Neill:": one to four capitalised words before a colon.
@@ -63,7 +65,6 @@ MIN_USES = 2
 MIN_SHARE = 0.75
 
 
-@lru_cache(maxsize=1024)
 def name_words(name: str) -> frozenset[str]:
     """The lower-case words of a name (one-letter words dropped)."""
     return frozenset(w.lower() for w in _WORD.findall(name) if len(w) > 1)
@@ -120,3 +121,39 @@ def learn_aliases(
         if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
             out.setdefault(speaker, set()).add(word)
     return {s: frozenset(v) for s, v in out.items()}
+
+
+#: Where :func:`learn_aliases` looks for the person a message speaks to, nearest first.
+_LISTENER_OFFSETS = (-1, 1, -2, 2)
+
+
+def alias_codes(
+    speakers: npt.NDArray[np.int32], vocatives: npt.NDArray[np.int32]
+) -> dict[int, set[int]]:
+    """:func:`learn_aliases` over codes (speaker code -> codes of the names others address
+    them by), for messages in conversation order given as arrays of codes (negative: no
+    speaker, no vocative). The same rules, with the nearest other speaker of every message
+    found for all messages at once: a search runs this on its candidates, and most of them
+    address nobody."""
+    n = len(speakers)
+    messages = np.flatnonzero((speakers >= 0) & (vocatives >= 0))
+    if len(messages) == 0:
+        return {}
+    who = speakers[messages]
+    listener = np.full(len(messages), -1, dtype=np.int64)
+    for offset in _LISTENER_OFFSETS:
+        at = messages + offset
+        open_ = (listener < 0) & (at >= 0) & (at < n)
+        other = speakers[at[open_]]
+        found = (other >= 0) & (other != who[open_])
+        listener[np.flatnonzero(open_)[found]] = other[found]
+    told = listener >= 0
+    counts: dict[int, Counter[int]] = {}
+    for word, to in zip(vocatives[messages][told].tolist(), listener[told].tolist(), strict=True):
+        counts.setdefault(word, Counter())[to] += 1
+    out: dict[int, set[int]] = {}
+    for word, by in counts.items():
+        speaker, c = by.most_common(1)[0]
+        if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
+            out.setdefault(speaker, set()).add(word)
+    return out

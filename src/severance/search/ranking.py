@@ -1,0 +1,141 @@
+"""The steps of a search after fusion, over arrays: the best ``wanted`` fused results, the
+similarity floor, the query-analysis re-ranking, repeats moved last.
+
+Each step reads the per-slot columns the index hands down (:class:`.columns.Columns`) and the
+two candidate lists, never the index itself; :class:`.ranked.Ranked` keeps every value of a
+result aligned through the re-orderings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .columns import Columns, SearchMode
+from .documents import Filter
+from .hybrid import DenseScorer, Fusion
+from .query import QueryAnalysis, rerank
+from .ranked import Ranked
+from .scoring import ranks, repeats_last
+
+__all__ = ["Candidates", "KeywordStage", "Settings", "best", "rank"]
+
+Slots = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordStage:
+    """The part of a search that needs no query vector, done ahead (while the query is
+    embedded): the filter's mask (None: no filter), every slot's BM25 score (None: no keyword
+    search) and the slots with a positive score passing the filter. Valid for the tokens,
+    filter and index ``version`` it was made for; a search given a stale one redoes it."""
+
+    tokens: tuple[str, ...]
+    flt: Filter
+    version: tuple[int, int]
+    mask: npt.NDArray[np.bool_] | None
+    scores: npt.NDArray[np.float32] | None
+    touched: Slots
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What the first stage of a search found: the two ranked lists (best first), every
+    slot's BM25 score (None: no keyword search) and the cosine of any slots (None: no query
+    vector)."""
+
+    dense: Slots
+    keyword: Slots
+    keyword_scores: npt.NDArray[np.float32] | None
+    cosine: DenseScorer | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a search ranks its fused results (see :meth:`.index.PersonaIndex.search`)."""
+
+    k: int
+    wanted: int
+    mode: SearchMode
+    fusion: Fusion
+    recency: float
+    half_life_days: float
+    now: float
+    analysis: QueryAnalysis | None
+    min_similarity: float | None
+
+
+def best(
+    seqs: npt.NDArray[np.int64], slots: Slots, values: npt.NDArray[np.float64], k: int
+) -> npt.NDArray[np.intp]:
+    """Where in ``slots`` the ``k`` best are, highest value first, ties to the lower seq."""
+    if len(slots) > k:
+        # Keep every slot tied with the k-th best, then break ties by seq.
+        kth = np.partition(-values, k - 1)[k - 1]
+        keep = np.flatnonzero(-values <= kth)
+        order = np.lexsort((seqs[slots[keep]], -values[keep]))[:k]
+        chosen: npt.NDArray[np.intp] = keep[order]
+        return chosen
+    ranked: npt.NDArray[np.intp] = np.lexsort((seqs[slots], -values))[:k]
+    return ranked
+
+
+def rank(
+    cols: Columns,
+    vectors: npt.NDArray[np.floating],
+    found: Candidates,
+    slots: Slots,
+    fused: npt.NDArray[np.float64],
+    how: Settings,
+) -> Ranked:
+    """The best ``how.k`` of the fused ``slots`` (scores ``fused``), best first.
+
+    ``vectors`` are the index's unit vectors by slot (for telling repeats apart)."""
+    fusion, cosine, keyword_scores = how.fusion, found.cosine, found.keyword_scores
+    if how.recency > 0.0 and len(slots):
+        # Blend in an exponential decay by age of the memory (occurred_at).
+        age_days = np.maximum(0.0, how.now - cols.occurred[slots]) / 86400.0
+        decay = 0.5 ** (age_days / how.half_life_days)
+        fused = fused * ((1.0 - how.recency) + how.recency * decay)
+    order = best(cols.seqs, slots, fused, how.wanted)
+    slots = slots[order]
+    ranked = Ranked(
+        slots,
+        fused[order],
+        ranks(found.dense, slots),
+        ranks(found.keyword, slots),
+        cosine(slots) if cosine is not None else None,
+    )
+    if how.min_similarity is not None:
+        keep = ranked.keyword_rank > 0
+        if ranked.cosine is not None:
+            keep |= ranked.cosine >= how.min_similarity
+        ranked = ranked.take(keep)
+    hybrid = how.mode == "hybrid"
+    analysis = how.analysis
+    if analysis is not None and hybrid and fusion.reranks and analysis.has_signals:
+        head = min(len(ranked.slots), fusion.rerank_depth)
+        boosted = ranked.fused.copy()
+        boosted[:head] = rerank(analysis, cols, ranked.slots[:head], ranked.fused[:head], fusion)
+        # Stable: ties keep the fused order.
+        again = np.concatenate(
+            [np.argsort(-boosted[:head], kind="stable"), np.arange(head, len(ranked.slots))]
+        )
+        ranked = ranked.rescored(boosted).take(again)
+    if hybrid and fusion.repeats_last:
+        top = ranked.slots[: max(how.k, fusion.rerank_depth)]
+        moved = repeats_last(
+            ranked.fused,
+            top,
+            vectors,
+            ranked.cosine[: len(top)] if ranked.cosine is not None else None,
+            keyword_scores[top] if keyword_scores is not None else None,
+            cols.speaker_codes[top],
+            cols.kind_codes[top],
+        )
+        if moved is not None:
+            again, new_scores = moved  # the scores come back in the new order
+            ranked = ranked.take(again).rescored(new_scores)
+    return ranked.take(slice(None, how.k))
