@@ -17,15 +17,17 @@ that were measured and not kept.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.devset_chat import DEFAULT_SEED, describe, generate
 from bench.devset_chat_hard import HARD_SEED
 from bench.machine import load_average, machine_info, package_versions
 from bench.retrieval_data import CHAT_CONVERSATIONS, SETS, TwoCacheEmbedder, load_set
-from bench.retrieval_eval import COLUMNS, run_lab, run_systems
+from bench.retrieval_eval import CANDIDATES, COLUMNS, STEPS, run_lab, run_systems
 from bench.systems.severance_store import ABLATION
 
 __all__ = ["add_arguments", "render", "run"]
@@ -57,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated subset of: " + ", ".join(SETS),
     )
     g.add_argument("--retrieval-no-lab", action="store_true", help="skip the lab's candidate rows")
+    g.add_argument(
+        "--retrieval-lab-only",
+        action="append",
+        default=None,
+        help="measure only the lab rows whose name contains this (repeatable)",
+    )
+    g.add_argument(
+        "--retrieval-lab-carry",
+        type=Path,
+        action="append",
+        default=None,
+        help="a JSON with a 'lab' block (a retrieval.json, or python -m bench.retrieval_eval "
+        "--json) whose rows not measured in this run are carried over, first file first "
+        "(the lab is deterministic: the same code gives the same figures); repeatable",
+    )
 
 
 def run(args: argparse.Namespace, log: Any = print) -> tuple[dict[str, Any], bool]:
@@ -69,7 +86,11 @@ def run(args: argparse.Namespace, log: Any = print) -> tuple[dict[str, Any], boo
     log(f"retrieval: {', '.join(names)}")
     systems = run_systems(sets, embedder, 10, ablation=True)
     dev = [s for s in sets if s.name in DEV_SETS]
-    lab = {} if args.retrieval_no_lab or not dev else run_lab(dev, embedder, 10, None)
+    only = getattr(args, "retrieval_lab_only", None)
+    lab = {} if args.retrieval_no_lab or not dev else run_lab(dev, embedder, 10, only)
+    for s in dev:
+        lab.setdefault(s.name, {})
+    carried = [_carry(lab, p) for p in getattr(args, "retrieval_lab_carry", None) or ()]
     result = {
         "section": SECTION,
         "schema": SCHEMA,
@@ -101,8 +122,36 @@ def run(args: argparse.Namespace, log: Any = print) -> tuple[dict[str, Any], boo
         "variants_rotated": True,
         "systems": systems,
         "lab": lab,
+        "lab_carried": carried,
     }
     return result, True
+
+
+def _carry(lab: dict[str, dict[str, Any]], path: Path) -> dict[str, Any]:
+    """Add to ``lab`` the rows of an earlier lab run (for the rows that still exist) that
+    this run did not measure; what was carried, from where and when."""
+    if not path.is_file():
+        return {"rows": 0}
+    old = json.loads(path.read_text(encoding="utf-8"))
+    names = {n for n, _ in (*CANDIDATES, *STEPS)}
+    when = old.get("generated_at") or datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(
+        timespec="seconds"
+    )
+    how = "a retrieval section run" if "section" in old else "`python -m bench.retrieval_eval`"
+    out: dict[str, Any] = {"generated_at": when, "by": how, "rows": 0, "sets": []}
+    for set_name, rows in (old.get("lab") or {}).items():
+        if set_name not in lab:
+            continue
+        for name, row in rows.items():
+            if name in names and name not in lab[set_name]:
+                lab[set_name][name] = row
+                out["rows"] += 1
+                if set_name not in out["sets"]:
+                    out["sets"].append(set_name)
+        # Keep the table's row order: the lists' order, whichever run measured a row.
+        order = [n for n, _ in (*CANDIDATES, *STEPS) if n in lab[set_name]]
+        lab[set_name] = {n: lab[set_name][n] for n in order}
+    return out
 
 
 def _cell(row: dict[str, Any] | None, col: str) -> str:
@@ -227,6 +276,20 @@ def render(result: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(lab, lab_sets, [(n, n) for n in names], 4)
+    carried = [c for c in result.get("lab_carried") or [] if c.get("rows")]
+    if lab and carried:
+        lines += [
+            "",
+            "The lab is deterministic (the same code and data give the same figures), so rows "
+            "measured before this run, by code this run shares, are carried over rather than "
+            "measured again (which would take most of an hour on a shared machine): "
+            + "; ".join(
+                f"{c['rows']} cells of {', '.join(_SET_LABELS.get(s, s) for s in c['sets'])} "
+                f"from {c['by']} of {c['generated_at']}"
+                for c in carried
+            )
+            + ". A row with no chat-hard figures was measured before chat-hard existed.",
+        ]
     load = result["machine"].get("load_average_1min", {})
     lines += [
         "",

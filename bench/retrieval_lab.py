@@ -211,6 +211,14 @@ class LabConversation:
         self._tokens: dict[str, list[list[str]]] = {}
         # Names used to address someone at least twice, and capitalised mostly in that use.
         self.address_names = address_names(self.texts)
+        # Token -> the turns addressing someone by it (what the index's addressed codes say).
+        by_word: dict[str, list[int]] = {}
+        for i, t in enumerate(self.texts):
+            word = vocative(t, speaker_of(t, {}))
+            toks = tokenize(word) if word is not None else []
+            if toks:
+                by_word.setdefault(toks[0], []).append(i)
+        self.addressed_slots = {w: np.array(v, dtype=np.int64) for w, v in by_word.items()}
 
     def neighbour(self, step: int, gap: float = math.inf) -> I64:
         """The turn ``step`` places away by order (-1: none, or dated more than ``gap`` off)."""
@@ -255,7 +263,7 @@ class LabConversation:
         got = self._postings.get(key)
         if got is None:
             toks = list(self.tokens(stemmer))
-            if drop_vocative:
+            if drop_vocative and not drop_vocative.startswith("query"):
                 for i, t in enumerate(self.texts):
                     who = speaker_of(t, {})
                     if drop_vocative == "any":
@@ -309,13 +317,21 @@ class LabConversation:
             }
         else:
             terms = query
+        skip = self.addressed_slots if cfg.drop_vocative.startswith("query") else {}
         for term, qtf in terms.items():
             p = postings.get(term)
             if p is None:
                 continue
             idx, tf = p
             idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5)) ** cfg.idf_power
-            out[idx] += qtf * idf * tf * (cfg.k1 + 1.0) / (tf + norm[idx])
+            part = qtf * idf * tf * (cfg.k1 + 1.0) / (tf + norm[idx])
+            gone = skip.get(term)
+            if gone is not None and (
+                cfg.drop_vocative == "query" or len(gone) >= max(2.0, 0.5 * len(idx))
+            ):
+                # A memory addressing someone by this word does not match it.
+                part = np.where(np.isin(idx, gone), 0.0, part)
+            out[idx] += part
         return out
 
     def idf(self, term: str, stemmer: str) -> float:
