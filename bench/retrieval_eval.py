@@ -285,6 +285,7 @@ def run_lab(
     only: Sequence[str] | None,
     extra: Sequence[tuple[str, LabConfig]] = (),
     progress: Callable[[str], None] | None = None,
+    checkpoint: Callable[[dict[str, dict[str, Any]]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ds in sets:
@@ -300,6 +301,8 @@ def run_lab(
             rows[name]["seconds"] = time.perf_counter() - t0
             if progress is not None:
                 progress(f"{ds.name} {rows[name]['all']:.3f} {name}")
+            if checkpoint is not None:  # a long run keeps what it measured if stopped
+                checkpoint({**out, ds.name: rows})
         out[ds.name] = rows
     return out
 
@@ -335,8 +338,18 @@ def main(argv: list[str] | None = None) -> int:
         result["systems"] = run_systems(sets, embedder, 10)
         print(_table(result["systems"], "Systems (recall@10)"), flush=True)
     if not args.no_lab:
+
+        def keep(lab: dict[str, dict[str, Any]]) -> None:
+            if args.json is not None:
+                args.json.write_text(json.dumps({**result, "lab": lab}, indent=2) + "\n")
+
         result["lab"] = run_lab(
-            sets, embedder, 10, args.only, progress=lambda line: print(line, file=sys.stderr)
+            sets,
+            embedder,
+            10,
+            args.only,
+            progress=lambda line: print(line, file=sys.stderr),
+            checkpoint=keep,
         )
         print(_table(result["lab"], "Lab rows (recall@10)"), flush=True)
     if args.json is not None:
