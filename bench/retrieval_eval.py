@@ -118,7 +118,7 @@ def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
     c3 = dataclasses.replace(c2, aliases_from_candidates=True, speaker_from_text=True)
     c4 = dataclasses.replace(c3, rerank_depth=100)
     c5 = dataclasses.replace(c4, dedupe="scores")
-    c6 = dataclasses.replace(c5, drop_vocative="query")
+    c6 = dataclasses.replace(c5, drop_vocative="query-alias")
     tag = base.ingest
     rows = [
         (f"{tag} 1: + context for every kind, neighbours within 12 h (was 1 h)", c1),

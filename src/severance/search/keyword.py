@@ -373,7 +373,11 @@ class KeywordIndex:
             if codes and addressed is not None:
                 said_to = addressed[0][slots]
                 hit = said_to == codes[0] if len(codes) == 1 else np.isin(said_to, codes)
-                part = np.where(hit, np.float32(0.0), part)
+                # Only a word mostly used to address someone: a place closing a note ("the
+                # offsite is in Lisbon") is not a name said to someone.
+                n_hit = int(np.count_nonzero(hit))
+                if n_hit >= max(2.0, 0.5 * df):
+                    part = np.where(hit, np.float32(0.0), part)
             scores[slots] += part
         return scores
 
