@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from bench.devset_chat_hard import distractor, paraphrase
 from bench.locomo import Conversation, Question, Turn
 
 __all__ = ["DEFAULT_SEED", "ChatDevSet", "Person", "generate"]
@@ -144,6 +145,7 @@ class _Plan:
 
     msgs: dict[int, list[list[_Msg]]] = field(default_factory=dict)  # day -> exchanges
     questions: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)
+    slots: dict[str, str] = field(default_factory=dict)  # what the storylines are about
 
     def exchange(self, day: int, *msgs: _Msg) -> None:
         for m in msgs:
@@ -194,6 +196,7 @@ def _storylines(
     company, role = rng.choice(_COMPANIES), rng.choice(_ROLES)
     d0 = pick_day(0, 3)
     d1 = pick_day(d0 + 2, d0 + 4)
+    plan.slots.update(company=company, role=role, job_day=_day_name(start, d1), nick=nick)
     d2 = pick_day(d1 + 2, d1 + 5)
     d3 = pick_day(d2 + 3, d2 + 7)
     plan.exchange(
@@ -235,6 +238,7 @@ def _storylines(
 
     # 2. A trip: planned, booked, happening, a souvenir.
     city = rng.choice(_CITIES)
+    plan.slots.update(city=city)
     t0 = pick_day(1, 6)
     t1 = pick_day(t0 + 1, t0 + 3)
     t2 = pick_day(t1 + 3, t1 + 8)
@@ -269,6 +273,8 @@ def _storylines(
     # 3. A hobby: started, a first result, a setback.
     hobby, unit, result, hard = rng.choice(_HOBBIES)
     h0 = pick_day(0, 5)
+    plan.slots.update(hobby=hobby, unit=unit, result=result, hard=hard)
+    plan.slots.update(hobby_day=_day_name(start, h0 + 1))
     h1 = pick_day(h0 + 6, h0 + 8)
     h2 = pick_day(h1 + 6, h1 + 8)
     plan.exchange(
@@ -305,6 +311,7 @@ def _storylines(
 
     # 4. A pet: adopted, named, a vet visit.
     animal, pet = rng.choice(_PETS)
+    plan.slots.update(animal=animal, pet=pet)
     p0 = pick_day(2, days - 8)
     p1 = pick_day(p0 + 4, p0 + 7)
     plan.exchange(
@@ -333,6 +340,7 @@ def _storylines(
     symptom, clinic = rng.choice(_SYMPTOMS), rng.choice(_CLINICS)
     m0 = pick_day(3, days - 6)
     m1 = pick_day(m0 + 1, m0 + 2)
+    plan.slots.update(symptom=symptom, clinic=clinic, health_day=_day_name(start, m1))
     plan.exchange(
         m0,
         _Msg(me, f"I think I've got {symptom}, ouch", m0, k("health.symptom")),
@@ -350,6 +358,7 @@ def _storylines(
 
     # 6. Books, shows and food: taste (open-domain) and recommendations.
     book, dish, gift = rng.choice(_BOOKS), rng.choice(_DISHES), rng.choice(_GIFTS)
+    plan.slots.update(book=book, dish=dish, gift=gift)
     b0 = pick_day(0, days - 1)
     b1 = pick_day(0, days - 1)
     b2 = pick_day(days - 6, days - 2)
@@ -385,6 +394,7 @@ def _storylines(
 
     # 7. Car trouble on a specific day.
     part = rng.choice(_CARS)
+    plan.slots.update(part=part)
     c0 = pick_day(0, days - 3)
     plan.exchange(
         c0,
@@ -404,9 +414,15 @@ def _storylines(
 
 
 def _send_times(
-    rng: random.Random, start: datetime, days: int, plan: _Plan
+    rng: random.Random,
+    start: datetime,
+    days: int,
+    plan: _Plan,
+    people: int = 2,
+    noise: tuple[int, int] = (3, 14),
 ) -> list[tuple[datetime, _Msg]]:
-    """Every message of the chat with its send time, in time order."""
+    """Every message of the chat with its send time, in time order (``people`` take part;
+    each chit-chat exchange has ``noise`` messages, from-to)."""
     out: list[tuple[datetime, _Msg]] = []
     show = rng.choice(_SHOWS)
     dish = rng.choice(_DISHES)
@@ -416,11 +432,11 @@ def _send_times(
         for _ in range(rng.choice((1, 2, 2, 3, 4))):
             filler = [
                 _Msg(
-                    rng.randint(0, 1),
+                    rng.randint(0, people - 1),
                     rng.choice(_FILLER).format(weekday=_day_name(start, day), show=show, dish=dish),
                     day,
                 )
-                for _ in range(rng.randint(3, 14))
+                for _ in range(rng.randint(*noise))
             ]
             exchanges.append(filler)
         rng.shuffle(exchanges)
@@ -432,7 +448,7 @@ def _send_times(
             for m in ex:
                 body.append(m)
                 if m.key and rng.random() < 0.35:
-                    body.append(_Msg(rng.randint(0, 1), rng.choice(_FILLER[:24]).format(
+                    body.append(_Msg(rng.randint(0, people - 1), rng.choice(_FILLER[:24]).format(
                         weekday=_day_name(start, day), show=show, dish=dish), day))  # fmt: skip
             for m in body:
                 gap = rng.choice((5, 20, 45, 90, 240, 600, 1800, 5400, 10800))
@@ -448,7 +464,35 @@ class ChatDevSet:
     conversations: tuple[Conversation, ...]
 
 
-def _conversation(rng: random.Random, index: int, days: int) -> Conversation:
+def _harden(rng: random.Random, plan: _Plan, days: int, people: int) -> None:
+    """The ``chat-hard`` changes to a plan (see :mod:`bench.devset_chat_hard`): storyline
+    messages reworded, distractor exchanges on most days."""
+    for exchanges in plan.msgs.values():
+        for ex in exchanges:
+            for m in ex:
+                if m.key is not None:
+                    m.text = paraphrase(rng, m.key.split(":", 1)[1], plan.slots) or m.text
+    pools = {
+        "company2": tuple(c for c in _COMPANIES if c != plan.slots["company"]),
+        "role2": tuple(r for r in _ROLES if r != plan.slots["role"]),
+        "city2": tuple(c for c in _CITIES if c != plan.slots["city"]),
+        "animal2": tuple(a for a, _ in _PETS if a != plan.slots["animal"]),
+        "clinic2": tuple(c for c in _CLINICS if c != plan.slots["clinic"]),
+        "book2": tuple(b for b in _BOOKS if b != plan.slots["book"]),
+        "dish2": tuple(d for d in _DISHES if d != plan.slots["dish"]),
+        "part2": tuple(p for p in _CARS if p != plan.slots["part"]),
+        "hobby2": tuple(h for h, *_ in _HOBBIES if h != plan.slots["hobby"]),
+    }
+    for day in range(days):
+        if rng.random() < 0.7:
+            said = [
+                _Msg(rng.randint(0, people - 1), distractor(rng, pools), day)
+                for _ in range(rng.randint(1, 3))
+            ]
+            plan.msgs.setdefault(day, []).append(said)
+
+
+def _conversation(rng: random.Random, index: int, days: int, hard: bool = False) -> Conversation:
     (first_a, nicks_a), (first_b, nicks_b) = rng.sample(_NAMES, 2)
     relation, pet_names = rng.choice(_RELATIONS)
     owner = Person(first_a, rng.choice(_SURNAMES), nicks_a)
@@ -456,14 +500,22 @@ def _conversation(rng: random.Random, index: int, days: int) -> Conversation:
     start = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=rng.randint(0, 600))
     sample_id = f"chat-{index}"
     plan = _storylines(rng, start, days, other, relation, sample_id)
-    timed = _send_times(rng, start, days, plan)
-    speakers = (owner.full, other.full)
+    speakers: tuple[str, ...] = (owner.full, other.full)
+    if hard:
+        if rng.random() < 0.5:  # a group chat: a third person joins in
+            taken = {first_a, first_b}
+            first_c, nicks_c = rng.choice([n for n in _NAMES if n[0] not in taken])
+            speakers = (*speakers, Person(first_c, rng.choice(_SURNAMES), nicks_c).full)
+        _harden(rng, plan, days, len(speakers))
+        timed = _send_times(rng, start, days, plan, len(speakers), (4, 20))
+    else:
+        timed = _send_times(rng, start, days, plan)
     turns: list[Turn] = []
     key_to_id: dict[str, str] = {}
     for i, (at, m) in enumerate(timed):
         text = m.text
         # The owner calls the other person by a nickname or a pet name now and then.
-        if m.by == 0 and not m.key and rng.random() < 0.15:
+        if m.by == 0 and not m.key and rng.random() < (0.04 if hard else 0.15):
             text = f"{text} {rng.choice([*other.nicknames, *pet_names])}"
         dia_id = f"D{m.day + 1}:{i + 1}"
         turns.append(Turn(dia_id, speakers[m.by], text, None, m.day + 1, at))
@@ -482,10 +534,15 @@ def _conversation(rng: random.Random, index: int, days: int) -> Conversation:
     return Conversation(sample_id, speakers, tuple(turns), questions)
 
 
-def generate(seed: int = DEFAULT_SEED, conversations: int = 8, days: int = 21) -> ChatDevSet:
-    """``conversations`` chats of ``days`` days each, the same for the same arguments."""
+def generate(
+    seed: int = DEFAULT_SEED, conversations: int = 8, days: int = 21, *, hard: bool = False
+) -> ChatDevSet:
+    """``conversations`` chats of ``days`` days each, the same for the same arguments; with
+    ``hard``, the variant of :mod:`bench.devset_chat_hard`."""
     rng = random.Random(seed)
-    return ChatDevSet(seed, tuple(_conversation(rng, i + 1, days) for i in range(conversations)))
+    return ChatDevSet(
+        seed, tuple(_conversation(rng, i + 1, days, hard) for i in range(conversations))
+    )
 
 
 def describe(data: ChatDevSet) -> dict[str, int]:

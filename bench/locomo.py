@@ -139,7 +139,7 @@ class EvidenceIssue:
 @dataclass(frozen=True)
 class Conversation:
     sample_id: str
-    speakers: tuple[str, str]
+    speakers: tuple[str, ...]
     turns: tuple[Turn, ...]
     questions: tuple[Question, ...]
 

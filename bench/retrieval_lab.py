@@ -16,7 +16,7 @@ import dataclasses
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,24 @@ class LabConfig:
     # text), "scores" (as the index tells: speaker, BM25 score, vectors within REPEAT_COSINE)
     dedupe: str = ""
     stemmer: str = "snowball"  # snowball (Severance's tokenizer) | light (the suffix strip of 0.2)
+    # Contextual dense vectors: a turn embedded together with the turn before it (by order,
+    # what a store knows at write time). "replace": that vector instead of the turn's own;
+    # "max": the better cosine of the two; "mix": ctx_mix * contextual + (1 - it) * own;
+    # "mixnorm": the cosine of that mix of the two vectors normalised (one unit vector).
+    ctx_vectors: str = ""
+    ctx_mix: float = 0.5
+    ctx_vec_gap: float = math.inf  # the turn before lends its text only within this (s)
+    # Keyword document expansion: the neighbours' tokens (the turn before; with kw_next, and
+    # the one after) added to a turn's BM25 document at this weight (index time).
+    kw_expand: float = 0.0
+    kw_next: bool = False
+    # RM3-style feedback on the keyword side: + rm3 * BM25 of the rm3_terms best terms of the
+    # rm3_docs best results (weighted by their tf share, idf and the result's score).
+    rm3: float = 0.0
+    rm3_docs: int = 5
+    rm3_terms: int = 10
+    idf_power: float = 1.0  # query term weighting: idf ** this (> 1 sharpens rare words)
+    query_stop: bool = False  # question verbs ("tell", "think", "kind") left out of the query
 
 
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -127,6 +145,38 @@ def _name_words(name: str) -> frozenset[str]:
     return frozenset(w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", name) if len(w) > 1)
 
 
+#: Words of questions that ask rather than say what they are about ("What kind of books
+#: would she enjoy?", "What did Kate tell me?").
+QUERY_STOP = frozenset(
+    tokenize(
+        "kind type sort think thought feel felt tell told say said mention mentioned describe "
+        "likely probably might enjoy enjoyed something anything thing things much many"
+    )
+)
+
+_CAPITALISED = re.compile(r"\b([A-Z][a-z]{1,15})\b")
+
+
+def address_names(texts: Sequence[str]) -> frozenset[str]:
+    """Lower-case words :func:`vocative` finds at least twice, capitalised at least 75% of
+    the time in that use: names people are called by, not a place or a title that happens to
+    close a message now and then ("we loved Lisbon" — Lisbon is mostly said mid-sentence)."""
+    as_vocative: Counter[str] = Counter()
+    capitalised: Counter[str] = Counter()
+    for t in texts:
+        who = speaker_of(t, {})
+        body = t
+        if who is not None:
+            m = SPEAKER_PREFIX.match(t)
+            body = t[m.end() :] if m else t
+        for w in _CAPITALISED.findall(body):
+            capitalised[w.lower()] += 1
+        word = vocative(t, who)
+        if word is not None:
+            as_vocative[word] += 1
+    return frozenset(w for w, c in as_vocative.items() if c >= 2 and c >= 0.75 * capitalised[w])
+
+
 @dataclass
 class LabConversation:
     """One conversation as arrays: vectors, BM25 postings, order, speakers."""
@@ -157,27 +207,91 @@ class LabConversation:
         self.alias_of = [aliases.get(t.speaker, frozenset()) for t in turns]
         self.has_time = np.array([has_time_expression(t) for t in self.texts])
         self._sessions: dict[float, I64] = {}
+        self._ctx: dict[float, F64] = {}
+        self._tokens: dict[str, list[list[str]]] = {}
+        # Names used to address someone at least twice, and capitalised mostly in that use.
+        self.address_names = address_names(self.texts)
+        # Token -> the turns addressing someone by it (what the index's addressed codes say).
+        by_word: dict[str, list[int]] = {}
+        for i, t in enumerate(self.texts):
+            word = vocative(t, speaker_of(t, {}))
+            toks = tokenize(word) if word is not None else []
+            if toks:
+                by_word.setdefault(toks[0], []).append(i)
+        self.addressed_slots = {w: np.array(v, dtype=np.int64) for w, v in by_word.items()}
+
+    def neighbour(self, step: int, gap: float = math.inf) -> I64:
+        """The turn ``step`` places away by order (-1: none, or dated more than ``gap`` off)."""
+        at = self.place + step
+        inside = (at >= 0) & (at < self.n)
+        other = np.full(self.n, -1, dtype=np.int64)
+        other[inside] = self.order[at[inside]]
+        far = inside.copy()
+        far[inside] = np.abs(self.occurred[other[inside]] - self.occurred[inside]) > gap
+        other[far] = -1
+        return other
+
+    def ctx_vectors(self, gap: float = math.inf) -> F64:
+        """Each turn embedded together with the turn before it (its own text if none)."""
+        key = float(gap)
+        got = self._ctx.get(key)
+        if got is None:
+            prev = self.neighbour(-1, gap)
+            texts = [
+                f"{self.texts[p]}\n{t}" if p >= 0 else t
+                for t, p in zip(self.texts, prev.tolist(), strict=True)
+            ]
+            got = self._ctx[key] = self.embedder.contextual(texts).astype(np.float64)
+        return got
+
+    def tokens(self, stemmer: str) -> list[list[str]]:
+        got = self._tokens.get(stemmer)
+        if got is None:
+            got = self._tokens[stemmer] = [lab_tokenize(t, stemmer) for t in self.texts]
+        return got
 
     def _index(
-        self, stemmer: str, k1: float = K1, b: float = B, drop_vocative: str = ""
+        self,
+        stemmer: str,
+        k1: float = K1,
+        b: float = B,
+        drop_vocative: str = "",
+        expand: float = 0.0,
+        expand_next: bool = False,
     ) -> tuple[F64, dict[str, tuple[I64, F64]]]:
-        key = f"{stemmer}/{k1}/{b}/{drop_vocative}"
+        key = f"{stemmer}/{k1}/{b}/{drop_vocative}/{expand}/{expand_next}"
         got = self._postings.get(key)
         if got is None:
-            toks = [lab_tokenize(t, stemmer) for t in self.texts]
-            if drop_vocative:
+            toks = list(self.tokens(stemmer))
+            if drop_vocative and not drop_vocative.startswith("query"):
                 for i, t in enumerate(self.texts):
                     who = speaker_of(t, {})
-                    word = vocative(t, who) if drop_vocative == "any" else greeted(t, who)
+                    if drop_vocative == "any":
+                        word = vocative(t, who)
+                    elif drop_vocative == "alias":
+                        word = vocative(t, who)
+                        word = word if word in self.address_names else None
+                    else:
+                        word = greeted(t, who)
                     if word is not None:
                         gone = set(lab_tokenize(word, stemmer))
                         toks[i] = [x for x in toks[i] if x not in gone]
+            counts = [{w: float(c) for w, c in Counter(ts).items()} for ts in toks]
             doc_len = np.array([len(t) for t in toks], dtype=np.float64)
+            if expand:
+                steps = (-1, 1) if expand_next else (-1,)
+                for step in steps:
+                    other = self.neighbour(step, 12 * 3600.0)
+                    for i, j in enumerate(other.tolist()):
+                        if j >= 0:
+                            for w in toks[j]:
+                                counts[i][w] = counts[i].get(w, 0.0) + expand
+                            doc_len[i] += expand * len(toks[j])
             avgdl = float(doc_len.mean()) or 1.0
             norm = k1 * (1.0 - b + b * doc_len / avgdl)
-            post: dict[str, tuple[list[int], list[int]]] = {}
-            for i, ts in enumerate(toks):
-                for term, tf in Counter(ts).items():
+            post: dict[str, tuple[list[int], list[float]]] = {}
+            for i, cs in enumerate(counts):
+                for term, tf in cs.items():
                     ids, tfs = post.setdefault(term, ([], []))
                     ids.append(i)
                     tfs.append(tf)
@@ -188,24 +302,43 @@ class LabConversation:
             got = self._postings[key] = (norm, postings)
         return got
 
-    def bm25(
-        self,
-        query: str,
-        stemmer: str = "snowball",
-        k1: float = K1,
-        b: float = B,
-        drop_vocative: str = "",
-    ) -> F64:
+    def bm25(self, query: str | Mapping[str, float], cfg: LabConfig) -> F64:
+        """BM25 of every turn for ``query`` (a text, or term -> weight)."""
         out = np.zeros(self.n)
-        norm, postings = self._index(stemmer, k1, b, drop_vocative)
-        for term, qtf in Counter(lab_tokenize(query, stemmer)).items():
+        norm, postings = self._index(
+            cfg.stemmer, cfg.k1, cfg.b, cfg.drop_vocative, cfg.kw_expand, cfg.kw_next
+        )
+        terms: Mapping[str, float]
+        if isinstance(query, str):
+            terms = {
+                w: float(c)
+                for w, c in Counter(lab_tokenize(query, cfg.stemmer)).items()
+                if not (cfg.query_stop and w in QUERY_STOP)
+            }
+        else:
+            terms = query
+        skip = self.addressed_slots if cfg.drop_vocative.startswith("query") else {}
+        for term, qtf in terms.items():
             p = postings.get(term)
             if p is None:
                 continue
             idx, tf = p
-            idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5))
-            out[idx] += qtf * idf * tf * (k1 + 1.0) / (tf + norm[idx])
+            idf = math.log(1.0 + (self.n - len(idx) + 0.5) / (len(idx) + 0.5)) ** cfg.idf_power
+            part = qtf * idf * tf * (cfg.k1 + 1.0) / (tf + norm[idx])
+            gone = skip.get(term)
+            if gone is not None and (
+                cfg.drop_vocative == "query" or len(gone) >= max(2.0, 0.5 * len(idx))
+            ):
+                # A memory addressing someone by this word does not match it.
+                part = np.where(np.isin(idx, gone), 0.0, part)
+            out[idx] += part
         return out
+
+    def idf(self, term: str, stemmer: str) -> float:
+        _, postings = self._index(stemmer)
+        p = postings.get(term)
+        df = 0 if p is None else len(p[0])
+        return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
     def sessions(self, gap: float) -> I64:
         got = self._sessions.get(gap)
@@ -294,7 +427,18 @@ def _fused(lc: LabConversation, cfg: LabConfig, cos: F64, bm: F64) -> tuple[I64,
     return slots, final[slots]
 
 
-def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k: int) -> list[int]:
+def _rank(
+    lc: LabConversation,
+    cfg: LabConfig,
+    query: str,
+    cos: F64,
+    bm: F64,
+    k: int,
+    vectors: F64 | None = None,
+) -> list[int]:
+    """The best ``k`` slots; ``vectors`` are the turns' stored vectors (repeats compare
+    them; default: the turns' own)."""
+    vecs = lc.vectors if vectors is None else vectors
     slots, scores = _fused(lc, cfg, cos, bm)
     order = np.lexsort((slots, -scores))
     slots, scores = slots[order], scores[order]
@@ -362,13 +506,35 @@ def _rank(lc: LabConversation, cfg: LabConfig, query: str, cos: F64, bm: F64, k:
                 repeat = any(
                     lc.conv.turns[y].speaker == who
                     and np.float32(bm[y]) == np.float32(bm[x])
-                    and float(lc.vectors[x] @ lc.vectors[y]) >= REPEAT_COSINE
+                    and float(vecs[x] @ vecs[y]) >= REPEAT_COSINE
                     for y in kept
                 )
             (later if repeat else first).append(x)
             kept.append(x)
         slots = np.concatenate([np.asarray(first + later, dtype=np.int64), slots[depth:]])
     return [int(x) for x in slots[:k]]
+
+
+def _feedback_terms(
+    lc: LabConversation, cfg: LabConfig, top: list[int], query: str
+) -> dict[str, float]:
+    """RM3's expansion terms: tf share in each feedback result x its rank weight x idf, the
+    best ``rm3_terms`` not in the query, scaled so the best is 1."""
+    asked = set(lab_tokenize(query, cfg.stemmer))
+    weight: dict[str, float] = {}
+    toks = lc.tokens(cfg.stemmer)
+    for r, d in enumerate(top):
+        if not toks[d]:
+            continue
+        for term, tf in Counter(toks[d]).items():
+            if term not in asked:
+                share = tf / len(toks[d]) / (r + 1) * lc.idf(term, cfg.stemmer)
+                weight[term] = weight.get(term, 0.0) + share
+    best = sorted(weight.items(), key=lambda tw: (-tw[1], tw[0]))[: cfg.rm3_terms]
+    if not best:
+        return {}
+    top_w = best[0][1]
+    return {t: w / top_w for t, w in best}
 
 
 def run_config(
@@ -382,7 +548,21 @@ def run_config(
                 continue
             qv = lc.embedder.vector(q.question).astype(np.float64)
             cos = lc.vectors @ qv
-            bm = lc.bm25(q.question, cfg.stemmer, cfg.k1, cfg.b, cfg.drop_vocative)
+            stored = None
+            if cfg.ctx_vectors:
+                ctx_vecs = lc.ctx_vectors(cfg.ctx_vec_gap)
+                ctx = ctx_vecs @ qv
+                if cfg.ctx_vectors == "replace":
+                    cos, stored = ctx, ctx_vecs
+                elif cfg.ctx_vectors == "mixnorm":  # one unit vector per turn, as stored
+                    mixed = cfg.ctx_mix * ctx_vecs + (1.0 - cfg.ctx_mix) * lc.vectors
+                    stored = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+                    cos = stored @ qv
+                elif cfg.ctx_vectors == "max":
+                    cos = np.maximum(cos, ctx)
+                else:
+                    cos = cfg.ctx_mix * ctx + (1.0 - cfg.ctx_mix) * cos
+            bm = lc.bm25(q.question, cfg)
             asked = cfg
             if cfg.temporal_dense_weight is not None and analyze(q.question).temporal:
                 w = cfg.temporal_dense_weight
@@ -392,7 +572,11 @@ def run_config(
                 q2 = qv + cfg.prf_dense * lc.vectors[top].mean(axis=0)
                 q2 /= np.linalg.norm(q2) or 1.0
                 cos = lc.vectors @ q2
-            ranked = _rank(lc, asked, q.question, cos, bm, k)
+            if cfg.rm3 and cfg.mode == "hybrid":
+                bm = bm + cfg.rm3 * lc.bm25(
+                    _feedback_terms(lc, asked, _rank(lc, asked, q.question, cos, bm, cfg.rm3_docs),
+                                    q.question), cfg)  # fmt: skip
+            ranked = _rank(lc, asked, q.question, cos, bm, k, stored)
             out.append(
                 score_question(q.qid, q.category, q.evidence, [lc.ids[i] for i in ranked], ks=(k,))
             )

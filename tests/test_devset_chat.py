@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from bench.devset_chat import generate
+from bench.devset_chat import ChatDevSet, generate
 from bench.locomo import SCORED_CATEGORIES
 
 from severance.search.speakers import learn_aliases, vocative
@@ -60,3 +60,42 @@ def test_aliases_are_learned_from_how_people_address_each_other() -> None:
     assert learn_aliases(speakers, [vocative(t, None) for t in texts]) == {
         "Katherine Moore": frozenset({"kate"})
     }
+
+
+def test_hard_variant_rewords_answers_adds_distractors_and_group_chats() -> None:
+    plain = generate(29, conversations=6)
+    hard = generate(29, conversations=6, hard=True)
+    assert hard == generate(29, conversations=6, hard=True)
+    # Well formed, as the plain chats are.
+    for conv in hard.conversations:
+        ids = {t.dia_id for t in conv.turns}
+        assert all(q.evidence and set(q.evidence) <= ids for q in conv.questions)
+        assert {t.speaker for t in conv.turns} == set(conv.speakers)
+    # Some chats have a third person, who says things the questions never cite.
+    groups = [c for c in hard.conversations if len(c.speakers) == 3]
+    assert groups and len(groups) < len(hard.conversations)
+    for conv in groups:
+        cited = {e for q in conv.questions for e in q.evidence}
+        third = {t.dia_id for t in conv.turns if t.speaker == conv.speakers[2]}
+        assert third and not third & cited
+
+    # Storyline messages are reworded: the plain wording of the job offer is rare.
+    def offers(data: ChatDevSet) -> list[str]:
+        out = []
+        for conv in data.conversations:
+            by_id = {t.dia_id: t.text for t in conv.turns}
+            out += [by_id[q.evidence[0]] for q in conv.questions if "job offer" in q.question]
+        return out
+
+    assert all("called this morning" in t for t in offers(plain))
+    assert sum("called this morning" in t for t in offers(hard)) < len(offers(hard))
+    # Distractors: messages about the same kinds of things, cited by no question.
+    texts = [t.text for c in hard.conversations for t in c.turns]
+    assert any(t.startswith("my mate got an interview at") for t in texts)
+
+    # Names are said less: the nickname closes far fewer of the owner's messages.
+    def named(data: ChatDevSet) -> float:
+        turns = [t for c in data.conversations for t in c.turns]
+        return sum(vocative(t.text, None) is not None for t in turns) / len(turns)
+
+    assert named(hard) < 0.5 * named(plain)

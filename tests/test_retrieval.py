@@ -270,9 +270,12 @@ def test_a_speaker_named_in_the_question_ranks_that_speakers_memory_first(talk: 
         ]
     )
     question = "Where did Ana go hiking?"
-    plain = talk.recall(question, k=2, fusion=Fusion(context=0.0, speaker_boost=0.0))
+    # skip_addressed off: "Ana, ..." addresses Ana, and by default does not match "Ana" at all
+    # (tests/test_address_names.py); here it must, so that only the boost decides the order.
+    control = Fusion(context=0.0, speaker_boost=0.0, skip_addressed=False)
+    plain = talk.recall(question, k=2, fusion=control)
     assert plain[0].memory.metadata["speaker"] == "Ben"
-    boosted = talk.recall(question, k=2, fusion=Fusion(context=0.0))
+    boosted = talk.recall(question, k=2, fusion=Fusion(context=0.0, skip_addressed=False))
     assert boosted[0].memory.metadata["speaker"] == "Ana"
     by_id = {r.memory.id: r.score for r in plain}
     assert boosted[0].score == pytest.approx(1.2 * by_id[boosted[0].memory.id])
@@ -371,6 +374,7 @@ def test_time_expressions() -> None:
         {"speaker_boost": "0.2"},
         {"rerank_depth": 2.5},
         {"rerank_depth": -1},
+        {"skip_addressed": 1},
         {"context_kinds": "episode"},
     ],
 )

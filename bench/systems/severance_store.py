@@ -55,8 +55,9 @@ _CONTEXT_02: dict[str, Any] = {
     "context_reach": 1,
     "speaker_aliases": False,
 }
-#: Issue 17, third session: the re-rank depth (50 before) and repeats after distinct results.
-_DEPTH_50: dict[str, Any] = {"rerank_depth": 50, "repeats_last": False}
+#: Issue 17, third session: the re-rank depth (50 before) and repeats after distinct results;
+#: fourth session: a memory does not match the name it addresses someone by.
+_DEPTH_50: dict[str, Any] = {"rerank_depth": 50, "repeats_last": False, "skip_addressed": False}
 _NO_ALIASES: dict[str, Any] = {"speaker_aliases": False, **_DEPTH_50}
 ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("ablation-0-rrf", "0.1 default: reciprocal-rank fusion, k0 60, equal weights", None),
@@ -96,8 +97,17 @@ ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
         _NO_ALIASES,
     ),
     ("ablation-8-aliases", "+ speaker aliases learned from the text", _DEPTH_50),
-    ("ablation-9-depth", "+ re-rank depth 100 (was 50)", {"repeats_last": False}),
-    ("severance-hybrid", "+ repeats after the distinct results (= the default)", {}),
+    (
+        "ablation-9-depth",
+        "+ re-rank depth 100 (was 50)",
+        {"repeats_last": False, "skip_addressed": False},
+    ),
+    ("ablation-10-repeats", "+ repeats after the distinct results", {"skip_addressed": False}),
+    (
+        "severance-hybrid",
+        "+ a name a memory addresses someone by does not match it (= the default)",
+        {},
+    ),
 )
 
 

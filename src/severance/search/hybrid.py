@@ -77,6 +77,9 @@ class Fusion:
     ``1 + boost``; 0 turns it off. With ``repeats_last``, a result repeating one ranked above
     it (the same message said again: see :func:`.scoring.repeats_last`) goes after the
     distinct ones among the best ``rerank_depth``. They apply to ``hybrid`` searches only.
+    With ``skip_addressed`` (in keyword searches too), a memory does not match, as a keyword,
+    the name it addresses its listener by ("good luck today Kate!!" is said to Kate, not about
+    her: see :meth:`.keyword.KeywordIndex.scores`).
     """
 
     method: FusionMethod = "convex"
@@ -95,6 +98,7 @@ class Fusion:
     date_boost: float = 1.0
     rerank_depth: int = 100
     repeats_last: bool = True
+    skip_addressed: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in ("convex", "rrf"):
@@ -121,7 +125,7 @@ class Fusion:
         reach = self.context_reach
         if isinstance(reach, bool) or not isinstance(reach, int) or not 1 <= reach <= 10:
             raise InvalidInputError("fusion context_reach must be an integer from 1 to 10")
-        for flag in ("speaker_aliases", "context_speakers", "repeats_last"):
+        for flag in ("speaker_aliases", "context_speakers", "repeats_last", "skip_addressed"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidInputError(f"fusion {flag} must be true or false")
         if isinstance(self.k0, bool) or not isinstance(self.k0, int | float) or not self.k0 > 0:
@@ -151,6 +155,7 @@ class Fusion:
             time_boost=0.0,
             date_boost=0.0,
             repeats_last=False,
+            skip_addressed=False,
         )
 
     @property

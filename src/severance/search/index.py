@@ -34,7 +34,7 @@ from .query import QueryAnalysis, search_depth
 from .ranking import Candidates, KeywordStage, Settings, rank
 from .scoring import Cosines
 from .snapshot import Parts, decode, encode
-from .speakers import name_words
+from .speakers import address_tokens, name_words
 from .threads import one_blas_thread
 
 __all__ = [
@@ -124,6 +124,7 @@ class PersonaIndex:
         self.retired = 0
         self.order = SeqOrder()
         self._kw_stats: tuple[tuple[int, int], tuple[int, float]] | None = None
+        self._by_token: tuple[int, dict[str, list[int]]] | None = None
 
     # -- size -----------------------------------------------------------------------------------
     @property
@@ -415,23 +416,36 @@ class PersonaIndex:
             )
 
     def prepare(
-        self, query_tokens: Sequence[str], flt: Filter = NO_FILTER, mode: SearchMode = "hybrid"
+        self,
+        query_tokens: Sequence[str],
+        flt: Filter = NO_FILTER,
+        mode: SearchMode = "hybrid",
+        skip_addressed: bool = True,
     ) -> KeywordStage:
         """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
-        vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``)."""
+        vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``);
+        with ``skip_addressed``, a memory does not match the name it addresses someone by."""
         n = self.n_slots
         mask = self._mask(flt) if self._filters(flt) else None
         scores: npt.NDArray[np.float32] | None = None
         touched = np.zeros(0, dtype=np.int64)
         if mode in ("hybrid", "keyword") and n:
             version = (n, self.retired)
+            said_to = (self.addressed_codes, self._address_tokens()) if skip_addressed else None
             scores = self.keyword.scores(
-                query_tokens, self.alive, n, stats=self._keyword_stats(), version=version
+                query_tokens,
+                self.alive,
+                n,
+                stats=self._keyword_stats(),
+                version=version,
+                addressed=said_to,
             )
             touched = np.flatnonzero(scores > 0)
             if mask is not None:
                 touched = touched[mask[touched]]
-        return KeywordStage(tuple(query_tokens), flt, (n, self.retired), mask, scores, touched)
+        return KeywordStage(
+            tuple(query_tokens), flt, (n, self.retired), mask, scores, touched, skip_addressed
+        )
 
     def _search(
         self,
@@ -458,8 +472,9 @@ class PersonaIndex:
             or stage.flt != flt
             or stage.tokens != tuple(query_tokens)
             or (stage.scores is None and mode != "dense")
+            or stage.skip_addressed != fusion.skip_addressed
         ):
-            stage = self.prepare(query_tokens, flt, mode)
+            stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed)
         mask = stage.mask
         wanted = search_depth(k, fusion, mode) if analysis is not None else k
         pool = max(depth, wanted)
@@ -513,6 +528,13 @@ class PersonaIndex:
         )
         ranked = rank(self.columns(), self.dense.vectors(), found, slots, fused, how)
         return ranked.hits(self.ids, keyword_scores)
+
+    def _address_tokens(self) -> dict[str, list[int]]:
+        """Keyword token -> the codes of the one-word names that are it (names only grow)."""
+        names = self.speaker_names
+        if self._by_token is None or self._by_token[0] != len(names):
+            self._by_token = (len(names), address_tokens(names))
+        return self._by_token[1]
 
     def _keyword_stats(self) -> tuple[int, float]:
         """Live document count and mean length for BM25, cached until the index changes."""

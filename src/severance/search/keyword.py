@@ -15,7 +15,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -331,12 +331,17 @@ class KeywordIndex:
         n_slots: int,
         stats: tuple[int, float] | None = None,
         version: Hashable | None = None,
+        addressed: tuple[npt.NDArray[np.int32], Mapping[str, Sequence[int]]] | None = None,
     ) -> npt.NDArray[np.float32]:
         """BM25 score of every slot (0 for slots matching no query term).
 
         ``stats`` is :meth:`collection_stats` for the same ``alive`` (computed if omitted).
         ``version`` names the current state of the documents and of ``alive`` (it must change
         whenever either does); with it, per-term work is cached for the next query.
+        ``addressed`` is (each slot's addressed-name code, term -> the codes of the names it
+        is the token of): a slot addressing someone by a query term does not match that term
+        (see :func:`.speakers.vocative`: "good luck today Kate!!" is not about Kate, it is said
+        to her; who said what to whom is the re-ranking's speaker boost).
         """
         scores = np.zeros(n_slots, dtype=np.float32)
         n_docs, avgdl = stats if stats is not None else self.collection_stats(alive, n_slots)
@@ -363,7 +368,17 @@ class KeywordIndex:
                     self._keep(tid, (version, slots, tfs, denominator))
             df = len(slots)
             idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-            scores[slots] += qtf * idf * tfs * (K1 + 1.0) / denominator
+            part = qtf * idf * tfs * (K1 + 1.0) / denominator
+            codes = addressed[1].get(term) if addressed is not None else None
+            if codes and addressed is not None:
+                said_to = addressed[0][slots]
+                hit = said_to == codes[0] if len(codes) == 1 else np.isin(said_to, codes)
+                # Only a word mostly used to address someone: a place closing a note ("the
+                # offsite is in Lisbon") is not a name said to someone.
+                n_hit = int(np.count_nonzero(hit))
+                if n_hit >= max(2.0, 0.5 * df):
+                    part = np.where(hit, np.float32(0.0), part)
+            scores[slots] += part
         return scores
 
     def _keep(self, tid: int, entry: _Cached) -> None:

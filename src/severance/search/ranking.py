@@ -38,6 +38,9 @@ class KeywordStage:
     mask: npt.NDArray[np.bool_] | None
     scores: npt.NDArray[np.float32] | None
     touched: Slots
+    #: Whether a slot addressing someone by a query term was left out of that term's matches
+    #: (:attr:`.hybrid.Fusion.skip_addressed`).
+    skip_addressed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

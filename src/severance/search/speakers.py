@@ -26,7 +26,16 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["alias_codes", "learn_aliases", "name_words", "speaker_of", "vocative"]
+from .keyword import tokenize
+
+__all__ = [
+    "address_tokens",
+    "alias_codes",
+    "learn_aliases",
+    "name_words",
+    "speaker_of",
+    "vocative",
+]
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 # "Ana:", "Katherine Moore:", "Dr. O'Neill:": one to four capitalised words before a colon.
@@ -157,4 +166,15 @@ def alias_codes(
         to, c = max(by.items(), key=lambda item: item[1])
         if c >= MIN_USES and c >= MIN_SHARE * sum(by.values()):
             out.setdefault(to, set()).add(word)
+    return out
+
+
+def address_tokens(names: Sequence[str]) -> dict[str, list[int]]:
+    """Keyword token -> the indices of ``names`` that are one word of that token: the names
+    :func:`vocative` finds ("kate"), as the keyword index spells them."""
+    out: dict[str, list[int]] = {}
+    for code, name in enumerate(names):
+        tokens = tokenize(name)
+        if len(tokens) == 1 and " " not in name.strip():
+            out.setdefault(tokens[0], []).append(code)
     return out
