@@ -201,3 +201,55 @@ def test_closing_the_recaller_ends_its_thread_and_a_later_recall_starts_another(
     assert again is not None
     assert again.result().shape == (index.dimension,)
     recaller.close()
+
+
+def _embed_threads() -> int:
+    return sum(t.name.startswith("severance-embed") and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("how", ["close", "abandon"])
+def test_the_embedding_thread_ends_with_its_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Closed sessions kept alive (a server's cache, a list) must not pile up idle threads.
+    monkeypatch.setattr(session_recall, "OVERLAP_FROM", 0.0)
+    store = severance.Store.init(str(tmp_path / "store"), embedder=ThreadNoting())
+    store.add_persona("p")
+    store.add_floor("p", persona="p")
+    before = _embed_threads()
+    kept = []
+    for _ in range(3):
+        session = store.enter(floor="p")
+        session.remember("the heron by the lake")
+        session.recall("heron")
+        assert _embed_threads() == before + 1
+        session.close() if how == "close" else session.abandon()
+        kept.append(session)
+        assert _embed_threads() == before
+    store.close()
+
+
+def test_a_forked_child_recalls_with_its_own_worker(
+    noted: tuple[Session, ThreadNoting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parent's worker thread does not survive fork(); the child's recall must not wait on it.
+    import multiprocessing
+
+    session, embedder = noted
+    monkeypatch.setattr(session_recall, "OVERLAP_FROM", 0.0)
+    expected = [r.memory.id for r in session.recall(questions()[0])]
+    assert any(name.startswith("severance-embed") for name in embedder.threads)
+    results: multiprocessing.Queue[list[str]] = multiprocessing.get_context("fork").Queue()
+
+    def child() -> None:
+        results.put([r.memory.id for r in session.recall(questions()[0])])
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        pytest.fail("the forked child's recall hung on the parent's worker thread")
+    assert process.exitcode == 0
+    assert results.get(timeout=10) == expected

@@ -171,6 +171,7 @@ class Session(CrossingAPI):
                 pass
             finally:
                 self._keeper.drop()
+                self._recaller.close()
                 self._on_close(self)
 
     def abandon(self, *, erased: bool = False) -> None:
@@ -183,6 +184,7 @@ class Session(CrossingAPI):
                 return
             self._closed = True
             self._keeper.drop()
+            self._recaller.close()
             self.audited = False
             self._on_close(self)
 

@@ -16,6 +16,7 @@ collaborators; the session holds its lock and checks it is open.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -117,13 +118,22 @@ class Recaller:
         self._embed_seconds: float | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
+        # A forked child inherits the executor but not its thread (submit would wait forever)
+        # and maybe a lock held by another thread: the worker belongs to the process that made it.
+        self._worker_pid = os.getpid()
 
     def close(self) -> None:
         """Let the embedding thread go (it also goes when this recaller is collected)."""
+        self._forget_if_forked()
         with self._worker_lock:
             worker, self._worker = self._worker, None
         if worker is not None:
             worker.shutdown(wait=True)
+
+    def _forget_if_forked(self) -> None:
+        if self._worker_pid != os.getpid():
+            self._worker, self._worker_lock = None, threading.Lock()
+            self._worker_pid = os.getpid()
 
     def _embed(self, query: str) -> npt.NDArray[np.float32]:
         t0 = time.perf_counter()
@@ -139,6 +149,7 @@ class Recaller:
         took = self._embed_seconds
         if not OVERLAP or (took is not None and took < OVERLAP_FROM):
             return None
+        self._forget_if_forked()
         with self._worker_lock:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="severance-embed")
