@@ -9,7 +9,9 @@ with :class:`~severance.errors.EmbedderError` instead of silently corrupting an 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,7 +19,7 @@ import numpy.typing as npt
 
 from severance.errors import EmbedderError, InvalidInputError
 
-__all__ = ["Embedder", "Vectors", "check_texts", "empty", "l2_normalise"]
+__all__ = ["Embedder", "Vectors", "check_texts", "empty", "l2_normalise", "read_verified"]
 
 #: What :meth:`Embedder.embed` returns: a ``(n, dimension)`` float32 matrix of unit rows.
 Vectors = npt.NDArray[np.float32]
@@ -98,3 +100,21 @@ def l2_normalise(vectors: npt.ArrayLike, *, source: str) -> Vectors:
         raise EmbedderError(f"{source} returned an all-zero vector")
     out: Vectors = np.ascontiguousarray(arr / norms, dtype=np.float32)
     return out
+
+
+def read_verified(path: Path, expected_sha256: str, *, what: str, package: str) -> bytes:
+    """The bytes of ``path`` (a bundled model or engine: ``what``), refused with
+    :class:`EmbedderError` unless their sha256 is ``expected_sha256``. The caller loads these
+    very bytes, so the file cannot change between the check and the load."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EmbedderError(f"cannot read the {what} {str(path)!r}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise EmbedderError(
+            f"{what} {str(path)!r} failed its integrity check: sha256 is {actual}, "
+            f"expected {expected_sha256}. The file is corrupted or was replaced; reinstall "
+            f"{package!r}."
+        )
+    return data

