@@ -24,6 +24,7 @@ import pytest
 
 from severance.search import Doc, Filter, Fusion, PersonaIndex
 from severance.search import index as index_mod
+from severance.search.context import neighbours
 from severance.search.hybrid import fuse
 from severance.search.keyword import KeywordIndex
 from severance.search.scoring import Cosines
@@ -204,3 +205,54 @@ def test_addressed_codes_filled_in_later_change_keyword_matches() -> None:
     for d in docs:  # as a wake does for a snapshot older than the features
         index.set_features(d.id, d.seq, d.speaker, d.has_time, addressed="Kate")
     assert index.search(None, ["kate"], 50, mode="keyword") == []
+
+
+def plain_neighbours(
+    index: PersonaIndex, slot: int, kinds: frozenset[str], gap: float, reach: int, speakers: bool
+) -> list[tuple[int, int]]:
+    """The definition of :func:`neighbours`, one slot at a time over the live slots in order."""
+
+    def turn(s: int) -> bool:
+        return index.kind_names[index.kind_codes[s]] in kinds or (
+            speakers and index.speaker_codes[s] != -1
+        )
+
+    live = [s for s in range(index.n_slots) if index.alive[s]]
+    live.sort(key=lambda s: (index.occurred[s], index.seqs[s]))
+    at = live.index(slot)
+    out = []
+    for d in range(1, reach + 1):
+        pair = []
+        for other in (at - d, at + d):
+            near = live[other] if 0 <= other < len(live) else -1
+            ok = (
+                near >= 0
+                and turn(slot)
+                and turn(near)
+                and index.kind_codes[near] == index.kind_codes[slot]
+                and abs(index.occurred[near] - index.occurred[slot]) <= gap
+            )
+            pair.append(near if ok else -1)
+        out.append((pair[0], pair[1]))
+    return out
+
+
+@pytest.mark.parametrize("kinds_stored", [("episode",), ("note",), ("episode", "note")])
+@pytest.mark.parametrize("speakers", [True, False])
+def test_neighbours_follow_their_definition_for_any_mix_of_kinds(
+    kinds_stored: tuple[str, ...], speakers: bool
+) -> None:
+    rng = random.Random(len(kinds_stored))
+    index = PersonaIndex(DIM)
+    docs = make_docs(150, seed=9)
+    index.upsert([dataclasses.replace(d, kind=rng.choice(kinds_stored)) for d in docs])
+    for i in range(0, 150, 11):
+        index.remove(f"m{i}")
+    cols = index.columns()
+    live = [s for s in range(index.n_slots) if index.alive[s]]
+    slots = np.asarray(rng.sample(live, 60), dtype=np.int64)
+    kinds = frozenset({"episode"})
+    got = neighbours(cols, slots, kinds, 3600.0, 2, speakers)
+    for i, slot in enumerate(slots.tolist()):
+        want = plain_neighbours(index, slot, kinds, 3600.0, 2, speakers)
+        assert [(int(b[i]), int(a[i])) for b, a in got] == want, slot

@@ -161,12 +161,20 @@ def neighbour_array(
     kind_codes, occurred, speaker_codes = cols.kind_codes, cols.occurred, cols.speaker_codes
     has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
     has_context[codes] = True
-    eligible = has_context[kind_codes[slots]]
-    if speakers:
-        eligible |= speaker_codes[slots] != NO_SPEAKER
-    own = slots[eligible]
-    if len(own) == 0:
-        return found
+    # Every memory a turn (every kind has context: a persona of chat turns) and one kind
+    # (nothing to compare) are common: the tests they make moot are skipped.
+    every_turn = bool(has_context.all())
+    one_kind = len(cols.kind_names) == 1
+    if every_turn:
+        eligible = np.ones(len(slots), dtype=np.bool_)
+        own = slots
+    else:
+        eligible = has_context[kind_codes[slots]]
+        if speakers:
+            eligible |= speaker_codes[slots] != NO_SPEAKER
+        own = slots[eligible]
+        if len(own) == 0:
+            return found
     walks = np.empty((reach, 2, len(own)), dtype=np.int64)
     before, after = own, own
     for d in range(reach):  # the link arrays map NO_SLOT to NO_SLOT: no test on the way
@@ -176,13 +184,18 @@ def neighbour_array(
         walks[d, 1] = after
     # NO_SLOT reads the arrays' last entries, which mean nothing: ``at >= 0`` masks them.
     at = walks.reshape(2 * reach, len(own))
-    kind = kind_codes[at]
     ok = at >= 0
-    turn = has_context[kind]
-    if speakers:
-        turn |= speaker_codes[at] != NO_SPEAKER
-    ok &= turn
-    ok &= kind == kind_codes[own]
+    kind = kind_codes[at] if not (every_turn and one_kind) else at
+    if not every_turn:
+        turn = has_context[kind]
+        if speakers:
+            turn |= speaker_codes[at] != NO_SPEAKER
+        ok &= turn
+    if not one_kind:
+        ok &= kind == kind_codes[own]
     ok &= np.abs(occurred[at] - occurred[own]) <= gap
-    found[:, :, eligible] = np.where(ok, at, NO_SLOT).reshape(reach, 2, len(own))
+    near = np.where(ok, at, NO_SLOT).reshape(reach, 2, len(own))
+    if every_turn:
+        return near
+    found[:, :, eligible] = near
     return found
