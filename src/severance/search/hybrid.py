@@ -49,7 +49,6 @@ __all__ = [
     "convex",
     "distinct",
     "fuse",
-    "members",
     "positions",
     "rrf",
     "union",
@@ -173,22 +172,6 @@ Scores = npt.NDArray[np.float64]
 DenseScorer = Callable[[Slots], Scores]
 
 
-def members(targets: Slots, slots: Slots) -> npt.NDArray[np.bool_]:
-    """Whether each of ``targets`` (slots, or -1) is one of ``slots``.
-
-    By binary search in the sorted ``slots``, not with :func:`numpy.isin` (whose set-up
-    costs more than the search on the few hundred slots a search compares) nor a mark per
-    slot (an array as long as the index, cleared on every call).
-    """
-    if len(slots) == 0 or len(targets) == 0:
-        return np.zeros(len(targets), dtype=np.bool_)
-    ordered = np.sort(slots)
-    at = np.searchsorted(ordered, targets)
-    at[at == len(ordered)] = 0
-    found: npt.NDArray[np.bool_] = ordered[at] == targets
-    return found
-
-
 def distinct(slots: Slots) -> Slots:
     """The distinct values of ``slots``, sorted (what :func:`numpy.unique` gives, without its
     hash table and set-up, which cost more than a sort on a few hundred slots, nor its first
@@ -203,13 +186,20 @@ def distinct(slots: Slots) -> Slots:
     return found
 
 
-def union(first: Slots, second: Slots) -> Slots:
-    """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
+def union(first: Slots, second: Slots, marks: npt.NDArray[np.int64]) -> Slots:
+    """``first`` followed by the slots of ``second`` not in it (both free of repeats).
+
+    Membership is read from ``marks``, an array indexed by slot holding 0 (a
+    :class:`.scratch.Scratch`'s, put back before returning): a look-up per slot instead of a
+    binary search (which mispredicts at every step) or :func:`numpy.isin`'s set-up."""
     if len(second) == 0:
         return first
     if len(first) == 0:
         return second
-    return np.concatenate([first, second[~members(second, first)]])
+    marks[first] = 1
+    fresh = second[marks[second] == 0]
+    marks[first] = 0
+    return np.concatenate([first, fresh])
 
 
 def positions(slots: Slots, targets: Slots) -> npt.NDArray[np.intp]:
@@ -278,7 +268,7 @@ def fuse(
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
     marks = work.marks
-    slots = _union(dense, keyword, marks)
+    slots = union(dense, keyword, marks)
     kinds, gap, speakers = fusion.context_kinds, fusion.context_gap, fusion.context_speakers
     if not fusion.context or not (kinds or speakers) or len(slots) == 0:
         return slots, base(slots)
@@ -309,15 +299,3 @@ def fuse(
         keep[len(slots) - len(extra) :] = mask[extra]
         return slots[keep], credited[keep]
     return slots, credited
-
-
-def _union(first: Slots, second: Slots, marks: npt.NDArray[np.int64]) -> Slots:
-    """:func:`union` through ``marks`` (an array by slot holding 0, put back)."""
-    if len(second) == 0:
-        return first
-    if len(first) == 0:
-        return second
-    marks[first] = 1
-    fresh = second[marks[second] == 0]
-    marks[first] = 0
-    return np.concatenate([first, fresh])
