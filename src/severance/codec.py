@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import index_snapshots
-from .backends.base import HistoryRow, MemoryRow, Snapshot
+from .backends.base import HistoryRow, MemoryRow, PayloadRow, Snapshot
 from .errors import IntegrityError
 from .model import Memory, from_epoch
 from .seal import Sealer, aad
@@ -119,7 +119,7 @@ class MemoryCodec:
             vector=self.seal_vector(memory.id, memory.version, vector),
         )
 
-    def memory(self, row: MemoryRow) -> Memory:
+    def memory(self, row: MemoryRow | PayloadRow) -> Memory:
         """The memory a row holds; :class:`IntegrityError` naming it if it fails to open."""
         return self._memory(
             row.id, row.version, row.payload, row.occurred_at, row.learned_at, row.updated_at

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -33,7 +33,7 @@ from .embedders import Embedder
 from .errors import InvalidInputError
 from .model import Memory, Page, Recall, to_epoch
 from .quarantine import RowReader
-from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
+from .search import Filter, Fusion, Hit, PersonaIndex, SearchMode, tokenize
 from .search.query import analyze
 from .session_index import IndexKeeper
 
@@ -157,6 +157,22 @@ class Recaller:
                 weakref.finalize(self, self._worker.shutdown, wait=False)
             return self._worker.submit(self._embed, query)
 
+    def _open_hits(self, hits: Sequence[Hit], memories: dict[str, Memory]) -> list[str]:
+        """Open the hits not opened yet into ``memories``; the ids of those that are gone
+        (no row) or quarantined (it fails authentication), in rank order.
+
+        Only the payloads are read (the hits are ranked already: their vectors are not
+        needed), and each is opened by the session's reader with every check of a ``get``."""
+        fresh = [h.id for h in hits if h.id not in memories]
+        if fresh:
+            rows = self._rows.get_payloads(fresh)
+            for memory_id in fresh:
+                row = rows.get(memory_id)
+                memory = self._reader.open(row) if row is not None else None
+                if memory is not None:
+                    memories[memory_id] = memory
+        return [h.id for h in hits if h.id not in memories]
+
     def page(
         self,
         sync: Callable[[], PersonaIndex],
@@ -168,7 +184,7 @@ class Recaller:
         """A page of memories in the order they were learned (quarantined ones skipped),
         all of them or those passing ``flt`` (found by the index, brought up to date)."""
         if flt is not None:
-            found = self._rows.get_many(list(sync().ids_matching(flt)))
+            found = self._rows.get_payloads(list(sync().ids_matching(flt)))
             ordered = sorted(
                 found.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
             )
@@ -237,13 +253,7 @@ class Recaller:
                 min_similarity=min_similarity,
                 prepared=prepared,
             )
-            rows = self._rows.get_many([h.id for h in hits])
-            for h in hits:
-                if h.id in rows and h.id not in memories:
-                    memory = self._reader.open(rows[h.id])
-                    if memory is not None:
-                        memories[h.id] = memory
-            ghosts = [h.id for h in hits if h.id not in memories]
+            ghosts = self._open_hits(hits, memories)
             if not ghosts and not include_superseded:
                 # Superseded memories are left out: they may take places, so the search
                 # widens until k current ones are found (the index cuts to depth).
@@ -254,7 +264,7 @@ class Recaller:
                 hits = current
             if not ghosts:
                 break
-            if not checked and not rows:
+            if not checked and len(ghosts) == len(hits):
                 self._confirm_alive()  # every hit gone: was the persona erased?
                 checked = True
             # Deleted by another process in a way our sync did not see (its tombstone was

@@ -21,13 +21,14 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, Snapshot
+from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot
 from .postgres_connection import PostgresConnection
 from .postgres_vectors import IndexedVectors
 
 __all__ = ["PostgresPersonaRows"]
 
 _MEMORY_COLUMNS = "memory_id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
+_PAYLOAD_COLUMNS = "memory_id, seq, version, learned_at, occurred_at, updated_at, payload"
 _INSERT_BATCH = 5_000  # rows per INSERT … SELECT FROM unnest(…): bounds one message's size
 
 
@@ -208,6 +209,17 @@ class PostgresPersonaRows:
             ids=list(dict.fromkeys(memory_ids)),
         )
         return {r[0]: _memory(r) for r in rows}
+
+    def get_payloads(self, memory_ids: Sequence[str]) -> dict[str, PayloadRow]:
+        if not memory_ids:
+            return {}
+        # The vector is the larger half of a row: left out, it never crosses the connection.
+        rows = self._fetch(
+            f"SELECT {_PAYLOAD_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+            " AND memory_id = ANY(%(ids)s::text[])",
+            ids=list(dict.fromkeys(memory_ids)),
+        )
+        return {r[0]: PayloadRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows}
 
     def history(self, memory_id: str) -> list[HistoryRow]:
         rows = self._fetch(
