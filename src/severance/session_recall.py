@@ -3,11 +3,15 @@ keyword ranks fused), and the hits opened — widening the search while supersed
 take places, and dropping hits whose rows are gone (deleted by another process, or
 quarantined) so they never take the places of live memories.
 
-The query is embedded on a worker thread while the keyword half of a hybrid search (the
-query's tokens and analysis, the filter, BM25) runs on the caller's: the bundled model's
-inference releases the GIL, so a recall costs about the embedding plus the dense half and
-the ranking, not the sum of everything. An embedder that answers faster than a thread
-hand-off (a cached query, a test double) is called inline instead.
+The query is embedded on a worker thread while the caller's thread brings the index up to
+date and does the keyword half of a hybrid search (the query's tokens and analysis, the
+filter, BM25): the bundled model's inference releases the GIL, so a recall costs about the
+embedding plus the dense half and the ranking, not the sum of everything. A
+:class:`~severance.embedders.base.QueryEmbedder` (the bundled model) says when its model
+starts, and the caller waits for that before its own Python work, which would otherwise
+keep the worker from getting there; a query it has cached is answered at once, without a
+thread. Another embedder that answers faster than a thread hand-off (a test double) is
+called inline.
 
 Also the one filter builder (kind, tags, time) that ``recall`` and ``memories`` share.
 A :class:`Recaller` is built by its :class:`~severance.session.Session` from the same
@@ -30,6 +34,7 @@ import numpy.typing as npt
 from . import validate
 from .backends.base import PersonaRows, VectorRows
 from .embedders import Embedder
+from .embedders.base import QueryEmbedder
 from .errors import InvalidInputError
 from .model import Memory, Page, Recall, to_epoch
 from .quarantine import RowReader
@@ -112,6 +117,7 @@ class Recaller:
         self._reader = reader
         self._keeper = keeper
         self._embedder = embedder
+        self._query_embedder = embedder if isinstance(embedder, QueryEmbedder) else None
         self._vector_rows = vector_rows
         self._confirm_alive = confirm_alive
         #: Seconds one query's embedding took, on average (None: not measured yet).
@@ -143,11 +149,26 @@ class Recaller:
         self._embed_seconds = took if last is None else 0.8 * last + 0.2 * took
         return np.asarray(vector, dtype=np.float32)
 
+    def _start_embedding(
+        self, query: str, mode: SearchMode
+    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None]:
+        """The query's vector at once (the embedder has it cached: nothing is embedded
+        again), or its embedding started on the worker thread (a hybrid recall's, when that
+        is worth it), or neither (embedded inline later; not at all in keyword mode)."""
+        if mode == "keyword":
+            return None, None
+        if self._query_embedder is not None:
+            hit = self._query_embedder.cached_query(query)
+            if hit is not None:
+                return np.asarray(hit[0], dtype=np.float32), None
+        return None, self._embed_later(query) if mode == "hybrid" else None
+
     def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]] | None:
         """The query's embedding started on the worker thread, or None when it is better
         done inline (see :data:`OVERLAP_FROM`)."""
+        embedder = self._query_embedder
         took = self._embed_seconds
-        if not OVERLAP or (took is not None and took < OVERLAP_FROM):
+        if not OVERLAP or (embedder is None and took is not None and took < OVERLAP_FROM):
             return None
         self._forget_if_forked()
         with self._worker_lock:
@@ -155,7 +176,24 @@ class Recaller:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="severance-embed")
                 # The thread ends with this recaller (its session), not at interpreter exit.
                 weakref.finalize(self, self._worker.shutdown, wait=False)
-            return self._worker.submit(self._embed, query)
+            if embedder is None:
+                return self._worker.submit(self._embed, query)
+            running = threading.Event()
+            future = self._worker.submit(self._embed_query, embedder, query, running)
+        # Until its model runs, the worker needs the interpreter's lock, which this thread's
+        # keyword half would hold for up to a switch interval at a time: let it get there
+        # first, so the inference and the keyword half overlap instead of taking turns.
+        running.wait()
+        return future
+
+    @staticmethod
+    def _embed_query(
+        embedder: QueryEmbedder, query: str, running: threading.Event
+    ) -> npt.NDArray[np.float32]:
+        try:
+            return np.asarray(embedder.embed_query(query, running.set)[0], dtype=np.float32)
+        finally:
+            running.set()  # also when it failed before its model ran
 
     def _open_hits(self, hits: Sequence[Hit], memories: dict[str, Memory]) -> list[str]:
         """Open the hits not opened yet into ``memories``; the ids of those that are gone
@@ -203,7 +241,7 @@ class Recaller:
 
     def recall(
         self,
-        index: PersonaIndex,
+        sync: Callable[[], PersonaIndex],
         query: str,
         k: int,
         flt: Filter,
@@ -214,9 +252,11 @@ class Recaller:
         min_similarity: float | None,
         include_superseded: bool,
     ) -> list[Recall]:
-        """The ``k`` best memories for ``query`` (arguments already checked)."""
-        pending = self._embed_later(query) if mode == "hybrid" else None
+        """The ``k`` best memories for ``query`` (arguments already checked) in the index
+        ``sync`` brings up to date — while the query is being embedded, as is the keyword half."""
+        vector, pending = self._start_embedding(query, mode)
         try:
+            index = sync()
             tokens = tokenize(query) if mode != "dense" else []
             analysis = analyze(query) if mode == "hybrid" else None
             # The keyword half needs no vector: done while the worker embeds the query.
@@ -225,10 +265,9 @@ class Recaller:
             if pending is not None:
                 wait([pending])  # nothing of this recall outlives it
             raise
-        vector: npt.NDArray[np.float32] | None = None
         if pending is not None:
             vector = pending.result()
-        elif mode != "keyword":
+        elif vector is None and mode != "keyword":
             vector = self._embed(query)
         depth = wanted = k
         memories: dict[str, Memory] = {}
