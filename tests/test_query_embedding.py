@@ -26,6 +26,12 @@ from severance.errors import EmbedderError
 LONG = "a very long question about the heron colony " * 20  # over the cacheable length
 
 
+@pytest.fixture(autouse=True)
+def always_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hybrid recalls overlap whenever they may, not as the machine's timings choose."""
+    monkeypatch.setattr(session_recall, "OVERLAP_CHOOSES", False)
+
+
 class CountingMiniLM(MiniLM):
     """The bundled model, counting what reaches it: calls that may run the model, by thread."""
 
@@ -245,3 +251,54 @@ def test_a_forked_child_has_its_own_cache_and_locks(
     assert results.get(timeout=10) == ("True", "True", "True")
     # The parent's cache is its own: the child's new query is not in it.
     assert embedder.cached_query(fresh + " now") is None
+
+
+class Paced(HandingOff):
+    """A fake clock the embedder moves on: ``worker`` seconds per query embedded on the worker
+    thread, ``inline`` per query embedded inline."""
+
+    def __init__(self, worker: float, inline: float) -> None:
+        super().__init__()
+        self.now, self.costs = 0.0, {True: worker, False: inline}
+
+    def clock(self) -> float:
+        return self.now
+
+    def embed_query(self, text: str, running: Callable[[], object]) -> npt.NDArray[np.float32]:
+        self.now += self.costs[True]
+        return super().embed_query(text, running)
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if threading.current_thread() is threading.main_thread():
+            self.threads.append("inline")
+            self.now += self.costs[False]
+        return super().embed(texts)
+
+
+@pytest.mark.parametrize("faster", ["worker", "inline"])
+def test_a_recaller_takes_the_faster_way_and_tries_the_other_now_and_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faster: str
+) -> None:
+    monkeypatch.setattr(session_recall, "OVERLAP_CHOOSES", True)
+    embedder = Paced(worker=1.0, inline=9.0) if faster == "worker" else Paced(9.0, 1.0)
+    monkeypatch.setattr(session_recall, "CLOCK", embedder.clock)
+    store = Store.init(str(tmp_path / "store"), embedder=embedder)
+    store.add_persona("p")
+    store.add_floor("p", persona="p")
+    with store.enter(floor="p") as session:
+        session.remember_many(drafts()[:300])
+        embedder.threads.clear()
+        qs = questions()[: 2 + 2 * session_recall.PROBE_EVERY]
+        results = [[r.memory.id for r in session.recall(q)] for q in qs]
+        ways = ["worker" if t.startswith("severance-embed") else t for t in embedder.threads]
+        # Each way once, then the faster, but for one try of the other every PROBE_EVERY.
+        other = "inline" if faster == "worker" else "worker"
+        assert ways[:2] == ["worker", "inline"]
+        assert [i for i, w in enumerate(ways[2:], start=3) if w == other] == [
+            session_recall.PROBE_EVERY,
+            2 * session_recall.PROBE_EVERY,
+        ]
+        monkeypatch.setattr(session_recall, "OVERLAP", False)
+        embedder.cache.clear()
+        assert [[r.memory.id for r in session.recall(q)] for q in qs] == results
+    store.close()

@@ -42,7 +42,17 @@ from .search import Filter, Fusion, Hit, PersonaIndex, SearchMode, tokenize
 from .search.query import analyze
 from .session_index import IndexKeeper
 
-__all__ = ["OVERLAP", "OVERLAP_FROM", "Recaller", "check_page", "check_recall", "memory_filter"]
+__all__ = [
+    "CLOCK",
+    "OVERLAP",
+    "OVERLAP_CHOOSES",
+    "OVERLAP_FROM",
+    "PROBE_EVERY",
+    "Recaller",
+    "check_page",
+    "check_recall",
+    "memory_filter",
+]
 
 #: Whether a hybrid recall may embed its query on the worker thread at all (tests turn it
 #: off to compare results both ways).
@@ -52,6 +62,17 @@ OVERLAP = True
 #: took at least this long (seconds, a moving average); faster ones are called inline, where
 #: a hand-off between threads would cost more than it hides.
 OVERLAP_FROM = 0.0005
+
+#: Whether a recaller chooses, from its own timings, between embedding on the worker and
+#: embedding inline. Overlapping pays while a second core is free; on a machine whose cores
+#: are all busy the two threads only take turns, and the hand-offs cost more than they hide.
+#: So each way's time until the query's vector and the keyword half are both ready is kept
+#: (a moving average), the faster way is taken, and the other is tried again every
+#: :data:`PROBE_EVERY` choices, as the machine's load changes. Off: always overlap.
+OVERLAP_CHOOSES = True
+PROBE_EVERY = 16
+#: The clock those timings are read from (tests inject one).
+CLOCK: Callable[[], float] = time.perf_counter
 
 
 def memory_filter(
@@ -122,6 +143,10 @@ class Recaller:
         self._confirm_alive = confirm_alive
         #: Seconds one query's embedding took, on average (None: not measured yet).
         self._embed_seconds: float | None = None
+        #: Overlapped or not -> seconds until a hybrid recall had its vector and its keyword
+        #: half, on average (see :data:`OVERLAP_CHOOSES`); and how many choices were made.
+        self._pace: dict[bool, float | None] = {True: None, False: None}
+        self._choices = 0
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
         # A forked child inherits the executor but not its thread (submit would wait forever)
@@ -151,25 +176,45 @@ class Recaller:
 
     def _start_embedding(
         self, query: str, mode: SearchMode
-    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None]:
+    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None, bool | None]:
         """The query's vector at once (the embedder has it cached: nothing is embedded
-        again), or its embedding started on the worker thread (a hybrid recall's, when that
-        is worth it), or neither (embedded inline later; not at all in keyword mode)."""
+        again), or its embedding started on the worker thread, or neither (embedded inline
+        later; not at all in keyword mode); and whether it was overlapped, when that was a
+        choice to time (see :data:`OVERLAP_CHOOSES`)."""
         if mode == "keyword":
-            return None, None
+            return None, None, None
         if self._query_embedder is not None:
             hit = self._query_embedder.cached_query(query)
             if hit is not None:
-                return np.asarray(hit[0], dtype=np.float32), None
-        return None, self._embed_later(query) if mode == "hybrid" else None
-
-    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]] | None:
-        """The query's embedding started on the worker thread, or None when it is better
-        done inline (see :data:`OVERLAP_FROM`)."""
-        embedder = self._query_embedder
+                return np.asarray(hit[0], dtype=np.float32), None, None
         took = self._embed_seconds
-        if not OVERLAP or (embedder is None and took is not None and took < OVERLAP_FROM):
-            return None
+        if (
+            mode != "hybrid"
+            or not OVERLAP
+            or (self._query_embedder is None and took is not None and took < OVERLAP_FROM)
+        ):
+            return None, None, None  # nothing to overlap with, or faster than a hand-off
+        overlap = self._choose()
+        return None, self._embed_later(query) if overlap else None, overlap
+
+    def _choose(self) -> bool:
+        """Whether this hybrid recall overlaps its embedding (see :data:`OVERLAP_CHOOSES`)."""
+        if not OVERLAP_CHOOSES:
+            return True
+        self._choices += 1
+        on, off = self._pace[True], self._pace[False]
+        if on is None or off is None:
+            return on is None  # each way timed once first
+        faster = on <= off
+        return faster != (self._choices % PROBE_EVERY == 0)
+
+    def _note_pace(self, overlapped: bool, seconds: float) -> None:
+        last = self._pace[overlapped]
+        self._pace[overlapped] = seconds if last is None else 0.8 * last + 0.2 * seconds
+
+    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]]:
+        """The query's embedding started on the worker thread."""
+        embedder = self._query_embedder
         self._forget_if_forked()
         with self._worker_lock:
             if self._worker is None:
@@ -254,7 +299,8 @@ class Recaller:
     ) -> list[Recall]:
         """The ``k`` best memories for ``query`` (arguments already checked) in the index
         ``sync`` brings up to date — while the query is being embedded, as is the keyword half."""
-        vector, pending = self._start_embedding(query, mode)
+        started = CLOCK()
+        vector, pending, overlapped = self._start_embedding(query, mode)
         try:
             index = sync()
             tokens = tokenize(query) if mode != "dense" else []
@@ -269,6 +315,8 @@ class Recaller:
             vector = pending.result()
         elif vector is None and mode != "keyword":
             vector = self._embed(query)
+        if overlapped is not None:
+            self._note_pace(overlapped, CLOCK() - started)
         depth = wanted = k
         memories: dict[str, Memory] = {}
         checked = False
