@@ -9,6 +9,7 @@ best memories take their places. Superseded memories take no places unless asked
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +24,9 @@ import severance
 from severance import Session, Store
 from severance.backends import open_backend
 from severance.backends.base import PayloadRow
+from severance.codec import MemoryCodec
+from severance.errors import IntegrityError
+from severance.seal import aad
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -195,3 +199,14 @@ def test_get_payloads_is_get_many_without_the_vectors(store: Store, store_locati
         assert set(backend.rows(home_id).get_payloads(wanted)) == {elsewhere.id}
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff\xfe not UTF-8", b"{not json", b"[1, 2]", b'{"text": 7}', b'{"text": "t"}']
+)
+def test_a_payload_that_authenticates_but_is_malformed_is_an_integrity_error(body: bytes) -> None:
+    codec = MemoryCodec(os.urandom(32), "store", "persona", 4)
+    sealed = codec.sealer.seal(body, aad("store", "persona", "m1", "payload", "1"))
+    row = PayloadRow("m1", 1, 1, 0.0, 0.0, 0.0, sealed)
+    with pytest.raises(IntegrityError, match="malformed payload"):
+        codec.memory(row)

@@ -25,6 +25,8 @@ from .search.dense import pack_vector, unpack_vector
 
 __all__ = ["MemoryCodec"]
 
+_decode_json = json.JSONDecoder().decode
+
 
 class MemoryCodec:
     """Seals and opens the memories, vectors and index snapshots of one persona."""
@@ -72,8 +74,10 @@ class MemoryCodec:
     def open_payload(self, memory_id: str, version: int, blob: bytes) -> dict[str, Any]:
         raw = self._sealer.open(blob, self._aad(memory_id, "payload", version))
         try:
-            data = json.loads(raw)
-        except ValueError:
+            # The payload is our own compact UTF-8 JSON: decoded directly, without json.loads'
+            # detection of the encoding (a recall opens every memory it returns).
+            data = _decode_json(raw.decode())
+        except ValueError:  # UnicodeDecodeError too
             raise IntegrityError(f"memory {memory_id!r} holds a malformed payload") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise IntegrityError(f"memory {memory_id!r} holds a malformed payload")
