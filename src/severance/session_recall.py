@@ -66,8 +66,8 @@ OVERLAP_FROM = 0.0005
 #: Whether a recaller chooses, from its own timings, between embedding on the worker and
 #: embedding inline. Overlapping pays while a second core is free; on a machine whose cores
 #: are all busy the two threads only take turns, and the hand-offs cost more than they hide.
-#: So each way's time until the query's vector and the keyword half are both ready is kept
-#: (a moving average), the faster way is taken, and the other is tried again every
+#: So each way's time for a whole hybrid recall is kept (a moving average), the faster way
+#: is taken, and the other is tried again every
 #: :data:`PROBE_EVERY` choices, as the machine's load changes. Off: always overlap.
 OVERLAP_CHOOSES = True
 PROBE_EVERY = 16
@@ -143,8 +143,8 @@ class Recaller:
         self._confirm_alive = confirm_alive
         #: Seconds one query's embedding took, on average (None: not measured yet).
         self._embed_seconds: float | None = None
-        #: Overlapped or not -> seconds until a hybrid recall had its vector and its keyword
-        #: half, on average (see :data:`OVERLAP_CHOOSES`); and how many choices were made.
+        #: Overlapped or not -> seconds a hybrid recall took, on average (see
+        #: :data:`OVERLAP_CHOOSES`); and how many choices were made.
         self._pace: dict[bool, float | None] = {True: None, False: None}
         self._choices = 0
         self._worker: ThreadPoolExecutor | None = None
@@ -315,8 +315,6 @@ class Recaller:
             vector = pending.result()
         elif vector is None and mode != "keyword":
             vector = self._embed(query)
-        if overlapped is not None:
-            self._note_pace(overlapped, CLOCK() - started)
         depth = wanted = k
         memories: dict[str, Memory] = {}
         checked = False
@@ -358,6 +356,10 @@ class Recaller:
             # dropped by another session's snapshot), or quarantined: drop them and search
             # again, so they do not take the places of live memories.
             self._keeper.remove(ghosts)
+        if overlapped is not None:
+            # The whole recall, not only until the vector: what runs after an overlapped
+            # embedding may run slower (caches the model's run left cold on this core).
+            self._note_pace(overlapped, CLOCK() - started)
         return [
             Recall(
                 memory=memories[hit.id],
