@@ -210,3 +210,54 @@ def test_a_payload_that_authenticates_but_is_malformed_is_an_integrity_error(bod
     row = PayloadRow("m1", 1, 1, 0.0, 0.0, 0.0, sealed)
     with pytest.raises(IntegrityError, match="malformed payload"):
         codec.memory(row)
+
+
+def test_a_loaded_index_is_checked_where_the_hits_are_fetched(
+    herons: tuple[Session, list[severance.Memory]], store_location: str, store: Store
+) -> None:
+    s, _ = herons
+    before = ids(s.recall("grey heron lake", k=3))
+    # Another persona writes (the store's high water moves, this index is not behind in
+    # substance): the same results.
+    with store.enter(floor="house") as h:
+        h.remember("The grey heron lake house")
+    assert ids(s.recall("grey heron lake", k=3)) == before
+    # Another process writes a better match into this persona after our index loaded: the
+    # recall that fetches its hits finds the index behind, catches up and searches again.
+    in_another_process(
+        store_location,
+        """
+        with store.enter(floor="office") as theirs:
+            theirs.remember("grey heron lake grey heron lake")
+        """,
+    )
+    after = s.recall("grey heron lake", k=3)
+    assert after[0].memory.text == "grey heron lake grey heron lake"
+    assert ids(after)[1:] == before[:2]
+    # And forgetting it elsewhere takes it out again.
+    in_another_process(
+        store_location,
+        f"""
+        with store.enter(floor="office") as theirs:
+            theirs.forget({after[0].memory.id!r})
+        """,
+    )
+    assert ids(s.recall("grey heron lake", k=3)) == before
+
+
+def test_payloads_and_high_water_read_together(store: Store, store_location: str) -> None:
+    with store.enter(floor="office") as s:
+        made = s.remember_many([f"memory {i}" for i in range(30)])
+        persona_id = s.persona_id
+    with store.enter(floor="house") as h:
+        elsewhere = h.remember("another persona's memory")
+    backend = open_backend(store_location)
+    try:
+        rows = backend.rows(persona_id)
+        wanted = [m.id for m in made] + ["no-such-memory", elsewhere.id]
+        found, high = rows.payloads_and_high_water(wanted)
+        assert found == rows.get_payloads(wanted) and set(found) == {m.id for m in made}
+        assert high == rows.high_water() >= max(r.seq for r in found.values())
+        assert rows.payloads_and_high_water([]) == ({}, high)
+    finally:
+        backend.close()

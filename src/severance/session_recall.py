@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import validate
-from .backends.base import PersonaRows, VectorRows
+from .backends.base import PayloadRow, PersonaRows, VectorRows
 from .embedders import Embedder
 from .embedders.base import QueryEmbedder
 from .errors import InvalidInputError
@@ -240,21 +240,41 @@ class Recaller:
         finally:
             running.set()  # also when it failed before its model ran
 
-    def _open_hits(self, hits: Sequence[Hit], memories: dict[str, Memory]) -> list[str]:
+    def _open_hits(
+        self,
+        hits: Sequence[Hit],
+        memories: dict[str, Memory],
+        verify: Callable[[], PersonaIndex] | None,
+    ) -> tuple[list[str], bool]:
         """Open the hits not opened yet into ``memories``; the ids of those that are gone
         (no row) or quarantined (it fails authentication), in rank order.
 
         Only the payloads are read (the hits are ranked already: their vectors are not
-        needed), and each is opened by the session's reader with every check of a ``get``."""
+        needed), and each is opened by the session's reader with every check of a ``get``.
+        With ``verify`` (the session's sync), the store's high water comes in the same read:
+        if the index has not seen it, the index is synced, and if that changed it nothing is
+        opened and True is returned (the caller searches again).
+        """
         fresh = [h.id for h in hits if h.id not in memories]
-        if fresh:
+        rows: dict[str, PayloadRow] = {}
+        if verify is not None:
+            rows, high = self._rows.payloads_and_high_water(fresh)
+            if not self._keeper.saw(high):
+                # Written meanwhile, by another process or for another persona: catch up.
+                # The hits stand unless that changed this index.
+                before = self._keeper.unsnapshotted
+                verify()
+                self._keeper.saw_through(high)
+                if self._keeper.unsnapshotted != before:
+                    return [], True
+        elif fresh:
             rows = self._rows.get_payloads(fresh)
-            for memory_id in fresh:
-                row = rows.get(memory_id)
-                memory = self._reader.open(row) if row is not None else None
-                if memory is not None:
-                    memories[memory_id] = memory
-        return [h.id for h in hits if h.id not in memories]
+        for memory_id in fresh:
+            row = rows.get(memory_id)
+            memory = self._reader.open(row) if row is not None else None
+            if memory is not None:
+                memories[memory_id] = memory
+        return [h.id for h in hits if h.id not in memories], False
 
     def page(
         self,
@@ -298,11 +318,17 @@ class Recaller:
         include_superseded: bool,
     ) -> list[Recall]:
         """The ``k`` best memories for ``query`` (arguments already checked) in the index
-        ``sync`` brings up to date — while the query is being embedded, as is the keyword half."""
+        ``sync`` brings up to date: an index not loaded yet is synced while the query is
+        being embedded (as the keyword half is done), a loaded one is checked where the hits
+        are fetched."""
         started = CLOCK()
         vector, pending, overlapped = self._start_embedding(query, mode)
         try:
-            index = sync()
+            # A loaded index is checked against the store where the hits are fetched, in the
+            # same read (one round trip less on PostgreSQL); an index not loaded yet wakes.
+            loaded = self._keeper.current
+            index = loaded if loaded is not None else sync()
+            verify = loaded is not None
             tokens = tokenize(query) if mode != "dense" else []
             analysis = analyze(query) if mode == "hybrid" else None
             # The keyword half needs no vector: done while the worker embeds the query.
@@ -338,7 +364,11 @@ class Recaller:
                 min_similarity=min_similarity,
                 prepared=prepared,
             )
-            ghosts = self._open_hits(hits, memories)
+            ghosts, changed = self._open_hits(hits, memories, sync if verify else None)
+            verify = False
+            if changed:
+                index = sync()  # up to date already: search again, as if synced before
+                continue
             if not ghosts and not include_superseded:
                 # Superseded memories are left out: they may take places, so the search
                 # widens until k current ones are found (the index cuts to depth).

@@ -221,6 +221,15 @@ class PersonaRows(Protocol):
         """The rows of ``memory_ids`` that exist, without their vectors (not read at all)."""
         ...
 
+    def payloads_and_high_water(
+        self, memory_ids: Sequence[str]
+    ) -> tuple[dict[str, PayloadRow], int]:
+        """:meth:`get_payloads` and :meth:`high_water` in one read, the high water read no
+        later than the rows: when it is what a reader last saw, nothing of this persona had
+        changed since when the rows were read (a recall checks its index so, in the round
+        trip that fetches its hits)."""
+        ...
+
     def history(self, memory_id: str) -> list[HistoryRow]:
         """Superseded versions, oldest first."""
         ...

@@ -166,6 +166,13 @@ class SQLitePersonaRows:
             for r in self._select(_PAYLOAD_COLUMNS, memory_ids)
         }
 
+    def payloads_and_high_water(
+        self, memory_ids: Sequence[str]
+    ) -> tuple[dict[str, PayloadRow], int]:
+        with self._c.mutex:  # no write of this connection in between; the counter first
+            high = self.high_water()
+            return self.get_payloads(memory_ids), high
+
     def _select(self, columns: str, memory_ids: Sequence[str]) -> Iterator[Any]:
         ids = list(dict.fromkeys(memory_ids))
         for start in range(0, len(ids), _IDS_PER_QUERY):
