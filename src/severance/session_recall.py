@@ -3,15 +3,19 @@ keyword ranks fused), and the hits opened — widening the search while supersed
 take places, and dropping hits whose rows are gone (deleted by another process, or
 quarantined) so they never take the places of live memories.
 
-The query is embedded on a worker thread while the caller's thread brings the index up to
-date and does the keyword half of a hybrid search (the query's tokens and analysis, the
-filter, BM25): the bundled model's inference releases the GIL, so a recall costs about the
+The query is embedded on a worker thread while the caller's thread does the keyword half of
+a hybrid search (the query's tokens and analysis, the filter, BM25; on a first recall, the
+index's wake too): the bundled model's inference releases the GIL, so a recall costs about the
 embedding plus the dense half and the ranking, not the sum of everything. A
 :class:`~severance.embedders.base.QueryEmbedder` (the bundled model) says when its model
 starts, and the caller waits for that before its own Python work, which would otherwise
 keep the worker from getting there; a query it has cached is answered at once, without a
 thread. Another embedder that answers faster than a thread hand-off (a test double) is
 called inline.
+
+A loaded index is checked against the store where the hits are fetched, in the same read
+(:meth:`~severance.backends.base.PersonaRows.payloads_and_high_water`): if another process
+changed the persona meanwhile, the index catches up and the search runs again.
 
 Also the one filter builder (kind, tags, time) that ``recall`` and ``memories`` share.
 A :class:`Recaller` is built by its :class:`~severance.session.Session` from the same
