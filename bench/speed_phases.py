@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.speed_data import Corpus, LookupEmbedder, Synthetic
+from bench.speed_e2e import E2E_MAX, end_to_end
 from bench.systems import SpeedFactory, SpeedSystem
 from bench.systems.severance_store import SeveranceSystem
 
@@ -210,6 +211,8 @@ def finish(
         res["wake"] = wake(cfg, run.workdir, log, run.name)
         if res["wake"].get("rss_delta_bytes") is not None:
             res["wake"]["rss_delta_bytes_per_memory"] = res["wake"]["rss_delta_bytes"] / n
+        if isinstance(system, SeveranceSystem) and n <= E2E_MAX:
+            res["end_to_end"] = end_to_end(cfg, corpus.queries, log, run.name)
         res["info"] = system.speed_info()
         res["status"] = "ok"
     finally:

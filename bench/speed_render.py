@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import speed_e2e
+
 __all__ = ["plot_latency", "render", "render_embed", "render_scale"]
 
 _LABELS = {
@@ -273,6 +275,7 @@ def render(res: dict[str, Any]) -> str:
         f"{_f(emb['derived_vs_real_cosine_p10'], 3)}) of the model's real embedding of the "
         "same texts."
     )
+    out.extend(_end_to_end(res))
     out.append("")
     rows = []
     for size, block in res["sizes"].items():
@@ -343,6 +346,33 @@ def render(res: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items() if v)
     out.append(f"- Versions: {versions}.")
     return "\n".join(out)
+
+
+_E2E_HEADER = (
+    "memories",
+    "embedding p50 (ms)",
+    "recall p50 / p99 (ms)",
+    "over embedding (ms)",
+    "repeated query p50 (ms)",
+)
+
+
+def _end_to_end(res: dict[str, Any]) -> list[str]:
+    """The end-to-end table (bench.speed_e2e): nothing when the results predate it."""
+    rows = [
+        [_size(int(n)), _f(e, 2), f"{_f(r, 2)} / {_f(r99, 2)}", f"+{_f(o, 2)}", _f(rep, 2)]
+        for n, e, r, r99, o, rep in speed_e2e.rows(res)
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "**End to end**: hybrid recall with the bundled model embedding each query (one "
+        "thread, while the index is synced and the keyword half runs), query by query against "
+        "embedding it alone; a repeated query comes from the model's cache.",
+        "",
+        _table(_E2E_HEADER, rows),
+    ]
 
 
 def plot_latency(results: dict[str, Any], path: Path, log: Callable[[str], None]) -> str | None:

@@ -25,6 +25,12 @@ from severance.search.index import document
 from severance.search.query import analyze
 
 
+@pytest.fixture(autouse=True)
+def always_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hybrid recalls overlap whenever they may, not as the machine's timings choose."""
+    monkeypatch.setattr(session_recall, "OVERLAP_CHOOSES", False)
+
+
 class ThreadNoting(WordEmbedder):
     """The golden word embedder, noting the thread of every call (and failing on demand)."""
 

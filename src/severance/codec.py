@@ -17,13 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import index_snapshots
-from .backends.base import HistoryRow, MemoryRow, Snapshot
+from .backends.base import HistoryRow, MemoryRow, PayloadRow, Snapshot
 from .errors import IntegrityError
 from .model import Memory, from_epoch
 from .seal import Sealer, aad
 from .search.dense import pack_vector, unpack_vector
 
 __all__ = ["MemoryCodec"]
+
+_decode_json = json.JSONDecoder().decode
 
 
 class MemoryCodec:
@@ -72,8 +74,10 @@ class MemoryCodec:
     def open_payload(self, memory_id: str, version: int, blob: bytes) -> dict[str, Any]:
         raw = self._sealer.open(blob, self._aad(memory_id, "payload", version))
         try:
-            data = json.loads(raw)
-        except ValueError:
+            # The payload is our own compact UTF-8 JSON: decoded directly, without json.loads'
+            # detection of the encoding (a recall opens every memory it returns).
+            data = _decode_json(raw.decode())
+        except ValueError:  # UnicodeDecodeError too
             raise IntegrityError(f"memory {memory_id!r} holds a malformed payload") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise IntegrityError(f"memory {memory_id!r} holds a malformed payload")
@@ -119,7 +123,7 @@ class MemoryCodec:
             vector=self.seal_vector(memory.id, memory.version, vector),
         )
 
-    def memory(self, row: MemoryRow) -> Memory:
+    def memory(self, row: MemoryRow | PayloadRow) -> Memory:
         """The memory a row holds; :class:`IntegrityError` naming it if it fails to open."""
         return self._memory(
             row.id, row.version, row.payload, row.occurred_at, row.learned_at, row.updated_at

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .backends.base import MemoryRow
+from .backends.base import MemoryRow, PayloadRow
 from .codec import MemoryCodec
 from .errors import IntegrityError, QuarantinedError
 from .model import Memory
@@ -31,8 +31,9 @@ class RowReader:
         #: id -> the version that failed
         self._bad: dict[str, int] = {}
 
-    def open(self, row: MemoryRow) -> Memory | None:
-        """The memory of ``row``, or None (quarantined) if it fails authentication."""
+    def open(self, row: MemoryRow | PayloadRow) -> Memory | None:
+        """The memory of ``row``, or None (quarantined) if it fails authentication (its
+        payload is opened with the AAD naming this store, persona, memory id and version)."""
         try:
             memory = self._codec.memory(row)
         except IntegrityError:
@@ -41,13 +42,13 @@ class RowReader:
         self._bad.pop(row.id, None)
         return memory
 
-    def open_or_raise(self, row: MemoryRow) -> Memory:
+    def open_or_raise(self, row: MemoryRow | PayloadRow) -> Memory:
         memory = self.open(row)
         if memory is None:
             raise QuarantinedError(row.id)
         return memory
 
-    def quarantine(self, row: MemoryRow) -> None:
+    def quarantine(self, row: MemoryRow | PayloadRow) -> None:
         if self._bad.get(row.id) == row.version:
             return
         self._bad[row.id] = row.version

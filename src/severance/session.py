@@ -600,7 +600,7 @@ class Session(CrossingAPI):
             min_similarity = check_recall(query, k, mode, recency, fusion, min_similarity)
             flt = memory_filter(kind, tags, since, until)
             results = self._recaller.recall(
-                self._sync(),
+                self._sync,
                 query,
                 k,
                 flt,

@@ -49,6 +49,20 @@ class IndexKeeper:
         """The index as loaded (None before the first read), without syncing it."""
         return self._awake.index if self._awake is not None else None
 
+    def saw(self, high_water: int) -> bool:
+        """Whether the loaded index is up to date with a store whose high water is this (it
+        has seen every change up to it; our own writes included)."""
+        return self._awake is not None and self._awake.seen >= high_water
+
+    def saw_through(self, high_water: int) -> None:
+        """Note that the index has seen every change up to ``high_water``: called right after
+        a :meth:`sync` begun once the store's high water was read as that (sequence numbers
+        follow commit order, so the sync's read of the changes found all of them). Without
+        it, an index whose persona saw no change keeps an older mark while other personas
+        write, and every check would find it behind."""
+        if self._awake is not None and high_water > self._awake.seen:
+            self._awake.seen = high_water
+
     @property
     def unsnapshotted(self) -> int:
         return self._awake.pending if self._awake is not None else 0

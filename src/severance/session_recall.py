@@ -3,11 +3,19 @@ keyword ranks fused), and the hits opened — widening the search while supersed
 take places, and dropping hits whose rows are gone (deleted by another process, or
 quarantined) so they never take the places of live memories.
 
-The query is embedded on a worker thread while the keyword half of a hybrid search (the
-query's tokens and analysis, the filter, BM25) runs on the caller's: the bundled model's
-inference releases the GIL, so a recall costs about the embedding plus the dense half and
-the ranking, not the sum of everything. An embedder that answers faster than a thread
-hand-off (a cached query, a test double) is called inline instead.
+The query is embedded on a worker thread while the caller's thread does the keyword half of
+a hybrid search (the query's tokens and analysis, the filter, BM25; on a first recall, the
+index's wake too): the bundled model's inference releases the GIL, so a recall costs about the
+embedding plus the dense half and the ranking, not the sum of everything. A
+:class:`~severance.embedders.base.QueryEmbedder` (the bundled model) says when its model
+starts, and the caller waits for that before its own Python work, which would otherwise
+keep the worker from getting there; a query it has cached is answered at once, without a
+thread. Another embedder that answers faster than a thread hand-off (a test double) is
+called inline.
+
+A loaded index is checked against the store where the hits are fetched, in the same read
+(:meth:`~severance.backends.base.PersonaRows.payloads_and_high_water`): if another process
+changed the persona meanwhile, the index catches up and the search runs again.
 
 Also the one filter builder (kind, tags, time) that ``recall`` and ``memories`` share.
 A :class:`Recaller` is built by its :class:`~severance.session.Session` from the same
@@ -20,7 +28,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -28,16 +36,27 @@ import numpy as np
 import numpy.typing as npt
 
 from . import validate
-from .backends.base import PersonaRows, VectorRows
+from .backends.base import PayloadRow, PersonaRows, VectorRows
 from .embedders import Embedder
+from .embedders.base import QueryEmbedder
 from .errors import InvalidInputError
 from .model import Memory, Page, Recall, to_epoch
 from .quarantine import RowReader
-from .search import Filter, Fusion, PersonaIndex, SearchMode, tokenize
+from .search import Filter, Fusion, Hit, PersonaIndex, SearchMode, tokenize
 from .search.query import analyze
 from .session_index import IndexKeeper
 
-__all__ = ["OVERLAP", "OVERLAP_FROM", "Recaller", "check_page", "check_recall", "memory_filter"]
+__all__ = [
+    "CLOCK",
+    "OVERLAP",
+    "OVERLAP_CHOOSES",
+    "OVERLAP_FROM",
+    "PROBE_EVERY",
+    "Recaller",
+    "check_page",
+    "check_recall",
+    "memory_filter",
+]
 
 #: Whether a hybrid recall may embed its query on the worker thread at all (tests turn it
 #: off to compare results both ways).
@@ -47,6 +66,17 @@ OVERLAP = True
 #: took at least this long (seconds, a moving average); faster ones are called inline, where
 #: a hand-off between threads would cost more than it hides.
 OVERLAP_FROM = 0.0005
+
+#: Whether a recaller chooses, from its own timings, between embedding on the worker and
+#: embedding inline. Overlapping pays while a second core is free; on a machine whose cores
+#: are all busy the two threads only take turns, and the hand-offs cost more than they hide.
+#: So each way's time for a whole hybrid recall is kept (a moving average), the faster way
+#: is taken, and the other is tried again every
+#: :data:`PROBE_EVERY` choices, as the machine's load changes. Off: always overlap.
+OVERLAP_CHOOSES = True
+PROBE_EVERY = 16
+#: The clock those timings are read from (tests inject one).
+CLOCK: Callable[[], float] = time.perf_counter
 
 
 def memory_filter(
@@ -112,10 +142,15 @@ class Recaller:
         self._reader = reader
         self._keeper = keeper
         self._embedder = embedder
+        self._query_embedder = embedder if isinstance(embedder, QueryEmbedder) else None
         self._vector_rows = vector_rows
         self._confirm_alive = confirm_alive
         #: Seconds one query's embedding took, on average (None: not measured yet).
         self._embed_seconds: float | None = None
+        #: Overlapped or not -> seconds a hybrid recall took, on average (see
+        #: :data:`OVERLAP_CHOOSES`); and how many choices were made.
+        self._pace: dict[bool, float | None] = {True: None, False: None}
+        self._choices = 0
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
         # A forked child inherits the executor but not its thread (submit would wait forever)
@@ -143,19 +178,107 @@ class Recaller:
         self._embed_seconds = took if last is None else 0.8 * last + 0.2 * took
         return np.asarray(vector, dtype=np.float32)
 
-    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]] | None:
-        """The query's embedding started on the worker thread, or None when it is better
-        done inline (see :data:`OVERLAP_FROM`)."""
+    def _start_embedding(
+        self, query: str, mode: SearchMode
+    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None, bool | None]:
+        """The query's vector at once (the embedder has it cached: nothing is embedded
+        again), or its embedding started on the worker thread, or neither (embedded inline
+        later; not at all in keyword mode); and whether it was overlapped, when that was a
+        choice to time (see :data:`OVERLAP_CHOOSES`)."""
+        if mode == "keyword":
+            return None, None, None
+        if self._query_embedder is not None:
+            hit = self._query_embedder.cached_query(query)
+            if hit is not None:
+                return np.asarray(hit[0], dtype=np.float32), None, None
         took = self._embed_seconds
-        if not OVERLAP or (took is not None and took < OVERLAP_FROM):
-            return None
+        if (
+            mode != "hybrid"
+            or not OVERLAP
+            or (self._query_embedder is None and took is not None and took < OVERLAP_FROM)
+        ):
+            return None, None, None  # nothing to overlap with, or faster than a hand-off
+        overlap = self._choose()
+        return None, self._embed_later(query) if overlap else None, overlap
+
+    def _choose(self) -> bool:
+        """Whether this hybrid recall overlaps its embedding (see :data:`OVERLAP_CHOOSES`)."""
+        if not OVERLAP_CHOOSES:
+            return True
+        self._choices += 1
+        on, off = self._pace[True], self._pace[False]
+        if on is None or off is None:
+            return on is None  # each way timed once first
+        faster = on <= off
+        return faster != (self._choices % PROBE_EVERY == 0)
+
+    def _note_pace(self, overlapped: bool, seconds: float) -> None:
+        last = self._pace[overlapped]
+        self._pace[overlapped] = seconds if last is None else 0.8 * last + 0.2 * seconds
+
+    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]]:
+        """The query's embedding started on the worker thread."""
+        embedder = self._query_embedder
         self._forget_if_forked()
         with self._worker_lock:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="severance-embed")
                 # The thread ends with this recaller (its session), not at interpreter exit.
                 weakref.finalize(self, self._worker.shutdown, wait=False)
-            return self._worker.submit(self._embed, query)
+            if embedder is None:
+                return self._worker.submit(self._embed, query)
+            running = threading.Event()
+            future = self._worker.submit(self._embed_query, embedder, query, running)
+        # Until its model runs, the worker needs the interpreter's lock, which this thread's
+        # keyword half would hold for up to a switch interval at a time: let it get there
+        # first, so the inference and the keyword half overlap instead of taking turns.
+        running.wait()
+        return future
+
+    @staticmethod
+    def _embed_query(
+        embedder: QueryEmbedder, query: str, running: threading.Event
+    ) -> npt.NDArray[np.float32]:
+        try:
+            return np.asarray(embedder.embed_query(query, running.set)[0], dtype=np.float32)
+        finally:
+            running.set()  # also when it failed before its model ran
+
+    def _open_hits(
+        self,
+        hits: Sequence[Hit],
+        memories: dict[str, Memory],
+        verify: Callable[[], PersonaIndex] | None,
+    ) -> tuple[list[str], bool]:
+        """Open the hits not opened yet into ``memories``; the ids of those that are gone
+        (no row) or quarantined (it fails authentication), in rank order.
+
+        Only the payloads are read (the hits are ranked already: their vectors are not
+        needed), and each is opened by the session's reader with every check of a ``get``.
+        With ``verify`` (the session's sync), the store's high water comes in the same read:
+        if the index has not seen it, the index is synced, and if that changed it nothing is
+        opened and True is returned (the caller searches again).
+        """
+        fresh = [h.id for h in hits if h.id not in memories]
+        rows: dict[str, PayloadRow] = {}
+        if verify is not None:
+            rows, high = self._rows.payloads_and_high_water(fresh)
+            if not self._keeper.saw(high):
+                # Written meanwhile, by another process or for another persona: catch up.
+                # The hits stand unless that changed this index.
+                before = self._keeper.unsnapshotted
+                verify()
+                self._keeper.saw_through(high)
+                if self._keeper.unsnapshotted != before:
+                    return [], True
+        elif fresh:
+            rows = self._rows.get_payloads(fresh)
+        for memory_id in fresh:
+            row = rows.get(memory_id)
+            memory = self._reader.open(row) if row is not None else None
+            if memory is not None:
+                memories[memory_id] = memory
+        return [h.id for h in hits if h.id not in memories], False
 
     def page(
         self,
@@ -168,7 +291,7 @@ class Recaller:
         """A page of memories in the order they were learned (quarantined ones skipped),
         all of them or those passing ``flt`` (found by the index, brought up to date)."""
         if flt is not None:
-            found = self._rows.get_many(list(sync().ids_matching(flt)))
+            found = self._rows.get_payloads(list(sync().ids_matching(flt)))
             ordered = sorted(
                 found.values(), key=lambda r: (r.learned_at, r.seq, r.id), reverse=newest_first
             )
@@ -187,7 +310,7 @@ class Recaller:
 
     def recall(
         self,
-        index: PersonaIndex,
+        sync: Callable[[], PersonaIndex],
         query: str,
         k: int,
         flt: Filter,
@@ -198,9 +321,18 @@ class Recaller:
         min_similarity: float | None,
         include_superseded: bool,
     ) -> list[Recall]:
-        """The ``k`` best memories for ``query`` (arguments already checked)."""
-        pending = self._embed_later(query) if mode == "hybrid" else None
+        """The ``k`` best memories for ``query`` (arguments already checked) in the index
+        ``sync`` brings up to date: an index not loaded yet is synced while the query is
+        being embedded (as the keyword half is done), a loaded one is checked where the hits
+        are fetched."""
+        started = CLOCK()
+        vector, pending, overlapped = self._start_embedding(query, mode)
         try:
+            # A loaded index is checked against the store where the hits are fetched, in the
+            # same read (one round trip less on PostgreSQL); an index not loaded yet wakes.
+            loaded = self._keeper.current
+            index = loaded if loaded is not None else sync()
+            verify = loaded is not None
             tokens = tokenize(query) if mode != "dense" else []
             analysis = analyze(query) if mode == "hybrid" else None
             # The keyword half needs no vector: done while the worker embeds the query.
@@ -209,10 +341,9 @@ class Recaller:
             if pending is not None:
                 wait([pending])  # nothing of this recall outlives it
             raise
-        vector: npt.NDArray[np.float32] | None = None
         if pending is not None:
             vector = pending.result()
-        elif mode != "keyword":
+        elif vector is None and mode != "keyword":
             vector = self._embed(query)
         depth = wanted = k
         memories: dict[str, Memory] = {}
@@ -237,13 +368,11 @@ class Recaller:
                 min_similarity=min_similarity,
                 prepared=prepared,
             )
-            rows = self._rows.get_many([h.id for h in hits])
-            for h in hits:
-                if h.id in rows and h.id not in memories:
-                    memory = self._reader.open(rows[h.id])
-                    if memory is not None:
-                        memories[h.id] = memory
-            ghosts = [h.id for h in hits if h.id not in memories]
+            ghosts, changed = self._open_hits(hits, memories, sync if verify else None)
+            verify = False
+            if changed:
+                index = sync()  # up to date already: search again, as if synced before
+                continue
             if not ghosts and not include_superseded:
                 # Superseded memories are left out: they may take places, so the search
                 # widens until k current ones are found (the index cuts to depth).
@@ -254,13 +383,17 @@ class Recaller:
                 hits = current
             if not ghosts:
                 break
-            if not checked and not rows:
+            if not checked and len(ghosts) == len(hits):
                 self._confirm_alive()  # every hit gone: was the persona erased?
                 checked = True
             # Deleted by another process in a way our sync did not see (its tombstone was
             # dropped by another session's snapshot), or quarantined: drop them and search
             # again, so they do not take the places of live memories.
             self._keeper.remove(ghosts)
+        if overlapped is not None:
+            # The whole recall, not only until the vector: what runs after an overlapped
+            # embedding may run slower (caches the model's run left cold on this core).
+            self._note_pace(overlapped, CLOCK() - started)
         return [
             Recall(
                 memory=memories[hit.id],

@@ -33,6 +33,7 @@ __all__ = [
     "HistoryRow",
     "MemoryRow",
     "PassRow",
+    "PayloadRow",
     "PersonaRow",
     "PersonaRows",
     "Snapshot",
@@ -55,6 +56,21 @@ class MemoryRow:
     updated_at: float
     payload: bytes
     vector: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRow:
+    """A stored memory without its vector: what reading memories needs (a recall's hits are
+    ranked already, a page is ordered by ``learned_at`` and ``seq``). The payload is sealed
+    exactly as in the :class:`MemoryRow`, bound to the same id and version."""
+
+    id: str
+    seq: int
+    version: int
+    learned_at: float
+    occurred_at: float
+    updated_at: float
+    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +216,19 @@ class PersonaRows(Protocol):
     def get(self, memory_id: str) -> MemoryRow | None: ...
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]: ...
+
+    def get_payloads(self, memory_ids: Sequence[str]) -> dict[str, PayloadRow]:
+        """The rows of ``memory_ids`` that exist, without their vectors (not read at all)."""
+        ...
+
+    def payloads_and_high_water(
+        self, memory_ids: Sequence[str]
+    ) -> tuple[dict[str, PayloadRow], int]:
+        """:meth:`get_payloads` and :meth:`high_water` in one read, the high water read no
+        later than the rows: when it is what a reader last saw, nothing of this persona had
+        changed since when the rows were read (a recall checks its index so, in the round
+        trip that fetches its hits)."""
+        ...
 
     def history(self, memory_id: str) -> list[HistoryRow]:
         """Superseded versions, oldest first."""

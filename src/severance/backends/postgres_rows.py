@@ -21,13 +21,15 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, Snapshot
+from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot
 from .postgres_connection import PostgresConnection
 from .postgres_vectors import IndexedVectors
 
 __all__ = ["PostgresPersonaRows"]
 
 _MEMORY_COLUMNS = "memory_id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
+_PAYLOAD_COLUMNS = "memory_id, seq, version, learned_at, occurred_at, updated_at, payload"
+_PAYLOAD_COLUMNS_OF_M = ", ".join(f"m.{c}" for c in _PAYLOAD_COLUMNS.split(", "))
 _INSERT_BATCH = 5_000  # rows per INSERT … SELECT FROM unnest(…): bounds one message's size
 
 
@@ -208,6 +210,36 @@ class PostgresPersonaRows:
             ids=list(dict.fromkeys(memory_ids)),
         )
         return {r[0]: _memory(r) for r in rows}
+
+    def get_payloads(self, memory_ids: Sequence[str]) -> dict[str, PayloadRow]:
+        if not memory_ids:
+            return {}
+        # The vector is the larger half of a row: left out, it never crosses the connection.
+        rows = self._fetch(
+            f"SELECT {_PAYLOAD_COLUMNS} FROM severance.memories {_WHERE_PERSONA}"
+            " AND memory_id = ANY(%(ids)s::text[])",
+            ids=list(dict.fromkeys(memory_ids)),
+        )
+        return {r[0]: PayloadRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows}
+
+    def payloads_and_high_water(
+        self, memory_ids: Sequence[str]
+    ) -> tuple[dict[str, PayloadRow], int]:
+        # One statement, so one snapshot and one round trip: the counter's row, joined with
+        # the memories asked for (none: one row of NULLs).
+        rows = self._fetch(
+            f"SELECT c.last_seq, {_PAYLOAD_COLUMNS_OF_M} FROM severance.seq_counters c"
+            " LEFT JOIN severance.memories m ON m.store_id = c.store_id"
+            " AND m.persona_id = %(p)s AND m.memory_id = ANY(%(ids)s::text[])"
+            " WHERE c.store_id = %(s)s",
+            ids=list(dict.fromkeys(memory_ids)),
+        )
+        found = {
+            r[1]: PayloadRow(r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]))
+            for r in rows
+            if r[1] is not None
+        }
+        return found, int(rows[0][0])
 
     def history(self, memory_id: str) -> list[HistoryRow]:
         rows = self._fetch(

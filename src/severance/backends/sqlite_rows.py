@@ -14,13 +14,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, Snapshot
+from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot
 from .snapshot_files import SnapshotFiles
 from .sqlite_connection import SQLiteConnection
 
 __all__ = ["SQLitePersonaRows"]
 
 _MEMORY_COLUMNS = "id, seq, version, learned_at, occurred_at, updated_at, payload, vector"
+_PAYLOAD_COLUMNS = "id, seq, version, learned_at, occurred_at, updated_at, payload"
+#: Ids per ``IN (…)`` list: below SQLite's default limit of bound parameters.
+_IDS_PER_QUERY = 500
 
 
 def _memory(r: Sequence[Any]) -> MemoryRow:
@@ -154,17 +157,31 @@ class SQLitePersonaRows:
         return _memory(rows[0]) if rows else None
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRow]:
-        found: dict[str, MemoryRow] = {}
+        return {r[0]: _memory(r) for r in self._select(_MEMORY_COLUMNS, memory_ids)}
+
+    def get_payloads(self, memory_ids: Sequence[str]) -> dict[str, PayloadRow]:
+        # The vector is the larger half of a row: left out of the SELECT, it is never copied.
+        return {
+            r[0]: PayloadRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+            for r in self._select(_PAYLOAD_COLUMNS, memory_ids)
+        }
+
+    def payloads_and_high_water(
+        self, memory_ids: Sequence[str]
+    ) -> tuple[dict[str, PayloadRow], int]:
+        with self._c.mutex:  # no write of this connection in between; the counter first
+            high = self.high_water()
+            return self.get_payloads(memory_ids), high
+
+    def _select(self, columns: str, memory_ids: Sequence[str]) -> Iterator[Any]:
         ids = list(dict.fromkeys(memory_ids))
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            part = ids[start : start + _IDS_PER_QUERY]
             marks = ",".join("?" * len(part))
-            for r in self._c.query(
-                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE persona_id = ? AND id IN ({marks})",
+            yield from self._c.query(
+                f"SELECT {columns} FROM memories WHERE persona_id = ? AND id IN ({marks})",
                 (self.persona_id, *part),
-            ):
-                found[r[0]] = _memory(r)
-        return found
+            )
 
     def history(self, memory_id: str) -> list[HistoryRow]:
         rows = self._c.query(

@@ -10,7 +10,7 @@ with :class:`~severance.errors.EmbedderError` instead of silently corrupting an 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -19,7 +19,15 @@ import numpy.typing as npt
 
 from severance.errors import EmbedderError, InvalidInputError
 
-__all__ = ["Embedder", "Vectors", "check_texts", "empty", "l2_normalise", "read_verified"]
+__all__ = [
+    "Embedder",
+    "QueryEmbedder",
+    "Vectors",
+    "check_texts",
+    "empty",
+    "l2_normalise",
+    "read_verified",
+]
 
 #: What :meth:`Embedder.embed` returns: a ``(n, dimension)`` float32 matrix of unit rows.
 Vectors = npt.NDArray[np.float32]
@@ -59,6 +67,28 @@ class Embedder(Protocol):
         Raises :class:`~severance.errors.InvalidInputError` for a non-string input and
         :class:`~severance.errors.EmbedderError` when the model or service fails.
         """
+        ...
+
+
+@runtime_checkable
+class QueryEmbedder(Protocol):
+    """What an embedder may add for the one query a recall embeds: its cache of recent
+    queries, and a call that says when its model starts running.
+
+    A recall embeds its query on a worker thread while it does the keyword half on its own;
+    the model's inference releases the interpreter's lock, the work around it (tokenising,
+    pooling) does not. Told when the inference starts, the recall lets the worker get there
+    before it runs its own Python code, so the two overlap instead of taking turns.
+    """
+
+    def cached_query(self, text: str) -> Vectors | None:
+        """``text``'s ``(1, dimension)`` vector if this process embedded it lately, else None
+        (never computes anything)."""
+        ...
+
+    def embed_query(self, text: str, running: Callable[[], object]) -> Vectors:
+        """``embed([text])``, calling ``running()`` once, when what follows releases the
+        interpreter's lock (or before returning, if nothing does: a cached query)."""
         ...
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,9 +84,12 @@ class MiniLM:
     must match :data:`PINNED_SHA256`. ``threads`` sets onnxruntime's intra-op thread count
     (default: available CPUs, at most 4) for batches; ``query_threads`` (default 1) for a
     single text, as a recall embeds its query. ``cache_size`` bounds the LRU cache of single
-    short texts (0 disables it).
+    short texts (0 disables it): a repeated query is not embedded again. The cache belongs to
+    the instance, and :func:`~severance.embedders.load_embedder` keeps one instance per
+    process; a forked child starts from a copy of its parent's and goes on alone.
 
-    Instances are safe to share between threads.
+    Instances are safe to share between threads. Also a
+    :class:`~severance.embedders.base.QueryEmbedder` (:meth:`cached_query`, :meth:`embed_query`).
     """
 
     dimension: int = _DIMENSION
@@ -135,6 +138,7 @@ class MiniLM:
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._pid = os.getpid()
 
     @property
     def threads(self) -> int:
@@ -158,21 +162,55 @@ class MiniLM:
             return self._embed_cached(items[0])
         return self._embed(items)
 
-    def _embed_cached(self, text: str) -> Vectors:
-        with self._cache_lock:
+    def cached_query(self, text: str) -> Vectors | None:
+        """``text``'s ``(1, 384)`` vector if it is in the cache of single texts, else None."""
+        if not self._cache_size or len(text) > _CACHEABLE_CHARS:
+            return None
+        with self._locks()[0]:
             hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit.copy()
+            if hit is None:
+                return None
+            self._cache.move_to_end(text)
+        return hit.copy()
+
+    def embed_query(self, text: str, running: Callable[[], object]) -> Vectors:
+        """``embed([text])``, calling ``running()`` just before the model runs (onnxruntime
+        releases the interpreter's lock while it does), or on a cache hit before returning."""
+        (text,) = check_texts([text])
+        hit = self.cached_query(text)
+        if hit is not None:
+            running()
+            return hit
+        vectors = self._embed([text], running)
+        self._remember(text, vectors)
+        return vectors
+
+    def _embed_cached(self, text: str) -> Vectors:
+        hit = self.cached_query(text)
+        if hit is not None:
+            return hit
         vectors = self._embed([text])
+        self._remember(text, vectors)
+        return vectors
+
+    def _remember(self, text: str, vectors: Vectors) -> None:
+        if not self._cache_size or len(text) > _CACHEABLE_CHARS:
+            return
         stored = vectors.copy()
         stored.flags.writeable = False
-        with self._cache_lock:
+        with self._locks()[0]:
             self._cache[text] = stored
             self._cache.move_to_end(text)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return vectors
+
+    def _locks(self) -> tuple[threading.Lock, threading.Lock]:
+        """The cache's and the batch session's locks, new ones in a forked child: it inherits
+        them as they were, maybe held by a thread that it does not have."""
+        if self._pid != os.getpid():
+            self._cache_lock, self._batch_lock = threading.Lock(), threading.Lock()
+            self._pid = os.getpid()
+        return self._cache_lock, self._batch_lock
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """How many tokens (special tokens included) each text is, as :meth:`embed` sees it."""
@@ -182,7 +220,7 @@ class MiniLM:
             raise EmbedderError(f"tokenising failed: {exc}") from exc
         return [len(enc.ids) for enc in encodings]
 
-    def _embed(self, items: list[str]) -> Vectors:
+    def _embed(self, items: list[str], running: Callable[[], object] | None = None) -> Vectors:
         try:
             encodings = self._tokenizer.encode_batch(items, add_special_tokens=True)
         except Exception as exc:  # the Rust tokenizer raises plain Exception subclasses
@@ -193,14 +231,15 @@ class MiniLM:
         session = self._single if len(ids) == 1 else self._batch_session()
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            out[chunk] = self._run(session, [ids[i] for i in chunk])
+            out[chunk] = self._run(session, [ids[i] for i in chunk], running)
+            running = None
         return l2_normalise(out, source=self.name)
 
     def _batch_session(self) -> Any:
         """The multi-threaded session, built on first use (see ``__init__``)."""
         session = self._batch
         if session is None:
-            with self._batch_lock:
+            with self._locks()[1]:
                 session = self._batch
                 if session is None:
                     model_bytes = self._model_bytes  # kept until this session exists
@@ -211,8 +250,11 @@ class MiniLM:
                     self._model_bytes = None
         return session
 
-    def _run(self, session: Any, batch: list[list[int]]) -> npt.NDArray[np.float32]:
-        """Mean-pooled (not yet normalised) embeddings of one batch of token id lists."""
+    def _run(
+        self, session: Any, batch: list[list[int]], running: Callable[[], object] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Mean-pooled (not yet normalised) embeddings of one batch of token id lists
+        (``running`` is called just before the model runs)."""
         width = max(len(row) for row in batch)
         input_ids = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -222,6 +264,8 @@ class MiniLM:
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
+        if running is not None:
+            running()
         try:
             (hidden,) = session.run([self._output], feeds)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
