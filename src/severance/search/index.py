@@ -421,10 +421,12 @@ class PersonaIndex:
         flt: Filter = NO_FILTER,
         mode: SearchMode = "hybrid",
         skip_addressed: bool = True,
+        idf_power: float = 1.0,
     ) -> KeywordStage:
         """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
         vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``);
-        with ``skip_addressed``, a memory does not match the name it addresses someone by."""
+        with ``skip_addressed``, a memory does not match the name it addresses someone by;
+        each term's idf is raised to ``idf_power``."""
         n = self.n_slots
         mask = self._mask(flt) if self._filters(flt) else None
         scores: npt.NDArray[np.float32] | None = None
@@ -439,12 +441,14 @@ class PersonaIndex:
                 stats=self._keyword_stats(),
                 version=version,
                 addressed=said_to,
+                idf_power=idf_power,
             )
             touched = np.flatnonzero(scores > 0)
             if mask is not None:
                 touched = touched[mask[touched]]
+        version = (n, self.retired)
         return KeywordStage(
-            tuple(query_tokens), flt, (n, self.retired), mask, scores, touched, skip_addressed
+            tuple(query_tokens), flt, version, mask, scores, touched, skip_addressed, idf_power
         )
 
     def _search(
@@ -466,15 +470,9 @@ class PersonaIndex:
     ) -> list[Hit]:
         self._extend_graph()
         stage = prepared
-        if (
-            stage is None
-            or stage.version != (self.n_slots, self.retired)
-            or stage.flt != flt
-            or stage.tokens != tuple(query_tokens)
-            or (stage.scores is None and mode != "dense")
-            or stage.skip_addressed != fusion.skip_addressed
-        ):
-            stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed)
+        now_at = (self.n_slots, self.retired)
+        if stage is None or not stage.serves(query_tokens, flt, now_at, mode, fusion):
+            stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed, fusion.idf_power)
         mask = stage.mask
         wanted = search_depth(k, fusion, mode) if analysis is not None else k
         pool = max(depth, wanted)

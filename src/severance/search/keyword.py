@@ -332,6 +332,7 @@ class KeywordIndex:
         stats: tuple[int, float] | None = None,
         version: Hashable | None = None,
         addressed: tuple[npt.NDArray[np.int32], Mapping[str, Sequence[int]]] | None = None,
+        idf_power: float = 1.0,
     ) -> npt.NDArray[np.float32]:
         """BM25 score of every slot (0 for slots matching no query term).
 
@@ -342,6 +343,7 @@ class KeywordIndex:
         is the token of): a slot addressing someone by a query term does not match that term
         (see :func:`.speakers.vocative`: "good luck today Kate!!" is not about Kate, it is said
         to her; who said what to whom is the re-ranking's speaker boost).
+        Each term's idf is raised to ``idf_power`` (:attr:`.hybrid.Fusion.idf_power`).
         """
         scores = np.zeros(n_slots, dtype=np.float32)
         n_docs, avgdl = stats if stats is not None else self.collection_stats(alive, n_slots)
@@ -368,6 +370,8 @@ class KeywordIndex:
                     self._keep(tid, (version, slots, tfs, denominator))
             df = len(slots)
             idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            if idf_power != 1.0:
+                idf **= idf_power
             part = qtf * idf * tfs * (K1 + 1.0) / denominator
             codes = addressed[1].get(term) if addressed is not None else None
             if codes and addressed is not None:

@@ -8,6 +8,7 @@ result aligned through the re-orderings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,27 @@ class KeywordStage:
     #: Whether a slot addressing someone by a query term was left out of that term's matches
     #: (:attr:`.hybrid.Fusion.skip_addressed`).
     skip_addressed: bool = True
+    #: The power each query term's idf was raised to (:attr:`.hybrid.Fusion.idf_power`).
+    idf_power: float = 1.0
+
+    def serves(
+        self,
+        tokens: Sequence[str],
+        flt: Filter,
+        version: tuple[int, int],
+        mode: str,
+        fusion: Fusion,
+    ) -> bool:
+        """Whether this stage is what a ``mode`` search for ``tokens`` under ``flt`` with
+        ``fusion``'s keyword settings would prepare on the index at ``version``."""
+        return (
+            self.version == version
+            and self.flt == flt
+            and self.tokens == tuple(tokens)
+            and (self.scores is not None or mode == "dense")
+            and self.skip_addressed == fusion.skip_addressed
+            and self.idf_power == fusion.idf_power
+        )
 
 
 @dataclass(frozen=True, slots=True)
