@@ -35,19 +35,21 @@ def notes(store_location: str) -> Iterator[Session]:
 
 
 def test_the_rare_word_of_the_question_wins_by_default(notes: Session) -> None:
-    def top(fusion: Fusion | None = None, mode: str = "keyword") -> str:
+    # A hybrid search's dense half weighed 0, so that only the keyword scores decide.
+    keyword_half = {"dense_weight": 0.0, "keyword_weight": 1.0}
+
+    def top(fusion: Fusion | None = None, mode: str = "hybrid") -> str:
         hits = notes.recall("quokka sunset", k=2, mode=mode, fusion=fusion)  # type: ignore[arg-type]
         return hits[0].memory.text
 
     assert Fusion().idf_power == 3.0
-    assert top() == RARE
+    assert top(Fusion(**keyword_half)) == RARE  # type: ignore[arg-type]
     # Plain BM25 (idf to the power 1): the common word said four times outweighs it.
-    assert top(PLAIN) == COMMON
-    assert top(Fusion(idf_power=2.0)) == COMMON
-    # A hybrid search fuses the same keyword scores (shown with its dense half weighed 0).
-    keyword_half = {"dense_weight": 0.0, "keyword_weight": 1.0}
-    assert top(Fusion(**keyword_half), mode="hybrid") == RARE  # type: ignore[arg-type]
-    assert top(Fusion(idf_power=1.0, **keyword_half), mode="hybrid") == COMMON  # type: ignore[arg-type]
+    assert top(Fusion(idf_power=1.0, **keyword_half)) == COMMON  # type: ignore[arg-type]
+    assert top(Fusion(idf_power=2.0, **keyword_half)) == COMMON  # type: ignore[arg-type]
+    # Keyword mode is plain BM25 whatever the setting.
+    assert top(mode="keyword") == COMMON
+    assert top(Fusion(idf_power=3.0), mode="keyword") == COMMON
 
 
 def test_reciprocal_rank_fusion_keeps_plain_bm25() -> None:
@@ -91,14 +93,20 @@ def test_a_keyword_stage_of_another_power_is_done_again() -> None:
         ]
     )
     tokens = tokenize("quokka sunset")
+    query = np.full(4, 0.5, dtype=np.float32)  # the same cosine to every memory
+    mine = {"dense_weight": 0.0, "keyword_weight": 1.0, "context": 0.0}
 
-    def search(fusion: Fusion, **kwargs: object) -> list[tuple[str, float]]:
-        hits = index.search(None, tokens, 3, mode="keyword", fusion=fusion, **kwargs)  # type: ignore[arg-type]
+    def search(fusion: Fusion, mode: str, **kwargs: object) -> list[tuple[str, float]]:
+        hits = index.search(query, tokens, 3, mode=mode, fusion=fusion, **kwargs)  # type: ignore[arg-type]
         return [(h.id, h.score) for h in hits]
 
-    for fusion in (Fusion(), PLAIN):
-        for power in (1.0, 3.0):
-            stage = index.prepare(tokens, mode="keyword", idf_power=power)
-            assert search(fusion, prepared=stage) == search(fusion)
-    assert search(Fusion())[0][0] == "m1"
-    assert search(PLAIN)[0][0] == "m0"
+    cubed, plain = Fusion(**mine), Fusion(idf_power=1.0, **mine)  # type: ignore[arg-type]
+    for mode in ("hybrid", "keyword"):
+        for fusion in (cubed, plain):
+            for power in (1.0, 3.0):
+                stage = index.prepare(tokens, mode=mode, idf_power=power)
+                assert search(fusion, mode, prepared=stage) == search(fusion, mode)
+    assert search(cubed, "hybrid")[0][0] == "m1"
+    assert search(plain, "hybrid")[0][0] == "m0"
+    assert search(cubed, "keyword") == search(plain, "keyword")
+    assert search(cubed, "keyword")[0][0] == "m0"

@@ -82,8 +82,9 @@ class Fusion:
     the name it addresses its listener by ("good luck today Kate!!" is said to Kate, not about
     her: see :meth:`.keyword.KeywordIndex.scores`).
 
-    ``idf_power`` (keyword and hybrid searches) weighs each query word by its BM25 idf raised
-    to it: above 1, a rare word of the question counts for more against its common ones.
+    ``idf_power`` (hybrid searches; keyword searches are plain BM25) weighs each query word
+    by its BM25 idf raised to it: above 1, a rare word of the question counts for more
+    against its common ones.
     """
 
     method: FusionMethod = "convex"

@@ -426,7 +426,7 @@ class PersonaIndex:
         """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
         vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``);
         with ``skip_addressed``, a memory does not match the name it addresses someone by;
-        each term's idf is raised to ``idf_power``."""
+        in a hybrid search each term's idf is raised to ``idf_power``."""
         n = self.n_slots
         mask = self._mask(flt) if self._filters(flt) else None
         scores: npt.NDArray[np.float32] | None = None
@@ -441,7 +441,7 @@ class PersonaIndex:
                 stats=self._keyword_stats(),
                 version=version,
                 addressed=said_to,
-                idf_power=idf_power,
+                idf_power=idf_power if mode == "hybrid" else 1.0,
             )
             touched = np.flatnonzero(scores > 0)
             if mask is not None:

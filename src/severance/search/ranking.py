@@ -42,7 +42,8 @@ class KeywordStage:
     #: Whether a slot addressing someone by a query term was left out of that term's matches
     #: (:attr:`.hybrid.Fusion.skip_addressed`).
     skip_addressed: bool = True
-    #: The power each query term's idf was raised to (:attr:`.hybrid.Fusion.idf_power`).
+    #: The power each query term's idf was raised to in a hybrid search
+    #: (:attr:`.hybrid.Fusion.idf_power`).
     idf_power: float = 1.0
 
     def serves(
