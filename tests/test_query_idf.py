@@ -82,7 +82,7 @@ def test_each_terms_idf_is_raised_to_the_power() -> None:
     assert int(np.argmax(keyword.scores(["sunset", "quokka"], alive, n))) == 0
 
 
-def test_a_keyword_stage_of_another_power_is_done_again() -> None:
+def _index() -> PersonaIndex:
     texts = [COMMON, RARE, "sunset walk", *FILLER]
     index = PersonaIndex(4)
     vectors = np.eye(4, dtype=np.float32)[np.arange(len(texts)) % 4]
@@ -92,12 +92,19 @@ def test_a_keyword_stage_of_another_power_is_done_again() -> None:
             for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
         ]
     )
+    return index
+
+
+def test_a_keyword_stage_of_another_power_is_done_again() -> None:
+    index = _index()
     tokens = tokenize("quokka sunset")
     query = np.full(4, 0.5, dtype=np.float32)  # the same cosine to every memory
     mine = {"dense_weight": 0.0, "keyword_weight": 1.0, "context": 0.0}
 
-    def search(fusion: Fusion, mode: str, **kwargs: object) -> list[tuple[str, float]]:
-        hits = index.search(query, tokens, 3, mode=mode, fusion=fusion, **kwargs)  # type: ignore[arg-type]
+    def search(
+        fusion: Fusion, mode: str, on: PersonaIndex = index, **kwargs: object
+    ) -> list[tuple[str, float]]:
+        hits = on.search(query, tokens, 3, mode=mode, fusion=fusion, **kwargs)  # type: ignore[arg-type]
         return [(h.id, h.score) for h in hits]
 
     cubed, plain = Fusion(**mine), Fusion(idf_power=1.0, **mine)  # type: ignore[arg-type]
@@ -110,3 +117,8 @@ def test_a_keyword_stage_of_another_power_is_done_again() -> None:
     assert search(plain, "hybrid")[0][0] == "m0"
     assert search(cubed, "keyword") == search(plain, "keyword")
     assert search(cubed, "keyword")[0][0] == "m0"
+    # The per-term work an index keeps between queries is kept per power: searches that
+    # alternate powers give what a fresh index gives for each.
+    for mode in ("hybrid", "keyword", "hybrid"):
+        for fusion in (cubed, plain, cubed):
+            assert search(fusion, mode) == search(fusion, mode, on=_index())

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from .columns import NO_SPEAKER, Columns
 
-__all__ = ["NO_SLOT", "SeqOrder", "neighbours"]
+__all__ = ["NO_SLOT", "SeqOrder", "neighbour_array", "neighbours"]
 
 #: No neighbour (also the value of the spare last entry of the link arrays, so that looking
 #: up the neighbour of "no slot" gives "no slot").
@@ -139,39 +139,63 @@ def neighbours(
     the same kind dated within ``gap`` seconds of each other. A turn is a memory of a kind in
     ``kinds`` or, with ``speakers``, any memory with a speaker (its metadata's, or the
     ``"Name:"`` its text opens with)."""
-    none = np.full(len(slots), NO_SLOT, dtype=np.int64)
+    found = neighbour_array(cols, slots, kinds, gap, reach, speakers)
+    return [(found[d, 0], found[d, 1]) for d in range(reach)]
+
+
+def neighbour_array(
+    cols: Columns,
+    slots: npt.NDArray[np.int64],
+    kinds: frozenset[str],
+    gap: float,
+    reach: int = 1,
+    speakers: bool = False,
+) -> npt.NDArray[np.int64]:
+    """:func:`neighbours` as one array: ``[d - 1, 0]`` the ones before, ``[d - 1, 1]`` the
+    ones after, shape ``(reach, 2, len(slots))``. Every distance and side is tested at once
+    (a few array operations per search, not per distance and side)."""
+    found = np.full((reach, 2, len(slots)), NO_SLOT, dtype=np.int64)
     codes = cols.kind_codes_of(kinds)
     if (not codes and not speakers) or len(slots) == 0:
-        return [(none, none.copy()) for _ in range(reach)]
-    kind_codes, occurred = cols.kind_codes, cols.occurred
+        return found
+    kind_codes, occurred, speaker_codes = cols.kind_codes, cols.occurred, cols.speaker_codes
     has_context = np.zeros(len(cols.kind_names), dtype=np.bool_)
     has_context[codes] = True
-    speaker_codes = cols.speaker_codes
-
-    def turns(at: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        found: npt.NDArray[np.bool_] = has_context[kind_codes[at]]
+    # Every memory a turn (every kind has context: a persona of chat turns) and one kind
+    # (nothing to compare) are common: the tests they make moot are skipped.
+    every_turn = bool(has_context.all())
+    one_kind = len(cols.kind_names) == 1
+    if every_turn:
+        eligible = np.ones(len(slots), dtype=np.bool_)
+        own = slots
+    else:
+        eligible = has_context[kind_codes[slots]]
         if speakers:
-            found |= speaker_codes[at] != NO_SPEAKER
-        return found
-
-    eligible = turns(slots)
-    own = slots[eligible]
-    own_kind, own_time = kind_codes[own], occurred[own]
-    sides: list[list[npt.NDArray[np.int64]]] = []
-    for links in (cols.before, cols.after):
-        at = own
-        side = []
-        for _ in range(reach):  # one walk per side, a result at each distance
-            at = links[at]
-            found = at >= 0
-            hit = at[found]
-            found[found] = (
-                turns(hit)
-                & (kind_codes[hit] == own_kind[found])
-                & (np.abs(occurred[hit] - own_time[found]) <= gap)
-            )
-            other = none.copy()
-            other[eligible] = np.where(found, at, NO_SLOT)
-            side.append(other)
-        sides.append(side)
-    return list(zip(sides[0], sides[1], strict=True))
+            eligible |= speaker_codes[slots] != NO_SPEAKER
+        own = slots[eligible]
+        if len(own) == 0:
+            return found
+    walks = np.empty((reach, 2, len(own)), dtype=np.int64)
+    before, after = own, own
+    for d in range(reach):  # the link arrays map NO_SLOT to NO_SLOT: no test on the way
+        before = cols.before[before]
+        after = cols.after[after]
+        walks[d, 0] = before
+        walks[d, 1] = after
+    # NO_SLOT reads the arrays' last entries, which mean nothing: ``at >= 0`` masks them.
+    at = walks.reshape(2 * reach, len(own))
+    ok = at >= 0
+    kind = kind_codes[at] if not (every_turn and one_kind) else at
+    if not every_turn:
+        turn = has_context[kind]
+        if speakers:
+            turn |= speaker_codes[at] != NO_SPEAKER
+        ok &= turn
+    if not one_kind:
+        ok &= kind == kind_codes[own]
+    ok &= np.abs(occurred[at] - occurred[own]) <= gap
+    near = np.where(ok, at, NO_SLOT).reshape(reach, 2, len(own))
+    if every_turn:
+        return near
+    found[:, :, eligible] = near
+    return found

@@ -40,7 +40,8 @@ import numpy.typing as npt
 
 from ..errors import InvalidInputError
 from .columns import Columns
-from .context import neighbours
+from .context import neighbour_array
+from .scratch import Scratch
 
 __all__ = [
     "DenseScorer",
@@ -49,7 +50,6 @@ __all__ = [
     "convex",
     "distinct",
     "fuse",
-    "members",
     "positions",
     "rrf",
     "union",
@@ -182,22 +182,6 @@ Scores = npt.NDArray[np.float64]
 DenseScorer = Callable[[Slots], Scores]
 
 
-def members(targets: Slots, slots: Slots) -> npt.NDArray[np.bool_]:
-    """Whether each of ``targets`` (slots, or -1) is one of ``slots``.
-
-    By binary search in the sorted ``slots``, not with :func:`numpy.isin` (whose set-up
-    costs more than the search on the few hundred slots a search compares) nor a mark per
-    slot (an array as long as the index, cleared on every call).
-    """
-    if len(slots) == 0 or len(targets) == 0:
-        return np.zeros(len(targets), dtype=np.bool_)
-    ordered = np.sort(slots)
-    at = np.searchsorted(ordered, targets)
-    at[at == len(ordered)] = 0
-    found: npt.NDArray[np.bool_] = ordered[at] == targets
-    return found
-
-
 def distinct(slots: Slots) -> Slots:
     """The distinct values of ``slots``, sorted (what :func:`numpy.unique` gives, without its
     hash table and set-up, which cost more than a sort on a few hundred slots, nor its first
@@ -212,13 +196,20 @@ def distinct(slots: Slots) -> Slots:
     return found
 
 
-def union(first: Slots, second: Slots) -> Slots:
-    """``first`` followed by the slots of ``second`` not in it (both free of repeats)."""
+def union(first: Slots, second: Slots, marks: npt.NDArray[np.int64]) -> Slots:
+    """``first`` followed by the slots of ``second`` not in it (both free of repeats).
+
+    Membership is read from ``marks``, an array indexed by slot holding 0 (a
+    :class:`.scratch.Scratch`'s, put back before returning): a look-up per slot instead of a
+    binary search (which mispredicts at every step) or :func:`numpy.isin`'s set-up."""
     if len(second) == 0:
         return first
     if len(first) == 0:
         return second
-    return np.concatenate([first, second[~members(second, first)]])
+    marks[first] = 1
+    fresh = second[marks[second] == 0]
+    marks[first] = 0
+    return np.concatenate([first, fresh])
 
 
 def positions(slots: Slots, targets: Slots) -> npt.NDArray[np.intp]:
@@ -264,6 +255,7 @@ def fuse(
     keyword_scores: npt.NDArray[np.float32] | None,
     fusion: Fusion = Fusion(),
     mask: npt.NDArray[np.bool_] | None = None,
+    scratch: Scratch | None = None,
 ) -> tuple[Slots, Scores]:
     """Fused (and context-credited) score per slot of a hybrid search: (slots, scores).
 
@@ -271,7 +263,11 @@ def fuse(
     cosine of any slots (None: no query vector); ``keyword_scores`` is the BM25 score of every
     slot (None: no keyword search). A neighbour brought in by context is returned only if it
     passes the search's filter ``mask`` (None: no filter), but lends its score either way.
+    ``scratch`` (at rest, and left at rest) holds the per-slot look-ups; one is made if
+    omitted.
     """
+    work = scratch if scratch is not None and scratch.fits(cols.n_slots) else None
+    work = work or Scratch(cols.n_slots)
     keyword_best = 0.0
     if len(keyword) and keyword_scores is not None:
         keyword_best = float(keyword_scores[keyword[0]])
@@ -281,36 +277,31 @@ def fuse(
             return rrf(slots, dense, keyword, fusion)
         return convex(slots, dense_of, keyword_scores, keyword_best, fusion)
 
-    slots = union(dense, keyword)
+    marks = work.marks
+    slots = union(dense, keyword, marks)
     kinds, gap, speakers = fusion.context_kinds, fusion.context_gap, fusion.context_speakers
     if not fusion.context or not (kinds or speakers) or len(slots) == 0:
         return slots, base(slots)
-    # (before, after) for each distance 1 .. reach, for the candidates and then the
-    # neighbours they bring in (which lend their scores and are credited alike).
+    # [distance - 1, side (before, after), slot] for the candidates and then the neighbours
+    # they bring in (which lend their scores and are credited alike).
     reach = fusion.context_reach
-    near_of = neighbours(cols, slots, kinds, gap, reach, speakers)
-    near = np.concatenate([side for pair in near_of for side in pair])
-    extra = distinct(near[(near >= 0) & ~members(near, slots)])
+    near = neighbour_array(cols, slots, kinds, gap, reach, speakers)
+    flat = near.reshape(-1)
+    flat = flat[flat >= 0]
+    marks[slots] = 1
+    extra = distinct(flat[marks[flat] == 0])
+    marks[slots] = 0
     if len(extra):
-        near_extra = neighbours(cols, extra, kinds, gap, reach, speakers)
-        near_of = [
-            (np.concatenate([before, extra_before]), np.concatenate([after, extra_after]))
-            for (before, after), (extra_before, extra_after) in zip(
-                near_of, near_extra, strict=True
-            )
-        ]
+        near = np.concatenate([near, neighbour_array(cols, extra, kinds, gap, reach, speakers)], 2)
         slots = np.concatenate([slots, extra])
     own = base(slots)  # candidates and their neighbours in one pass
-    # Each slot's own score and its best neighbour's (0 for a neighbour not scored).
-    sort = np.argsort(slots)
-    keys, sorted_own = slots[sort], own[sort]
-
-    # Every neighbour of every distance looked up at once: (distance, side, slot).
-    targets = np.stack([np.stack(pair) for pair in near_of])
-    at = np.clip(np.searchsorted(keys, targets), 0, len(keys) - 1)
-    lent_by = np.where((targets >= 0) & (keys[at] == targets), sorted_own[at], 0.0).max(axis=1)
+    # Each neighbour's own score (0 for one not scored, and for no neighbour: the spare entry).
+    values = work.values
+    values[slots] = own
+    lent_by = values[near].max(axis=1)
+    values[slots] = 0.0
     best = np.zeros(len(slots), dtype=np.float64)
-    for d in range(1, len(near_of) + 1):
+    for d in range(1, reach + 1):
         best = np.maximum(best, fusion.context_decay ** (d - 1) * lent_by[d - 1])
     credited = own + fusion.context * np.maximum(best, 0.0)
     if len(extra) and mask is not None:

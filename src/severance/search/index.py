@@ -28,11 +28,12 @@ from .container import Buffer
 from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
-from .hybrid import DenseScorer, Fusion, fuse
+from .hybrid import Fusion
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, search_depth
-from .ranking import Candidates, KeywordStage, Settings, rank
+from .ranking import Candidates, KeywordStage, Settings, hits_of, top_of
 from .scoring import Cosines
+from .scratch import ScratchPool
 from .snapshot import Parts, decode, encode
 from .speakers import address_tokens, name_words
 from .threads import one_blas_thread
@@ -125,6 +126,8 @@ class PersonaIndex:
         self.order = SeqOrder()
         self._kw_stats: tuple[tuple[int, int], tuple[int, float]] | None = None
         self._by_token: tuple[int, dict[str, list[int]]] | None = None
+        self._scratch = ScratchPool()
+        self._feature_edits = 0
 
     # -- size -----------------------------------------------------------------------------------
     @property
@@ -216,6 +219,7 @@ class PersonaIndex:
         memory not in the index at ``seq`` is left alone."""
         slot = self.slot_of.get(memory_id)
         if slot is not None and int(self.seqs[slot]) == seq:
+            self._feature_edits += 1  # keyword scores cached per version read these codes
             self.speaker_codes[slot] = self._speaker(speaker)
             self.has_time[slot] = has_time
             self.addressed_codes[slot] = self._speaker(addressed)
@@ -295,20 +299,9 @@ class PersonaIndex:
     def _top_of(
         self, candidates: npt.NDArray[np.int64], values: npt.NDArray[np.float32], k: int
     ) -> list[int]:
-        """The best ``k`` of ``candidates`` by ``values``. Ties go to the lower ``seq`` (not the
-        lower slot), so the answer depends on the stored rows only, not on how this index was
-        built (live writes, snapshot plus tail, or a rebuild order slots differently)."""
-        if len(candidates) == 0 or k <= 0:
-            return []
-        if len(candidates) > k:
-            # Keep every candidate tied with the k-th best, then break ties by seq.
-            neg = -values
-            kth = np.partition(neg, k - 1)[k - 1]
-            keep = neg <= kth
-            candidates, values = candidates[keep], values[keep]
-        order = np.lexsort((self.seqs[candidates], -values))[:k]
-        result: list[int] = candidates[order].tolist()
-        return result
+        """The best ``k`` of ``candidates`` by ``values``, ties to the lower seq (see
+        :func:`.ranking.top_of`)."""
+        return top_of(self.seqs, candidates, values, k)
 
     def _top(
         self, scores: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_], k: int
@@ -397,23 +390,60 @@ class PersonaIndex:
         """
         if self.n_slots == 0 or k <= 0:
             return []
-        with one_blas_thread():
-            return self._search(
-                query_vector,
-                query_tokens,
-                k,
-                flt,
-                mode,
-                depth,
-                fusion,
-                recency,
-                half_life_days,
-                now,
-                dense_hits,
-                analysis,
-                min_similarity,
-                prepared,
+        with one_blas_thread(), self._scratch.borrow(self.n_slots) as scratch:
+            self._extend_graph()
+            wanted = search_depth(k, fusion, mode) if analysis is not None else k
+            pool = max(depth, wanted)
+            stage = prepared
+            now_at = (self.n_slots, self.retired)
+            if stage is None or not stage.serves(query_tokens, flt, now_at, mode, fusion):
+                power = fusion.idf_power
+                stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed, pool, power)
+            mask = stage.mask
+            dense_list: list[int] = []
+            keyword_list: list[int] = []
+            dense_scores: npt.NDArray[np.float32] | None = None
+            keyword_scores: npt.NDArray[np.float32] | None = None
+            query: npt.NDArray[np.float32] | None = None
+            cosines: Cosines | None = None
+            if mode in ("hybrid", "dense") and query_vector is not None:
+                query = np.asarray(query_vector, dtype=np.float32)
+                if dense_hits is not None:
+                    # The nearest neighbours came from elsewhere (the database's own vector
+                    # index, in the "indexed" mode): keep the live ones that pass the filter.
+                    known = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
+                    kept = [s for s in known if s is not None and (mask is None or mask[s])]
+                    dense_list = kept[:pool]
+                elif self.hnsw is None:
+                    dense_list, dense_scores = self._dense_exact(query, mask, pool)
+                else:
+                    cosines = Cosines(self.dense, query, cache=scratch.cosines)
+                    dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
+            if mode in ("hybrid", "keyword") and stage.scores is not None:
+                keyword_scores = stage.scores
+                if stage.ranked is not None and stage.ranked[0] == pool:
+                    keyword_list = stage.ranked[1]  # ranked while the query was being embedded
+                else:
+                    touched = stage.touched
+                    keyword_list = self._top_of(touched, keyword_scores[touched], pool)
+
+            if query is not None and cosines is None:
+                cosines = Cosines(self.dense, query, dense_scores, cache=scratch.cosines)
+            found = Candidates(
+                np.asarray(dense_list, dtype=np.int64),
+                np.asarray(keyword_list, dtype=np.int64),
+                keyword_scores,
+                cosines,
+                scratch,
             )
+            how = Settings(
+                k, wanted, mode, fusion, recency, half_life_days, now, analysis, min_similarity
+            )
+            try:
+                return hits_of(self.columns(), self.dense.vectors(), self.ids, found, mask, how)
+            finally:
+                if cosines is not None:
+                    cosines.release()
 
     def prepare(
         self,
@@ -421,10 +451,12 @@ class PersonaIndex:
         flt: Filter = NO_FILTER,
         mode: SearchMode = "hybrid",
         skip_addressed: bool = True,
+        pool: int = 100,
         idf_power: float = 1.0,
     ) -> KeywordStage:
         """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
-        vector: the filter's mask and the BM25 scores (see :meth:`search`'s ``prepared``);
+        vector: the filter's mask, the BM25 scores and the best ``pool`` keyword candidates
+        (a search's ``max(depth, ...)``: 100 by default; see :meth:`search`'s ``prepared``);
         with ``skip_addressed``, a memory does not match the name it addresses someone by;
         in a hybrid search each term's idf is raised to ``idf_power``."""
         n = self.n_slots
@@ -432,9 +464,9 @@ class PersonaIndex:
         scores: npt.NDArray[np.float32] | None = None
         touched = np.zeros(0, dtype=np.int64)
         if mode in ("hybrid", "keyword") and n:
-            version = (n, self.retired)
+            version = (n, self.retired, self._feature_edits)
             said_to = (self.addressed_codes, self._address_tokens()) if skip_addressed else None
-            scores = self.keyword.scores(
+            scores, touched = self.keyword.matches(
                 query_tokens,
                 self.alive,
                 n,
@@ -443,89 +475,22 @@ class PersonaIndex:
                 addressed=said_to,
                 idf_power=idf_power if mode == "hybrid" else 1.0,
             )
-            touched = np.flatnonzero(scores > 0)
             if mask is not None:
                 touched = touched[mask[touched]]
-        version = (n, self.retired)
+        ranked = (
+            (pool, self._top_of(touched, scores[touched], pool)) if scores is not None else None
+        )
         return KeywordStage(
-            tuple(query_tokens), flt, version, mask, scores, touched, skip_addressed, idf_power
+            tuple(query_tokens),
+            flt,
+            (n, self.retired),
+            mask,
+            scores,
+            touched,
+            skip_addressed,
+            ranked,
+            idf_power,
         )
-
-    def _search(
-        self,
-        query_vector: npt.NDArray[np.float32] | None,
-        query_tokens: Sequence[str],
-        k: int,
-        flt: Filter,
-        mode: SearchMode,
-        depth: int,
-        fusion: Fusion,
-        recency: float,
-        half_life_days: float,
-        now: float,
-        dense_hits: Sequence[tuple[str, float]] | None,
-        analysis: QueryAnalysis | None,
-        min_similarity: float | None,
-        prepared: KeywordStage | None,
-    ) -> list[Hit]:
-        self._extend_graph()
-        stage = prepared
-        now_at = (self.n_slots, self.retired)
-        if stage is None or not stage.serves(query_tokens, flt, now_at, mode, fusion):
-            stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed, fusion.idf_power)
-        mask = stage.mask
-        wanted = search_depth(k, fusion, mode) if analysis is not None else k
-        pool = max(depth, wanted)
-        dense_list: list[int] = []
-        keyword_list: list[int] = []
-        dense_scores: npt.NDArray[np.float32] | None = None
-        keyword_scores: npt.NDArray[np.float32] | None = None
-        query: npt.NDArray[np.float32] | None = None
-        cosines: Cosines | None = None
-        if mode in ("hybrid", "dense") and query_vector is not None:
-            query = np.asarray(query_vector, dtype=np.float32)
-            if dense_hits is not None:
-                # The nearest neighbours came from elsewhere (the database's own vector index,
-                # in the "indexed" mode): keep the live ones that pass the filter.
-                known = (self.slot_of.get(memory_id) for memory_id, _ in dense_hits)
-                dense_list = [s for s in known if s is not None and (mask is None or mask[s])][
-                    :pool
-                ]
-            elif self.hnsw is None:
-                dense_list, dense_scores = self._dense_exact(query, mask, pool)
-            else:
-                cosines = Cosines(self.dense, query)
-                dense_list = self._dense_graph(self.hnsw, query, mask, pool, cosines)
-        if mode in ("hybrid", "keyword") and stage.scores is not None:
-            keyword_scores = stage.scores
-            touched = stage.touched
-            keyword_list = self._top_of(touched, keyword_scores[touched], pool)
-
-        dense_slots = np.asarray(dense_list, dtype=np.int64)
-        keyword_slots = np.asarray(keyword_list, dtype=np.int64)
-        if query is not None and cosines is None:
-            cosines = Cosines(self.dense, query, dense_scores)
-        cosine: DenseScorer | None = cosines
-        if mode == "dense" and cosine is not None:
-            slots, fused = dense_slots, cosine(dense_slots)
-        elif mode == "keyword" and keyword_scores is not None:
-            slots, fused = keyword_slots, keyword_scores[keyword_slots].astype(np.float64)
-        else:
-            slots, fused = fuse(
-                self.columns(),
-                dense_slots,
-                keyword_slots,
-                cosine,
-                keyword_scores,
-                fusion,
-                mask,
-            )
-        found = Candidates(dense_slots, keyword_slots, keyword_scores, cosine)
-        how = Settings(
-            k, wanted, mode, fusion, recency, half_life_days, now, analysis, min_similarity
-        )
-        ranked = rank(self.columns(), self.dense.vectors(), found, slots, fused, how)
-        return ranked.hits(self.ids, keyword_scores)
 
     def _address_tokens(self) -> dict[str, list[int]]:
         """Keyword token -> the codes of the one-word names that are it (names only grow)."""

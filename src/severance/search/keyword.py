@@ -29,8 +29,31 @@ __all__ = ["TOKENIZER_VERSION", "KeywordIndex", "tokenize"]
 #: what it returns for some text.
 TOKENIZER_VERSION = 2  # 1: a light suffix strip; 2: English Snowball
 
-# (version, live slots, their term frequencies, their BM25 denominators tf + k1 * norm(len))
-_Cached = tuple[Hashable, npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
+class _Term:
+    """What a query reads of one term, kept for one state of the index (``key``: version,
+    N, avgdl): its live postings, their tfs and BM25 denominators ``tf + k1 * norm(len)``,
+    their *impacts* (each posting's BM25 score for a query holding the term once) and, once
+    asked for, the impacts with the postings addressing someone by the term set to 0
+    (``addressed``: (the codes of the names the term is, those impacts, whether any was))."""
+
+    __slots__ = ("addressed", "denominator", "impact", "key", "slots", "tfs")
+
+    def __init__(
+        self,
+        key: Hashable,
+        slots: npt.NDArray[np.int32],
+        tfs: npt.NDArray[np.float32],
+        denominator: npt.NDArray[np.float32],
+        impact: npt.NDArray[np.float32],
+    ) -> None:
+        self.key = key
+        self.slots = slots
+        self.tfs = tfs
+        self.denominator = denominator
+        self.impact = impact
+        self.addressed: tuple[tuple[int, ...], npt.NDArray[np.float32], bool] | None = None
+
 
 K1 = 1.2
 #: Length normalisation. Below the textbook 0.75: memories are short (a chat message, a turn)
@@ -42,7 +65,7 @@ B = 0.5
 #: convert a long tail the first time it reads a term.
 _TAIL_FOLD = 1 << 18
 #: Live postings whose BM25 denominators are kept between queries, least recently used term
-#: first out (12 bytes each). A common term of a large persona has hundreds of thousands of
+#: first out (16 bytes each). A common term of a large persona has hundreds of thousands of
 #: postings; re-deriving its live postings and length norms on every query is most of the
 #: cost of keyword search. Entries are valid for one state of the index (``version``).
 _CACHE_POSTINGS = 1 << 22
@@ -227,6 +250,24 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def _unaddressed(
+    part: npt.NDArray[np.float32], said_to: npt.NDArray[np.int32], codes: Sequence[int]
+) -> tuple[npt.NDArray[np.float32], bool]:
+    """``part`` (a term's scores, per posting) with the postings addressing someone by the
+    term (``said_to``: each posting's addressed-name code; ``codes``: the names the term is)
+    set to 0, and whether they were; only for a word mostly used to address someone: a place
+    closing a note ("the offsite is in Lisbon") is not a name said to someone."""
+    # A table over the codes instead of numpy.isin (whose set-up is most of its cost on a few
+    # thousand postings); -1 (addressing no one) reads the table's last entry, False.
+    top = max(codes) + 1
+    named = np.zeros(top + 1, dtype=np.bool_)
+    named[list(codes)] = True
+    hit = named[np.minimum(said_to, top)]
+    if int(np.count_nonzero(hit)) >= max(2.0, 0.5 * len(part)):
+        return np.where(hit, np.float32(0.0), part), True
+    return part, False
+
+
 class KeywordIndex:
     """BM25 over documents addressed by integer slots."""
 
@@ -240,7 +281,7 @@ class KeywordIndex:
         # holding the base postings followed by the tail.
         self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
         self._tail_postings = 0
-        self._cache: OrderedDict[int, _Cached] = OrderedDict()
+        self._cache: OrderedDict[int, _Term] = OrderedDict()
         self._cached_postings = 0
         self.doc_len = np.zeros(0, dtype=np.float32)
 
@@ -337,27 +378,51 @@ class KeywordIndex:
         """BM25 score of every slot (0 for slots matching no query term).
 
         ``stats`` is :meth:`collection_stats` for the same ``alive`` (computed if omitted).
-        ``version`` names the current state of the documents and of ``alive`` (it must change
-        whenever either does); with it, per-term work is cached for the next query.
+        ``version`` names the current state of the documents, of ``alive`` and of the
+        addressed-name codes (it must change whenever any does); with it, per-term work is
+        cached for the next query.
         ``addressed`` is (each slot's addressed-name code, term -> the codes of the names it
         is the token of): a slot addressing someone by a query term does not match that term
         (see :func:`.speakers.vocative`: "good luck today Kate!!" is not about Kate, it is said
         to her; who said what to whom is the re-ranking's speaker boost).
         Each term's idf is raised to ``idf_power`` (:attr:`.hybrid.Fusion.idf_power`).
         """
+        return self.matches(query_tokens, alive, n_slots, stats, version, addressed, idf_power)[0]
+
+    def matches(
+        self,
+        query_tokens: Iterable[str],
+        alive: npt.NDArray[np.bool_],
+        n_slots: int,
+        stats: tuple[int, float] | None = None,
+        version: Hashable | None = None,
+        addressed: tuple[npt.NDArray[np.int32], Mapping[str, Sequence[int]]] | None = None,
+        idf_power: float = 1.0,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """(:meth:`scores`, the slots scoring above 0 in increasing order) for the same
+        arguments.
+
+        Each cached term holds its postings' *impacts* (a posting's BM25 score for a query
+        holding the term once, computed in the order a fresh query computes it, so a cached
+        query gives the same floats to the bit), so a query costs one scatter-add over each
+        term's postings; the slots it touched come from those postings rather than from a
+        pass over every slot, when they are few.
+        """
         scores = np.zeros(n_slots, dtype=np.float32)
         n_docs, avgdl = stats if stats is not None else self.collection_stats(alive, n_slots)
         if n_docs == 0:
-            return scores
+            return scores, np.zeros(0, dtype=np.int64)
         live = alive[:n_slots]
+        hits: list[npt.NDArray[np.int32]] = []
+        every = False  # some postings were zeroed (addressed): they may score 0
+        key = (version, n_docs, avgdl, idf_power)  # the impacts hold idf ** idf_power
         for term, qtf in Counter(query_tokens).items():
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            cached = self._cache.get(tid) if version is not None else None
-            if cached is not None and cached[0] == version:
+            entry = self._cache.get(tid) if version is not None else None
+            if entry is not None and entry.key == key:
                 self._cache.move_to_end(tid)
-                _, slots, tfs, denominator = cached
             else:
                 slots, tfs = self.postings(tid)
                 keep = live[slots]
@@ -366,34 +431,73 @@ class KeywordIndex:
                     continue
                 norm = K1 * (1.0 - B + B * self.doc_len[slots] / avgdl)
                 denominator = tfs + norm
+                df = len(slots)
+                idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                if idf_power != 1.0:
+                    idf **= idf_power
+                # In the order a query holding the term once computes it (qtf * idf == idf).
+                impact = np.asarray(idf * tfs * (K1 + 1.0) / denominator, dtype=np.float32)
+                entry = _Term(key, slots, tfs, denominator, impact)
                 if version is not None:
-                    self._keep(tid, (version, slots, tfs, denominator))
-            df = len(slots)
-            idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-            if idf_power != 1.0:
-                idf **= idf_power
-            part = qtf * idf * tfs * (K1 + 1.0) / denominator
+                    self._keep(tid, entry)
+            slots = entry.slots
             codes = addressed[1].get(term) if addressed is not None else None
-            if codes and addressed is not None:
-                said_to = addressed[0][slots]
-                hit = said_to == codes[0] if len(codes) == 1 else np.isin(said_to, codes)
-                # Only a word mostly used to address someone: a place closing a note ("the
-                # offsite is in Lisbon") is not a name said to someone.
-                n_hit = int(np.count_nonzero(hit))
-                if n_hit >= max(2.0, 0.5 * df):
-                    part = np.where(hit, np.float32(0.0), part)
+            zeroed = False
+            if qtf == 1 and not codes:
+                part = entry.impact  # never written to: it is the cache's own array
+            elif qtf == 1 and codes and addressed is not None:
+                known = entry.addressed
+                if known is None or known[0] != tuple(codes):
+                    part, zeroed = _unaddressed(entry.impact, addressed[0][slots], codes)
+                    # Valid with the key: the caller's version changes with the codes.
+                    entry.addressed = known = (tuple(codes), part, zeroed)
+                _, part, zeroed = known
+            else:
+                df = len(slots)
+                idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                if idf_power != 1.0:
+                    idf **= idf_power
+                part = qtf * idf * entry.tfs * (K1 + 1.0) / entry.denominator
+                if codes and addressed is not None:
+                    part, zeroed = _unaddressed(part, addressed[0][slots], codes)
+            every |= zeroed
             scores[slots] += part
-        return scores
+            hits.append(slots)
+        return scores, self._touched(scores, hits, every)
 
-    def _keep(self, tid: int, entry: _Cached) -> None:
+    @staticmethod
+    def _touched(
+        scores: npt.NDArray[np.float32], hits: list[npt.NDArray[np.int32]], every: bool
+    ) -> npt.NDArray[np.int64]:
+        """The slots with a positive score, in increasing order: from the postings of the
+        query's terms (each in slot order) when they are few next to the slots, else by a
+        pass over every score (a sort costs ~12x more per element than that pass)."""
+        total = sum(len(h) for h in hits)
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        if total * 12 > len(scores):
+            return np.flatnonzero(scores)  # no score is negative (idf > 0): one pass, no mask
+        if len(hits) == 1:
+            touched: npt.NDArray[np.int64] = hits[0].astype(np.int64)
+        else:
+            ordered = np.concatenate(hits).astype(np.int64)
+            ordered.sort()
+            keep = np.empty(len(ordered), dtype=np.bool_)
+            keep[0] = True
+            np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+            touched = ordered[keep]
+        # A term whose addressed postings were zeroed leaves some of them at 0.
+        return touched[scores[touched] > 0] if every else touched
+
+    def _keep(self, tid: int, entry: _Term) -> None:
         old = self._cache.pop(tid, None)
         if old is not None:
-            self._cached_postings -= len(old[1])
+            self._cached_postings -= len(old.slots)
         self._cache[tid] = entry
-        self._cached_postings += len(entry[1])
+        self._cached_postings += len(entry.slots)
         while self._cached_postings > _CACHE_POSTINGS and self._cache:
             _, evicted = self._cache.popitem(last=False)
-            self._cached_postings -= len(evicted[1])
+            self._cached_postings -= len(evicted.slots)
 
     def compacted(self, remap: npt.NDArray[np.int64]) -> KeywordIndex:
         """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it.

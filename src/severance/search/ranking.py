@@ -15,13 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from .columns import Columns, SearchMode
-from .documents import Filter
-from .hybrid import DenseScorer, Fusion
+from .documents import Filter, Hit
+from .hybrid import DenseScorer, Fusion, fuse
 from .query import QueryAnalysis, rerank
 from .ranked import Ranked
 from .scoring import ranks, repeats_last
+from .scratch import Scratch
 
-__all__ = ["Candidates", "KeywordStage", "Settings", "best", "rank"]
+__all__ = ["Candidates", "KeywordStage", "Settings", "best", "hits_of", "rank", "top_of"]
 
 Slots = npt.NDArray[np.int64]
 
@@ -42,6 +43,9 @@ class KeywordStage:
     #: Whether a slot addressing someone by a query term was left out of that term's matches
     #: (:attr:`.hybrid.Fusion.skip_addressed`).
     skip_addressed: bool = True
+    #: (pool, the best ``pool`` of ``touched`` by score, best first): the keyword candidate
+    #: list of a search asking for that many (None: not ranked ahead).
+    ranked: tuple[int, list[int]] | None = None
     #: The power each query term's idf was raised to in a hybrid search
     #: (:attr:`.hybrid.Fusion.idf_power`).
     idf_power: float = 1.0
@@ -76,6 +80,8 @@ class Candidates:
     keyword: Slots
     keyword_scores: npt.NDArray[np.float32] | None
     cosine: DenseScorer | None
+    #: Per-slot work arrays lent for the search (None: look-ups by sorting instead).
+    scratch: Scratch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,57 @@ def best(
     return ranked
 
 
+def top_of(
+    seqs: npt.NDArray[np.int64],
+    candidates: Slots,
+    values: npt.NDArray[np.float32],
+    k: int,
+) -> list[int]:
+    """The best ``k`` of ``candidates`` by ``values``. Ties go to the lower ``seq`` (not the
+    lower slot), so the answer depends on the stored rows only, not on how the index was
+    built (live writes, snapshot plus tail, or a rebuild order slots differently)."""
+    if len(candidates) == 0 or k <= 0:
+        return []
+    if len(candidates) > k:
+        # Keep every candidate tied with the k-th best, then break ties by seq.
+        neg = -values
+        kth = np.partition(neg, k - 1)[k - 1]
+        keep = neg <= kth
+        candidates, values = candidates[keep], values[keep]
+    order = np.lexsort((seqs[candidates], -values))[:k]
+    result: list[int] = candidates[order].tolist()
+    return result
+
+
+def hits_of(
+    cols: Columns,
+    vectors: npt.NDArray[np.floating],
+    ids: Sequence[str],
+    found: Candidates,
+    mask: npt.NDArray[np.bool_] | None,
+    how: Settings,
+) -> list[Hit]:
+    """The search's results, best first: the candidates fused (a hybrid search; ``mask``
+    is its filter, None: none), then ranked (see :func:`rank`); ``ids`` by slot."""
+    cosine, keyword_scores = found.cosine, found.keyword_scores
+    if how.mode == "dense" and cosine is not None:
+        slots, fused = found.dense, cosine(found.dense)
+    elif how.mode == "keyword" and keyword_scores is not None:
+        slots, fused = found.keyword, keyword_scores[found.keyword].astype(np.float64)
+    else:
+        slots, fused = fuse(
+            cols,
+            found.dense,
+            found.keyword,
+            cosine,
+            keyword_scores,
+            how.fusion,
+            mask,
+            found.scratch,
+        )
+    return rank(cols, vectors, found, slots, fused, how).hits(ids, keyword_scores)
+
+
 def rank(
     cols: Columns,
     vectors: npt.NDArray[np.floating],
@@ -125,13 +182,14 @@ def rank(
         age_days = np.maximum(0.0, how.now - cols.occurred[slots]) / 86400.0
         decay = 0.5 ** (age_days / how.half_life_days)
         fused = fused * ((1.0 - how.recency) + how.recency * decay)
+    marks = found.scratch.marks if found.scratch is not None else None
     order = best(cols.seqs, slots, fused, how.wanted)
     slots = slots[order]
     ranked = Ranked(
         slots,
         fused[order],
-        ranks(found.dense, slots),
-        ranks(found.keyword, slots),
+        ranks(found.dense, slots, marks),
+        ranks(found.keyword, slots, marks),
         cosine(slots) if cosine is not None else None,
     )
     if how.min_similarity is not None:

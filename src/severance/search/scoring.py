@@ -13,15 +13,25 @@ from .dense import DenseIndex
 __all__ = ["QUERY_SLACK", "REPEAT_COSINE", "Cosines", "ranks", "repeat_candidates", "repeats_last"]
 
 
-def ranks(ranked: npt.NDArray[np.int64], slots: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The 1-based place of each of ``slots`` in ``ranked`` (0: not in it)."""
+def ranks(
+    ranked: npt.NDArray[np.int64],
+    slots: npt.NDArray[np.int64],
+    marks: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]:
+    """The 1-based place of each of ``slots`` in ``ranked`` (0: not in it). ``marks``, an
+    array indexed by slot holding 0 (a :class:`.scratch.Scratch`'s), is used and put back."""
+    if marks is not None:
+        marks[ranked] = np.arange(1, len(ranked) + 1)
+        found: npt.NDArray[np.int64] = marks[slots]
+        marks[ranked] = 0
+        return found
     out = np.zeros(len(slots), dtype=np.int64)
     if len(ranked) and len(slots):
         sort = np.argsort(ranked, kind="stable")
         at = np.clip(np.searchsorted(ranked, slots, sorter=sort), 0, len(ranked) - 1)
-        found = sort[at]
-        hit = ranked[found] == slots
-        out[hit] = found[hit] + 1
+        place = sort[at]
+        hit = ranked[place] == slots
+        out[hit] = place[hit] + 1
     return out
 
 
@@ -115,42 +125,50 @@ def repeats_last(
 
 class Cosines:
     """Cosine similarity of slots to one query, each slot computed at most once per search
-    (the dense ranking, fusion, context and the results all ask for overlapping slots)."""
+    (the dense ranking, fusion, context and the results all ask for overlapping slots).
+
+    Computed values are kept in ``cache``, an array indexed by slot holding NaN for a slot
+    not computed (a :class:`.scratch.Scratch`'s ``cosines``, lent for the search); call
+    :meth:`release` when done, which puts those entries back to NaN."""
 
     def __init__(
         self,
         dense: DenseIndex,
         query: npt.NDArray[np.float32],
         every: npt.NDArray[np.float32] | None = None,
+        cache: npt.NDArray[np.float32] | None = None,
     ) -> None:
         self._dense = dense
         self._query = query
         self._every = every  # every slot's score, when exact search computed them all
-        self._slots = np.zeros(0, dtype=np.int64)  # sorted
-        self._values = np.zeros(0, dtype=np.float32)
+        if every is None and cache is None:
+            cache = np.full(dense.n + 1, np.nan, dtype=np.float32)
+        self._cache = cache
+        self._computed: list[npt.NDArray[np.int64]] = []
 
     def score(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """float32 scores of ``slots`` (no repeats), computed and remembered."""
         if self._every is not None:
             every: npt.NDArray[np.float32] = self._every[slots]
             return every
-        values = np.empty(len(slots), dtype=np.float32)
-        known = self._slots
-        if len(known):
-            at = np.clip(np.searchsorted(known, slots), 0, len(known) - 1)
-            hit = known[at] == slots
-            values[hit] = self._values[at[hit]]
-        else:
-            hit = np.zeros(len(slots), dtype=np.bool_)
-        miss = ~hit
+        cache = self._cache
+        assert cache is not None
+        values = cache[slots]
+        miss = np.isnan(values)
         if miss.any():
-            fresh = self._dense.scores_at(slots[miss], self._query)
+            fresh_slots = slots[miss]  # a copy: the caller's array may change later
+            fresh = self._dense.scores_at(fresh_slots, self._query)
             values[miss] = fresh
-            merged = np.concatenate([known, slots[miss]])
-            order = np.argsort(merged, kind="stable")
-            self._slots = merged[order]
-            self._values = np.concatenate([self._values, fresh])[order]
+            cache[fresh_slots] = fresh
+            self._computed.append(fresh_slots)
         return values
+
+    def release(self) -> None:
+        """Forget every computed value (their cache entries back to NaN)."""
+        if self._cache is not None:
+            for slots in self._computed:
+                self._cache[slots] = np.nan
+        self._computed = []
 
     def __call__(self, slots: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         return self.score(slots).astype(np.float64)
