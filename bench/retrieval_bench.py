@@ -319,7 +319,17 @@ def _fifth_notes(lab: dict[str, dict[str, Any]], systems: dict[str, dict[str, An
         + " — chat-hard gains what LoCoMo loses; with e5-small it does the same (see "
         "`docs/embedders.md`). Speaker boost 0.3 "
         + on7("speaker boost 0.3")
-        + ": too small to keep on its own.",
+        + ": too small to keep on its own; context from three turns each side "
+        + on7("context window ±3 turns")
+        + ". **Next** — RM3 feedback on the keyword side, which lost on the chats with plain "
+        "idf (row 5, above), now gains on all three on top of the cubed idf: 0.2 of the best "
+        "10 terms of the 5 best results "
+        + on7("RM3 keyword feedback 0.2 (5 results, 10 terms)")
+        + " (0.1 of 5 terms of 3 results: "
+        + on7("RM3 keyword feedback 0.1 (3 results, 5 terms)")
+        + "). It is not ported: the index keeps no terms per memory (only postings per term), "
+        "so it needs a forward index kept through snapshots, and it costs a second keyword "
+        "pass and fusion per query.",
     ]
 
 

@@ -203,6 +203,12 @@ NEXT7: tuple[tuple[str, dict[str, Any]], ...] = (
         {"dense_range": True, "dense_weight": 0.35, "keyword_weight": 0.65},
     ),
     ("+ speaker boost 0.3", {"speaker_boost": 0.3}),
+    ("+ RM3 keyword feedback 0.2 (5 results, 10 terms)", {"rm3": 0.2}),
+    (
+        "+ RM3 keyword feedback 0.1 (3 results, 5 terms)",
+        {"rm3": 0.1, "rm3_docs": 3, "rm3_terms": 5},
+    ),
+    ("+ context window ±3 turns", {"window": 3}),
 )
 
 

@@ -281,7 +281,9 @@ class KeywordIndex:
         # holding the base postings followed by the tail.
         self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
         self._tail_postings = 0
-        self._cache: OrderedDict[int, _Term] = OrderedDict()
+        # (term id, idf power) -> its entry: a hybrid search (idf cubed) and a keyword one
+        # (plain BM25) each keep their own.
+        self._cache: OrderedDict[tuple[int, float], _Term] = OrderedDict()
         self._cached_postings = 0
         self.doc_len = np.zeros(0, dtype=np.float32)
 
@@ -415,14 +417,14 @@ class KeywordIndex:
         live = alive[:n_slots]
         hits: list[npt.NDArray[np.int32]] = []
         every = False  # some postings were zeroed (addressed): they may score 0
-        key = (version, n_docs, avgdl, idf_power)  # the impacts hold idf ** idf_power
+        key = (version, n_docs, avgdl)
         for term, qtf in Counter(query_tokens).items():
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            entry = self._cache.get(tid) if version is not None else None
+            entry = self._cache.get((tid, idf_power)) if version is not None else None
             if entry is not None and entry.key == key:
-                self._cache.move_to_end(tid)
+                self._cache.move_to_end((tid, idf_power))
             else:
                 slots, tfs = self.postings(tid)
                 keep = live[slots]
@@ -439,7 +441,7 @@ class KeywordIndex:
                 impact = np.asarray(idf * tfs * (K1 + 1.0) / denominator, dtype=np.float32)
                 entry = _Term(key, slots, tfs, denominator, impact)
                 if version is not None:
-                    self._keep(tid, entry)
+                    self._keep((tid, idf_power), entry)
             slots = entry.slots
             codes = addressed[1].get(term) if addressed is not None else None
             zeroed = False
@@ -489,11 +491,11 @@ class KeywordIndex:
         # A term whose addressed postings were zeroed leaves some of them at 0.
         return touched[scores[touched] > 0] if every else touched
 
-    def _keep(self, tid: int, entry: _Term) -> None:
-        old = self._cache.pop(tid, None)
+    def _keep(self, at: tuple[int, float], entry: _Term) -> None:
+        old = self._cache.pop(at, None)
         if old is not None:
             self._cached_postings -= len(old.slots)
-        self._cache[tid] = entry
+        self._cache[at] = entry
         self._cached_postings += len(entry.slots)
         while self._cached_postings > _CACHE_POSTINGS and self._cache:
             _, evicted = self._cache.popitem(last=False)
