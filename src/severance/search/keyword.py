@@ -64,9 +64,10 @@ B = 0.5
 #: array: a posting costs ~60 bytes as list items and 8 in an array, and a query need not
 #: convert a long tail the first time it reads a term.
 _TAIL_FOLD = 1 << 18
-#: Live postings whose BM25 denominators are kept between queries, least recently used term
-#: first out (16 bytes each). A common term of a large persona has hundreds of thousands of
-#: postings; re-deriving its live postings and length norms on every query is most of the
+#: Live postings whose BM25 denominators and impacts are kept between queries (see
+#: :class:`_Term`), least recently used term first out (16 bytes each, 20 for a term that is
+#: a name). A common term of a large persona has hundreds of thousands of postings;
+#: re-deriving its live postings, length norms and weights on every query was most of the
 #: cost of keyword search. Entries are valid for one state of the index (``version``).
 _CACHE_POSTINGS = 1 << 22
 _MAX_TOKEN = 40
