@@ -108,11 +108,13 @@ def test_a_keyword_stage_of_another_power_is_done_again() -> None:
         return [(h.id, h.score) for h in hits]
 
     cubed, plain = Fusion(**mine), Fusion(idf_power=1.0, **mine)  # type: ignore[arg-type]
+    # A stage made for either mode and either power serves only the search it fits.
     for mode in ("hybrid", "keyword"):
         for fusion in (cubed, plain):
-            for power in (1.0, 3.0):
-                stage = index.prepare(tokens, mode=mode, idf_power=power)
-                assert search(fusion, mode, prepared=stage) == search(fusion, mode)
+            for made_for in ("hybrid", "keyword"):
+                for power in (1.0, 3.0):
+                    stage = index.prepare(tokens, mode=made_for, idf_power=power)
+                    assert search(fusion, mode, prepared=stage) == search(fusion, mode)
     assert search(cubed, "hybrid")[0][0] == "m1"
     assert search(plain, "hybrid")[0][0] == "m0"
     assert search(cubed, "keyword") == search(plain, "keyword")

@@ -460,6 +460,7 @@ class PersonaIndex:
         with ``skip_addressed``, a memory does not match the name it addresses someone by;
         in a hybrid search each term's idf is raised to ``idf_power``."""
         n = self.n_slots
+        idf_power = idf_power if mode == "hybrid" else 1.0  # keyword searches: plain BM25
         mask = self._mask(flt) if self._filters(flt) else None
         scores: npt.NDArray[np.float32] | None = None
         touched = np.zeros(0, dtype=np.int64)
@@ -473,7 +474,7 @@ class PersonaIndex:
                 stats=self._keyword_stats(),
                 version=version,
                 addressed=said_to,
-                idf_power=idf_power if mode == "hybrid" else 1.0,
+                idf_power=idf_power,
             )
             if mask is not None:
                 touched = touched[mask[touched]]

@@ -46,8 +46,8 @@ class KeywordStage:
     #: (pool, the best ``pool`` of ``touched`` by score, best first): the keyword candidate
     #: list of a search asking for that many (None: not ranked ahead).
     ranked: tuple[int, list[int]] | None = None
-    #: The power each query term's idf was raised to in a hybrid search
-    #: (:attr:`.hybrid.Fusion.idf_power`).
+    #: The power each query term's idf was raised to (:attr:`.hybrid.Fusion.idf_power` in a
+    #: hybrid search, 1 in a keyword one).
     idf_power: float = 1.0
 
     def serves(
@@ -66,7 +66,7 @@ class KeywordStage:
             and self.tokens == tuple(tokens)
             and (self.scores is not None or mode == "dense")
             and self.skip_addressed == fusion.skip_addressed
-            and self.idf_power == fusion.idf_power
+            and self.idf_power == (fusion.idf_power if mode == "hybrid" else 1.0)
         )
 
 
