@@ -321,7 +321,13 @@ def _fifth_notes(lab: dict[str, dict[str, Any]], systems: dict[str, dict[str, An
         + on7("speaker boost 0.3")
         + ": too small to keep on its own; context from three turns each side "
         + on7("context window ±3 turns")
-        + ". **Next** — RM3 feedback on the keyword side, which lost on the chats with plain "
+        + ". The cube costs 'when' questions a little (the temporal column of the ablation "
+        "above); plain idf for them alone "
+        + on7("'when' questions: plain idf")
+        + " (squared "
+        + on7("'when' questions: idf squared")
+        + ") is a question or two on LoCoMo dev and chat-hard, not ported. "
+        "**Next** — RM3 feedback on the keyword side, which lost on the chats with plain "
         "idf (row 5, above), now gains on all three on top of the cubed idf: 0.2 of the best "
         "10 terms of the 5 best results "
         + on7("RM3 keyword feedback 0.2 (5 results, 10 terms)")

@@ -209,6 +209,8 @@ NEXT7: tuple[tuple[str, dict[str, Any]], ...] = (
         {"rm3": 0.1, "rm3_docs": 3, "rm3_terms": 5},
     ),
     ("+ context window ±3 turns", {"window": 3}),
+    ("+ 'when' questions: plain idf", {"temporal_idf_power": 1.0}),
+    ("+ 'when' questions: idf squared", {"temporal_idf_power": 2.0}),
 )
 
 
