@@ -119,6 +119,7 @@ def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
     c4 = dataclasses.replace(c3, rerank_depth=100)
     c5 = dataclasses.replace(c4, dedupe="scores")
     c6 = dataclasses.replace(c5, drop_vocative="query-alias")
+    c7 = dataclasses.replace(c6, idf_power=3.0)
     tag = base.ingest
     rows = [
         (f"{tag} 1: + context for every kind, neighbours within 12 h (was 1 h)", c1),
@@ -126,14 +127,18 @@ def _steps(base: LabConfig) -> list[tuple[str, LabConfig]]:
         (f"{tag} 3: + speaker from 'Name:' text, aliases learned from candidates", c3),
         (f"{tag} 4: + re-rank depth 100 (was 50)", c4),
         (f"{tag} 5: + repeats after the distinct results", c5),
-        (f"{tag} 6: + a name a memory addresses someone by does not match it (the default)", c6),
+        (f"{tag} 6: + a name a memory addresses someone by does not match it", c6),
+        (f"{tag} 7: + each query word's idf cubed (the default)", c7),
         (f"{tag} 5, BM25 b 0.75 (before)", dataclasses.replace(c5, b=0.75)),
         (
             f"{tag} 5, light suffix strip and b 0.75 (the index before)",
             dataclasses.replace(c5, b=0.75, stemmer="light"),
         ),
     ]
-    return rows + [(f"{tag} 5 {name}", dataclasses.replace(c5, **change)) for name, change in NEXT]
+    rows += [(f"{tag} 5 {name}", dataclasses.replace(c5, **change)) for name, change in NEXT]
+    if tag == "episode":  # plain remember ranks as episodes do from row 3 on
+        rows += [(f"{tag} 7 {name}", dataclasses.replace(c7, **change)) for name, change in NEXT7]
+    return rows
 
 
 #: Candidates measured on top of today's default (step 5), each on its own.
@@ -177,6 +182,35 @@ NEXT: tuple[tuple[str, dict[str, Any]], ...] = (
         "+ ... when at least half the memories with the word address someone by it",
         {"drop_vocative": "query-alias"},
     ),
+)
+
+
+#: Issue 17, fifth session: candidates measured on top of today's default (row 7), each on
+#: its own (the leads of the issue: feedback, adaptive weights, exchanges, calibration).
+NEXT7: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("+ query idf ** 2 (not 3)", {"idf_power": 2.0}),
+    ("+ query idf ** 4 (not 3)", {"idf_power": 4.0}),
+    ("+ dense PRF 0.3 (top 3)", {"prf_dense": 0.3}),
+    ("+ dense PRF 0.15 (top 3)", {"prf_dense": 0.15}),
+    ("+ dense PRF 0.3 (top 5)", {"prf_dense": 0.3, "prf_docs": 5}),
+    ("+ adaptive fusion 0.3 (lists agree: more dense)", {"adaptive": 0.3}),
+    ("+ adaptive fusion -0.3 (lists agree: more keyword)", {"adaptive": -0.3}),
+    ("+ exchange aggregation 0.1 (gap 2 h)", {"session_gap": 7200.0, "session_weight": 0.1}),
+    ("+ exchange aggregation 0.2 (gap 6 h)", {"session_gap": 6 * 3600.0, "session_weight": 0.2}),
+    ("+ cosines over the dense list's range", {"dense_range": True}),
+    (
+        "+ cosines over the dense list's range, dense weight 0.35",
+        {"dense_range": True, "dense_weight": 0.35, "keyword_weight": 0.65},
+    ),
+    ("+ speaker boost 0.3", {"speaker_boost": 0.3}),
+    ("+ RM3 keyword feedback 0.2 (5 results, 10 terms)", {"rm3": 0.2}),
+    (
+        "+ RM3 keyword feedback 0.1 (3 results, 5 terms)",
+        {"rm3": 0.1, "rm3_docs": 3, "rm3_terms": 5},
+    ),
+    ("+ context window ±3 turns", {"window": 3}),
+    ("+ 'when' questions: plain idf", {"temporal_idf_power": 1.0}),
+    ("+ 'when' questions: idf squared", {"temporal_idf_power": 2.0}),
 )
 
 

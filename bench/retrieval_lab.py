@@ -97,7 +97,11 @@ class LabConfig:
     rm3_docs: int = 5
     rm3_terms: int = 10
     idf_power: float = 1.0  # query term weighting: idf ** this (> 1 sharpens rare words)
+    temporal_idf_power: float | None = None  # idf power of 'when' questions (None: idf_power)
     query_stop: bool = False  # question verbs ("tell", "think", "kind") left out of the query
+    # Cosines mapped onto 0-1 across the dense candidate list (its last to its best) before
+    # the convex mix, as BM25 is divided by its best (a calibration for compressed cosines).
+    dense_range: bool = False
 
 
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -369,6 +373,8 @@ def _fused(lc: LabConversation, cfg: LabConfig, cos: F64, bm: F64) -> tuple[I64,
     if cfg.mode == "keyword":
         return keyword, bm[keyword]
     best = float(bm[keyword[0]]) if len(keyword) else 0.0
+    if cfg.dense_range and len(dense) > 1 and cos[dense[0]] > cos[dense[-1]]:
+        cos = (cos - cos[dense[-1]]) / (cos[dense[0]] - cos[dense[-1]])
     wd, wk = cfg.dense_weight, cfg.keyword_weight
     if cfg.adaptive and len(keyword):
         agree = len(set(dense[:10].tolist()) & set(keyword[:10].tolist())) / 10.0
@@ -562,7 +568,9 @@ def run_config(
                     cos = np.maximum(cos, ctx)
                 else:
                     cos = cfg.ctx_mix * ctx + (1.0 - cfg.ctx_mix) * cos
-            bm = lc.bm25(q.question, cfg)
+            temporal = cfg.temporal_idf_power is not None and analyze(q.question).temporal
+            power = cfg.temporal_idf_power if temporal else cfg.idf_power
+            bm = lc.bm25(q.question, dataclasses.replace(cfg, idf_power=power) if temporal else cfg)
             asked = cfg
             if cfg.temporal_dense_weight is not None and analyze(q.question).temporal:
                 w = cfg.temporal_dense_weight

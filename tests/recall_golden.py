@@ -19,6 +19,11 @@ repeats after the distinct results): with BM25 b 0.75 and ``rerank_depth=50,
 repeats_last=False`` the search reproduced the earlier recording exactly (the Snowball tokens
 group this vocabulary's words as the suffix strip did), search for search.
 
+Re-recorded for issue 17, fifth session (each query word's BM25 idf cubed in hybrid search,
+``Fusion.idf_power`` 3): with ``Fusion(idf_power=1.0)`` the search reproduced the earlier
+recording exactly, search for search, and the dense, keyword and rank-fusion searches are
+unchanged.
+
 Re-record (only when a documented change is meant to alter results)::
 
     .venv/bin/python -m tests.recall_golden

@@ -143,10 +143,12 @@ def test_context_brings_the_answer_next_to_a_matching_question(talk: Session) ->
     _painting_talk(talk)
     answer = "Ana: Seven years now, and I still learn something every week."
     query = "How many years has Ana been painting landscapes?"
-    without = texts(talk.recall(query, k=2, fusion=Fusion(context=0.0)))
+    # Plain BM25 idf: cubed, the answer's "years" (said once) brings it up on its own.
+    without = texts(talk.recall(query, k=2, fusion=Fusion(context=0.0, idf_power=1.0)))
     assert answer not in without
-    with_context = talk.recall(query, k=2)
+    with_context = talk.recall(query, k=2, fusion=Fusion(idf_power=1.0))
     assert with_context[0].memory.text == answer
+    assert talk.recall(query, k=2)[0].memory.text == answer
     # It matched on its own too, but its neighbour (the question before it) lifted it.
     assert with_context[0].keyword_rank is not None
 

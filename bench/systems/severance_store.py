@@ -57,7 +57,14 @@ _CONTEXT_02: dict[str, Any] = {
 }
 #: Issue 17, third session: the re-rank depth (50 before) and repeats after distinct results;
 #: fourth session: a memory does not match the name it addresses someone by.
-_DEPTH_50: dict[str, Any] = {"rerank_depth": 50, "repeats_last": False, "skip_addressed": False}
+#: Fifth session: each query word's idf cubed (plain BM25 idf before).
+_IDF_1: dict[str, Any] = {"idf_power": 1.0}
+_DEPTH_50: dict[str, Any] = {
+    "rerank_depth": 50,
+    "repeats_last": False,
+    "skip_addressed": False,
+    **_IDF_1,
+}
 _NO_ALIASES: dict[str, Any] = {"speaker_aliases": False, **_DEPTH_50}
 ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("ablation-0-rrf", "0.1 default: reciprocal-rank fusion, k0 60, equal weights", None),
@@ -100,14 +107,19 @@ ABLATION: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     (
         "ablation-9-depth",
         "+ re-rank depth 100 (was 50)",
-        {"repeats_last": False, "skip_addressed": False},
+        {"repeats_last": False, "skip_addressed": False, **_IDF_1},
     ),
-    ("ablation-10-repeats", "+ repeats after the distinct results", {"skip_addressed": False}),
     (
-        "severance-hybrid",
-        "+ a name a memory addresses someone by does not match it (= the default)",
-        {},
+        "ablation-10-repeats",
+        "+ repeats after the distinct results",
+        {"skip_addressed": False, **_IDF_1},
     ),
+    (
+        "ablation-11-addressed",
+        "+ a name a memory addresses someone by does not match it",
+        _IDF_1,
+    ),
+    ("severance-hybrid", "+ each query word's BM25 idf cubed (= the default)", {}),
 )
 
 

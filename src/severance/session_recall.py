@@ -336,7 +336,9 @@ class Recaller:
             tokens = tokenize(query) if mode != "dense" else []
             analysis = analyze(query) if mode == "hybrid" else None
             # The keyword half needs no vector: done while the worker embeds the query.
-            prepared = index.prepare(tokens, flt, mode, fusion.skip_addressed)
+            prepared = index.prepare(
+                tokens, flt, mode, fusion.skip_addressed, idf_power=fusion.idf_power
+            )
         except BaseException:
             if pending is not None:
                 wait([pending])  # nothing of this recall outlives it

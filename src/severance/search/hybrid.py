@@ -5,9 +5,10 @@ Two methods (:attr:`Fusion.method`):
 * ``"convex"`` (the default): ``dense_weight * cosine + keyword_weight * bm25 / best_bm25``
   over the union of both candidate lists. Cosine similarity is already on a fixed scale; BM25
   is not (it grows with the query's length and the rarity of its words), so it is divided by
-  the best keyword score of the query. A strong keyword-only match (a name, a rare word) keeps
-  most of its weight, unlike with rank fusion, where a document's score depends only on its
-  places in the two lists.
+  the best keyword score of the query (each query word's idf raised to ``idf_power``, 3: a
+  rare word of the question outweighs a common one). A strong keyword-only match (a name, a
+  rare word) keeps most of its weight, unlike with rank fusion, where a document's score
+  depends only on its places in the two lists.
 * ``"rrf"``: reciprocal-rank fusion, each list contributing ``weight / (k0 + rank)``. It needs
   no calibration at all; ``k0 = 60`` is the constant of the original paper.
 
@@ -80,6 +81,10 @@ class Fusion:
     With ``skip_addressed`` (in keyword searches too), a memory does not match, as a keyword,
     the name it addresses its listener by ("good luck today Kate!!" is said to Kate, not about
     her: see :meth:`.keyword.KeywordIndex.scores`).
+
+    ``idf_power`` (hybrid searches; keyword searches are plain BM25) weighs each query word
+    by its BM25 idf raised to it: above 1, a rare word of the question counts for more
+    against its common ones.
     """
 
     method: FusionMethod = "convex"
@@ -99,6 +104,7 @@ class Fusion:
     rerank_depth: int = 100
     repeats_last: bool = True
     skip_addressed: bool = True
+    idf_power: float = 3.0
 
     def __post_init__(self) -> None:
         if self.method not in ("convex", "rrf"):
@@ -111,6 +117,7 @@ class Fusion:
             "speaker_boost": self.speaker_boost,
             "time_boost": self.time_boost,
             "date_boost": self.date_boost,
+            "idf_power": self.idf_power,
         }
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -130,6 +137,8 @@ class Fusion:
                 raise InvalidInputError(f"fusion {flag} must be true or false")
         if isinstance(self.k0, bool) or not isinstance(self.k0, int | float) or not self.k0 > 0:
             raise InvalidInputError("fusion k0 must be a number > 0")
+        if self.idf_power > 4:
+            raise InvalidInputError("fusion idf_power must be from 0 to 4")
         if isinstance(self.rerank_depth, bool) or not isinstance(self.rerank_depth, int):
             raise InvalidInputError("fusion rerank_depth must be an integer")
         if not 0 <= self.rerank_depth <= 1000:
@@ -156,6 +165,7 @@ class Fusion:
             date_boost=0.0,
             repeats_last=False,
             skip_addressed=False,
+            idf_power=1.0,
         )
 
     @property

@@ -395,15 +395,10 @@ class PersonaIndex:
             wanted = search_depth(k, fusion, mode) if analysis is not None else k
             pool = max(depth, wanted)
             stage = prepared
-            if (
-                stage is None
-                or stage.version != (self.n_slots, self.retired)
-                or stage.flt != flt
-                or stage.tokens != tuple(query_tokens)
-                or (stage.scores is None and mode != "dense")
-                or stage.skip_addressed != fusion.skip_addressed
-            ):
-                stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed, pool)
+            now_at = (self.n_slots, self.retired)
+            if stage is None or not stage.serves(query_tokens, flt, now_at, mode, fusion):
+                power = fusion.idf_power
+                stage = self.prepare(query_tokens, flt, mode, fusion.skip_addressed, pool, power)
             mask = stage.mask
             dense_list: list[int] = []
             keyword_list: list[int] = []
@@ -457,12 +452,15 @@ class PersonaIndex:
         mode: SearchMode = "hybrid",
         skip_addressed: bool = True,
         pool: int = 100,
+        idf_power: float = 1.0,
     ) -> KeywordStage:
         """What a search for ``query_tokens`` under ``flt`` can do before it has the query's
         vector: the filter's mask, the BM25 scores and the best ``pool`` keyword candidates
         (a search's ``max(depth, ...)``: 100 by default; see :meth:`search`'s ``prepared``);
-        with ``skip_addressed``, a memory does not match the name it addresses someone by."""
+        with ``skip_addressed``, a memory does not match the name it addresses someone by;
+        in a hybrid search each term's idf is raised to ``idf_power``."""
         n = self.n_slots
+        idf_power = idf_power if mode == "hybrid" else 1.0  # keyword searches: plain BM25
         mask = self._mask(flt) if self._filters(flt) else None
         scores: npt.NDArray[np.float32] | None = None
         touched = np.zeros(0, dtype=np.int64)
@@ -476,6 +474,7 @@ class PersonaIndex:
                 stats=self._keyword_stats(),
                 version=version,
                 addressed=said_to,
+                idf_power=idf_power,
             )
             if mask is not None:
                 touched = touched[mask[touched]]
@@ -491,6 +490,7 @@ class PersonaIndex:
             touched,
             skip_addressed,
             ranked,
+            idf_power,
         )
 
     def _address_tokens(self) -> dict[str, list[int]]:

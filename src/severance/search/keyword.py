@@ -282,7 +282,9 @@ class KeywordIndex:
         # holding the base postings followed by the tail.
         self._merged: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]] = {}
         self._tail_postings = 0
-        self._cache: OrderedDict[int, _Term] = OrderedDict()
+        # (term id, idf power) -> its entry: a hybrid search (idf cubed) and a keyword one
+        # (plain BM25) each keep their own.
+        self._cache: OrderedDict[tuple[int, float], _Term] = OrderedDict()
         self._cached_postings = 0
         self.doc_len = np.zeros(0, dtype=np.float32)
 
@@ -374,6 +376,7 @@ class KeywordIndex:
         stats: tuple[int, float] | None = None,
         version: Hashable | None = None,
         addressed: tuple[npt.NDArray[np.int32], Mapping[str, Sequence[int]]] | None = None,
+        idf_power: float = 1.0,
     ) -> npt.NDArray[np.float32]:
         """BM25 score of every slot (0 for slots matching no query term).
 
@@ -385,8 +388,9 @@ class KeywordIndex:
         is the token of): a slot addressing someone by a query term does not match that term
         (see :func:`.speakers.vocative`: "good luck today Kate!!" is not about Kate, it is said
         to her; who said what to whom is the re-ranking's speaker boost).
+        Each term's idf is raised to ``idf_power`` (:attr:`.hybrid.Fusion.idf_power`).
         """
-        return self.matches(query_tokens, alive, n_slots, stats, version, addressed)[0]
+        return self.matches(query_tokens, alive, n_slots, stats, version, addressed, idf_power)[0]
 
     def matches(
         self,
@@ -396,6 +400,7 @@ class KeywordIndex:
         stats: tuple[int, float] | None = None,
         version: Hashable | None = None,
         addressed: tuple[npt.NDArray[np.int32], Mapping[str, Sequence[int]]] | None = None,
+        idf_power: float = 1.0,
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """(:meth:`scores`, the slots scoring above 0 in increasing order) for the same
         arguments.
@@ -418,9 +423,9 @@ class KeywordIndex:
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            entry = self._cache.get(tid) if version is not None else None
+            entry = self._cache.get((tid, idf_power)) if version is not None else None
             if entry is not None and entry.key == key:
-                self._cache.move_to_end(tid)
+                self._cache.move_to_end((tid, idf_power))
             else:
                 slots, tfs = self.postings(tid)
                 keep = live[slots]
@@ -431,11 +436,13 @@ class KeywordIndex:
                 denominator = tfs + norm
                 df = len(slots)
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                if idf_power != 1.0:
+                    idf **= idf_power
                 # In the order a query holding the term once computes it (qtf * idf == idf).
                 impact = np.asarray(idf * tfs * (K1 + 1.0) / denominator, dtype=np.float32)
                 entry = _Term(key, slots, tfs, denominator, impact)
                 if version is not None:
-                    self._keep(tid, entry)
+                    self._keep((tid, idf_power), entry)
             slots = entry.slots
             codes = addressed[1].get(term) if addressed is not None else None
             zeroed = False
@@ -451,6 +458,8 @@ class KeywordIndex:
             else:
                 df = len(slots)
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                if idf_power != 1.0:
+                    idf **= idf_power
                 part = qtf * idf * entry.tfs * (K1 + 1.0) / entry.denominator
                 if codes and addressed is not None:
                     part, zeroed = _unaddressed(part, addressed[0][slots], codes)
@@ -485,11 +494,11 @@ class KeywordIndex:
         # A term whose addressed postings were zeroed leaves some of them at 0.
         return touched[scores[touched] > 0] if every else touched
 
-    def _keep(self, tid: int, entry: _Term) -> None:
-        old = self._cache.pop(tid, None)
+    def _keep(self, at: tuple[int, float], entry: _Term) -> None:
+        old = self._cache.pop(at, None)
         if old is not None:
             self._cached_postings -= len(old.slots)
-        self._cache[tid] = entry
+        self._cache[at] = entry
         self._cached_postings += len(entry.slots)
         while self._cached_postings > _CACHE_POSTINGS and self._cache:
             _, evicted = self._cache.popitem(last=False)

@@ -46,6 +46,28 @@ class KeywordStage:
     #: (pool, the best ``pool`` of ``touched`` by score, best first): the keyword candidate
     #: list of a search asking for that many (None: not ranked ahead).
     ranked: tuple[int, list[int]] | None = None
+    #: The power each query term's idf was raised to (:attr:`.hybrid.Fusion.idf_power` in a
+    #: hybrid search, 1 in a keyword one).
+    idf_power: float = 1.0
+
+    def serves(
+        self,
+        tokens: Sequence[str],
+        flt: Filter,
+        version: tuple[int, int],
+        mode: str,
+        fusion: Fusion,
+    ) -> bool:
+        """Whether this stage is what a ``mode`` search for ``tokens`` under ``flt`` with
+        ``fusion``'s keyword settings would prepare on the index at ``version``."""
+        return (
+            self.version == version
+            and self.flt == flt
+            and self.tokens == tuple(tokens)
+            and (self.scores is not None or mode == "dense")
+            and self.skip_addressed == fusion.skip_addressed
+            and self.idf_power == (fusion.idf_power if mode == "hybrid" else 1.0)
+        )
 
 
 @dataclass(frozen=True, slots=True)
