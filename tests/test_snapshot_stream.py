@@ -15,6 +15,7 @@ index's own arrays, and the conversation-order links kept in it (format 6).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import signal
@@ -213,15 +214,34 @@ def test_a_format_5_snapshot_without_links_wakes_to_the_same_answers() -> None:
     assert "order_before" in arrays
 
 
+def test_ids_are_saved_as_lines_and_an_id_with_a_line_break_as_json() -> None:
+    index = churned(6)
+    meta, arrays = container.unpack_arrays(index.to_bytes())
+    assert "ids" not in meta and int(meta["id_count"]) == len(index)
+    assert PersonaIndex.from_bytes(index.to_bytes()).ids == [
+        index.ids[s] for s in np.flatnonzero(index.alive[: index.n_slots]).tolist()
+    ]
+    index.upsert([dataclasses.replace(doc(5000, np.random.default_rng(1), 1.0), id="two\nlines")])
+    woken = PersonaIndex.from_bytes(index.to_bytes())
+    assert "two\nlines" in woken.slot_of
+    assert answers(woken) == answers(index)
+    meta, arrays = container.unpack_arrays(index.to_bytes())
+    assert meta["ids"] == woken.ids
+    meta, arrays = container.unpack_arrays(churned(6).to_bytes())
+    meta["id_count"] += 1
+    with pytest.raises(ValueError):
+        PersonaIndex.from_bytes(container.pack_arrays(meta, arrays))
+
+
 @pytest.mark.parametrize("bad", ["short", "out of range", "tail"])
 def test_links_that_do_not_fit_the_memories_are_not_trusted(bad: str) -> None:
     meta, arrays = container.unpack_arrays(churned(5).to_bytes())
     if bad == "short":
         arrays["order_before"] = arrays["order_before"][:-1]
     elif bad == "out of range":
-        arrays["order_after"][3] = len(meta["ids"]) + 4
+        arrays["order_after"][3] = int(meta["id_count"]) + 4
     else:
-        meta["order_tail"] = len(meta["ids"])
+        meta["order_tail"] = int(meta["id_count"])
     with pytest.raises(ValueError):
         PersonaIndex.from_bytes(container.pack_arrays(meta, arrays))
 
