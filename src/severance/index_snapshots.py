@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .backends.base import Snapshot, SnapshotStream
 from .seal import OVERHEAD, Sealer, aad
+from .search.dense import load_graph_library
 
 __all__ = ["CHUNK", "Plaintext", "open_snapshot", "seal_snapshot", "stream_snapshot"]
 
@@ -138,7 +139,11 @@ def open_snapshot(sealer: Sealer, store_id: str, persona_id: str, snapshot: Snap
     try:
         if size >= _PARALLEL_FROM and parts > 1 and (os.cpu_count() or 1) > 1:
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="severance-open") as pool:
-                for _ in pool.map(lambda job: sealer.open_into(*job), jobs):
+                opened = pool.map(lambda job: sealer.open_into(*job), jobs)
+                # While the chunks decrypt (without the GIL), import what the woken index
+                # needs next: a snapshot this large holds an HNSW graph.
+                load_graph_library()
+                for _ in opened:
                     pass
         else:
             for job in jobs:
