@@ -195,6 +195,15 @@ def test_the_vectors_are_saved_as_the_live_rows_as_runs_or_as_one_copy(
     assert arrays["vectors"].reshape(len(live), DIM).tobytes() == want.tobytes()
 
 
+def test_an_index_whose_every_memory_was_forgotten_snapshots_and_wakes_empty() -> None:
+    index = churned(7, n=40)
+    for memory_id in list(index.slot_of):
+        index.remove(memory_id)
+    woken = PersonaIndex.from_bytes(b"".join(index.snapshot_pieces()))
+    assert len(woken) == woken.n_slots == 0
+    assert answers(woken) == [[], [], [], []]
+
+
 def as_format_5(data: bytes) -> bytes:
     """A snapshot as format 5 wrote it: no conversation links."""
     meta, arrays = container.unpack_arrays(data)

@@ -102,8 +102,8 @@ def live_rows(
     """Rows ``live`` (increasing, below ``n``) of ``rows``: the rows themselves when every
     slot is live, views of the runs of consecutive live slots when there are few
     (compacting a million float16 rows is a 768 MiB copy), else one compacted copy."""
-    if len(live) == n:
-        return rows[:n]
+    if len(live) == n or len(live) == 0:
+        return rows[: len(live)]
     breaks = np.flatnonzero(np.diff(live) != 1) + 1
     if len(breaks) >= _MAX_RUNS:
         return rows[live]
