@@ -263,23 +263,40 @@ def _filled(location: str) -> list[list[str]]:
             session.forget(memory.id)
         session.update(written[10].id, text="An edited note about the harbour ferry times")
         session.checkpoint()
+        # A tail after the snapshot (fewer changes than close snapshots for): replayed on wake.
+        later = session.remember_many(drafts()[400:450])
+        session.forget(later[3].id)
+        session.forget(written[20].id)
+        session.update(written[30].id, text="The harbour ferry leaves at seven, said Kate")
         got = [[h.memory.id for h in session.recall(q, k=8)] for q in questions()[:20]]
     store.close()
     return got
 
 
-def test_streamed_checkpoints_wake_on_sqlite_and_postgresql(store_location: str) -> None:
+def test_streamed_checkpoints_wake_on_sqlite_and_postgresql(
+    store_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = severance.Store.init(store_location, embedder=WordEmbedder())
     store.add_persona("p")
     store.add_floor("f", persona="p")
     store.close()
     before = _filled(store_location)
+    woken: list[int] = []
+    wake = PersonaIndex.from_bytes
+
+    def spy(data: bytes) -> PersonaIndex:
+        index = wake(data)
+        woken.append(len(index))
+        return index
+
+    monkeypatch.setattr(PersonaIndex, "from_bytes", staticmethod(spy))
     store = severance.Store.open(store_location, embedder=WordEmbedder())
     with store.enter(floor="f") as session:
         after = [[h.memory.id for h in session.recall(q, k=8)] for q in questions()[:20]]
         assert "snapshot_rejected" not in [e.event for e in store.audit("p")]
     store.close()
     assert after == before
+    assert len(woken) == 1  # from the snapshot, then the tail
 
 
 # -- a checkpoint killed half way -------------------------------------------------------------
