@@ -549,11 +549,13 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
     )
     out.append("")
     out.append(
-        "*Checkpoint* is `Session.checkpoint()` after the import (the index serialised, sealed "
-        "chunk by chunk into one buffer, written beside the database and fsynced, then the "
-        "store closed); *disk write + fsync* is a plain sequential write of 256 MiB, fsynced, "
-        "in the same directory in the same run, and *snapshot at that rate* the time the disk "
-        "alone needs for the snapshot file: the floor under any checkpoint on this machine. "
+        "*Checkpoint* is `Session.checkpoint()` after the import (the index's arrays sealed "
+        "chunk by chunk as they are written beside the database, fsynced and renamed into "
+        "place, then the store closed); *disk write + fsync* is a plain sequential write of "
+        "256 MiB, fsynced, in the same directory in the same run, and *snapshot at that rate* "
+        "the time the disk alone needs for the snapshot file: the floor under any checkpoint "
+        "on this machine (a file of this size also outgrows the kernel's dirty-page allowance, "
+        "so most of it is written back while it is written rather than at the fsync). "
         "*Wake* is as above (a fresh process: open, `enter`, first `recall`, which maps the "
         "snapshot file and decrypts it into one buffer; the vectors, the graph and the "
         "keyword postings are read in place)."

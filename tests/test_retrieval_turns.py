@@ -233,8 +233,12 @@ def test_a_snapshot_without_addressed_names_is_filled_in_on_wake(
     with store.enter(floor="phone") as session:
         plain(session, KATE)
         want = [(r.memory.id, r.score) for r in session.recall(question, k=5)]
-        current = PersonaIndex.to_bytes
-        monkeypatch.setattr(PersonaIndex, "to_bytes", lambda self: as_format_3(current(self)))
+        current = PersonaIndex.snapshot_pieces
+        monkeypatch.setattr(  # what a checkpoint seals
+            PersonaIndex,
+            "snapshot_pieces",
+            lambda self: [memoryview(as_format_3(b"".join(current(self))))],
+        )
         session.checkpoint()
         monkeypatch.undo()
     store.close()

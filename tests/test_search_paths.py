@@ -134,8 +134,12 @@ def test_an_old_snapshot_is_migrated_on_wake(
     with store.enter(floor="f") as session:
         session.remember_many(drafts()[:N])
         want = _results(session)
-        new_format = PersonaIndex.to_bytes
-        monkeypatch.setattr(PersonaIndex, "to_bytes", lambda self: _as_format_2(new_format(self)))
+        new_format = PersonaIndex.snapshot_pieces
+        monkeypatch.setattr(  # what a checkpoint seals
+            PersonaIndex,
+            "snapshot_pieces",
+            lambda self: [memoryview(_as_format_2(b"".join(new_format(self))))],
+        )
         session.checkpoint()
         monkeypatch.undo()
     store.close()

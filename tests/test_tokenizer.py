@@ -94,9 +94,11 @@ def test_a_snapshot_of_another_tokenizer_is_migrated_on_wake(
     with store.enter(floor="f") as session:
         session.remember_many(drafts()[:N])
         want = _results(session)
-        current = PersonaIndex.to_bytes
-        monkeypatch.setattr(
-            PersonaIndex, "to_bytes", lambda self: _as_other_tokenizer(current(self), recorded)
+        current = PersonaIndex.snapshot_pieces
+        monkeypatch.setattr(  # what a checkpoint seals
+            PersonaIndex,
+            "snapshot_pieces",
+            lambda self: [memoryview(_as_other_tokenizer(b"".join(current(self)), recorded))],
         )
         session.checkpoint()
         monkeypatch.undo()

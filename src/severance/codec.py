@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import index_snapshots
-from .backends.base import HistoryRow, MemoryRow, PayloadRow, Snapshot
+from .backends.base import HistoryRow, MemoryRow, PayloadRow, Snapshot, SnapshotStream
 from .errors import IntegrityError
 from .model import Memory, from_epoch
 from .seal import Sealer, aad
@@ -170,4 +170,12 @@ class MemoryCodec:
     def seal_snapshot(self, watermark: int, data: bytes) -> Snapshot:
         return index_snapshots.seal_snapshot(
             self._sealer, self.store_id, self.persona_id, watermark, data
+        )
+
+    def stream_snapshot(
+        self, watermark: int, pieces: Sequence[bytes | memoryview]
+    ) -> SnapshotStream:
+        """A snapshot of ``pieces`` sealed as it is written (see :mod:`.index_snapshots`)."""
+        return index_snapshots.stream_snapshot(
+            self._sealer, self.store_id, self.persona_id, watermark, pieces
         )

@@ -6,22 +6,38 @@ and the chunk's place (``part/parts``), so chunks cannot be reordered, dropped o
 another snapshot. Opening decrypts every chunk straight into one buffer (no per-chunk
 plaintext, no join): at 100k memories a snapshot is over 200 MiB, and each copy of it costs
 wake time.
+
+A checkpoint seals the snapshot as it is written (:func:`stream_snapshot`): each chunk from
+a view of the index's own arrays (:meth:`~severance.search.PersonaIndex.snapshot_pieces`),
+into one reused buffer the back-end writes out before the next chunk is sealed. Chunks are
+cut at array bounds (small arrays gathered into one chunk), so no plaintext copy of the
+snapshot and no buffer of its size are ever made. Opening does not depend on where chunks
+are cut: their plaintexts are laid end to end.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-from .backends.base import Snapshot
+from .backends.base import Snapshot, SnapshotStream
 from .seal import OVERHEAD, Sealer, aad
+from .search.dense import load_graph_library
 
-__all__ = ["CHUNK", "Plaintext", "open_snapshot", "seal_snapshot"]
+__all__ = ["CHUNK", "Plaintext", "open_snapshot", "seal_snapshot", "stream_snapshot"]
 
 #: What a snapshot is opened into: one writable buffer the index reads its arrays from.
 Plaintext = bytearray | mmap.mmap
 
-#: Plaintext bytes per sealed chunk.
+#: Plaintext bytes per sealed chunk (at most).
 CHUNK = 16 * 1024 * 1024
+#: A piece of a streamed snapshot at least this long is sealed from views of itself; shorter
+#: ones are gathered, in order, into chunks of up to :data:`CHUNK` bytes.
+_DIRECT = 1024 * 1024
+#: Plaintext bytes from which a snapshot is opened on two threads.
+_PARALLEL_FROM = 64 * 1024 * 1024
 
 
 def _aad(store_id: str, persona_id: str, watermark: int, part: int, parts: int) -> bytes:
@@ -58,22 +74,82 @@ def seal_snapshot(
     return Snapshot(watermark, tuple(chunks))
 
 
+def stream_snapshot(
+    sealer: Sealer,
+    store_id: str,
+    persona_id: str,
+    watermark: int,
+    pieces: Sequence[bytes | memoryview],
+) -> SnapshotStream:
+    """The snapshot whose plaintext is ``pieces`` laid end to end, taken at ``watermark``,
+    to be sealed chunk by chunk as the back-end writes it (see the module's docstring).
+    ``pieces`` must not change until the stream has been written."""
+    plan = _plan([memoryview(p).cast("B") for p in pieces])
+    parts = len(plan)
+
+    def seal(i: int, out: memoryview) -> None:
+        spans = plan[i]
+        plain = spans[0] if len(spans) == 1 else b"".join(spans)
+        sealer.seal_into(plain, _aad(store_id, persona_id, watermark, i, parts), out)
+
+    sizes = tuple(sum(len(s) for s in spans) + OVERHEAD for spans in plan)
+    return SnapshotStream(watermark, sizes, seal)
+
+
+def _plan(views: Sequence[memoryview]) -> list[list[memoryview]]:
+    """The plaintext of each chunk, as the spans of ``views`` it is made of."""
+    chunks: list[list[memoryview]] = []
+    gathered: list[memoryview] = []
+    size = 0
+    for view in views:
+        if len(view) >= _DIRECT:
+            if gathered:
+                chunks.append(gathered)
+                gathered, size = [], 0
+            chunks.extend([view[at : at + CHUNK]] for at in range(0, len(view), CHUNK))
+            continue
+        if gathered and size + len(view) > CHUNK:
+            chunks.append(gathered)
+            gathered, size = [], 0
+        gathered.append(view)
+        size += len(view)
+    if gathered or not chunks:
+        chunks.append(gathered or [memoryview(b"")])
+    return chunks
+
+
 def open_snapshot(sealer: Sealer, store_id: str, persona_id: str, snapshot: Snapshot) -> Plaintext:
     """The plaintext of a snapshot, in one buffer. Raises
-    :class:`~severance.errors.IntegrityError` if any chunk fails authentication."""
+    :class:`~severance.errors.IntegrityError` if any chunk fails authentication.
+
+    A large snapshot's chunks are opened on two threads: decryption releases the GIL, and at
+    a million memories (1.5 GiB) it is most of a wake."""
     parts = len(snapshot.chunks)
     size = sum(max(0, len(chunk) - OVERHEAD) for chunk in snapshot.chunks)
     out = _buffer(size)
     view = memoryview(out)
+    jobs: list[tuple[bytes | memoryview, bytes, memoryview]] = []
     at = 0
+    for i, chunk in enumerate(snapshot.chunks):
+        n = max(0, len(chunk) - OVERHEAD)
+        jobs.append(
+            (chunk, _aad(store_id, persona_id, snapshot.watermark, i, parts), view[at : at + n])
+        )
+        at += n
     try:
-        for i, chunk in enumerate(snapshot.chunks):
-            n = max(0, len(chunk) - OVERHEAD)
-            sealer.open_into(
-                chunk, _aad(store_id, persona_id, snapshot.watermark, i, parts), view[at : at + n]
-            )
-            at += n
+        if size >= _PARALLEL_FROM and parts > 1 and (os.cpu_count() or 1) > 1:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="severance-open") as pool:
+                opened = pool.map(lambda job: sealer.open_into(*job), jobs)
+                # While the chunks decrypt (without the GIL), import what the woken index
+                # needs next: a snapshot this large holds an HNSW graph.
+                load_graph_library()
+                for _ in opened:
+                    pass
+        else:
+            for job in jobs:
+                sealer.open_into(*job)
     finally:
+        jobs.clear()
         view.release()
     return out
 

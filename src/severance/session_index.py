@@ -109,5 +109,6 @@ class IndexKeeper:
     def write_snapshot(self) -> None:
         index = self.sync()
         assert self._awake is not None  # sync() woke it
-        self._rows.write_snapshot(self._codec.seal_snapshot(self._awake.seen, index.to_bytes()))
+        pieces = index.snapshot_pieces()
+        self._rows.write_snapshot(self._codec.stream_snapshot(self._awake.seen, pieces))
         self._awake.pending = 0

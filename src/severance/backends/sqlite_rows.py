@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot
+from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot, SnapshotOut
 from .snapshot_files import SnapshotFiles
 from .sqlite_connection import SQLiteConnection
 
@@ -239,7 +239,7 @@ class SQLitePersonaRows:
     def high_water(self) -> int:
         return int(self._c.query("SELECT value FROM counters WHERE name = 'seq'")[0][0])
 
-    def write_snapshot(self, snapshot: Snapshot) -> None:
+    def write_snapshot(self, snapshot: SnapshotOut) -> None:
         # The snapshot is a file beside the database (see snapshot_files); the table only
         # still holds snapshots written by older versions, read until the next write.
         files = self._files

@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import json
 import mmap
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MAGIC", "Buffer", "is_container", "pack_arrays", "unpack_arrays"]
+__all__ = [
+    "MAGIC",
+    "Buffer",
+    "Packable",
+    "is_container",
+    "pack_arrays",
+    "pack_pieces",
+    "unpack_arrays",
+]
 
 #: What a snapshot may be read from.
 Buffer = bytes | bytearray | mmap.mmap | npt.NDArray[np.uint8]
 MAGIC = b"SEVIDX\x00\x02"
 _MAGIC = MAGIC
 _ALIGN = 64
+_ZEROS = bytes(_ALIGN)
 
 
 def is_container(data: Buffer) -> bool:
@@ -27,24 +37,47 @@ def is_container(data: Buffer) -> bool:
     return bool(np.frombuffer(data, dtype=np.uint8)[: len(MAGIC)].tobytes() == MAGIC)
 
 
-def pack_arrays(meta: dict[str, object], arrays: dict[str, npt.NDArray[np.generic]]) -> bytes:
-    """``meta`` and named arrays as one flat buffer: magic, header length (u64 LE), a JSON
-    header (meta plus each array's dtype, shape and offset), then the raw little-endian array
-    bytes, each 64-byte aligned. No pickles, nothing executable."""
-    parts: list[bytes | memoryview] = []
+#: An array to pack, or blocks of rows packed as one array (their concatenation along the
+#: first axis, without making it): a compacted matrix is written from views of its live runs.
+Packable = npt.NDArray[Any] | Sequence[npt.NDArray[Any]]
+
+
+def pack_pieces(meta: dict[str, object], arrays: dict[str, Packable]) -> list[memoryview]:
+    """``meta`` and named arrays as the pieces of one flat buffer (their concatenation):
+    magic, header length (u64 LE), a JSON header (meta plus each array's dtype, shape and
+    offset), then the raw little-endian array bytes, each 64-byte aligned. No pickles,
+    nothing executable. The pieces are views of the arrays themselves where they are
+    contiguous and little-endian (nothing is copied), so they must not change until used."""
+    parts: list[memoryview] = []
     layout: dict[str, tuple[str, list[int], int]] = {}
     offset = 0
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        layout[name] = (data.dtype.str, list(data.shape), offset)
-        parts.append(data.reshape(-1).view(np.uint8).data)
-        pad = -data.nbytes % _ALIGN
+        blocks = [array] if isinstance(array, np.ndarray) else list(array)
+        if not blocks:
+            raise ValueError(f"array {name!r} has no blocks")
+        dtype = blocks[0].dtype.newbyteorder("<")
+        rows = sum(len(b) for b in blocks) if blocks[0].ndim else 0
+        shape = [rows, *blocks[0].shape[1:]] if blocks[0].ndim else []
+        nbytes = 0
+        for block in blocks:
+            data = np.ascontiguousarray(block, dtype=dtype)
+            if data.nbytes:
+                parts.append(data.reshape(-1).view(np.uint8).data)
+            nbytes += data.nbytes
+        layout[name] = (dtype.str, shape, offset)
+        pad = -nbytes % _ALIGN
         if pad:
-            parts.append(b"\0" * pad)
-        offset += data.nbytes + pad
+            parts.append(memoryview(_ZEROS[:pad]))
+        offset += nbytes + pad
     header = json.dumps({"meta": meta, "arrays": layout}).encode()
     header += b" " * (-(len(_MAGIC) + 8 + len(header)) % _ALIGN)
-    return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, *parts])
+    head = memoryview(b"".join([_MAGIC, len(header).to_bytes(8, "little"), header]))
+    return [head, *parts]
+
+
+def pack_arrays(meta: dict[str, object], arrays: dict[str, Packable]) -> bytes:
+    """:func:`pack_pieces` joined into one ``bytes``."""
+    return b"".join(pack_pieces(meta, arrays))
 
 
 def unpack_arrays(

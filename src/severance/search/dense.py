@@ -68,6 +68,13 @@ def _usearch_index() -> Any:
     return Index
 
 
+def load_graph_library() -> None:
+    """Import the graph library now (as :func:`_usearch_index` does): at a million memories
+    its import is a tenth of a second or more, which a wake does while the snapshot is being
+    decrypted on other threads instead of after."""
+    _usearch_index()
+
+
 def _float32(rows: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     """``rows`` as float32. Half-precision rows are widened with numkong (usearch's own SIMD
     kernels, installed with it): numpy converts float16 element by element, which made

@@ -34,7 +34,7 @@ from .query import QueryAnalysis, search_depth
 from .ranking import Candidates, KeywordStage, Settings, hits_of, top_of
 from .scoring import Cosines
 from .scratch import ScratchPool
-from .snapshot import Parts, decode, encode
+from .snapshot import Parts, decode, encode_pieces, live_rows, restore_order, saved_order
 from .speakers import address_tokens, name_words
 from .threads import one_blas_thread
 
@@ -510,18 +510,22 @@ class PersonaIndex:
 
     # -- snapshots ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """A compact serialisation of the live documents (no pickles: plain arrays; the
-        layout is :mod:`.snapshot`'s).
+        """A compact serialisation of the live documents: :meth:`snapshot_pieces` joined."""
+        return b"".join(self.snapshot_pieces())
 
-        Retired slots are compacted away. The HNSW graph, if any, is brought up to date and
-        saved as usearch bytes
-        with its key-to-slot map renumbered; free graph nodes are scrubbed first (see
-        :meth:`HNSWIndex.scrub`), so a forgotten memory's vector is not carried over.
-        """
+    def snapshot_pieces(self) -> list[memoryview]:
+        """The live documents as the pieces of a snapshot (no pickles: plain arrays; the
+        layout is :mod:`.snapshot`'s), views of the index's own arrays where possible (valid
+        until the index next changes). Retired slots are compacted away (the vectors as
+        views of runs of live rows when there are few). The HNSW graph is brought up to
+        date, scrubbed of free nodes (see :meth:`HNSWIndex.scrub`: no forgotten memory's
+        vector is carried over) and saved with its key-to-slot map renumbered; so are the
+        conversation links."""
         # Pending slots go into the graph first: a woken index then re-scores none of them
         # on every query until the next batch comes along.
         self._extend_graph(every=True)
         n = self.n_slots
+        self.order.update(self.occurred, self.seqs, self.alive, n)
         live = np.nonzero(self.alive[:n])[0]
         remap = np.full(n, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
@@ -543,14 +547,15 @@ class PersonaIndex:
             speaker_codes=pick(self.speaker_codes),
             addressed_codes=pick(self.addressed_codes),
             speaker_names=self.speaker_names,
-            vectors=pick(self.dense.vectors()),
+            vectors=live_rows(self.dense.vectors(), live, n),
             keyword=self.keyword.compacted(remap),
+            order=saved_order(self.order, live, remap),
         )
         if self.hnsw is not None:
             parts.hnsw_covered = int(np.count_nonzero(self.alive[: self.hnsw.covered]))
             parts.hnsw = self.hnsw.to_array()
             parts.hnsw_keys = self.hnsw.compacted_keys(remap)
-        return encode(parts)
+        return encode_pieces(parts)
 
     @classmethod
     def from_bytes(cls, data: Buffer) -> PersonaIndex:
@@ -566,10 +571,8 @@ class PersonaIndex:
         index.slot_of = dict(zip(ids, range(n), strict=True))
         index.seqs = parts.seqs
         index.alive = np.ones(n, dtype=np.bool_)
-        index.kind_codes = parts.kind_codes
-        index.kind_names = parts.kind_names
-        index.occurred = parts.occurred
-        index.learned = parts.learned
+        index.kind_codes, index.kind_names = parts.kind_codes, parts.kind_names
+        index.occurred, index.learned = parts.occurred, parts.learned
         index.tags = parts.tags
         index.tag_slots = parts.tag_slots
         index.has_time = parts.has_time
@@ -580,17 +583,14 @@ class PersonaIndex:
         for code, name in enumerate(parts.speaker_names):
             for word in name_words(name):
                 index._named_by.setdefault(word, []).append(code)
-        index.missing_features = parts.stale_features
-        index.stale_keywords = parts.stale_keywords
-        index.dense = DenseIndex(index.dimension, parts.vectors)
+        index.missing_features, index.stale_keywords = parts.stale_features, parts.stale_keywords
+        index.dense = DenseIndex(index.dimension, np.asarray(parts.vectors))  # one matrix
+        if parts.order is not None:
+            restore_order(index.order, parts.order)
         index.keyword = parts.keyword
         if parts.hnsw is not None and parts.hnsw_keys is not None:
             index.hnsw = HNSWIndex.from_bytes(
-                index.dimension,
-                parts.hnsw,
-                parts.hnsw_keys,
-                covered=parts.hnsw_covered,
-                n_slots=n,
+                index.dimension, parts.hnsw, parts.hnsw_keys, covered=parts.hnsw_covered, n_slots=n
             )
             # A snapshot from before float16 rows (format 4 or older): round them as a live
             # index with a graph would have (one copy, then the next snapshot is float16).

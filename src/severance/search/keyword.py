@@ -507,106 +507,103 @@ class KeywordIndex:
     def compacted(self, remap: npt.NDArray[np.int64]) -> KeywordIndex:
         """A new index holding only slots with ``remap[slot] >= 0``, renumbered to it.
 
-        The postings live in contiguous runs, each of one term in slot order: the base's
-        (or, for a term read since, its merged array, which begins with the base) and then
-        its tail. Ordering the runs by term (then base before tail) and gathering them once
-        puts every posting in place without sorting the postings themselves, instead of a
-        loop over the vocabulary with array operations per term (which was most of a
-        checkpoint at 100k memories). ``remap`` must keep the order of the slots it keeps
-        (as compaction does).
+        Every term's postings are its *head* (the base run, or for a term read since, its
+        merged array, which begins with the base) followed by its tail, both in slot order.
+        The heads are taken as they are (the base itself when no term was merged), the tails
+        are spliced in after their term's head with one :func:`numpy.insert`, and retired
+        slots are dropped with one mask: no sort, no per-posting term ids, and nothing copied
+        at all when nothing was written or retired since the base was built. ``remap`` must
+        keep the order of the slots it keeps (as compaction does).
         """
         new = KeywordIndex()
+        n = len(remap)
         keep_old = np.flatnonzero(remap >= 0)
         n_new = len(keep_old)
         new.doc_len = np.zeros(max(n_new, 1), dtype=np.float32)
         new.doc_len[remap[keep_old]] = self.doc_len[keep_old]
-        run_tids, run_lengths, slots, tfs = self._runs()
-        n_terms = len(self.vocab)
-        if len(slots):
-            mapped = remap[slots]
-            kept = mapped >= 0
-            tids = np.repeat(run_tids, run_lengths)[kept]
-            mapped, tfs = mapped[kept], tfs[kept]
+        slots, tfs, lengths = self._spliced()
+        if n_new == n:  # nothing retired: the slots keep their numbers
+            mapped, counts = slots, lengths
         else:
-            tids = mapped = np.zeros(0, dtype=np.int64)
-        counts = np.bincount(tids, minlength=n_terms)
+            renumbered = remap[slots]
+            kept = renumbered >= 0
+            mapped, tfs = renumbered[kept].astype(np.int32), tfs[kept]
+            # Kept postings per term: differences of the running count at the term bounds.
+            running = np.zeros(len(kept) + 1, dtype=np.int64)
+            np.cumsum(kept, out=running[1:])
+            bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=bounds[1:])
+            counts = running[bounds[1:]] - running[bounds[:-1]]
         used = counts > 0
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        new.vocab = {term: i for i, term in enumerate(itertools.compress(terms, used.tolist()))}
+        if used.all():
+            new.vocab = dict(self.vocab)  # ids are given in insertion order: the same order
+        else:
+            terms = sorted(self.vocab, key=self.vocab.__getitem__)
+            kept_terms = itertools.compress(terms, used.tolist())
+            new.vocab = {term: i for i, term in enumerate(kept_terms)}
+            counts = counts[used]
         offsets = np.zeros(len(new.vocab) + 1, dtype=np.int64)
-        np.cumsum(counts[used], out=offsets[1:])
+        np.cumsum(counts, out=offsets[1:])
         new._base_offsets = offsets
-        new._base_slots = mapped.astype(np.int32)
+        new._base_slots = mapped.astype(np.int32, copy=False)
         new._base_tfs = tfs.astype(np.float32, copy=False)
         return new
 
-    def _runs(
+    def _spliced(
         self,
-    ) -> tuple[
-        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]
-    ]:
-        """Every posting, by runs in term order: (term of each run, length of each run, the
-        slots, the tfs), each run in slot order and a term's runs in slot order too."""
-        run_tids: list[npt.NDArray[np.int64]] = []
-        run_lengths: list[npt.NDArray[np.int64]] = []
-        run_ranks: list[npt.NDArray[np.int64]] = []  # 0: base or merged, 1: tail
-        slot_parts: list[npt.NDArray[np.int64]] = []
-        tf_parts: list[npt.NDArray[np.float32]] = []
-        # The base, one run per term, except for terms whose merged array holds their base.
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Every posting in term order, each term's in slot order: (slots, tfs, the number
+        of postings of each term id). The base's arrays themselves when nothing was added
+        since it was built (they are only read)."""
+        n_terms = len(self.vocab)
         n_base = len(self._base_offsets) - 1
-        lengths = np.diff(self._base_offsets)
+        base_offsets = self._base_offsets.astype(np.int64, copy=False)
+        lengths = np.zeros(n_terms, dtype=np.int64)
+        lengths[:n_base] = np.diff(base_offsets)
         if self._merged:
-            lengths = lengths.copy()
-            inside = [tid for tid in self._merged if tid < n_base]
-            lengths[inside] = 0  # kept in place as empty runs: the slots stay contiguous
-            keep = np.repeat(lengths > 0, np.diff(self._base_offsets))
-            slot_parts.append(self._base_slots[keep].astype(np.int64))
-            tf_parts.append(self._base_tfs[keep])
+            # The heads: the base's runs between merged terms, and each merged array (which
+            # holds its term's base run) in its term's place.
+            slot_parts: list[npt.NDArray[np.int32]] = []
+            tf_parts: list[npt.NDArray[np.float32]] = []
+            at = 0  # first base term not yet taken
+            for tid in sorted(self._merged):
+                slots, tfs, used = self._merged[tid]
+                lo, hi = base_offsets[min(at, n_base)], base_offsets[min(tid, n_base)]
+                slot_parts += [self._base_slots[lo:hi], slots[:used]]
+                tf_parts += [self._base_tfs[lo:hi], tfs[:used]]
+                lengths[tid] = used
+                at = tid + 1
+            lo = base_offsets[min(at, n_base)]
+            slot_parts.append(self._base_slots[lo:])
+            tf_parts.append(self._base_tfs[lo:])
+            head_slots = np.concatenate(slot_parts).astype(np.int32, copy=False)
+            head_tfs = np.concatenate(tf_parts).astype(np.float32, copy=False)
         else:
-            slot_parts.append(self._base_slots.astype(np.int64))
-            tf_parts.append(self._base_tfs)
-        run_tids.append(np.arange(n_base, dtype=np.int64))
-        run_lengths.append(lengths.astype(np.int64))
-        run_ranks.append(np.zeros(n_base, dtype=np.int64))
-        if self._merged:
-            merged = self._merged.values()
-            run_tids.append(np.fromiter(self._merged, dtype=np.int64, count=len(merged)))
-            run_lengths.append(
-                np.fromiter((used for _, _, used in merged), dtype=np.int64, count=len(merged))
-            )
-            run_ranks.append(np.zeros(len(merged), dtype=np.int64))
-            slot_parts.append(np.concatenate([s[:used] for s, _, used in merged]).astype(np.int64))
-            tf_parts.append(np.concatenate([t[:used] for _, t, used in merged]))
-        if self._tail:
-            tail = self._tail.values()
-            lengths = np.fromiter((len(s) for s, _ in tail), dtype=np.int64, count=len(tail))
-            run_tids.append(np.fromiter(self._tail, dtype=np.int64, count=len(tail)))
-            run_lengths.append(lengths)
-            run_ranks.append(np.ones(len(tail), dtype=np.int64))
-            total = int(lengths.sum())
-            slot_parts.append(
-                np.fromiter(
-                    itertools.chain.from_iterable(s for s, _ in tail), dtype=np.int64, count=total
-                )
-            )
-            tf_parts.append(
-                np.fromiter(
-                    itertools.chain.from_iterable(t for _, t in tail), dtype=np.float32, count=total
-                )
-            )
-        tids, sizes, ranks = (np.concatenate(p) for p in (run_tids, run_lengths, run_ranks))
-        slots = np.concatenate(slot_parts)
-        tfs = np.concatenate(tf_parts).astype(np.float32, copy=False)
-        order = np.lexsort((ranks, tids))  # runs, not postings: at most two per term
-        if np.array_equal(order, np.arange(len(order))):
-            return tids, sizes, slots, tfs
-        starts = np.zeros(len(sizes), dtype=np.int64)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        sizes = sizes[order]
-        # Each posting's place in the runs as they were: its run's start plus its rank in it.
-        ends = np.cumsum(sizes)
-        at = np.repeat(starts[order] - (ends - sizes), sizes) + np.arange(int(ends[-1]))
-        return tids[order], sizes, slots[at], tfs[at]
+            head_slots = self._base_slots.astype(np.int32, copy=False)
+            head_tfs = self._base_tfs.astype(np.float32, copy=False)
+        if not self._tail:
+            return head_slots, head_tfs, lengths
+        tail_tids = np.fromiter(self._tail, dtype=np.int64, count=len(self._tail))
+        tail_tids.sort()
+        tails = [self._tail[tid] for tid in tail_tids.tolist()]
+        tail_lengths = np.fromiter((len(s) for s, _ in tails), dtype=np.int64, count=len(tails))
+        total = int(tail_lengths.sum())
+        tail_slots = np.fromiter(
+            itertools.chain.from_iterable(s for s, _ in tails), dtype=np.int32, count=total
+        )
+        tail_tfs = np.fromiter(
+            itertools.chain.from_iterable(t for _, t in tails), dtype=np.float32, count=total
+        )
+        # Each tail posting goes in just after its term's head (numpy.insert keeps the order
+        # of values inserted at the same place).
+        head_ends = np.cumsum(lengths)
+        at_end = np.repeat(head_ends[tail_tids], tail_lengths)
+        lengths[tail_tids] += tail_lengths
+        return (
+            np.insert(head_slots, at_end, tail_slots),
+            np.insert(head_tfs, at_end, tail_tfs),
+            lengths,
+        )
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         """The base arrays (call on a compacted index: its tail is empty)."""

@@ -10,7 +10,11 @@ compacted away before :func:`encode`), as named arrays in a flat container
 3. also the re-ranking features (``has_time``, ``speaker_codes``, ``speakers``);
 4. also ``addressed_codes``, and speakers named by a ``"Name:"`` text prefix;
 5. also the versions of the tokenizer and of the feature rules the snapshot was built with
-   (:data:`.keyword.TOKENIZER_VERSION`, :data:`.documents.FEATURES_VERSION`).
+   (:data:`.keyword.TOKENIZER_VERSION`, :data:`.documents.FEATURES_VERSION`);
+6. also the conversation-order links (``order_before``, ``order_after``, ``order_tail``), so
+   that the first recall after a wake does not sort every memory by time to find a turn's
+   neighbours (an older snapshot's are derived on that first recall, as before); and the
+   ids as an array of lines (``ids``, ``id_count``) instead of a JSON list in the header.
 
 All are read. What a snapshot does not have, or has from other rules than today's, is
 reported in :attr:`Parts.stale_features` / :attr:`Parts.stale_keywords`: the caller reads
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,19 +33,34 @@ import numpy as np
 import numpy.typing as npt
 
 from .columns import NO_SPEAKER
-from .container import Buffer, is_container, pack_arrays, unpack_arrays
+from .container import Buffer, Packable, is_container, pack_pieces, unpack_arrays
+from .context import NO_SLOT, SeqOrder
 from .documents import FEATURES_VERSION
 from .keyword import TOKENIZER_VERSION, KeywordIndex
 
-__all__ = ["SNAPSHOT_FORMAT", "Parts", "decode", "encode"]
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "Parts",
+    "decode",
+    "encode",
+    "encode_pieces",
+    "live_rows",
+    "restore_order",
+    "saved_order",
+]
 
-SNAPSHOT_FORMAT = 5
-_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
+SNAPSHOT_FORMAT = 6
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5, 6})
 #: Arrays read in place (read-only views of the decrypted buffer): the largest parts of a
 #: snapshot, and only read until the first write, which makes copies of its own
 #: (``DenseIndex`` grows into a new matrix, the graph copies itself; the keyword postings'
 #: base arrays are never written, changes go to their tail).
-_VIEWS = frozenset({"vectors", "hnsw", "kw_offsets", "kw_slots", "kw_tfs"})
+_VIEWS = frozenset({"ids", "vectors", "hnsw", "kw_offsets", "kw_slots", "kw_tfs"})
+#: Runs of live rows up to which a snapshot writes the vectors from views of the runs (more:
+#: one compacted copy; each run costs a view and a write of its own).
+_MAX_RUNS = 4096
+#: Conversation order as saved: ``before`` and ``after`` links of slots ``0 .. n``, last slot.
+Order = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]
 
 
 @dataclass
@@ -59,7 +79,8 @@ class Parts:
     speaker_codes: npt.NDArray[np.int32]
     addressed_codes: npt.NDArray[np.int32]
     speaker_names: list[str]
-    vectors: npt.NDArray[np.float32]
+    #: The rows, or blocks of them in order (runs of live rows, written without a copy).
+    vectors: npt.NDArray[np.floating] | Sequence[npt.NDArray[np.floating]]
     keyword: KeywordIndex
     hnsw: npt.NDArray[np.uint8] | None = None
     hnsw_keys: npt.NDArray[np.int64] | None = None
@@ -70,15 +91,69 @@ class Parts:
     stale_keywords: bool = False
     #: Tag -> the slots that have it, in slot order (filled in by :func:`decode`).
     tag_slots: dict[str, list[int]] = field(default_factory=dict)
+    #: Conversation order as links between slots (:class:`.context.SeqOrder`'s ``before``
+    #: and ``after`` for slots ``0 .. n``, and its last slot); None when not saved.
+    order: Order | None = None
+
+
+def live_rows(
+    rows: npt.NDArray[np.floating], live: npt.NDArray[np.int64], n: int
+) -> npt.NDArray[np.floating] | list[npt.NDArray[np.floating]]:
+    """Rows ``live`` (increasing, below ``n``) of ``rows``: the rows themselves when every
+    slot is live, views of the runs of consecutive live slots when there are few
+    (compacting a million float16 rows is a 768 MiB copy), else one compacted copy."""
+    if len(live) == n or len(live) == 0:
+        return rows[: len(live)]
+    breaks = np.flatnonzero(np.diff(live) != 1) + 1
+    if len(breaks) >= _MAX_RUNS:
+        return rows[live]
+    firsts = live[np.concatenate([[0], breaks])].tolist()
+    lasts = live[np.concatenate([breaks - 1, [len(live) - 1]])].tolist()
+    return [rows[a : b + 1] for a, b in zip(firsts, lasts, strict=True)]
+
+
+def saved_order(
+    order: SeqOrder, live: npt.NDArray[np.int64], remap: npt.NDArray[np.int64]
+) -> Order:
+    """``order``'s links between ``live`` slots, renumbered by ``remap`` (compaction keeps
+    the order of the live slots, so the links stay links; retired slots are not linked)."""
+
+    def relinked(links: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        linked = links[live]
+        return np.where(linked == NO_SLOT, NO_SLOT, remap[linked])
+
+    tail = order.tail
+    return (
+        relinked(order.before),
+        relinked(order.after),
+        (NO_SLOT if tail == NO_SLOT else int(remap[tail])),
+    )
+
+
+def restore_order(order: SeqOrder, saved: Order) -> None:
+    """Set an empty ``order`` to the links a snapshot saved (slots ``0 .. n`` taken in)."""
+    before, after, tail = saved
+    n = len(before)
+    order.before = np.full(n + 1, NO_SLOT, dtype=np.int64)
+    order.after = np.full(n + 1, NO_SLOT, dtype=np.int64)
+    order.before[:n] = before
+    order.after[:n] = after
+    order.tail = tail
+    order.n_slots = n
 
 
 def encode(parts: Parts) -> bytes:
     """``parts`` as snapshot bytes (the current format)."""
+    return b"".join(encode_pieces(parts))
+
+
+def encode_pieces(parts: Parts) -> list[memoryview]:
+    """``parts`` in the current format, as the pieces of the snapshot (their concatenation;
+    see :func:`.container.pack_pieces`): views of the arrays, nothing joined."""
     n = len(parts.ids)
     meta: dict[str, object] = {
         "format": SNAPSHOT_FORMAT,
         "dimension": parts.dimension,
-        "ids": parts.ids,
         "kind_names": parts.kind_names,
         "speakers": parts.speaker_names,
         "tokenizer": TOKENIZER_VERSION,
@@ -91,8 +166,19 @@ def encode(parts: Parts) -> bytes:
         (tag_sets.setdefault(t, len(tag_sets)) for t in parts.tags), dtype=np.int32, count=n
     )
     meta["tag_sets"] = [list(t) for t in tag_sets]
+    # The ids one per line rather than a JSON list: splitting them is about twice as fast as
+    # parsing, at a million memories a tenth of a second of every wake. An id holding a line
+    # break (never made by Severance; a caller's own id could) keeps the JSON list.
+    joined = "\n".join(parts.ids).encode()
+    if joined.count(b"\n") == max(n - 1, 0):
+        meta["id_count"] = n
+        id_lines = np.frombuffer(joined, dtype=np.uint8)
+    else:
+        meta["ids"] = parts.ids
+        id_lines = np.zeros(0, dtype=np.uint8)
     keyword = parts.keyword
-    arrays: dict[str, npt.NDArray[np.generic]] = {
+    arrays: dict[str, Packable] = {
+        "ids": id_lines,
         "seqs": parts.seqs,
         "kind_codes": parts.kind_codes,
         "occurred": parts.occurred,
@@ -109,7 +195,14 @@ def encode(parts: Parts) -> bytes:
         meta["hnsw_covered"] = parts.hnsw_covered
         arrays["hnsw"] = parts.hnsw
         arrays["hnsw_keys"] = parts.hnsw_keys
-    return pack_arrays(meta, arrays)
+    if parts.order is not None:
+        before, after, tail = parts.order
+        meta["order_tail"] = tail
+        # Slots fit in 32 bits; the links are widened again on wake (a copy made anyway,
+        # since they change with every write).
+        arrays["order_before"] = before[:n].astype(np.int32)
+        arrays["order_after"] = after[:n].astype(np.int32)
+    return pack_pieces(meta, arrays)
 
 
 def decode(data: Buffer) -> Parts:
@@ -126,7 +219,14 @@ def decode(data: Buffer) -> Parts:
     if meta.get("format") not in _READABLE_FORMATS:
         raise ValueError("unknown snapshot format")
     dimension = int(meta["dimension"])
-    ids: list[str] = meta["ids"]
+    ids: list[str]
+    if "ids" in meta:
+        ids = meta["ids"]
+    else:
+        text = arrays["ids"].tobytes().decode()
+        ids = text.split("\n") if text else []
+        if len(ids) != int(meta["id_count"]):
+            raise ValueError("the snapshot's ids do not match their count")
     n = len(ids)
     tag_slots: dict[str, list[int]] = {}
     if "tag_codes" in arrays:
@@ -176,6 +276,17 @@ def decode(data: Buffer) -> Parts:
         stale_keywords=meta.get("tokenizer", 1) != TOKENIZER_VERSION,
         tag_slots=tag_slots,
     )
+    if "order_before" in arrays:
+        before, after = arrays["order_before"], arrays["order_after"]
+        tail = int(meta["order_tail"])
+        if (
+            len(before) != n
+            or len(after) != n
+            or not -1 <= tail < n
+            or any(len(a) and (a.min() < -1 or a.max() >= n) for a in (before, after))
+        ):
+            raise ValueError("the snapshot's conversation order does not fit its memories")
+        parts.order = (before.astype(np.int64), after.astype(np.int64), tail)
     if "hnsw" in arrays:
         parts.hnsw = arrays["hnsw"]
         parts.hnsw_keys = arrays["hnsw_keys"]
