@@ -97,7 +97,8 @@ def catch_up(
     """Apply the changes after ``awake.seen`` to ``awake.index`` (in place; returned).
     ``deleted`` is told of every memory deleted since (by anyone)."""
     index = awake.index
-    if rows.high_water() == awake.seen:
+    high_water = rows.high_water()
+    if high_water == awake.seen:
         # Nothing at all was written since (the usual case between two recalls): one read of
         # the store's counter instead of a scan of the persona's changes.
         return awake
@@ -118,7 +119,9 @@ def catch_up(
             deleted(memory_id)
         if index.remove(memory_id):
             awake.pending += 1
-    awake.seen = changes.high_water
+    # No further than the counter read first: a row's seq is not authenticated, and one set
+    # far ahead in the database would otherwise move the mark past every later write.
+    awake.seen = min(changes.high_water, max(high_water, awake.seen))
     return awake
 
 

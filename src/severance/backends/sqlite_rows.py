@@ -222,19 +222,20 @@ class SQLitePersonaRows:
             yield batch
 
     def changes_since(self, seq: int) -> Changes:
+        # One statement, so one read transaction: two SELECTs in autocommit are two, and a
+        # memory written and another forgotten by another process between them would be
+        # missed while the forget's larger seq moved the caller's mark past it for good.
         with self._c.mutex:
-            changed = dict(
-                self._c.query(
-                    "SELECT id, seq FROM memories WHERE persona_id = ? AND seq > ?",
-                    (self.persona_id, seq),
-                )
+            found = self._c.query(
+                "SELECT 0, id, seq FROM memories WHERE persona_id = ? AND seq > ? "
+                "UNION ALL "
+                "SELECT 1, memory_id, seq FROM tombstones WHERE persona_id = ? AND seq > ?",
+                (self.persona_id, seq, self.persona_id, seq),
             )
-            deleted = self._c.query(
-                "SELECT memory_id, seq FROM tombstones WHERE persona_id = ? AND seq > ?",
-                (self.persona_id, seq),
-            )
-        high = max([seq, *changed.values(), *(s for _, s in deleted)])
-        return Changes(changed, tuple(m for m, _ in deleted), high)
+        changed = {memory_id: s for gone, memory_id, s in found if not gone}
+        deleted = tuple(memory_id for gone, memory_id, _ in found if gone)
+        high = max([seq, *(s for _, _, s in found)])
+        return Changes(changed, deleted, high)
 
     def high_water(self) -> int:
         return int(self._c.query("SELECT value FROM counters WHERE name = 'seq'")[0][0])

@@ -1,0 +1,176 @@
+"""The marks an index keeps of what it has seen of the rows, against other processes and a
+hostile database (found by the fifth session's hostile review).
+
+- A sync reads a persona's changes and its tombstones as one snapshot of the database: a
+  memory written and another forgotten by another process between two reads must not move
+  the mark past the memory it missed.
+- An index found up to date with the store (other personas' writes included) does not write
+  the store's high water as its snapshot's watermark: the anchor would then take the persona's
+  tombstones as compacted away, and a row deleted behind the store's back would go unreported.
+- A row's ``seq`` is not authenticated: one set far ahead by raw SQL must not make the index
+  blind to every later write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+import severance
+from severance.backends import sqlite_connection
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def in_another_process(location: str, code: str) -> str:
+    """Run ``code`` (with ``store`` open at ``location``) in a fresh process; its output."""
+    program = f"import severance\nwith severance.Store.open({location!r}) as store:\n"
+    program += textwrap.indent(textwrap.dedent(code), "    ")
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+KETTLE = 'with store.enter(floor="office") as t: t.remember("The kettle is in the kitchen")'
+
+
+def two_personas(location: str) -> severance.Store:
+    store = severance.Store.init(location)
+    for persona, floor in (("work", "office"), ("home", "house")):
+        store.add_persona(persona)
+        store.add_floor(floor, persona=persona)
+    return store
+
+
+def test_a_write_and_a_forget_landing_inside_a_sync_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = str(tmp_path / "store")
+    store = two_personas(location)
+    session = store.enter(floor="office")
+    printer = session.remember("The printer is on floor 2")
+    session.remember("Lunch is at noon")
+    session.recall("printer", k=3)  # the index is loaded
+    in_another_process(location, KETTLE)
+    landed: dict[str, str] = {}
+    real_query = sqlite_connection.SQLiteConnection.query
+
+    def query(self: Any, sql: str, params: Any = ()) -> list[Any]:
+        found = real_query(self, sql, params)
+        if not landed and "FROM memories WHERE persona_id = ? AND seq > ?" in sql:
+            # Right after the sync's read of the persona's changes: another process writes a
+            # memory, then forgets an older one.
+            landed["zebra"] = in_another_process(
+                location,
+                f"""
+                with store.enter(floor="office") as t:
+                    print(t.remember("The zebra named Quagga lives at the zoo").id)
+                    t.forget({printer.id!r})
+                """,
+            )
+        return found
+
+    monkeypatch.setattr(sqlite_connection.SQLiteConnection, "query", query)
+    session.recall("kettle", k=3)  # behind: the sync runs, and the writes land inside it
+    monkeypatch.undo()
+    assert landed
+    zebra = landed["zebra"]
+    assert zebra in [r.memory.id for r in session.recall("zebra Quagga zoo", k=5)]
+    assert printer.id not in [r.memory.id for r in session.recall("printer floor", k=5)]
+    session.checkpoint()  # the snapshot must not record the loss for later processes
+    session.close()
+    store.close()
+    later = in_another_process(
+        location,
+        """
+        with store.enter(floor="office") as t:
+            print([r.memory.text for r in t.recall("zebra Quagga zoo", k=5)])
+        """,
+    )
+    assert "The zebra named Quagga lives at the zoo" in later
+
+
+def delete_behind_the_stores_back(location: str) -> str:
+    """Delete the oldest memory row with raw SQL (no tombstone); its id."""
+    if location.startswith("postgresql"):
+        import psycopg
+
+        parts = urlsplit(location)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "store"]
+        with psycopg.connect(urlunsplit(parts._replace(query=urlencode(query)))) as conn:
+            row = conn.execute(
+                "SELECT memory_id FROM severance.memories ORDER BY seq LIMIT 1"
+            ).fetchone()
+            assert row is not None
+            conn.execute("DELETE FROM severance.memories WHERE memory_id = %s", (row[0],))
+            return str(row[0])
+    with sqlite3.connect(Path(location) / "store.db") as db:
+        (victim,) = db.execute("SELECT id FROM memories ORDER BY seq LIMIT 1").fetchone()
+        db.execute("DELETE FROM memories WHERE id = ?", (victim,))
+    return str(victim)
+
+
+def test_a_snapshot_after_other_personas_wrote_still_lets_a_deleted_row_be_reported(
+    store_location: str,
+) -> None:
+    store = two_personas(store_location)
+    with store.enter(floor="office") as s:
+        s.remember_many([f"work memo {i} about the quarterly plan" for i in range(300)])
+    store.close()
+    server = severance.Store.open(store_location)  # a long-lived server
+    work = server.enter(floor="office")
+    work.recall("plan")  # woken from the rows: 300 changes not yet in a snapshot
+    other = severance.Store.open(store_location)  # a CLI beside it
+    with other.enter(floor="house") as home:
+        home.remember("home note")
+    work.recall("plan")  # behind the store, nothing of its own changed
+    work.close()  # the snapshot is due and written now
+    try:
+        victim = delete_behind_the_stores_back(store_location)
+        reported = in_another_process(
+            store_location, "print([p.record_id for p in store.rollback_problems])"
+        )
+        assert victim in reported
+    finally:
+        other.close()
+        server.close()
+
+
+def test_a_seq_set_far_ahead_in_the_database_does_not_blind_the_index(tmp_path: Path) -> None:
+    location = str(tmp_path / "store")
+    store = two_personas(location)
+    session = store.enter(floor="office")
+    victim = session.remember("The printer is on floor 2")
+    session.recall("printer")
+    with sqlite3.connect(Path(location) / "store.db") as db:
+        db.execute("UPDATE memories SET seq = 1000000000000 WHERE id = ?", (victim.id,))
+    in_another_process(location, KETTLE)
+    assert session.recall("kettle", k=1)[0].memory.text == "The kettle is in the kitchen"
+    zebra = in_another_process(
+        location,
+        """
+        with store.enter(floor="office") as t:
+            print(t.remember("The zebra named Quagga lives at the zoo").id)
+        """,
+    )
+    assert zebra in [r.memory.id for r in session.recall("zebra Quagga", k=3)]
+    session.checkpoint()
+    session.close()
+    store.close()
+    later = in_another_process(
+        location,
+        """
+        with store.enter(floor="office") as t:
+            print([r.memory.text for r in t.recall("zebra Quagga", k=3)])
+        """,
+    )
+    assert "The zebra named Quagga lives at the zoo" in later
