@@ -359,6 +359,7 @@ def test_a_checkpoint_killed_half_way_leaves_the_old_snapshot_usable(
         assert lines == ["written", "half"]
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL  # killed inside the write, not finished
     finally:
         if child.poll() is None:
             child.kill()
@@ -385,16 +386,20 @@ def test_a_checkpoint_killed_half_way_leaves_the_old_snapshot_usable(
 
 
 def _read_until(child: subprocess.Popen[str], last: str, timeout: float) -> list[str]:
+    """The child's lines up to ``last``, read from the pipe itself: ``readline`` on the
+    buffered file can take two lines in one read and return one, leaving the second where
+    ``select`` cannot see it (the child then looked stalled until it went on and finished)."""
     assert child.stdout is not None
-    lines: list[str] = []
+    fd = child.stdout.fileno()
     selector = selectors.DefaultSelector()
-    selector.register(child.stdout, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
+    received = b""
     deadline = time.monotonic() + timeout
-    while not lines or lines[-1] != last:
+    while True:
+        lines = [line.strip() for line in received.decode().splitlines()]
+        if lines and lines[-1] == last:
+            return lines
         if time.monotonic() > deadline or child.poll() is not None:
             raise AssertionError(f"the child stopped or stalled after {lines}")
         if selector.select(timeout=1.0):
-            line = child.stdout.readline()
-            if line:
-                lines.append(line.strip())
-    return lines
+            received += os.read(fd, 4096)
