@@ -99,24 +99,19 @@ def test_a_write_and_a_forget_landing_inside_a_sync_lose_nothing(
     assert "The zebra named Quagga lives at the zoo" in later
 
 
-def delete_behind_the_stores_back(location: str) -> str:
-    """Delete the oldest memory row with raw SQL (no tombstone); its id."""
+def delete_behind_the_stores_back(location: str, victim: str) -> None:
+    """Delete ``victim``'s row with raw SQL (no tombstone)."""
     if location.startswith("postgresql"):
         import psycopg
 
         parts = urlsplit(location)
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "store"]
         with psycopg.connect(urlunsplit(parts._replace(query=urlencode(query)))) as conn:
-            row = conn.execute(
-                "SELECT memory_id FROM severance.memories ORDER BY seq LIMIT 1"
-            ).fetchone()
-            assert row is not None
-            conn.execute("DELETE FROM severance.memories WHERE memory_id = %s", (row[0],))
-            return str(row[0])
+            done = conn.execute("DELETE FROM severance.memories WHERE memory_id = %s", (victim,))
+            assert done.rowcount == 1
+        return
     with sqlite3.connect(Path(location) / "store.db") as db:
-        (victim,) = db.execute("SELECT id FROM memories ORDER BY seq LIMIT 1").fetchone()
-        db.execute("DELETE FROM memories WHERE id = ?", (victim,))
-    return str(victim)
+        assert db.execute("DELETE FROM memories WHERE id = ?", (victim,)).rowcount == 1
 
 
 def test_a_snapshot_after_other_personas_wrote_still_lets_a_deleted_row_be_reported(
@@ -128,14 +123,16 @@ def test_a_snapshot_after_other_personas_wrote_still_lets_a_deleted_row_be_repor
     store.close()
     server = severance.Store.open(store_location)  # a long-lived server
     work = server.enter(floor="office")
-    work.recall("plan")  # woken from the rows: 300 changes not yet in a snapshot
+    # Woken from the rows: 300 changes not yet in a snapshot. The victim is one of this
+    # store's memories (the PostgreSQL database is shared with other tests' stores).
+    victim = work.recall("plan", k=1)[0].memory.id
     other = severance.Store.open(store_location)  # a CLI beside it
     with other.enter(floor="house") as home:
         home.remember("home note")
     work.recall("plan")  # behind the store, nothing of its own changed
     work.close()  # the snapshot is due and written now
     try:
-        victim = delete_behind_the_stores_back(store_location)
+        delete_behind_the_stores_back(store_location, victim)
         reported = in_another_process(
             store_location, "print([p.record_id for p in store.rollback_problems])"
         )
