@@ -40,7 +40,9 @@ def test_the_row_is_measured_on_the_checkpointed_store(tmp_path: Path) -> None:
 
 def test_the_row_is_rendered_when_measured_and_absent_before() -> None:
     res = json.loads((RESULTS / "speed.json").read_text(encoding="utf-8"))
-    assert "End to end" not in render(res)  # results from before the row: unchanged
+    for block in res["sizes"].values():  # results from before the row: rendered unchanged
+        block.get("systems", {}).get("severance", {}).pop("end_to_end", None)
+    assert "End to end" not in render(res)
     with_row = copy.deepcopy(res)
     lat = {"n": 200, "p50_ms": 6.25, "p99_ms": 9.5, "mean_ms": 6.5}
     with_row["sizes"]["100000"]["systems"]["severance"]["end_to_end"] = {
