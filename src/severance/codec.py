@@ -123,7 +123,7 @@ class MemoryCodec:
             vector=self.seal_vector(memory.id, memory.version, vector),
         )
 
-    def memory(self, row: MemoryRow | PayloadRow) -> Memory:
+    def memory(self, row: PayloadRow) -> Memory:
         """The memory a row holds; :class:`IntegrityError` naming it if it fails to open."""
         return self._memory(
             row.id, row.version, row.payload, row.occurred_at, row.learned_at, row.updated_at

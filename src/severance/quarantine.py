@@ -31,7 +31,7 @@ class RowReader:
         #: id -> the version that failed
         self._bad: dict[str, int] = {}
 
-    def open(self, row: MemoryRow | PayloadRow) -> Memory | None:
+    def open(self, row: PayloadRow) -> Memory | None:
         """The memory of ``row``, or None (quarantined) if it fails authentication (its
         payload is opened with the AAD naming this store, persona, memory id and version)."""
         try:
@@ -42,13 +42,13 @@ class RowReader:
         self._bad.pop(row.id, None)
         return memory
 
-    def open_or_raise(self, row: MemoryRow | PayloadRow) -> Memory:
+    def open_or_raise(self, row: PayloadRow) -> Memory:
         memory = self.open(row)
         if memory is None:
             raise QuarantinedError(row.id)
         return memory
 
-    def quarantine(self, row: MemoryRow | PayloadRow) -> None:
+    def quarantine(self, row: PayloadRow) -> None:
         if self._bad.get(row.id) == row.version:
             return
         self._bad[row.id] = row.version

@@ -44,23 +44,6 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryRow:
-    """A stored memory. ``payload`` and ``vector`` are sealed with the persona's data key.
-
-    ``seq`` is assigned by the back-end on write; the value passed in is ignored.
-    """
-
-    id: str
-    seq: int
-    version: int
-    learned_at: float
-    occurred_at: float
-    updated_at: float
-    payload: bytes
-    vector: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class PayloadRow:
     """A stored memory without its vector: what reading memories needs (a recall's hits are
     ranked already, a page is ordered by ``learned_at`` and ``seq``). The payload is sealed
@@ -73,6 +56,16 @@ class PayloadRow:
     occurred_at: float
     updated_at: float
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRow(PayloadRow):
+    """A stored memory. ``payload`` and ``vector`` are sealed with the persona's data key.
+
+    ``seq`` is assigned by the back-end on write; the value passed in is ignored.
+    """
+
+    vector: bytes
 
 
 @dataclass(frozen=True, slots=True)
