@@ -280,3 +280,47 @@ def test_a_store_opened_with_a_retired_explicit_key_gets_a_typed_error(tmp_path:
             first.enter(floor="office")
     with Store.open(location, passphrase=PASSPHRASE) as again, again.enter(floor="office") as s:
         assert s.count() == 1
+
+
+def test_a_rotation_committed_while_a_keyring_catches_up_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rotations elsewhere, the second landing inside the keyring's catch-up: between its
+    read of the settings and its read of the key file (the file then holds a newer key than
+    the check it read), and between the catch-up and its re-read of the persona's row (wrapped
+    by a newer key than the one just picked up). Both are followed, not taken for a retired
+    key or for tampering. Seen as an ``UnlockError`` in a writer racing a rotation in CI."""
+    import severance.keys as keys_module
+
+    location = str(tmp_path / "store")
+    _create(location)
+    real_find, real_open = keys_module.find_master_key, keys_module.open_master
+    with keyring_on(location) as (keyring, records, _):
+        before = keyring.unlock(_row(records))
+        for where in ("before the key file is read", "after the new key is picked up"):
+            _in_another_process(location)  # the keyring in hand is now one rotation behind
+            stale = _row(records)
+            rotated: list[str] = []
+
+            def find(*args: Any, where: str = where, rotated: list[str] = rotated) -> bytes:
+                if where.startswith("before") and not rotated:
+                    rotated.append(where)
+                    _in_another_process(location)
+                return real_find(*args)
+
+            def open_(*args: Any, where: str = where, rotated: list[str] = rotated) -> Any:
+                master = real_open(*args)
+                if where.startswith("after") and not rotated:
+                    rotated.append(where)
+                    _in_another_process(location)
+                return master
+
+            monkeypatch.setattr(keys_module, "find_master_key", find)
+            monkeypatch.setattr(keys_module, "open_master", open_)
+            assert keyring.unlock(stale) == before, where
+            assert rotated == [where]
+            monkeypatch.undo()
+            assert keyring.refresh() is False  # it holds the newest key
+    with Store.open(location) as again, again.enter(floor="office") as s:
+        assert s.count() == 1
+        assert [e.event for e in again.audit()].count("key_rotated") == 4

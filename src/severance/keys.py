@@ -254,6 +254,10 @@ def find_master_key(
 
 
 # -- the keyring: the key lifecycle of one store ---------------------------------------------
+#: How many rotations by other processes one unlock follows before it gives up (each needs a
+#: committed transaction, so more than a few in one unlock means someone rotates in a loop).
+_ROTATION_RETRIES = 8
+_ROTATING = "the store's master key kept being rotated by another process; try again"
 #: The id the audit key is wrapped under (like a persona's data key).
 AUDIT_KEY_ID = "audit"
 Audit = Callable[..., object]
@@ -428,16 +432,20 @@ class Keyring:
             if secret is None:
                 raise UnlockError(f"persona {row.name!r} is sealed; it needs its own secret")
             return secret.derive(self.store_id, row.seal_kdf).unwrap(row.id, row.wrapped_key)
-        try:
-            return self._master.unwrap(row.id, row.wrapped_key)
-        except IntegrityError:
-            # Another process may have rotated the master key since we opened the store.
-            if not self.refresh():
-                raise
-        fresh = next((p for p in self._storage.personas() if p.id == row.id), None)
-        if fresh is None:
-            raise PersonaNotFoundError(f"no persona named {row.name!r}")
-        return self._master.unwrap(fresh.id, fresh.wrapped_key)
+        wrapped = row.wrapped_key
+        for _ in range(_ROTATION_RETRIES):
+            try:
+                return self._master.unwrap(row.id, wrapped)
+            except IntegrityError:
+                # Another process may have rotated the master key since we opened the store
+                # (and again after the row we were given, or between two of our reads).
+                if not self.refresh():
+                    raise
+            fresh = next((p for p in self._storage.personas() if p.id == row.id), None)
+            if fresh is None:
+                raise PersonaNotFoundError(f"no persona named {row.name!r}")
+            wrapped = fresh.wrapped_key
+        raise UnlockError(_ROTATING)
 
     def seal(self, row: LockedKey, secret: Secret) -> None:
         """Re-wrap a persona's data key with its own secret instead of the master key."""
@@ -462,15 +470,25 @@ class Keyring:
         meta = self._storage.get_meta()
         if meta.get("key_check") == self._key_check:
             return False
-        try:
-            master = open_master(meta, self._unlock, self.store_id)
-        except (UnlockError, InvalidInputError):
-            raise UnlockError(
-                "the store's master key was rotated by another process; the key this process"
-                " was opened with no longer opens it: open the store again with the new key"
-            ) from None
-        self._master, self._key_check = master, meta["key_check"]
-        return True
+        for _ in range(_ROTATION_RETRIES):
+            try:
+                master = open_master(meta, self._unlock, self.store_id)
+            except (UnlockError, InvalidInputError):
+                # A further rotation may have committed and renamed its key file between our
+                # read of the settings and our read of the file: the file then holds a newer
+                # key than the check we read. Only settings that did not move mean "retired".
+                again = self._storage.get_meta()
+                if again.get("key_check") == meta.get("key_check"):
+                    raise UnlockError(
+                        "the store's master key was rotated by another process; the key this"
+                        " process was opened with no longer opens it: open the store again"
+                        " with the new key"
+                    ) from None
+                meta = again
+                continue
+            self._master, self._key_check = master, meta["key_check"]
+            return True
+        raise UnlockError(_ROTATING)
 
     def rotate(
         self,
