@@ -195,6 +195,9 @@ class Session(CrossingAPI):
         self.audited = False
         if not self._closed:
             self._closed = True
+            # As close() does: nothing else would end the embedding thread while the caller
+            # (a server's table of awake sessions, say) still holds this session.
+            self._recaller.close()
             self._on_close(self)
 
     @contextmanager
