@@ -171,3 +171,54 @@ def test_a_seq_set_far_ahead_in_the_database_does_not_blind_the_index(tmp_path: 
         """,
     )
     assert "The zebra named Quagga lives at the zoo" in later
+
+
+# -- tombstones compacted by another process's snapshot ----------------------------------------
+FORGET_AND_CHECKPOINT = """
+with store.enter(floor="office") as t:
+    t.forget({memory_id!r})
+    t.checkpoint()  # its watermark covers the forget: the tombstone is dropped
+"""
+
+
+def test_a_forget_whose_tombstone_another_process_compacted_leaves_no_ghost(
+    store_location: str,
+) -> None:
+    """Another process forgets a memory and checkpoints, which drops the tombstone: an index
+    that had not seen the forget yet still learns of it (it is not kept as a ghost that only
+    a recall hitting it would notice)."""
+    store = two_personas(store_location)
+    session = store.enter(floor="office")
+    made = session.remember_many([f"Note {i} about the garden shed" for i in range(3)])
+    session.recall("garden")  # loaded
+    in_another_process(store_location, FORGET_AND_CHECKPOINT.format(memory_id=made[1].id))
+    assert session.memories(kind="note").total == 2  # a read that syncs the index
+    index = session.search_index
+    assert index is not None and sorted(index.slot_of) == sorted([made[0].id, made[2].id])
+    session.close()
+    store.close()
+
+
+def test_a_re_embedding_racing_a_forget_and_a_checkpoint_elsewhere_succeeds(
+    store_location: str,
+) -> None:
+    """Re-embedding embeds outside the writer lock, then under it looks for what changed
+    meanwhile: a memory forgotten by another process whose tombstone a checkpoint already
+    dropped is not taken for a conflict ("memories changed during re-embedding")."""
+    store = two_personas(store_location)
+    with store.enter(floor="office") as s:
+        made = s.remember_many([f"Note {i} about the garden shed" for i in range(3)])
+    raced: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if not raced:  # between the re-embedding and its writing transaction
+            raced.append(done)
+            in_another_process(store_location, FORGET_AND_CHECKPOINT.format(memory_id=made[0].id))
+
+    assert store.reembed("work", progress=progress) == 2
+    assert raced
+    with store.enter(floor="office") as s:
+        assert sorted(m.id for m in s.export()) == sorted([made[1].id, made[2].id])
+        (top,) = s.recall("Note 2 about the garden shed", k=1, mode="dense")
+        assert top.memory.id == made[2].id
+    store.close()

@@ -114,14 +114,23 @@ def catch_up(
                 index.remove(memory_id)
         index.upsert(docs)
         awake.pending += len(fresh)
-    for memory_id in changes.deleted:
+    gone = list(changes.deleted)
+    through = changes.high_water
+    if changes.compacted > awake.seen:
+        # Another session's snapshot dropped tombstones we had not read: what is missing
+        # from the persona's rows now is what was deleted. Read after the changes, so it
+        # also covers every deletion up to the snapshot's watermark (later ones are later).
+        present = rows.changes_since(0).changed
+        gone += [memory_id for memory_id in list(index.slot_of) if memory_id not in present]
+        through = max(through, changes.compacted)
+    for memory_id in gone:
         if deleted is not None:
             deleted(memory_id)
         if index.remove(memory_id):
             awake.pending += 1
     # No further than the counter read first: a row's seq is not authenticated, and one set
     # far ahead in the database would otherwise move the mark past every later write.
-    awake.seen = min(changes.high_water, max(high_water, awake.seen))
+    awake.seen = min(through, max(high_water, awake.seen))
     return awake
 
 
