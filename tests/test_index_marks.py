@@ -142,6 +142,33 @@ def test_a_snapshot_after_other_personas_wrote_still_lets_a_deleted_row_be_repor
         server.close()
 
 
+def test_an_index_woken_from_the_rows_after_others_wrote_still_lets_a_deleted_row_be_reported(
+    store_location: str,
+) -> None:
+    """As above, but the other persona writes *before* the index wakes (from the rows, with
+    no snapshot): its mark is then this persona's last change, not the store's high water."""
+    store = two_personas(store_location)
+    with store.enter(floor="office") as s:
+        s.remember_many([f"work memo {i} about the quarterly plan" for i in range(300)])
+    store.close()
+    server = severance.Store.open(store_location)  # a long-lived server
+    other = severance.Store.open(store_location)  # a CLI beside it
+    with other.enter(floor="house") as home:
+        home.remember("home note")
+    work = server.enter(floor="office")
+    victim = work.recall("plan", k=1)[0].memory.id  # woken from the rows now
+    work.close()  # the snapshot is due and written now
+    try:
+        delete_behind_the_stores_back(store_location, victim)
+        reported = in_another_process(
+            store_location, "print([p.record_id for p in store.rollback_problems])"
+        )
+        assert victim in reported
+    finally:
+        other.close()
+        server.close()
+
+
 def test_a_seq_set_far_ahead_in_the_database_does_not_blind_the_index(tmp_path: Path) -> None:
     location = str(tmp_path / "store")
     store = two_personas(location)

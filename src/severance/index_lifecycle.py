@@ -81,9 +81,16 @@ def wake(
         rows.drop_snapshot()
         rejected()
     index = PersonaIndex(dimension)
-    seen = rows.high_water()
+    # Every change up to the store's high water has committed, so the scan after it sees
+    # them all; later ones the catch-up lists. The mark is the persona's own last change
+    # below it, though, not the store's: it becomes the snapshot's watermark, and one past
+    # the persona's changes would tell the anchor that its tombstones may have been
+    # dropped, so a row deleted behind the store's back would go unreported.
+    high_water = rows.high_water()
+    seen = 0
     for batch in rows.scan(SCAN_BATCH):
         index.upsert(_docs(batch, open_row))
+        seen = max((row.seq for row in batch if row.seq <= high_water), default=seen)
     return catch_up(Awake(index, seen, len(index)), rows, open_row, deleted=deleted)
 
 
