@@ -249,3 +249,53 @@ def test_a_re_embedding_racing_a_forget_and_a_checkpoint_elsewhere_succeeds(
         (top,) = s.recall("Note 2 about the garden shed", k=1, mode="dense")
         assert top.memory.id == made[2].id
     store.close()
+
+
+def test_a_catch_up_after_only_other_personas_wrote_reads_no_changes_twice(
+    store_location: str,
+) -> None:
+    """Once a catch-up found nothing of its persona after another persona's write, the next
+    one reads the store's counter only (its ``checked`` mark), not the changes again; and
+    ``seen``, the snapshot's watermark, stays at the persona's own last change."""
+    from severance import index_lifecycle
+    from severance.backends import open_backend
+
+    store = two_personas(store_location)
+    with store.enter(floor="office") as s:
+        s.remember("The printer is on floor 2")
+        persona_id = s.persona_id
+    with store.enter(floor="house") as h:
+        h.remember("The boiler was serviced in May")
+    backend = open_backend(store_location)
+    try:
+        real = backend.rows(persona_id)
+        listed: list[int] = []
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def changes_since(self, seq: int) -> Any:
+                listed.append(seq)
+                return real.changes_since(seq)
+
+        rows: Any = Counting()
+        awake = index_lifecycle.wake(
+            rows,
+            384,
+            lambda _: b"",
+            lambda _: None,
+            lambda _: {},
+            lambda: None,
+            migrated_pending=0,
+        )
+        own = awake.seen
+        assert own < real.high_water()  # the other persona wrote last
+        listed.clear()
+        index_lifecycle.catch_up(awake, rows, lambda _: None)
+        index_lifecycle.catch_up(awake, rows, lambda _: None)
+        assert listed == []
+        assert awake.seen == own
+    finally:
+        backend.close()
+        store.close()
