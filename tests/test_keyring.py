@@ -324,3 +324,36 @@ def test_a_rotation_committed_while_a_keyring_catches_up_is_followed(
     with Store.open(location) as again, again.enter(floor="office") as s:
         assert s.count() == 1
         assert [e.event for e in again.audit()].count("key_rotated") == 4
+
+
+def test_a_rotation_whose_commit_answer_is_lost_keeps_its_new_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation's COMMIT reached the database, but its answer did not come back (a
+    dropped connection): the store now expects the new key, so the new key file is
+    installed, not destroyed as if nothing had committed (no key would open the store)."""
+    from severance.errors import StorageError
+
+    location = str(tmp_path / "store")
+    _create(location)
+    with keyring_on(location) as (keyring, records, _):
+        real = records.transaction
+        depth = [0]
+
+        @contextmanager
+        def answer_lost() -> Iterator[None]:
+            depth[0] += 1
+            try:
+                with real():
+                    yield
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                raise StorageError("the connection to the database was lost")
+
+        monkeypatch.setattr(records, "transaction", answer_lost)
+        keyring.rotate()
+        monkeypatch.undo()
+    with Store.open(location) as again, again.enter(floor="office") as s:
+        assert s.count() == 1
+        assert [e.event for e in again.audit()].count("key_rotated") == 1

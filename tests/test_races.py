@@ -300,3 +300,25 @@ def test_a_running_store_notices_a_clean_slate_made_elsewhere(
     again = server.for_floor("studio", store.persona("side").id)
     assert again is not awake and again.memories().items == ()
     server.close()
+
+
+def test_a_clean_slate_made_elsewhere_leaves_no_thread_behind(
+    store: severance.Store, store_location: str, backend_name: str
+) -> None:
+    def embedding_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("severance-embed")]
+
+    before = embedding_threads()
+    awake = store.enter(floor="studio")
+    awake.remember("Sketch the bakery logo")
+    # Hybrid, and a query not in the embedder's cache: embedded on the session's worker thread.
+    awake.recall(f"a sketch for the bakery on {backend_name}")
+    assert len(embedding_threads()) == len(before) + 1
+
+    run_in_child(store_location, "store.clean_slate('side', confirm='side')")
+
+    with pytest.raises(PersonaErasedError):
+        awake.recall("logo")
+    # The session learned of the erasure by itself: its worker went with it.
+    assert embedding_threads() == before
+    awake.close()

@@ -43,11 +43,22 @@ OpenPayload = Callable[[MemoryRow], Mapping[str, Any]]
 @dataclass
 class Awake:
     """An index and where it stands: ``seen`` is the last ``seq`` it includes, ``pending``
-    how many of its changes are in no snapshot yet."""
+    how many of its changes are in no snapshot yet.
+
+    ``checked`` is the store's high water the index was last found up to date with (other
+    personas' writes included). It is kept apart from ``seen``, which is the persona's own
+    last change and becomes a snapshot's watermark: a watermark past the persona's changes
+    would tell the anchor that its tombstones may have been dropped, and a row deleted
+    behind the store's back would go unreported."""
 
     index: PersonaIndex
     seen: int
     pending: int
+    checked: int = 0
+
+    def saw(self, high_water: int) -> bool:
+        """Whether every change up to the store's ``high_water`` is in the index."""
+        return max(self.seen, self.checked) >= high_water
 
 
 def wake(
@@ -81,9 +92,16 @@ def wake(
         rows.drop_snapshot()
         rejected()
     index = PersonaIndex(dimension)
-    seen = rows.high_water()
+    # Every change up to the store's high water has committed, so the scan after it sees
+    # them all; later ones the catch-up lists. The mark is the persona's own last change
+    # below it, though, not the store's: it becomes the snapshot's watermark, and one past
+    # the persona's changes would tell the anchor that its tombstones may have been
+    # dropped, so a row deleted behind the store's back would go unreported.
+    high_water = rows.high_water()
+    seen = 0
     for batch in rows.scan(SCAN_BATCH):
         index.upsert(_docs(batch, open_row))
+        seen = max((row.seq for row in batch if row.seq <= high_water), default=seen)
     return catch_up(Awake(index, seen, len(index)), rows, open_row, deleted=deleted)
 
 
@@ -98,9 +116,9 @@ def catch_up(
     ``deleted`` is told of every memory deleted since (by anyone)."""
     index = awake.index
     high_water = rows.high_water()
-    if high_water == awake.seen:
-        # Nothing at all was written since (the usual case between two recalls): one read of
-        # the store's counter instead of a scan of the persona's changes.
+    if awake.saw(high_water):
+        # Nothing was written since (the usual case between two recalls), or only for other
+        # personas: one read of the store's counter instead of a scan of the changes.
         return awake
     changes = rows.changes_since(awake.seen)
     stale = [mid for mid, seq in changes.changed.items() if index.seq_of(mid) != seq]
@@ -114,14 +132,26 @@ def catch_up(
                 index.remove(memory_id)
         index.upsert(docs)
         awake.pending += len(fresh)
-    for memory_id in changes.deleted:
+    gone = list(changes.deleted)
+    through = changes.high_water
+    if changes.compacted > awake.seen:
+        # Another session's snapshot dropped tombstones we had not read: what is missing
+        # from the persona's rows now is what was deleted. Read after the changes, so it
+        # also covers every deletion up to the snapshot's watermark (later ones are later).
+        present = rows.changes_since(0).changed
+        gone += [memory_id for memory_id in list(index.slot_of) if memory_id not in present]
+        through = max(through, changes.compacted)
+    for memory_id in gone:
         if deleted is not None:
             deleted(memory_id)
         if index.remove(memory_id):
             awake.pending += 1
     # No further than the counter read first: a row's seq is not authenticated, and one set
     # far ahead in the database would otherwise move the mark past every later write.
-    awake.seen = min(changes.high_water, max(high_water, awake.seen))
+    awake.seen = min(through, max(high_water, awake.seen))
+    # Seqs follow commit order, and the changes were read after the counter: every change up
+    # to it is in the index now, whichever persona's.
+    awake.checked = max(awake.checked, high_water)
     return awake
 
 

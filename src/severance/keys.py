@@ -45,6 +45,7 @@ from .errors import (
     InvalidInputError,
     MissingKeyError,
     PersonaNotFoundError,
+    SeveranceError,
     StoreExistsError,
     UnlockError,
     WrongKeyError,
@@ -490,6 +491,16 @@ class Keyring:
             return True
         raise UnlockError(_ROTATING)
 
+    def _holds_key_check(self, check: str | None) -> bool | None:
+        """Whether the store's settings expect the master key with this check value (None:
+        they cannot be read now)."""
+        if check is None:
+            return False  # failed before it wrote its settings: nothing was committed
+        try:
+            return self._storage.get_meta().get("key_check") == check
+        except SeveranceError:
+            return None
+
     def rotate(
         self,
         *,
@@ -544,9 +555,16 @@ class Keyring:
                     self._storage.set_meta(name, value)
                 self._audit("key_rotated", personas=len(wraps), key_mode=settings["key_mode"])
         except BaseException:
-            if new_file is not None:
-                new_file.discard()
-            raise
+            landed = self._holds_key_check(settings.get("key_check"))
+            if landed is not True:
+                if new_file is not None and landed is False:
+                    new_file.discard()
+                # Unknown (the database cannot be read): the pending key stays, and whoever
+                # opens the store next keeps it only if the store turns out to expect it.
+                raise
+            # The COMMIT reached the database but its answer was lost (a dropped connection):
+            # the rotation took effect, and destroying its key would leave none that opens
+            # the store. Carry on as committed.
         if new_file is not None:
             new_file.commit()
         target = new_file.target if new_file is not None else None

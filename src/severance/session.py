@@ -195,6 +195,9 @@ class Session(CrossingAPI):
         self.audited = False
         if not self._closed:
             self._closed = True
+            # As close() does: nothing else would end the embedding thread while the caller
+            # (a server's table of awake sessions, say) still holds this session.
+            self._recaller.close()
             self._on_close(self)
 
     @contextmanager
@@ -290,11 +293,13 @@ class Session(CrossingAPI):
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
                 for batch, vectors in embedded_batches(fresh, embedder, batch_size):
-                    with self._writing(), self._transaction():
+                    # put() tells the index of the rows inside this transaction: should its
+                    # COMMIT be refused, the index forgets them (and the seqs they took,
+                    # which the next writer is handed again) with everything else it learned.
+                    with self._all_or_nothing():
                         # Another process may have stored one of these since they were
                         # checked: look again holding the persona's write lock, so that two
                         # writers of the same memory at the same moment store it once.
-                        self._rows.lock()
                         already = duplicates.already_stored(batch, known, self._writer.live)
                         keep = [i for i, m in enumerate(already) if m is None]
                         new = iter(self.put([batch[i] for i in keep], vectors[keep]))

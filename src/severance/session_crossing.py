@@ -13,7 +13,7 @@ these are the crossings' verbs, not the persona's everyday ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 import numpy as np
@@ -86,7 +86,8 @@ class Crossing:
     def changed_since(self, mark: int) -> bool:
         with self._guard():
             changes = self._rows.changes_since(mark)
-            return bool(changes.changed or changes.deleted)
+            # Tombstones dropped after the mark may hide a deletion: count that as a change.
+            return bool(changes.changed or changes.deleted or changes.compacted)
 
     def versions(self, ids: Sequence[str]) -> dict[str, int]:
         with self._guard():
@@ -159,7 +160,13 @@ class Crossing:
             with self._writing(), self._transaction():
                 self._rows.lock()
                 changes = self._rows.changes_since(mark)
-                for memory_id in changes.deleted:
+                gone: Iterable[str] = changes.deleted
+                if changes.compacted:
+                    # Tombstones after the mark were dropped by a snapshot meanwhile: what is
+                    # no longer there was deleted (nothing can change now, under the lock).
+                    present = self._rows.changes_since(0).changed
+                    gone = [memory_id for memory_id in fresh if memory_id not in present]
+                for memory_id in gone:
                     fresh.pop(memory_id, None)
                 moved = self._rows.get_many(list(changes.changed))
                 fresh.update(self._embed_rows(list(moved.values()), None, 0))

@@ -39,12 +39,6 @@ class IndexKeeper:
         self._reader = reader
         self._on_rejected = on_rejected_snapshot
         self._awake: Awake | None = None
-        # Checked, not applied: the store's high water a recall found the index up to date
-        # with (other personas' writes included). Kept apart from ``Awake.seen``, which is
-        # this persona's last applied change and becomes a snapshot's watermark: a watermark
-        # past the persona's own changes would tell the anchor that tombstones may have been
-        # compacted away, and a row deleted behind the store's back would go unreported.
-        self._checked = 0
 
     @property
     def loaded(self) -> bool:
@@ -58,18 +52,16 @@ class IndexKeeper:
     def saw(self, high_water: int) -> bool:
         """Whether the loaded index is up to date with a store whose high water is this (it
         has seen every change up to it; our own writes included)."""
-        awake = self._awake
-        return awake is not None and max(awake.seen, self._checked) >= high_water
+        return self._awake is not None and self._awake.saw(high_water)
 
     def saw_through(self, high_water: int) -> None:
         """Note that the index has seen every change up to ``high_water``: called right after
         a :meth:`sync` begun once the store's high water was read as that (sequence numbers
-        follow commit order, so the sync's read of the changes found all of them). Without
-        it, an index whose persona saw no change keeps an older mark while other personas
-        write, and every check would find it behind. The mark is only checked against, never
-        written as a snapshot's watermark (see ``_checked``)."""
-        if self._awake is not None and high_water > self._checked:
-            self._checked = high_water
+        follow commit order, so the sync's read of the changes found all of them). The mark
+        is only checked against, never written as a snapshot's watermark (see
+        :class:`~severance.index_lifecycle.Awake`)."""
+        if self._awake is not None:
+            self._awake.checked = max(self._awake.checked, high_water)
 
     @property
     def unsnapshotted(self) -> int:
@@ -77,7 +69,6 @@ class IndexKeeper:
 
     def drop(self) -> None:
         self._awake = None
-        self._checked = 0
 
     def sync(self) -> PersonaIndex:
         """The index, up to date with every committed change."""

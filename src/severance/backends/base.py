@@ -17,7 +17,7 @@ Driver errors never escape: back-ends translate them to :class:`severance.errors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "COMPACTED_THROUGH",
     "AuditRow",
     "Backend",
     "Changes",
@@ -40,6 +41,7 @@ __all__ = [
     "SnapshotOut",
     "SnapshotStream",
     "VectorRows",
+    "changes",
 ]
 
 
@@ -191,11 +193,40 @@ class Changes:
 
     ``changed`` maps memory id to its current ``seq``; ``deleted`` lists ids deleted since;
     ``high_water`` is the largest ``seq`` reported (or the one asked about, if none).
+
+    ``compacted`` is nonzero when tombstones after the ``seq`` asked about were dropped (by
+    a snapshot whose watermark is that value, see :meth:`PersonaRows.write_snapshot`): then
+    ``deleted`` may miss memories deleted up to it, and only the memories still there (say,
+    ``changes_since(0).changed``) tell what is gone. It is not counted in ``high_water``.
     """
 
     changed: dict[str, int]
     deleted: tuple[str, ...]
     high_water: int
+    compacted: int = 0
+
+
+#: The tombstone id that records how far a persona's tombstones were dropped: its ``seq`` is
+#: the highest watermark they were dropped up to. Never a memory id (those start with "m_").
+COMPACTED_THROUGH = ""
+
+
+def changes(seq: int, found: Iterable[tuple[str, int, bool]]) -> Changes:
+    """The :class:`Changes` after ``seq`` from the (memory id, seq, deleted) rows a back-end
+    read of memories and tombstones (the :data:`COMPACTED_THROUGH` tombstone among them)."""
+    changed: dict[str, int] = {}
+    deleted: list[str] = []
+    high, compacted = seq, 0
+    for memory_id, at, gone in found:
+        if not gone:
+            changed[memory_id] = at
+        elif memory_id == COMPACTED_THROUGH:
+            compacted = at
+            continue
+        else:
+            deleted.append(memory_id)
+        high = max(high, at)
+    return Changes(changed, tuple(deleted), high, compacted)
 
 
 class PersonaRows(Protocol):
@@ -282,7 +313,9 @@ class PersonaRows(Protocol):
         ...
 
     def write_snapshot(self, snapshot: SnapshotOut) -> None:
-        """Replace the persona's snapshot; tombstones up to its watermark may be dropped.
+        """Replace the persona's snapshot; tombstones up to its watermark may be dropped,
+        and if they are, the :data:`COMPACTED_THROUGH` tombstone keeps the watermark (so a
+        reader of :meth:`changes_since` from before it learns that deletions may be missing).
         Reads ``snapshot.sizes`` and then ``snapshot.each()`` once, in order."""
         ...
 

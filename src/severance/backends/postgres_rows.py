@@ -21,7 +21,16 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot, SnapshotOut
+from .base import (
+    COMPACTED_THROUGH,
+    Changes,
+    HistoryRow,
+    MemoryRow,
+    PayloadRow,
+    Snapshot,
+    SnapshotOut,
+    changes,
+)
 from .postgres_connection import PostgresConnection
 from .postgres_vectors import IndexedVectors
 
@@ -288,9 +297,7 @@ class PostgresPersonaRows:
             " AND seq > %(after)s",
             after=seq,
         )
-        changed = {m: s for m, s, gone in rows if not gone}
-        deleted = tuple(m for m, _, gone in rows if gone)
-        return Changes(changed, deleted, max([seq, *(s for _, s, _ in rows)]))
+        return changes(seq, rows)
 
     def high_water(self) -> int:
         rows = self._fetch("SELECT last_seq FROM severance.seq_counters WHERE store_id = %(s)s")
@@ -318,8 +325,16 @@ class PostgresPersonaRows:
                         self._params(part=part, watermark=snapshot.watermark, chunk=bytes(chunk)),
                     )
             conn.execute(
-                f"DELETE FROM severance.tombstones {_WHERE_PERSONA} AND seq <= %(watermark)s",
-                self._params(watermark=snapshot.watermark),
+                f"DELETE FROM severance.tombstones {_WHERE_PERSONA} AND seq <= %(watermark)s"
+                " AND memory_id != %(mark)s",
+                self._params(watermark=snapshot.watermark, mark=COMPACTED_THROUGH),
+            )
+            conn.execute(
+                "INSERT INTO severance.tombstones (store_id, persona_id, memory_id, seq)"
+                " VALUES (%(s)s, %(p)s, %(mark)s, %(watermark)s)"
+                " ON CONFLICT (store_id, persona_id, memory_id)"
+                " DO UPDATE SET seq = GREATEST(severance.tombstones.seq, excluded.seq)",
+                self._params(watermark=snapshot.watermark, mark=COMPACTED_THROUGH),
             )
 
     def read_snapshot(self) -> Snapshot | None:

@@ -112,8 +112,16 @@ class SQLiteConnection:
                     db.execute("ROLLBACK")
                 raise
             self._depth = 0
-            with map_sqlite_errors():
-                db.execute("COMMIT")
+            try:
+                with map_sqlite_errors():
+                    db.execute("COMMIT")
+            except BaseException:
+                # A COMMIT refused (a deferred constraint, SQLITE_BUSY, a full disk) leaves
+                # the transaction open: this connection would go on holding the write lock,
+                # reading its own uncommitted rows, and commit them with its next write.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """Run one statement (in the open transaction, or as its own)."""

@@ -14,7 +14,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConflictError, MemoryNotFoundError, PersonaNotFoundError
-from .base import Changes, HistoryRow, MemoryRow, PayloadRow, Snapshot, SnapshotOut
+from .base import (
+    COMPACTED_THROUGH,
+    Changes,
+    HistoryRow,
+    MemoryRow,
+    PayloadRow,
+    Snapshot,
+    SnapshotOut,
+    changes,
+)
 from .snapshot_files import SnapshotFiles
 from .sqlite_connection import SQLiteConnection
 
@@ -232,10 +241,7 @@ class SQLitePersonaRows:
                 "SELECT 1, memory_id, seq FROM tombstones WHERE persona_id = ? AND seq > ?",
                 (self.persona_id, seq, self.persona_id, seq),
             )
-        changed = {memory_id: s for gone, memory_id, s in found if not gone}
-        deleted = tuple(memory_id for gone, memory_id, _ in found if gone)
-        high = max([seq, *(s for _, _, s in found)])
-        return Changes(changed, deleted, high)
+        return changes(seq, ((memory_id, s, bool(gone)) for gone, memory_id, s in found))
 
     def high_water(self) -> int:
         return int(self._c.query("SELECT value FROM counters WHERE name = 'seq'")[0][0])
@@ -258,8 +264,13 @@ class SQLitePersonaRows:
                 installed = True
                 self._c.execute("DELETE FROM snapshots WHERE persona_id = ?", (self.persona_id,))
                 self._c.execute(
-                    "DELETE FROM tombstones WHERE persona_id = ? AND seq <= ?",
-                    (self.persona_id, snapshot.watermark),
+                    "DELETE FROM tombstones WHERE persona_id = ? AND seq <= ? AND memory_id != ?",
+                    (self.persona_id, snapshot.watermark, COMPACTED_THROUGH),
+                )
+                self._c.execute(
+                    "INSERT INTO tombstones VALUES (?, ?, ?) ON CONFLICT (persona_id, memory_id)"
+                    " DO UPDATE SET seq = max(seq, excluded.seq)",
+                    (self.persona_id, COMPACTED_THROUGH, snapshot.watermark),
                 )
         finally:
             if not installed:
