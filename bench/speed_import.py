@@ -13,6 +13,8 @@ do not add up. Steps:
   JSON line on stdout. Pass ``--profile`` for a cProfile listing on stderr.
 * ``migrate DIR``: open the persona once with the code on ``sys.path`` and close it (a
   snapshot written by an older format is migrated and written again), timed.
+* ``after-wake CONFIG``: the speed section's probe (:func:`import_after_wake`, run by
+  :func:`bench.speed_phases.finish` on the checkpointed store of its own run).
 
 Interleave runs of two trees (``PYTHONPATH=<tree>/src``) for an A/B figure in one run.
 """
@@ -35,6 +37,8 @@ import numpy as np
 
 KEY = bytes(range(32))
 FLOOR = "f-speed"
+#: Memories the speed section's after-wake probe imports (at most a tenth of the persona).
+AFTER_WAKE_IMPORT = 10_000
 
 
 def _lookup(dimension: int, name: str, texts: list[str], vectors: Any) -> Any:
@@ -125,19 +129,13 @@ def run(root: Path, label: str, part: int, profile: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         if prof is not None:
             prof.enable()
-        first: list[float] = []
-
-        def progress(done: int, total: int) -> None:
-            if not first:
-                first.append(time.perf_counter())
-
-        stored = session.remember_many(drafts, progress=progress)
+        timed = _timed_import(session, drafts, t0)
         if prof is not None:
             prof.disable()
-        out["remember_many_s"] = time.perf_counter() - t0
+        out["remember_many_s"] = timed["seconds"]
         # The stall before the first batch is committed (the duplicate check is built first).
-        out["first_commit_s"] = first[0] - t0 if first else None
-        out["new"] = sum(not s.duplicate for s in stored)
+        out["first_commit_s"] = timed["first_commit_seconds"]
+        out["new"] = len(drafts) - timed["duplicates"]
         t0 = time.perf_counter()
         again = session.remember_many(drafts[:256])
         out["repeat_256_s"] = time.perf_counter() - t0
@@ -167,6 +165,68 @@ def migrate(root: Path) -> dict[str, Any]:
     return {"migrate_wake_s": opened, "migrate_total_s": closed}
 
 
+def save_import_set(path: Path, syn: Any, n: int) -> int:
+    """The after-wake probe's memories for a persona of the first ``n`` of ``syn``: its first
+    ``m`` memories again (a resumed import: all duplicates) and ``m`` new ones (their texts
+    with a suffix, their vectors), saved in ``path``; ``m``."""
+    m = min(AFTER_WAKE_IMPORT, n // 10)
+    part = syn.slice(0, m)
+    np.savez(
+        path,
+        texts=np.array(part.texts),
+        vectors=part.vectors,
+        tags=np.array(part.tags),
+        occurred_at=part.occurred_at,
+    )
+    return m
+
+
+def _timed_import(session: Any, drafts: list[Any], t0: float) -> dict[str, Any]:
+    """``remember_many`` of ``drafts``, timed from ``t0``: to the first commit and to the end."""
+    first: list[float] = []
+
+    def progress(done: int, total: int) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    stored = session.remember_many(drafts, progress=progress)
+    total = time.perf_counter() - t0
+    return {
+        "memories": len(drafts),
+        "seconds": total,
+        "first_commit_seconds": (first[0] - t0) if first else total,
+        "duplicates": sum(m.duplicate for m in stored),
+    }
+
+
+def import_after_wake(cfg: dict[str, Any], which: str) -> dict[str, Any]:
+    """In this (fresh) process: open the store, then enter and ``remember_many`` the import
+    set's memories again (``which="again"``: every one a duplicate) or new ones (``"new"``),
+    timed from ``enter`` (the index wakes within) to the last commit; then close."""
+    import base64
+
+    import severance
+    from bench.speed_data import LookupEmbedder
+
+    with np.load(cfg["import"], allow_pickle=False) as z:
+        texts = [str(t) for t in z["texts"]]
+        vectors = np.asarray(z["vectors"], dtype=np.float32)
+        tags = [str(t) for t in z["tags"]]
+        when = z["occurred_at"].tolist()
+    if which == "new":
+        texts = [f"{t} (imported later)" for t in texts]
+    lookup = LookupEmbedder(cfg["embedder"], int(cfg["dimension"]), texts, vectors)
+    store = severance.Store.open(cfg["path"], key=base64.b64decode(cfg["key"]), embedder=lookup)
+    try:
+        drafts = _drafts(texts, tags, when)
+        t0 = time.perf_counter()
+        with store.enter(floor=cfg["floor"]) as session:
+            out = _timed_import(session, drafts, t0)
+    finally:
+        store.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.speed_import")
     sub = parser.add_subparsers(dest="step", required=True)
@@ -182,13 +242,19 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--profile", action="store_true")
     g = sub.add_parser("migrate")
     g.add_argument("dir", type=Path)
+    a = sub.add_parser("after-wake")
+    a.add_argument("config", type=Path)
+    a.add_argument("which", choices=("again", "new"))
     args = parser.parse_args(argv)
     if args.step == "prepare":
         prepare(args.dir, args.memories, args.m, args.runs)
     elif args.step == "run":
         print(json.dumps(run(args.dir, args.label, args.part, args.profile)), flush=True)
-    else:
+    elif args.step == "migrate":
         print(json.dumps(migrate(args.dir)), flush=True)
+    else:
+        cfg = json.loads(args.config.read_text(encoding="utf-8"))
+        print(json.dumps(import_after_wake(cfg, args.which)), flush=True)
 
 
 if __name__ == "__main__":
