@@ -2,7 +2,8 @@
 
 :func:`ingest` builds the system and times its batched and one-call writes; :func:`query_phase`
 times every system's searches on the same queries, interleaved; :func:`finish` persists the
-store, measures its disk use and times a cold wake in a fresh process (:mod:`bench.speed_wake`).
+store, measures its disk use and times a cold wake in a fresh process (:mod:`bench.speed_wake`)
+and, for Severance, an import into the persona from a fresh process (:mod:`bench.speed_import`).
 :mod:`bench.speed` runs them for each size and system.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from bench.speed_data import Corpus, LookupEmbedder, Synthetic
 from bench.speed_e2e import E2E_MAX, end_to_end
+from bench.speed_import import save_import_set
 from bench.systems import SpeedFactory, SpeedSystem
 from bench.systems.severance_store import SeveranceSystem
 
@@ -81,6 +83,8 @@ class Run:
         self.system = system
         self.workdir = workdir
         self.res: dict[str, Any] = {"memories": n}
+        #: The memories of the after-wake import probe (Severance only), once saved.
+        self.import_set: Path | None = None
 
 
 def ingest(
@@ -110,6 +114,9 @@ def ingest(
     dt = time.perf_counter() - t0
     res["remember_batched"] = {"memories": len(bulk), "seconds": dt, "per_second": len(bulk) / dt}
     log(f"  {name}: {len(bulk):,} batched in {dt:.1f}s ({len(bulk) / dt:,.0f}/s)")
+    if isinstance(system, SeveranceSystem) and n <= E2E_MAX:
+        run.import_set = workdir / "import.npz"
+        save_import_set(run.import_set, syn, n)
     if isinstance(system, SeveranceSystem):
         # The first recall after an import in the same session: no stall (the index was
         # kept up to date by the import itself).
@@ -213,6 +220,8 @@ def finish(
             res["wake"]["rss_delta_bytes_per_memory"] = res["wake"]["rss_delta_bytes"] / n
         if isinstance(system, SeveranceSystem) and n <= E2E_MAX:
             res["end_to_end"] = end_to_end(cfg, corpus.queries, log, run.name)
+        if run.import_set is not None:
+            res["import_after_wake"] = import_after_wake(cfg, run.import_set, log, run.name)
         res["info"] = system.speed_info()
         res["status"] = "ok"
     finally:
@@ -250,25 +259,53 @@ def wake(cfg: dict[str, Any], workdir: Path, log: Log, name: str) -> dict[str, A
     """Open the persisted store in a fresh process (:mod:`bench.speed_wake`); its figures."""
     path = workdir / "wake.json"
     path.write_text(json.dumps(cfg), encoding="utf-8")
+    out = _process("bench.speed_wake", [str(path)], 1800)
+    if "error" in out:
+        log(f"  {name}: wake FAILED: {out['error']}")
+        return out
+    log(
+        f"  {name}: wake {out['wake_seconds']:.2f}s, RSS +{out['rss_delta_bytes'] / 2**20:,.0f} MiB"
+    )
+    return out
+
+
+def _process(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """The JSON object a bench module run in a fresh process prints last; ``{"error": ...}``
+    if it fails."""
     env = dict(
         os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.speed_wake", str(path)],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         env=env,
-        timeout=1800,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        log(f"  {name}: wake FAILED: {' | '.join(tail)}")
         return {"error": " | ".join(tail)}
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    log(
-        f"  {name}: wake {out['wake_seconds']:.2f}s, RSS +{out['rss_delta_bytes'] / 2**20:,.0f} MiB"
-    )
+    return out
+
+
+def import_after_wake(cfg: dict[str, Any], import_set: Path, log: Log, name: str) -> dict[str, Any]:
+    """Imports into the checkpointed persona, each from a fresh process (a CLI run, a server
+    restart): the persona's first memories again (all duplicates: a resumed import), then as
+    many new ones. What a user waits for, from ``enter`` to the last commit."""
+    path = import_set.with_suffix(".json")
+    path.write_text(json.dumps({**cfg, "import": str(import_set)}), encoding="utf-8")
+    out: dict[str, Any] = {}
+    for which in ("again", "new"):  # "new" writes: last
+        out[which] = r = _process("bench.speed_import", ["after-wake", str(path), which], 1800)
+        if "error" in r:
+            log(f"  {name}: import after wake ({which}) FAILED: {r['error']}")
+            continue
+        log(
+            f"  {name}: import of {r['memories']:,} after a wake ({which}): {r['seconds']:.2f}s, "
+            f"first commit after {r['first_commit_seconds']:.2f}s"
+        )
     return out
 
 

@@ -193,6 +193,7 @@ def render(res: dict[str, Any]) -> str:
         "returns; `tests/test_recall_golden.py` checks that the results are the same as "
         "before these changes."
     )
+    out.extend(_import_after_wake(res))
 
     # Ratios against peers.
     peer_rows = []
@@ -635,3 +636,43 @@ def render_embed(emb: dict[str, Any]) -> str:
     out.append("")
     out.append(f"Produced by: `{emb['command']}`")
     return "\n".join(out)
+
+
+def _import_after_wake(res: dict[str, Any]) -> list[str]:
+    """The after-wake import table (results that have it; none before it was measured)."""
+    rows = []
+    for size, block in res["sizes"].items():
+        r = block["systems"].get("severance") or {}
+        probe = r.get("import_after_wake") if r.get("status") == "ok" else None
+        if not probe:
+            continue
+        cells = [_size(int(size))]
+        for which in ("again", "new"):
+            one = probe.get(which) or {}
+            cells.append(
+                f"{_f(one.get('memories'), 0)}: {_f(one.get('seconds'), 2)} / "
+                f"{_f(one.get('first_commit_seconds'), 2)}"
+                if "seconds" in one
+                else "–"
+            )
+        rows.append(cells)
+    if not rows:
+        return []
+    return [
+        "",
+        _table(
+            [
+                "memories",
+                "import again (all duplicates): memories: total / first commit (s)",
+                "import of new memories: memories: total / first commit (s)",
+            ],
+            rows,
+        ),
+        "",
+        "*Import after a wake*: a fresh process (a CLI run, a server restart) enters the "
+        "checkpointed persona and `remember_many`s memories into it, timed from `enter` to "
+        "the last commit (*first commit*: how long before the first batch is stored). The "
+        "duplicate check finds its leads in the woken index (each memory's identity key is "
+        "kept there and in its encrypted snapshot) and decrypts only the memories a key "
+        "points at, not the persona.",
+    ]

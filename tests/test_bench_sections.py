@@ -26,6 +26,8 @@ from bench import report
 from bench.__main__ import main as bench_main
 from bench.sections import SECTIONS, Section, by_name
 from bench.speed_data import LookupEmbedder, Synthetic
+from bench.speed_import import save_import_set
+from bench.speed_phases import import_after_wake
 from bench.systems import SPEED_SYSTEMS, SYSTEM_NAMES, PeerSystem, RetrievalSystem, SpeedSystem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,6 +212,13 @@ def test_the_speed_face_writes_recalls_and_wakes_cold(
         figures = json.loads(woke.stdout.strip().splitlines()[-1])
         assert figures["first_results"] == k
         assert figures["wake_seconds"] > 0 and figures["rss_after_bytes"] > 0
+        if peer == "severance":
+            # The import probe: the first memories again (duplicates), then new ones.
+            assert save_import_set(tmp_path / "import.npz", syn, n) == 2
+            cfg.update(embedder=lookup.name, dimension=dim)
+            probe = import_after_wake(cfg, tmp_path / "import.npz", print, peer)
+            assert probe["again"]["duplicates"] == probe["again"]["memories"] == 2
+            assert probe["new"]["duplicates"] == 0 and probe["new"]["memories"] == 2
     finally:
         root = system.root
         system.close()

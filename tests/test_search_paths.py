@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.recall_golden import WordEmbedder, drafts, questions
 from threadpoolctl import threadpool_info
@@ -20,6 +21,7 @@ import severance
 from severance.search import Filter, Fusion, PersonaIndex, SearchMode, threads
 from severance.search import index as index_mod
 from severance.search.container import pack_arrays, unpack_arrays
+from severance.search.identity import NO_KEY
 from severance.search.index import document
 from severance.search.query import analyze
 
@@ -184,12 +186,15 @@ def test_the_index_built_during_an_import_equals_one_rebuilt_from_rows(
     store.add_floor("f", persona="p")
     items = drafts()[:N]
     with store.enter(floor="f") as session:
-        session.remember_many(items[:200])  # small: written to the rows only
-        assert made == []
-        session.remember_many(items[200:])  # an import wakes the index and keeps it
+        # The first write wakes the index (its duplicate check reads its leads there), and
+        # every write after keeps it up to date.
+        session.remember_many(items[:200])
+        assert len(made) == 1
+        session.remember_many(items[200:])
         assert len(made) == 1
         during = made[0]
         assert len(during) == N
+        assert np.all(during.identities[: during.n_slots] != NO_KEY)
         got = _results(session)
         assert len(made) == 1  # the first recall did not rebuild anything
 

@@ -219,7 +219,7 @@ def test_a_format_5_snapshot_without_links_wakes_to_the_same_answers() -> None:
     assert answers(old) == answers(index)
     assert links(old) == sorted_links(old)
     meta, arrays = container.unpack_arrays(old.to_bytes())
-    assert meta["format"] == snapshot.SNAPSHOT_FORMAT == 6
+    assert meta["format"] == snapshot.SNAPSHOT_FORMAT == 7
     assert "order_before" in arrays
 
 

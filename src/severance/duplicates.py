@@ -17,49 +17,35 @@ written again; :meth:`Session.remember_many` returns the live memory with
 ``Memory.duplicate`` set instead. This is also what makes an interrupted import resumable: a
 rerun finds every record the first run committed and writes only the rest.
 
-Where to look is held in memory per session (a hash and an id a memory), built on the first
-write from one scan of the rows and kept in step with every later change (this process's or
-another's) through the back-end's change feed, as the search index is.
+Where to look comes from the awake search index, which keeps a 64-bit identity key of every
+memory (see :mod:`severance.search.identity`; saved in its encrypted snapshot) and is kept in
+step with every change, this process's or another's, through the back-end's change feed. A
+new process thus finds its leads without decrypting the persona's memories: only those a key
+points at are read, and compared.
 """
 
 from __future__ import annotations
 
-import json
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from .backends.base import MemoryRow, PersonaRows
 from .model import Memory, MemoryDraft
+from .search import PersonaIndex
+from .search.identity import Identity, identity, identity_key, is_turn, normalise
 
-__all__ = ["KnownMemories", "already_stored", "identity", "normalise", "remember_once"]
+__all__ = [
+    "LEADS_PER_DRAFT",
+    "KnownMemories",
+    "already_stored",
+    "identity",
+    "normalise",
+    "remember_once",
+]
 
-_SCAN_BATCH = 2_000
-Identity = tuple[str, str, frozenset[str], str | None]
-
-
-def normalise(text: str) -> str:
-    """Text as compared for duplicates: NFC, case-folded, white space collapsed."""
-    # Case folding can decompose ("ǰ" folds to "ǰ"); compose again so both spellings meet.
-    return " ".join(
-        unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold()).split()
-    )
-
-
-def _is_turn(metadata: Mapping[str, Any]) -> bool:
-    return "session" in metadata and "turn" in metadata
-
-
-def identity(text: str, kind: str, tags: Sequence[str], metadata: Mapping[str, Any]) -> Identity:
-    """What two memories share exactly when one may be a duplicate of the other."""
-    turn = (
-        json.dumps([metadata.get("session"), metadata.get("turn")], sort_keys=True, default=str)
-        if _is_turn(metadata)
-        else None
-    )
-    return (normalise(text), kind, frozenset(tags), turn)
+#: Live memories with a draft's identity key that are compared with it, newest first. More
+#: than one share a key when the same words were remembered at other explicit times.
+LEADS_PER_DRAFT = 4
 
 
 def _same(draft: MemoryDraft, memory: Memory) -> bool:
@@ -68,66 +54,43 @@ def _same(draft: MemoryDraft, memory: Memory) -> bool:
         memory.text, memory.kind, memory.tags, memory.metadata
     ):
         return False
-    if draft.occurred_at is None or _is_turn(draft.metadata):
+    if draft.occurred_at is None or is_turn(draft.metadata):
         return True
     return memory.occurred_at == draft.occurred_at
 
 
 class KnownMemories:
-    """Where to look for a duplicate: one persona's live memories by a hash of their identity.
+    """Where to look for a duplicate: the live memories of the persona's index whose
+    identity key is a draft's. A key is a lead, checked against the memory itself before
+    anything is called a duplicate, so a collision or a stale key can cost a missed match
+    but never a merge."""
 
-    Only a 64-bit hash and an id are kept per memory (the search index holds the rest of the
-    persona in memory already); a hash is a lead, checked against the memory itself before
-    anything is called a duplicate, so a collision or a stale entry can cost a missed match
-    but never a merge.
-    """
+    def __init__(self, index: Callable[[], PersonaIndex]) -> None:
+        #: The persona's index, brought up to date with every committed change when called.
+        self._index = index
 
-    def __init__(self, rows: PersonaRows, read: Callable[[MemoryRow], Memory | None]) -> None:
-        self._rows = rows
-        self._read = read
-        self._ids: dict[int, str] = {}  # hash(identity) -> the newest memory id with it
-        self._fresh: set[str] = set()  # written by this session since the last refresh
-        self._seen: int | None = None
+    def leads(self, drafts: Sequence[MemoryDraft]) -> list[list[str]]:
+        """For each draft, the ids of live memories that may be its duplicate (newest first)."""
+        index = self._index()
+        keys = [identity_key(d.text, d.kind, d.tags, d.metadata) for d in drafts]
+        return index.same_identity(keys, LEADS_PER_DRAFT)
 
-    def _put(self, memory: Memory | None) -> None:
-        if memory is None:
-            return  # quarantined: it matches nothing
-        self._ids[hash(identity(memory.text, memory.kind, memory.tags, memory.metadata))] = (
-            memory.id
-        )
 
-    def refresh(self) -> None:
-        """Apply every change made since the last refresh (a full scan the first time)."""
-        if self._seen is None:
-            self._seen = self._rows.high_water()
-            for batch in self._rows.scan(_SCAN_BATCH):
-                for row in batch:
-                    self._put(self._read(row))
-        changes = self._rows.changes_since(self._seen)
-        # This session's own inserts are known already (were one of them updated by another
-        # process meanwhile, its lead is stale: checked, so at worst a missed match).
-        others = [mid for mid in changes.changed if mid not in self._fresh]
-        if others:
-            for row in self._rows.get_many(others).values():
-                self._put(self._read(row))
-        # Deleted memories stay as stale leads: every lead is checked before it is believed.
-        self._fresh.clear()
-        self._seen = changes.high_water
+def _original(
+    draft: MemoryDraft, leads: Sequence[str], originals: dict[str, Memory]
+) -> Memory | None:
+    """The first of ``leads`` that is live and a duplicate of ``draft``."""
+    for lead in leads:
+        original = originals.get(lead)
+        if original is not None and _same(draft, original):
+            return original
+    return None
 
-    def written(self, memories: Iterable[Memory]) -> None:
-        """Record memories this session just stored."""
-        for memory in memories:
-            self._put(memory)
-            self._fresh.add(memory.id)
 
-    def touched(self, memory_id: str) -> None:
-        """Record that this session changed a memory (read it again at the next refresh)."""
-        self._fresh.discard(memory_id)
-
-    def leads(self, drafts: Sequence[MemoryDraft]) -> list[str | None]:
-        """For each draft, the id of a live memory that may be its duplicate."""
-        self.refresh()
-        return [self._ids.get(hash(identity(d.text, d.kind, d.tags, d.metadata))) for d in drafts]
+def _read_leads(
+    leads: Sequence[Sequence[str]], live: Callable[[list[str]], dict[str, Memory]]
+) -> dict[str, Memory]:
+    return live(sorted({lead for some in leads for lead in some}))
 
 
 def already_stored(
@@ -139,12 +102,11 @@ def already_stored(
     persona's write lock just before the drafts are written, it sees every other writer's
     commits: what it lets through is new."""
     leads = known.leads(drafts)
-    originals = live(sorted({lead for lead in leads if lead is not None}))
+    originals = _read_leads(leads, live)
     out: list[Memory | None] = []
-    for draft, lead in zip(drafts, leads, strict=True):
-        original = originals.get(lead) if lead is not None else None
-        same = original is not None and _same(draft, original)
-        out.append(replace(original, duplicate=True) if same and original else None)
+    for draft, some in zip(drafts, leads, strict=True):
+        original = _original(draft, some, originals)
+        out.append(replace(original, duplicate=True) if original is not None else None)
     return out
 
 
@@ -156,21 +118,22 @@ def remember_once(
 ) -> list[Memory]:
     """Write the drafts that are not duplicates; return one memory per draft, in order.
 
-    ``live`` reads memories by id (a lead may have been forgotten or changed since it was
-    recorded: it is believed only if it still matches); ``write`` stores new drafts.
+    ``live`` reads memories by id (a lead may have been forgotten or changed since its key
+    was read: it is believed only if it still matches); ``write`` stores new drafts (and
+    keeps the index in step, so a later call finds them).
     """
     leads = known.leads(drafts)
-    originals = live(sorted({lead for lead in leads if lead is not None}))
+    originals = _read_leads(leads, live)
     found: dict[int, Memory] = {}
     repeats: dict[int, int] = {}
     fresh: list[int] = []
     first: dict[tuple[Identity, datetime | None], int] = {}
-    for n, (draft, lead) in enumerate(zip(drafts, leads, strict=True)):
-        original = originals.get(lead) if lead is not None else None
-        if original is not None and _same(draft, original):
+    for n, (draft, some) in enumerate(zip(drafts, leads, strict=True)):
+        original = _original(draft, some, originals)
+        if original is not None:
             found[n] = original
             continue
-        when = None if _is_turn(draft.metadata) else draft.occurred_at
+        when = None if is_turn(draft.metadata) else draft.occurred_at
         key = (identity(draft.text, draft.kind, draft.tags, draft.metadata), when)
         if key in first:
             repeats[n] = first[key]
@@ -178,7 +141,6 @@ def remember_once(
             first[key] = n
             fresh.append(n)
     stored = write([drafts[n] for n in fresh])
-    known.written(m for m in stored if not m.duplicate)
     written = dict(zip(fresh, stored, strict=True))
     out: list[Memory] = []
     for n in range(len(drafts)):

@@ -10,10 +10,11 @@ keeps only thin call sites. They are handed the persona's rows and a way to open
   truth; the rejected snapshot is dropped and reported).
 * :func:`catch_up` — apply what changed since the last ``seq`` seen (also writes by other
   processes).
-* A snapshot written before the re-ranking features existed (format 1 to 3), or with other
-  feature rules or another tokenizer than today's (their versions are in the snapshot), is
-  migrated on wake: its vectors and graph are kept and only the features, or the keyword
-  postings, are derived again from the rows.
+* A snapshot written before the re-ranking features existed (format 1 to 3) or the identity
+  keys of the duplicate check (format 1 to 6), or with other feature or identity rules or
+  another tokenizer than today's (their versions are in the snapshot), is migrated on wake:
+  its vectors and graph are kept and only the features, the identity keys or the keyword
+  postings are derived again from the rows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .backends.base import MemoryRow, PersonaRows, Snapshot
 from .search import Doc, PersonaIndex
 from .search.container import Buffer
 from .search.documents import features
+from .search.identity import identity_key
 from .search.keyword import tokenize
 
 __all__ = ["SCAN_BATCH", "Awake", "catch_up", "seen_after_write", "wake"]
@@ -80,7 +82,7 @@ def wake(
         if snapshot is not None:
             index = PersonaIndex.from_bytes(open_snapshot(snapshot))
             pending = 0
-            if index.missing_features or index.stale_keywords:
+            if index.missing_features or index.stale_keywords or index.stale_identities:
                 _migrate(index, rows, open_payload)
                 pending = migrated_pending
             return catch_up(
@@ -161,22 +163,26 @@ def _docs(rows: Iterable[MemoryRow], open_row: OpenRow) -> list[Doc]:
 
 def _migrate(index: PersonaIndex, rows: PersonaRows, open_payload: OpenPayload) -> None:
     """Derive again from the rows what the snapshot lacks or has from older rules: the
-    re-ranking features, the keyword postings, or both (payloads only: the vectors and the
-    graph of the snapshot are kept). A row changed since the snapshot is left to
+    re-ranking features, the identity keys, the keyword postings (payloads only: the vectors
+    and the graph of the snapshot are kept). A row changed since the snapshot is left to
     :func:`catch_up`, which replaces its slot."""
     features_too, keywords_too = index.missing_features, index.stale_keywords
+    identities_too = index.stale_identities
     tokens_of: dict[int, list[str]] = {}
     for batch in rows.scan(SCAN_BATCH):
         for row in batch:
             data = open_payload(row)
             if features_too:
                 index.set_features(row.id, row.seq, *features(data["text"], data["metadata"]))
+            if identities_too and "kind" in data:
+                key = identity_key(data["text"], data["kind"], data["tags"], data["metadata"])
+                index.set_identity(row.id, row.seq, key)
             slot = index.slot_of.get(row.id)
             if keywords_too and slot is not None and index.seq_of(row.id) == row.seq:
                 tokens_of[slot] = tokenize(data["text"])
     if keywords_too:
         index.retokenize(tokens_of)
-    index.missing_features = False
+    index.missing_features = index.stale_identities = False
 
 
 def seen_after_write(seen: int, seqs: Sequence[int]) -> int:

@@ -81,12 +81,18 @@ class RowReader:
         return [d for d in map(self.doc, rows) if d is not None]
 
     def payload(self, row: MemoryRow) -> Mapping[str, Any]:
-        """The decrypted payload of ``row`` (text, metadata…), for reading index features;
-        a row that fails gives an empty text and no metadata (it is kept out of the index)."""
+        """The decrypted payload of ``row`` (text, kind, tags, metadata), for reading index
+        features; a row that fails gives an empty text and no metadata, kind or tags (it is
+        kept out of the index)."""
         memory = self.open(row)
         if memory is None:
             return {"text": "", "metadata": {}}
-        return {"text": memory.text, "metadata": memory.metadata}
+        return {
+            "text": memory.text,
+            "kind": memory.kind,
+            "tags": memory.tags,
+            "metadata": memory.metadata,
+        }
 
     def forget(self, memory_id: str) -> None:
         self._bad.pop(memory_id, None)

@@ -398,8 +398,7 @@ class Session(CrossingAPI):
                     self._rows.lock()
                     yield
             except BaseException:
-                self._keeper.drop()
-                self._writer.forget_known()
+                self._keeper.drop()  # the duplicate check's leads are the index's too
                 self.counts.update(counts)
                 raise
 

@@ -77,18 +77,12 @@ class MemoryWriter:
         self._vector_rows = vector_rows
         self._transaction = transaction
         self._writing = writing
-        self._known: duplicates.KnownMemories | None = None
+        self._known = duplicates.KnownMemories(keeper.sync)
 
     def known(self) -> duplicates.KnownMemories:
-        """What is already stored, for remembering each memory once (built on first use)."""
-        if self._known is None:
-            self._known = duplicates.KnownMemories(self._rows, self._reader.open)
+        """What is already stored, for remembering each memory once: the leads are read from
+        the persona's index (woken if need be, then kept up to date with every change)."""
         return self._known
-
-    def forget_known(self) -> None:
-        """Drop what :meth:`known` learned (after a rollback of writes it was told of: its
-        place in the change feed may then be past what committed); rebuilt on next use."""
-        self._known = None
 
     def live(self, memory_ids: list[str]) -> dict[str, Memory]:
         """The memories among ``memory_ids`` that exist and open, by id."""
@@ -184,8 +178,6 @@ class MemoryWriter:
                         self._vector_rows.set_vectors({row.id: vector})
             except ConflictError:
                 continue  # another writer got there first: re-apply on its version
-            if self._known is not None:
-                self._known.touched(row.id)
             self._keeper.upsert(
                 [
                     document(

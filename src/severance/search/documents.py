@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .identity import identity_key
 from .keyword import tokenize
 from .query import has_time_expression
 from .speakers import speaker_of, vocative
@@ -41,6 +42,9 @@ class Doc:
     has_time: bool = False
     #: The name it addresses its listener by, if any (see :func:`.speakers.vocative`).
     addressed: str | None = None
+    #: Its :func:`.identity.identity_key` (:data:`.identity.NO_KEY`: not known), where the
+    #: duplicate check finds its leads.
+    identity: int = 0
 
 
 def document(
@@ -55,7 +59,7 @@ def document(
     metadata: Mapping[str, Any],
 ) -> Doc:
     """What the index keeps of a memory, from its plaintext (tokens and re-ranking features
-    are derived here, once, so a search never needs the text)."""
+    are derived here, once, so a search never needs the text; so is its identity key)."""
     speaker, has_time, addressed = features(text, metadata)
     return Doc(
         memory_id,
@@ -69,6 +73,7 @@ def document(
         speaker,
         has_time,
         addressed,
+        identity_key(text, kind, tags, metadata),
     )
 
 

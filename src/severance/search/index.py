@@ -29,6 +29,7 @@ from .context import SeqOrder
 from .dense import DenseIndex, HNSWIndex
 from .documents import Doc, Filter, Hit, document
 from .hybrid import Fusion
+from .identity import IdentityLookup
 from .keyword import KeywordIndex
 from .query import QueryAnalysis, search_depth
 from .ranking import Candidates, KeywordStage, Settings, hits_of, top_of
@@ -113,6 +114,13 @@ class PersonaIndex:
         self.speaker_names: list[str] = []
         self._speaker_code: dict[str, int] = {}
         self._named_by: dict[str, list[int]] = {}
+        #: Per slot, its memory's identity key (see :mod:`.identity`): the duplicate check's
+        #: leads, found with :meth:`same_identity`.
+        self.identities = np.zeros(0, dtype=np.uint64)
+        self._by_identity: IdentityLookup | None = None
+        #: Set on an index woken from a snapshot without identity keys or with keys of other
+        #: rules: the caller fills them in with :meth:`set_identity` (and re-snapshots).
+        self.stale_identities = False
         #: Set on an index woken from a snapshot older than the re-ranking features: the
         #: caller fills them in with :meth:`set_features` (and re-snapshots).
         self.missing_features = False
@@ -176,6 +184,7 @@ class PersonaIndex:
         self.has_time = _grow(self.has_time, end)  # type: ignore[assignment]
         self.speaker_codes = _grow(self.speaker_codes, end)  # type: ignore[assignment]
         self.addressed_codes = _grow(self.addressed_codes, end)  # type: ignore[assignment]
+        self.identities = _grow(self.identities, end)  # type: ignore[assignment]
         self.dense.add(start, np.stack([d.vector for d in docs]))
         self.seqs[start:end] = [d.seq for d in docs]
         self.alive[start:end] = True
@@ -185,6 +194,7 @@ class PersonaIndex:
         self.has_time[start:end] = [d.has_time for d in docs]
         self.speaker_codes[start:end] = [self._speaker(d.speaker) for d in docs]
         self.addressed_codes[start:end] = [self._speaker(d.addressed) for d in docs]
+        self.identities[start:end] = [d.identity for d in docs]
         keyword = self.keyword
         tag_slots = self.tag_slots
         for slot, doc in enumerate(docs, start=start):
@@ -223,6 +233,23 @@ class PersonaIndex:
             self.speaker_codes[slot] = self._speaker(speaker)
             self.has_time[slot] = has_time
             self.addressed_codes[slot] = self._speaker(addressed)
+
+    def set_identity(self, memory_id: str, seq: int, key: int) -> None:
+        """Fill in the identity key of a memory (see :attr:`stale_identities`); a memory not
+        in the index at ``seq`` is left alone."""
+        slot = self.slot_of.get(memory_id)
+        if slot is not None and int(self.seqs[slot]) == seq:
+            self.identities[slot] = key
+            self._by_identity = None  # sorted by the old keys
+
+    def same_identity(self, keys: Sequence[int], limit: int) -> list[list[str]]:
+        """For each identity key, the ids of up to ``limit`` live memories with it, newest
+        first: leads for the duplicate check, which compares the memories themselves."""
+        if self._by_identity is None:
+            self._by_identity = IdentityLookup()
+        found = self._by_identity.find(self.identities, self.alive, self.n_slots, keys, limit)
+        ids = self.ids
+        return [[ids[s] for s in slots] for slots in found]
 
     def columns(self) -> Columns:
         """A read-only view of the per-slot arrays, for fusion, context and re-ranking."""
@@ -547,6 +574,7 @@ class PersonaIndex:
             speaker_codes=pick(self.speaker_codes),
             addressed_codes=pick(self.addressed_codes),
             speaker_names=self.speaker_names,
+            identities=pick(self.identities),
             vectors=live_rows(self.dense.vectors(), live, n),
             keyword=self.keyword.compacted(remap),
             order=saved_order(self.order, live, remap),
@@ -584,6 +612,7 @@ class PersonaIndex:
             for word in name_words(name):
                 index._named_by.setdefault(word, []).append(code)
         index.missing_features, index.stale_keywords = parts.stale_features, parts.stale_keywords
+        index.identities, index.stale_identities = parts.identities, parts.stale_identities
         index.dense = DenseIndex(index.dimension, np.asarray(parts.vectors))  # one matrix
         if parts.order is not None:
             restore_order(index.order, parts.order)

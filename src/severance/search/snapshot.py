@@ -14,10 +14,14 @@ compacted away before :func:`encode`), as named arrays in a flat container
 6. also the conversation-order links (``order_before``, ``order_after``, ``order_tail``), so
    that the first recall after a wake does not sort every memory by time to find a turn's
    neighbours (an older snapshot's are derived on that first recall, as before); and the
-   ids as an array of lines (``ids``, ``id_count``) instead of a JSON list in the header.
+   ids as an array of lines (``ids``, ``id_count``) instead of a JSON list in the header;
+7. also each memory's identity key (``identities``, see :mod:`.identity`), and the version of
+   the identity rules (:data:`.identity.IDENTITY_VERSION`), so that the first duplicate check
+   after a wake reads its leads from the index instead of decrypting every memory.
 
 All are read. What a snapshot does not have, or has from other rules than today's, is
-reported in :attr:`Parts.stale_features` / :attr:`Parts.stale_keywords`: the caller reads
+reported in :attr:`Parts.stale_features` / :attr:`Parts.stale_keywords` /
+:attr:`Parts.stale_identities`: the caller reads
 those from the rows (the vectors and the graph, the expensive parts, are kept).
 """
 
@@ -36,6 +40,7 @@ from .columns import NO_SPEAKER
 from .container import Buffer, Packable, is_container, pack_pieces, unpack_arrays
 from .context import NO_SLOT, SeqOrder
 from .documents import FEATURES_VERSION
+from .identity import IDENTITY_VERSION, NO_KEY
 from .keyword import TOKENIZER_VERSION, KeywordIndex
 
 __all__ = [
@@ -49,8 +54,8 @@ __all__ = [
     "saved_order",
 ]
 
-SNAPSHOT_FORMAT = 6
-_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5, 6})
+SNAPSHOT_FORMAT = 7
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5, 6, 7})
 #: Arrays read in place (read-only views of the decrypted buffer): the largest parts of a
 #: snapshot, and only read until the first write, which makes copies of its own
 #: (``DenseIndex`` grows into a new matrix, the graph copies itself; the keyword postings'
@@ -79,6 +84,8 @@ class Parts:
     speaker_codes: npt.NDArray[np.int32]
     addressed_codes: npt.NDArray[np.int32]
     speaker_names: list[str]
+    #: The identity key of each memory (:data:`.identity.NO_KEY` where not known).
+    identities: npt.NDArray[np.uint64]
     #: The rows, or blocks of them in order (runs of live rows, written without a copy).
     vectors: npt.NDArray[np.floating] | Sequence[npt.NDArray[np.floating]]
     keyword: KeywordIndex
@@ -89,6 +96,8 @@ class Parts:
     stale_features: bool = False
     #: The postings are from another tokenizer (the caller re-tokenises the texts).
     stale_keywords: bool = False
+    #: The identity keys are missing or from other rules (the caller derives them again).
+    stale_identities: bool = False
     #: Tag -> the slots that have it, in slot order (filled in by :func:`decode`).
     tag_slots: dict[str, list[int]] = field(default_factory=dict)
     #: Conversation order as links between slots (:class:`.context.SeqOrder`'s ``before``
@@ -158,6 +167,7 @@ def encode_pieces(parts: Parts) -> list[memoryview]:
         "speakers": parts.speaker_names,
         "tokenizer": TOKENIZER_VERSION,
         "features": FEATURES_VERSION,
+        "identity": IDENTITY_VERSION,
     }
     # Tags as distinct tag sets plus one code per memory: most memories share a few sets,
     # and waking then needs no per-memory JSON parsing.
@@ -187,6 +197,7 @@ def encode_pieces(parts: Parts) -> list[memoryview]:
         "has_time": parts.has_time,
         "speaker_codes": parts.speaker_codes,
         "addressed_codes": parts.addressed_codes,
+        "identities": parts.identities,
         "vectors": parts.vectors,
         "doc_len": keyword.doc_len[:n],
         **keyword.arrays(),
@@ -269,13 +280,21 @@ def decode(data: Buffer) -> Parts:
             else np.full(n, NO_SPEAKER, dtype=np.int32)
         ),
         speaker_names=list(meta["speakers"]) if has_features else [],
+        identities=(
+            arrays["identities"].astype(np.uint64, copy=False)
+            if "identities" in arrays
+            else np.full(n, NO_KEY, dtype=np.uint64)
+        ),
         vectors=arrays["vectors"].reshape(n, dimension),
         keyword=KeywordIndex.from_arrays(arrays, arrays["doc_len"]),
         # Formats 1 to 4 were written with the rules of version 1 of each.
         stale_features=not has_features or meta.get("features", 1) != FEATURES_VERSION,
         stale_keywords=meta.get("tokenizer", 1) != TOKENIZER_VERSION,
+        stale_identities=meta.get("identity") != IDENTITY_VERSION or "identities" not in arrays,
         tag_slots=tag_slots,
     )
+    if len(parts.identities) != n:
+        raise ValueError("the snapshot's identity keys do not match its memories")
     if "order_before" in arrays:
         before, after = arrays["order_before"], arrays["order_after"]
         tail = int(meta["order_tail"])
