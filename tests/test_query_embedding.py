@@ -1,8 +1,8 @@
 """The query a recall embeds (issue 11): a repeated query is answered from the embedder's cache
 (bounded, per process) without running the model again, and a
-:class:`~severance.embedders.base.QueryEmbedder` embeds on the worker thread with a hand-off
-that lets its model start before the keyword half runs — with the results of embedding first
-and searching after, its errors surfacing, and a forked child going on alone.
+:class:`~severance.embedders.base.QueryEmbedder` embeds on the caller's thread while the
+worker does the keyword half, started when the model starts — with the results of embedding
+first and searching after, its errors surfacing, and a forked child going on alone.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ from severance import Session, Store, session_recall
 from severance.embedders.base import QueryEmbedder
 from severance.embedders.minilm import MiniLM
 from severance.errors import EmbedderError
+from severance.search import PersonaIndex
 
 LONG = "a very long question about the heron colony " * 20  # over the cacheable length
 
@@ -116,10 +118,14 @@ def test_a_repeated_query_is_not_embedded_again(
     session, embedder = counted
     q = questions()[0]
     embedder.calls.clear()
-    first = session.recall(q)
-    # Hybrid: embedded once, on the worker, the model told to start before the keyword half.
+    session.recall(questions()[1])
+    # The first recall wakes the index: embedded on the worker meanwhile.
     assert [c for c, _ in embedder.calls] == ["embed_query"]
     assert embedder.calls[0][1].startswith("severance-embed")
+    embedder.calls.clear()
+    first = session.recall(q)
+    # Then embedded here, saying when the model starts (the worker's keyword half's cue).
+    assert embedder.calls == [("embed_query", threading.current_thread().name)]
     for mode in ("hybrid", "dense"):
         embedder.calls.clear()
         again = session.recall(q, mode=mode)  # type: ignore[arg-type]
@@ -147,6 +153,8 @@ class HandingOff(WordEmbedder):
         self.cache: dict[str, npt.NDArray[np.float32]] = {}
         self.fail: str | None = None
         self.threads: list[str] = []
+        #: Called once the "model" runs (a test holds the model there).
+        self.model_runs: Callable[[], object] = lambda: None
 
     def cached_query(self, text: str) -> npt.NDArray[np.float32] | None:
         hit = self.cache.get(text)
@@ -157,6 +165,7 @@ class HandingOff(WordEmbedder):
         if self.fail == "before":
             raise EmbedderError("the tokenizer is gone")
         running()
+        self.model_runs()
         if self.fail == "after":
             raise EmbedderError("the model is gone")
         self.cache[text] = vector = self.embed([text])
@@ -183,9 +192,28 @@ def test_the_hand_off_gives_the_sequential_results(
 ) -> None:
     session, embedder = handing
     qs = questions()[:20]
+    prepared_on: list[str] = []
+    prepare = PersonaIndex.prepare
+    prepared = threading.Semaphore(0)
+
+    def noting(index: PersonaIndex, *args: Any, **kwargs: Any) -> Any:
+        prepared_on.append(threading.current_thread().name)
+        try:
+            return prepare(index, *args, **kwargs)
+        finally:
+            prepared.release()
+
+    session.recall("heron")  # the index wakes (embedded on the worker meanwhile)
+    embedder.threads.clear()
+    monkeypatch.setattr(PersonaIndex, "prepare", noting)
+    # The "model" runs until the keyword half is done (a real one takes milliseconds).
+    embedder.model_runs = lambda: prepared.acquire(timeout=30)
     overlapped = [[(r.memory.id, r.score) for r in session.recall(q)] for q in qs]
-    assert len(embedder.threads) == len(qs)
-    assert all(t.startswith("severance-embed") for t in embedder.threads)
+    # Embedded here; the keyword half done on the worker meanwhile.
+    assert embedder.threads == [threading.current_thread().name] * len(qs)
+    assert len(prepared_on) == len(qs)
+    assert all(t.startswith("severance-embed") for t in prepared_on)
+    embedder.model_runs = lambda: None
     cached = [[(r.memory.id, r.score) for r in session.recall(q)] for q in qs]
     assert len(embedder.threads) == len(qs)  # every one came from the cache
     monkeypatch.setattr(session_recall, "OVERLAP", False)
@@ -194,11 +222,16 @@ def test_the_hand_off_gives_the_sequential_results(
     assert overlapped == cached == sequential
 
 
+@pytest.mark.parametrize("loaded", [False, True])
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_query_embedder_error_surfaces_and_the_session_goes_on(
-    handing: tuple[Session, HandingOff], when: str
+    handing: tuple[Session, HandingOff], when: str, loaded: bool
 ) -> None:
+    # Not loaded: embedded on the worker while the index wakes; loaded: embedded here while
+    # the worker does the keyword half.
     session, embedder = handing
+    if loaded:
+        session.recall("heron")
     q = questions()[3]
     embedder.fail = when
     with pytest.raises(EmbedderError):
@@ -254,23 +287,31 @@ def test_a_forked_child_has_its_own_cache_and_locks(
 
 
 class Paced(HandingOff):
-    """A fake clock the embedder moves on: ``worker`` seconds per query embedded on the worker
-    thread, ``inline`` per query embedded inline."""
+    """A fake clock the embedder moves on: ``worker`` seconds per query embedded overlapped
+    with the keyword half (``embed_query``), ``inline`` per query embedded inline; ``ways``
+    notes which way each query went."""
 
     def __init__(self, worker: float, inline: float) -> None:
         super().__init__()
         self.now, self.costs = 0.0, {True: worker, False: inline}
+        self.ways: list[str] = []
+        self._in_query = False
 
     def clock(self) -> float:
         return self.now
 
     def embed_query(self, text: str, running: Callable[[], object]) -> npt.NDArray[np.float32]:
+        self.ways.append("worker")
         self.now += self.costs[True]
-        return super().embed_query(text, running)
+        self._in_query = True
+        try:
+            return super().embed_query(text, running)
+        finally:
+            self._in_query = False
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        if threading.current_thread() is threading.main_thread():
-            self.threads.append("inline")
+        if not self._in_query and threading.current_thread() is threading.main_thread():
+            self.ways.append("inline")
             self.now += self.costs[False]
         return super().embed(texts)
 
@@ -287,10 +328,10 @@ def test_a_recaller_takes_the_faster_way_and_tries_the_other_now_and_then(
     store.add_floor("p", persona="p")
     with store.enter(floor="p") as session:
         session.remember_many(drafts()[:300])
-        embedder.threads.clear()
+        embedder.ways.clear()
         qs = questions()[: 2 + 2 * session_recall.PROBE_EVERY]
         results = [[r.memory.id for r in session.recall(q)] for q in qs]
-        ways = ["worker" if t.startswith("severance-embed") else t for t in embedder.threads]
+        ways = embedder.ways
         # Each way once, then the faster, but for one try of the other every PROBE_EVERY.
         other = "inline" if faster == "worker" else "worker"
         assert ways[:2] == ["worker", "inline"]

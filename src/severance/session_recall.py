@@ -3,15 +3,17 @@ keyword ranks fused), and the hits opened — widening the search while supersed
 take places, and dropping hits whose rows are gone (deleted by another process, or
 quarantined) so they never take the places of live memories.
 
-The query is embedded on a worker thread while the caller's thread does the keyword half of
-a hybrid search (the query's tokens and analysis, the filter, BM25; on a first recall, the
-index's wake too): the bundled model's inference releases the GIL, so a recall costs about the
-embedding plus the dense half and the ranking, not the sum of everything. A
-:class:`~severance.embedders.base.QueryEmbedder` (the bundled model) says when its model
-starts, and the caller waits for that before its own Python work, which would otherwise
-keep the worker from getting there; a query it has cached is answered at once, without a
-thread. Another embedder that answers faster than a thread hand-off (a test double) is
-called inline.
+The query's embedding and the keyword half of a hybrid search (the query's tokens and
+analysis, the filter, BM25) overlap: the bundled model's inference releases the GIL. With a
+:class:`~severance.embedders.base.QueryEmbedder` (the bundled model) and a loaded index, the
+query is embedded on the caller's thread and the keyword half runs on a worker thread, started
+when the model starts (``embed_query`` says when): the worker has the model's whole run for
+its part and is done when the vector arrives, so no thread has to wake on the way to the
+results (the other way round, the caller waited for the worker to get its model running and
+then to hand the vector back, two thread wake-ups on the critical path). To wake an index (a
+first recall), or with another embedder, the query is embedded on the worker while the caller
+does the rest. A query the embedder has cached is answered at once, without a thread; an
+embedder that answers faster than a thread hand-off (a test double) is called inline.
 
 A loaded index is checked against the store where the hits are fetched, in the same read
 (:meth:`~severance.backends.base.PersonaRows.payloads_and_high_water`): if another process
@@ -31,6 +33,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +46,8 @@ from .errors import InvalidInputError
 from .model import Memory, Page, Recall, to_epoch
 from .quarantine import RowReader
 from .search import Filter, Fusion, Hit, PersonaIndex, SearchMode, tokenize
-from .search.query import analyze
+from .search.query import QueryAnalysis, analyze
+from .search.ranking import KeywordStage
 from .session_index import IndexKeeper
 
 __all__ = [
@@ -77,6 +81,17 @@ OVERLAP_CHOOSES = True
 PROBE_EVERY = 16
 #: The clock those timings are read from (tests inject one).
 CLOCK: Callable[[], float] = time.perf_counter
+
+T = TypeVar("T")
+#: How a recall gets its vector: "inline" (no choice: cached, dense or keyword mode, or an
+#: embedder faster than a hand-off), "chose inline" (overlapping was the slower way lately),
+#: "ahead" (a query embedder and a loaded index: the query embedded on the caller's thread,
+#: the keyword half on the worker) or "worker" (embedded on the worker while the caller does
+#: the keyword half: another embedder, or a wake to do).
+Way = Literal["inline", "chose inline", "ahead", "worker"]
+#: What the keyword half gives: the query's tokens, its analysis (hybrid searches) and the
+#: index's keyword stage.
+KeywordHalf = tuple[list[str], QueryAnalysis | None, KeywordStage]
 
 
 def memory_filter(
@@ -179,27 +194,30 @@ class Recaller:
         return np.asarray(vector, dtype=np.float32)
 
     def _start_embedding(
-        self, query: str, mode: SearchMode
-    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None, bool | None]:
+        self, query: str, mode: SearchMode, loaded: bool
+    ) -> tuple[npt.NDArray[np.float32] | None, Future[npt.NDArray[np.float32]] | None, Way]:
         """The query's vector at once (the embedder has it cached: nothing is embedded
-        again), or its embedding started on the worker thread, or neither (embedded inline
-        later; not at all in keyword mode); and whether it was overlapped, when that was a
-        choice to time (see :data:`OVERLAP_CHOOSES`)."""
+        again), or its embedding started on the worker thread, or neither; and how the
+        rest goes (see :data:`Way`; whether it overlaps, when that was a choice to time,
+        see :data:`OVERLAP_CHOOSES`)."""
         if mode == "keyword":
-            return None, None, None
+            return None, None, "inline"
         if self._query_embedder is not None:
             hit = self._query_embedder.cached_query(query)
             if hit is not None:
-                return np.asarray(hit[0], dtype=np.float32), None, None
+                return np.asarray(hit[0], dtype=np.float32), None, "inline"
         took = self._embed_seconds
         if (
             mode != "hybrid"
             or not OVERLAP
             or (self._query_embedder is None and took is not None and took < OVERLAP_FROM)
         ):
-            return None, None, None  # nothing to overlap with, or faster than a hand-off
-        overlap = self._choose()
-        return None, self._embed_later(query) if overlap else None, overlap
+            return None, None, "inline"  # nothing to overlap with, or faster than a hand-off
+        if not self._choose():
+            return None, None, "chose inline"
+        if self._query_embedder is not None and loaded:
+            return None, None, "ahead"  # embedded here, the keyword half on the worker
+        return None, self._embed_later(query), "worker"
 
     def _choose(self) -> bool:
         """Whether this hybrid recall overlaps its embedding (see :data:`OVERLAP_CHOOSES`)."""
@@ -216,19 +234,23 @@ class Recaller:
         last = self._pace[overlapped]
         self._pace[overlapped] = seconds if last is None else 0.8 * last + 0.2 * seconds
 
-    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]]:
-        """The query's embedding started on the worker thread."""
-        embedder = self._query_embedder
+    def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """``fn(*args)`` started on the worker thread (made on first use)."""
         self._forget_if_forked()
         with self._worker_lock:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="severance-embed")
                 # The thread ends with this recaller (its session), not at interpreter exit.
                 weakref.finalize(self, self._worker.shutdown, wait=False)
-            if embedder is None:
-                return self._worker.submit(self._embed, query)
-            running = threading.Event()
-            future = self._worker.submit(self._embed_query, embedder, query, running)
+            return self._worker.submit(fn, *args)
+
+    def _embed_later(self, query: str) -> Future[npt.NDArray[np.float32]]:
+        """The query's embedding started on the worker thread."""
+        embedder = self._query_embedder
+        if embedder is None:
+            return self._submit(self._embed, query)
+        running = threading.Event()
+        future = self._submit(self._embed_query, embedder, query, running)
         # Until its model runs, the worker needs the interpreter's lock, which this thread's
         # keyword half would hold for up to a switch interval at a time: let it get there
         # first, so the inference and the keyword half overlap instead of taking turns.
@@ -243,6 +265,48 @@ class Recaller:
             return np.asarray(embedder.embed_query(query, running.set)[0], dtype=np.float32)
         finally:
             running.set()  # also when it failed before its model ran
+
+    def _embed_ahead(
+        self, embedder: QueryEmbedder, index: PersonaIndex, query: str, flt: Filter, fusion: Fusion
+    ) -> tuple[npt.NDArray[np.float32], KeywordHalf]:
+        """The query embedded on this thread while the worker does the keyword half.
+
+        This way round, nothing waits for a thread to wake on the way to the results: the
+        worker starts when the model does (``embed_query``'s signal; until then it would
+        take the interpreter's lock from this thread's tokenising), has the model's whole
+        run for its part (which needs no vector), and is done when the vector arrives. Had
+        it not even started by then (a busy machine), the keyword half is done here."""
+        go = threading.Event()
+        abandoned: list[bool] = []
+        ahead = self._submit(self._keyword_half_when, go, abandoned, index, query, flt, fusion)
+        try:
+            vector = np.asarray(embedder.embed_query(query, go.set)[0], dtype=np.float32)
+        except BaseException:
+            abandoned.append(True)
+            go.set()
+            if not ahead.cancel():
+                wait([ahead])  # nothing of this recall outlives it
+            raise
+        go.set()  # an embedder that never said its model ran
+        if ahead.cancel():
+            return vector, _keyword_half(index, query, flt, "hybrid", fusion)
+        half = ahead.result()
+        assert half is not None
+        return vector, half
+
+    @staticmethod
+    def _keyword_half_when(
+        go: threading.Event,
+        abandoned: list[bool],
+        index: PersonaIndex,
+        query: str,
+        flt: Filter,
+        fusion: Fusion,
+    ) -> KeywordHalf | None:
+        go.wait()
+        if abandoned:
+            return None
+        return _keyword_half(index, query, flt, "hybrid", fusion)
 
     def _open_hits(
         self,
@@ -326,27 +390,29 @@ class Recaller:
         being embedded (as the keyword half is done), a loaded one is checked where the hits
         are fetched."""
         started = CLOCK()
-        vector, pending, overlapped = self._start_embedding(query, mode)
-        try:
-            # A loaded index is checked against the store where the hits are fetched, in the
-            # same read (one round trip less on PostgreSQL); an index not loaded yet wakes.
-            loaded = self._keeper.current
-            index = loaded if loaded is not None else sync()
-            verify = loaded is not None
-            tokens = tokenize(query) if mode != "dense" else []
-            analysis = analyze(query) if mode == "hybrid" else None
-            # The keyword half needs no vector: done while the worker embeds the query.
-            prepared = index.prepare(
-                tokens, flt, mode, fusion.skip_addressed, idf_power=fusion.idf_power
+        # A loaded index is checked against the store where the hits are fetched, in the
+        # same read (one round trip less on PostgreSQL); an index not loaded yet wakes.
+        loaded = self._keeper.current
+        vector, pending, way = self._start_embedding(query, mode, loaded is not None)
+        if way == "ahead" and loaded is not None and self._query_embedder is not None:
+            vector, (tokens, analysis, prepared) = self._embed_ahead(
+                self._query_embedder, loaded, query, flt, fusion
             )
-        except BaseException:
+            index = loaded
+        else:
+            try:
+                index = loaded if loaded is not None else sync()
+                # The keyword half needs no vector: done while the worker embeds the query.
+                tokens, analysis, prepared = _keyword_half(index, query, flt, mode, fusion)
+            except BaseException:
+                if pending is not None:
+                    wait([pending])  # nothing of this recall outlives it
+                raise
             if pending is not None:
-                wait([pending])  # nothing of this recall outlives it
-            raise
-        if pending is not None:
-            vector = pending.result()
-        elif vector is None and mode != "keyword":
-            vector = self._embed(query)
+                vector = pending.result()
+            elif vector is None and mode != "keyword":
+                vector = self._embed(query)
+        verify = loaded is not None
         depth = wanted = k
         memories: dict[str, Memory] = {}
         checked = False
@@ -392,10 +458,10 @@ class Recaller:
             # dropped by another session's snapshot), or quarantined: drop them and search
             # again, so they do not take the places of live memories.
             self._keeper.remove(ghosts)
-        if overlapped is not None:
+        if way != "inline":
             # The whole recall, not only until the vector: what runs after an overlapped
             # embedding may run slower (caches the model's run left cold on this core).
-            self._note_pace(overlapped, CLOCK() - started)
+            self._note_pace(way != "chose inline", CLOCK() - started)
         return [
             Recall(
                 memory=memories[hit.id],
@@ -407,6 +473,17 @@ class Recaller:
             )
             for hit in hits[:wanted]
         ]
+
+
+def _keyword_half(
+    index: PersonaIndex, query: str, flt: Filter, mode: SearchMode, fusion: Fusion
+) -> KeywordHalf:
+    """What a search can do before it has the query's vector: the query's tokens and
+    analysis, and the index's keyword stage (:meth:`PersonaIndex.prepare`)."""
+    tokens = tokenize(query) if mode != "dense" else []
+    analysis = analyze(query) if mode == "hybrid" else None
+    prepared = index.prepare(tokens, flt, mode, fusion.skip_addressed, idf_power=fusion.idf_power)
+    return tokens, analysis, prepared
 
 
 def _epoch_or_none(value: datetime | None) -> float | None:
