@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import speed_e2e
+from bench.speed_cells import cell, size_label, table
+from bench.speed_render_embed import import_after_wake, render_embed
 
 __all__ = ["plot_latency", "render", "render_embed", "render_scale"]
 
@@ -18,33 +19,6 @@ _LABELS = {
     "severance-pg-sealed": "Severance on PostgreSQL, sealed vectors",
     "severance-pg-indexed": "Severance on PostgreSQL, indexed vectors (pgvector HNSW)",
 }
-
-
-def _f(value: Any, digits: int = 1, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if abs(value) >= 100:
-            return f"{value:,.0f}{unit}"
-        return f"{value:.{digits}f}{unit}"
-    if isinstance(value, int):
-        return f"{value:,}{unit}"
-    return f"{value}{unit}"
-
-
-def _size(n: int) -> str:
-    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def render(res: dict[str, Any]) -> str:
@@ -86,27 +60,27 @@ def render(res: dict[str, Any]) -> str:
             label = f"{_LABELS[name]}"
             if r.get("status") != "ok":
                 why = r.get("reason", r.get("status"))
-                rows.append([_size(n), label, f"_{r.get('status')}: {why}_", *[""] * 7])
+                rows.append([size_label(n), label, f"_{r.get('status')}: {why}_", *[""] * 7])
                 continue
             w = r.get("wake", {})
             rows.append(
                 [
-                    _size(n),
+                    size_label(n),
                     label,
-                    _f(r["remember_batched"]["per_second"], 0),
-                    _f(r["remember_single"]["per_second"], 0),
-                    _f(r["recall"]["p50_ms"], 2),
-                    _f(r["recall"]["p99_ms"], 2),
-                    _f(w.get("wake_seconds"), 2),
-                    _f((w.get("rss_delta_bytes") or 0) / 2**20, 0)
+                    cell(r["remember_batched"]["per_second"], 0),
+                    cell(r["remember_single"]["per_second"], 0),
+                    cell(r["recall"]["p50_ms"], 2),
+                    cell(r["recall"]["p99_ms"], 2),
+                    cell(w.get("wake_seconds"), 2),
+                    cell((w.get("rss_delta_bytes") or 0) / 2**20, 0)
                     if w.get("rss_delta_bytes")
                     else "–",
-                    _f(w.get("rss_delta_bytes_per_memory"), 0),
-                    _f(r["disk_bytes_per_memory"], 0),
+                    cell(w.get("rss_delta_bytes_per_memory"), 0),
+                    cell(r["disk_bytes_per_memory"], 0),
                 ]
             )
     out.append(
-        _table(
+        table(
             [
                 "memories",
                 "system",
@@ -148,19 +122,19 @@ def render(res: dict[str, Any]) -> str:
         h = r.get("hnsw")
         rows.append(
             [
-                _size(int(size)),
+                size_label(int(size)),
                 "HNSW" if h else "exact",
-                f"{_f(r['recall']['p50_ms'], 2)} / {_f(r['recall']['p99_ms'], 2)}",
-                f"{_f(d['p50_ms'], 2)} / {_f(d['p99_ms'], 2)}",
-                f"{_f(f_['p50_ms'], 2)} / {_f(f_['p99_ms'], 2)}",
-                _f(d.get("recall_at_10_vs_exact"), 3),
-                _f(r["wake"].get("after_wake_p50_ms"), 2),
-                _f(r.get("first_recall_after_import_s"), 2),
-                _f(r.get("persist_seconds"), 1),
+                f"{cell(r['recall']['p50_ms'], 2)} / {cell(r['recall']['p99_ms'], 2)}",
+                f"{cell(d['p50_ms'], 2)} / {cell(d['p99_ms'], 2)}",
+                f"{cell(f_['p50_ms'], 2)} / {cell(f_['p99_ms'], 2)}",
+                cell(d.get("recall_at_10_vs_exact"), 3),
+                cell(r["wake"].get("after_wake_p50_ms"), 2),
+                cell(r.get("first_recall_after_import_s"), 2),
+                cell(r.get("persist_seconds"), 1),
             ]
         )
     out.append(
-        _table(
+        table(
             [
                 "memories",
                 "dense index",
@@ -193,7 +167,7 @@ def render(res: dict[str, Any]) -> str:
         "returns; `tests/test_recall_golden.py` checks that the results are the same as "
         "before these changes."
     )
-    out.extend(_import_after_wake(res))
+    out.extend(import_after_wake(res))
 
     # Ratios against peers.
     peer_rows = []
@@ -204,15 +178,15 @@ def render(res: dict[str, Any]) -> str:
                 continue
             peer_rows.append(
                 [
-                    _size(int(size)),
+                    size_label(int(size)),
                     _LABELS[peer],
-                    f"{_f(r['remember_batched'], 2)}×",
-                    f"{_f(r['remember_single'], 2)}×",
-                    f"{_f(r['recall_p50_speedup_hybrid'], 1)}×",
-                    f"{_f(r['recall_p50_speedup_dense'], 1)}×",
-                    f"{_f(r.get('wake_speedup'), 1)}×",
-                    f"{_f(r.get('rss'), 2)}×",
-                    f"{_f(r['disk'], 2)}×",
+                    f"{cell(r['remember_batched'], 2)}×",
+                    f"{cell(r['remember_single'], 2)}×",
+                    f"{cell(r['recall_p50_speedup_hybrid'], 1)}×",
+                    f"{cell(r['recall_p50_speedup_dense'], 1)}×",
+                    f"{cell(r.get('wake_speedup'), 1)}×",
+                    f"{cell(r.get('rss'), 2)}×",
+                    f"{cell(r['disk'], 2)}×",
                 ]
             )
     if peer_rows:
@@ -220,7 +194,7 @@ def render(res: dict[str, Any]) -> str:
         out.append("### Severance against its peers (same run)")
         out.append("")
         out.append(
-            _table(
+            table(
                 [
                     "memories",
                     "peer",
@@ -252,10 +226,11 @@ def render(res: dict[str, Any]) -> str:
         out.append("")
         for size, name, r in projected:
             p = r["projected"]
+            at, rate = size_label(int(size)), p["remember_batched_per_second"]
             out.append(
-                f"- {_LABELS[name]} at {_size(int(size))}: not run (projected from trend): about "
+                f"- {_LABELS[name]} at {at}: not run (projected from trend): about "
                 f"{p['minutes']:.0f} min, of which {p['ingest_minutes']:.0f} min to write at its "
-                f"{_size(p['from_size'])} batched rate of {p['remember_batched_per_second']:,.0f}"
+                f"{size_label(p['from_size'])} batched rate of {rate:,.0f}"
                 " memories/s."
             )
 
@@ -266,14 +241,14 @@ def render(res: dict[str, Any]) -> str:
     ql = emb["single_query_ms"]
     out.append(
         f"Embedder `{emb['name']}` ({emb['dimension']} dims, CPU): "
-        f"**{_f(emb['batch_texts_per_second'], 0)} texts/s** at batch {emb['batch_size']} "
-        f"({emb['batch_sample']} synthetic memories of ~{_f(emb['sample_mean_chars'], 0)} "
-        f"characters); one query: p50 {_f(ql['p50_ms'], 1)} ms, p99 {_f(ql['p99_ms'], 1)} ms; "
-        f"model load {_f(emb['model_load_seconds'], 2)} s. Embedding, not the memory layer, "
+        f"**{cell(emb['batch_texts_per_second'], 0)} texts/s** at batch {emb['batch_size']} "
+        f"({emb['batch_sample']} synthetic memories of ~{cell(emb['sample_mean_chars'], 0)} "
+        f"characters); one query: p50 {cell(ql['p50_ms'], 1)} ms, p99 {cell(ql['p99_ms'], 1)} ms; "
+        f"model load {cell(emb['model_load_seconds'], 2)} s. Embedding, not the memory layer, "
         "bounds end-to-end ingest (every row above writes faster than the model embeds), and "
         "a recall adds one query embedding to the figures above. The synthetic vectors are "
-        f"within cosine {_f(emb['derived_vs_real_cosine_mean'], 3)} (mean; 10th percentile "
-        f"{_f(emb['derived_vs_real_cosine_p10'], 3)}) of the model's real embedding of the "
+        f"within cosine {cell(emb['derived_vs_real_cosine_mean'], 3)} (mean; 10th percentile "
+        f"{cell(emb['derived_vs_real_cosine_p10'], 3)}) of the model's real embedding of the "
         "same texts."
     )
     out.extend(_end_to_end(res))
@@ -286,20 +261,20 @@ def render(res: dict[str, Any]) -> str:
         sev = block["systems"].get("severance", {})
         rows.append(
             [
-                _size(int(size)),
-                f"{_f(ne.get('p50_ms'), 2)} / {_f(ne.get('p99_ms'), 2)}",
-                f"{_f(hr.get('p50_ms'), 3)} / {_f(hr.get('p99_ms'), 3)}" if hr else "–",
-                _f(hr.get("recall_at_10_vs_exact"), 3) if hr else "–",
-                _f(hb.get("per_second"), 0) if hb else "–",
-                _f(sev.get("recall_dense", {}).get("p50_ms"), 2),
-                f"{_f(ov.get('dense_p50'), 1)}× / {_f(ov.get('hybrid_p50'), 1)}× "
+                size_label(int(size)),
+                f"{cell(ne.get('p50_ms'), 2)} / {cell(ne.get('p99_ms'), 2)}",
+                f"{cell(hr.get('p50_ms'), 3)} / {cell(hr.get('p99_ms'), 3)}" if hr else "–",
+                cell(hr.get("recall_at_10_vs_exact"), 3) if hr else "–",
+                cell(hb.get("per_second"), 0) if hb else "–",
+                cell(sev.get("recall_dense", {}).get("p50_ms"), 2),
+                f"{cell(ov.get('dense_p50'), 1)}× / {cell(ov.get('hybrid_p50'), 1)}× "
                 f"({'HNSW' if ov.get('raw_index') == 'hnsw_raw' else 'numpy'})"
                 if ov
                 else "–",
             ]
         )
     out.append(
-        _table(
+        table(
             [
                 "memories",
                 "numpy top-10 p50 / p99 (ms)",
@@ -361,7 +336,13 @@ _E2E_HEADER = (
 def _end_to_end(res: dict[str, Any]) -> list[str]:
     """The end-to-end table (bench.speed_e2e): nothing when the results predate it."""
     rows = [
-        [_size(int(n)), _f(e, 2), f"{_f(r, 2)} / {_f(r99, 2)}", f"+{_f(o, 2)}", _f(rep, 2)]
+        [
+            size_label(int(n)),
+            cell(e, 2),
+            f"{cell(r, 2)} / {cell(r99, 2)}",
+            f"+{cell(o, 2)}",
+            cell(rep, 2),
+        ]
         for n, e, r, r99, o, rep in speed_e2e.rows(res)
     ]
     if not rows:
@@ -372,7 +353,7 @@ def _end_to_end(res: dict[str, Any]) -> list[str]:
         "thread, while the index is synced and the keyword half runs), query by query against "
         "embedding it alone; a repeated query comes from the model's cache.",
         "",
-        _table(_E2E_HEADER, rows),
+        table(_E2E_HEADER, rows),
     ]
 
 
@@ -442,7 +423,7 @@ _SCALE_TARGETS = {"wake_s": 2.0, "checkpoint_s": 5.0, "hybrid_p50_ms": 2.5}
 
 
 def _pair(lat: dict[str, Any]) -> str:
-    return f"{_f(lat['p50_ms'], 2)} / {_f(lat['p99_ms'], 2)}"
+    return f"{cell(lat['p50_ms'], 2)} / {cell(lat['p99_ms'], 2)}"
 
 
 def _met(value: float | None, target: float) -> str:
@@ -456,7 +437,7 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
     speed section; ``speed`` is the main speed result (Chroma's rates at 100k)."""
     m = scale["machine"]
     sizes = [int(n) for n in scale["sizes"]]
-    title = ", ".join(_size(n) for n in sizes) or "scale"
+    title = ", ".join(size_label(n) for n in sizes) or "scale"
     out = [f"### Severance alone at {title} memories", ""]
     chroma = None
     for block in speed.get("sizes", {}).values():
@@ -464,8 +445,8 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
         if r and r.get("status") == "ok":
             chroma = (int(block["memories"]), r["remember_batched"]["per_second"])
     why = (
-        f" (its batched write rate at {_size(chroma[0])} in the run above, "
-        f"{_f(chroma[1], 0)} memories/s, projects to about {1_000_000 / chroma[1] / 60:.0f} "
+        f" (its batched write rate at {size_label(chroma[0])} in the run above, "
+        f"{cell(chroma[1], 0)} memories/s, projects to about {1_000_000 / chroma[1] / 60:.0f} "
         "minutes of writing alone, before its background indexing)"
         if chroma
         else ""
@@ -497,7 +478,7 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
         r = block["systems"].get("severance")
         if not r or r.get("status") != "ok":
             why = (r or {}).get("reason", "not run")
-            rows.append([_size(int(size)), f"_{why}_", *[""] * 10])
+            rows.append([size_label(int(size)), f"_{why}_", *[""] * 10])
             continue
         w = r.get("wake", {})
         disk = block.get("disk_write") or {}
@@ -505,24 +486,26 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
         rate = disk.get("bytes_per_second")
         rows.append(
             [
-                _size(int(size)),
-                _f(r["remember_batched"]["per_second"], 0),
+                size_label(int(size)),
+                cell(r["remember_batched"]["per_second"], 0),
                 _pair(r["recall"]),
                 _pair(r["recall_dense"]),
                 _pair(r["recall_filtered"]),
-                _f(r["recall_dense"].get("recall_at_10_vs_exact"), 3),
-                _f(w.get("wake_seconds"), 2),
-                _f(r.get("persist_seconds"), 1),
-                _f(snap / 2**20, 0) if snap else "–",
-                _f(rate / 2**20, 0) if rate else "–",
-                _f(snap / rate, 1) if snap and rate else "–",
-                _f((w.get("rss_delta_bytes") or 0) / 2**20, 0) if w.get("rss_delta_bytes") else "–",
+                cell(r["recall_dense"].get("recall_at_10_vs_exact"), 3),
+                cell(w.get("wake_seconds"), 2),
+                cell(r.get("persist_seconds"), 1),
+                cell(snap / 2**20, 0) if snap else "–",
+                cell(rate / 2**20, 0) if rate else "–",
+                cell(snap / rate, 1) if snap and rate else "–",
+                cell((w.get("rss_delta_bytes") or 0) / 2**20, 0)
+                if w.get("rss_delta_bytes")
+                else "–",
             ]
         )
         if int(size) != 1_000_000:
             continue
         notes.append(
-            f"Targets at {_size(int(size))} (issue 11): wake ≤ {_SCALE_TARGETS['wake_s']:g} s "
+            f"Targets at {size_label(int(size))} (issue 11): wake ≤ {_SCALE_TARGETS['wake_s']:g} s "
             f"— {_met(w.get('wake_seconds'), _SCALE_TARGETS['wake_s'])}; checkpoint ≤ "
             f"{_SCALE_TARGETS['checkpoint_s']:g} s — "
             f"{_met(r.get('persist_seconds'), _SCALE_TARGETS['checkpoint_s'])}; hybrid recall "
@@ -530,7 +513,7 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
             f"{_met(r['recall']['p50_ms'], _SCALE_TARGETS['hybrid_p50_ms'])}."
         )
     out.append(
-        _table(
+        table(
             [
                 "memories",
                 "remember/s batched",
@@ -567,112 +550,3 @@ def render_scale(scale: dict[str, Any], speed: dict[str, Any]) -> str:
     out.append("")
     out.append(f"Produced by: `{scale['command']}`")
     return "\n".join(out)
-
-
-def render_embed(emb: dict[str, Any]) -> str:
-    """The embedder's import throughput and one-query latency (``speed_embed.json``)."""
-    out = ["### Embedding at import: window, batch and threads", ""]
-    load = emb.get("load_average_1min") or {}
-    machine = emb.get("machine") or {}
-    out.append(
-        f"The bundled MiniLM on {emb['texts']:,} LoCoMo texts of {_f(emb['mean_tokens'], 0)} "
-        f"tokens on average (~{_f(emb.get('mean_chars'), 0)} characters: consecutive turns "
-        "joined, the length of a memory with context, not a bare short turn); every "
-        f"configuration embeds the same texts, interleaved in {emb.get('rounds', 1)} round(s), "
-        "and is compared with the previous default (window 256, batch 64) in the same run. "
-        f"Measured {emb.get('generated_at', emb.get('measured'))} on "
-        f"{machine.get('cpus', 2)} shared cores"
-        + (
-            f" (1-minute load average {_f(load.get('start'), 1)} at the start, "
-            f"{_f(load.get('end'), 1)} at the end)"
-            if load
-            else ""
-        )
-        + "; the absolute rates are the machine's, the ratios are the evidence."
-    )
-    out.append("")
-    rows = []
-    window = emb.get("import_window", 256)
-    batch = emb.get("default_batch", 64)
-    for c in emb["configs"]:
-        threads = c["threads"] if isinstance(c["threads"], int) else 0
-        chosen = c["window"] == window and c["batch"] == batch and threads != 1
-        rows.append(
-            [
-                f"**{c['window']:,}**" if chosen else f"{c['window']:,}",
-                c["batch"],
-                c["threads"],
-                _f(c["texts_per_second"], 1),
-                f"{_f(c.get('vs_old_default', c.get('vs_default')), 2)}×",
-            ]
-        )
-    out.append(
-        _table(
-            ["window (texts per embed call)", "batch", "threads", "texts/s", "vs window 256"], rows
-        )
-    )
-    q = emb.get("one_query")
-    out.append("")
-    out.append(
-        f"`remember_many` now embeds {window:,} texts per call (the embedder sorts "
-        "them by length, so each inference batch is padded only to its own longest text) and "
-        f"commits them in its batches of 256 as before; the bundled embedder's inference batch "
-        f"is now {batch} (the bold row; it was 64). A window of 4,096 measured a little "
-        "faster still, but doubles the texts embedded before the first commit of an import. "
-        "Sealing and writing are not overlapped "
-        "with embedding: the memory layer writes tens of times faster than the model embeds "
-        "(the batched write rates above against these texts/s), so an overlap could save a "
-        "few percent of an import at most."
-    )
-    if q:
-        out.append("")
-        out.append(
-            f"One query ({q['queries']} LoCoMo questions, one at a time, cache off): p50 "
-            f"{_f(q['one_thread']['p50_ms'], 2)} ms / p99 {_f(q['one_thread']['p99_ms'], 2)} ms "
-            f"on the one-thread session single texts use, against "
-            f"{_f(q['batch_threads']['p50_ms'], 2)} ms / {_f(q['batch_threads']['p99_ms'], 2)} "
-            f"ms on a {q.get('threads', 2)}-thread session, interleaved query by query."
-        )
-    out.append("")
-    out.append(f"Produced by: `{emb['command']}`")
-    return "\n".join(out)
-
-
-def _import_after_wake(res: dict[str, Any]) -> list[str]:
-    """The after-wake import table (results that have it; none before it was measured)."""
-    rows = []
-    for size, block in res["sizes"].items():
-        r = block["systems"].get("severance") or {}
-        probe = r.get("import_after_wake") if r.get("status") == "ok" else None
-        if not probe:
-            continue
-        cells = [_size(int(size))]
-        for which in ("again", "new"):
-            one = probe.get(which) or {}
-            cells.append(
-                f"{_f(one.get('memories'), 0)}: {_f(one.get('seconds'), 2)} / "
-                f"{_f(one.get('first_commit_seconds'), 2)}"
-                if "seconds" in one
-                else "–"
-            )
-        rows.append(cells)
-    if not rows:
-        return []
-    return [
-        "",
-        _table(
-            [
-                "memories",
-                "import again (all duplicates): memories: total / first commit (s)",
-                "import of new memories: memories: total / first commit (s)",
-            ],
-            rows,
-        ),
-        "",
-        "*Import after a wake*: a fresh process (a CLI run, a server restart) enters the "
-        "checkpointed persona and `remember_many`s memories into it, timed from `enter` to "
-        "the last commit (*first commit*: how long before the first batch is stored). The "
-        "duplicate check finds its leads in the woken index (each memory's identity key is "
-        "kept there and in its encrypted snapshot) and decrypts only the memories a key "
-        "points at, not the persona.",
-    ]

@@ -92,8 +92,10 @@ def _counted(location: str) -> Iterator[tuple[Session, CountingMiniLM]]:
     store = Store.init(location, embedder=embedder)
     store.add_persona("p")
     store.add_floor("p", persona="p")
+    with store.enter(floor="p") as writer:
+        writer.remember_many([d.text for d in drafts()[:200]])
+    # A new session: its index is woken by its first recall (a writing session's is awake).
     session = store.enter(floor="p")
-    session.remember_many([d.text for d in drafts()[:200]])
     try:
         yield session, embedder
     finally:

@@ -195,8 +195,7 @@ class Session(CrossingAPI):
         self.audited = False
         if not self._closed:
             self._closed = True
-            # As close() does: nothing else would end the embedding thread while the caller
-            # (a server's table of awake sessions, say) still holds this session.
+            # As close() does: nothing else ends the embedding thread while a caller holds us.
             self._recaller.close()
             self._on_close(self)
 
@@ -293,9 +292,8 @@ class Session(CrossingAPI):
             def write(fresh: list[MemoryDraft]) -> list[Memory]:
                 stored: list[Memory] = []
                 for batch, vectors in embedded_batches(fresh, embedder, batch_size):
-                    # put() tells the index of the rows inside this transaction: should its
-                    # COMMIT be refused, the index forgets them (and the seqs they took,
-                    # which the next writer is handed again) with everything else it learned.
+                    # put() tells the index of rows inside this transaction: a refused COMMIT
+                    # makes it forget them and their seqs (which the next writer gets again).
                     with self._all_or_nothing():
                         # Another process may have stored one of these since they were
                         # checked: look again holding the persona's write lock, so that two
