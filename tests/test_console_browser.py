@@ -25,6 +25,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 import uvicorn  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 import severance  # noqa: E402
 from severance.cli.console import open_in_browser  # noqa: E402
@@ -43,6 +44,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[1]
+# A click that submits a form returns before the next page has loaded: every read after one
+# goes through ``expect``, which retries, never a one-shot read of whatever page is up.
+expect.set_options(timeout=15_000)
 LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
@@ -229,7 +233,7 @@ def test_waking_and_searching(page, shots) -> None:
     page.get_by_label("Search").fill("when is the launch?")
     page.get_by_role("button", name="Search").click()
     first = page.locator(".result").first
-    assert "Q3 launch moved to Oct 12" in first.inner_text()
+    expect(first).to_contain_text("Q3 launch moved to Oct 12")
     assert re.search(r"score \d\.\d{3}", first.inner_text())
     assert "dense #" in first.inner_text()
     snap(page, shots, "search")
@@ -254,6 +258,8 @@ def test_a_persona_text_never_appears_in_pages_for_another(page, console) -> Non
         seen.append(page.content())
     page.goto(origin + "/memories?q=dentist")
     page.locator(".result a").first.click()
+    page.wait_for_url("**/memories/*")
+    page.wait_for_load_state()
     seen.append(page.content())
     # Back through the history to the pages drawn while work was awake: never from a cache.
     for _ in range(len(seen) + 3):
@@ -271,11 +277,11 @@ def test_opening_a_memory_editing_it_and_its_history(page, shots) -> None:
     page.get_by_label("Search").fill("staging database")
     page.get_by_role("button", name="Search").click()
     page.locator(".result a", has_text="pg-stage-2").click()
-    assert page.locator("#memory-text").inner_text() == "The staging database is called pg-stage-2"
+    expect(page.locator("#memory-text")).to_have_text("The staging database is called pg-stage-2")
     page.get_by_role("link", name="Edit").click()
     page.get_by_label("Text").fill("The staging database is called pg-stage-3 since the move")
     page.get_by_role("button", name="Save version 2").click()
-    assert "Saved as version 2" in page.inner_text("main")
+    expect(page.locator("main")).to_contain_text("Saved as version 2")
     history = page.locator(".history")
     assert history.locator("del").first.inner_text() == "pg-stage-2"
     assert "pg-stage-3" in history.locator("ins").first.inner_text()
@@ -287,16 +293,17 @@ def test_forgetting_asks_then_forgets(page) -> None:
     wake(page, "work")
     page.locator(".result a", has_text="short written updates").click()
     page.get_by_role("link", name="Forget…").click()
-    assert "Forget this memory?" in page.inner_text("main")
+    expect(page.locator("main")).to_contain_text("Forget this memory?")
     page.get_by_role("button", name="Forget it").click()
     page.wait_for_url("**/memories")
+    page.wait_for_load_state()
     assert "short written updates" not in page.inner_text("main")
 
 
 def test_stored_markup_stays_inert_text(page) -> None:
     wake(page, "work")
     page.locator(".result a", has_text="document.title").click()
-    assert page.locator("#memory-text").inner_text().startswith("<script>")
+    expect(page.locator("#memory-text")).to_contain_text("<script>")
     assert page.title() != "pwned"
     page.go_back()
     assert page.title() != "pwned"
@@ -306,19 +313,21 @@ def test_stored_markup_stays_inert_text(page) -> None:
 def test_floors_list_and_test(page, shots) -> None:
     origin = origin_of(page)
     page.goto(origin + "/floors")
-    rows = "table.floors tbody tr td:nth-child(2) strong"
-    assert page.locator(rows).all_inner_texts() == ["office", "house", "studio"]
+    rows = page.locator("table.floors tbody tr td:nth-child(2) strong")
+    expect(rows).to_have_text(["office", "house", "studio"])
     page.locator("input[name=client]").fill("cursor")
     page.locator("input[name=path]").fill("~/work/acme")
     page.get_by_role("button", name="Test").click()
-    answer = page.locator("#floor-answer").inner_text()
-    assert "This wakes work through floor office" in answer and "~/work/**" in answer
+    answer = page.locator("#floor-answer")
+    expect(answer).to_contain_text("This wakes work through floor office")
+    expect(answer).to_contain_text("~/work/**")
     snap(page, shots, "floors")
     page.get_by_role("button", name="Move floor studio up").click()
-    assert "Moved floor studio to position 2." in page.locator("main").inner_text()
-    assert page.locator(rows).all_inner_texts() == ["office", "studio", "house"]
+    expect(page.locator("main")).to_contain_text("Moved floor studio to position 2.")
+    expect(rows).to_have_text(["office", "studio", "house"])
     page.get_by_role("button", name="Move floor studio down").click()
-    assert page.locator(rows).all_inner_texts() == ["office", "house", "studio"]
+    expect(page.locator("main")).to_contain_text("Moved floor studio to position 3.")
+    expect(rows).to_have_text(["office", "house", "studio"])
 
 
 def test_a_reintegration_review_excludes_one_memory_and_runs(page, store, shots) -> None:
@@ -329,16 +338,16 @@ def test_a_reintegration_review_excludes_one_memory_and_runs(page, store, shots)
     page.get_by_label("Kinds").fill("fact")
     page.get_by_role("button", name="Dry run and review").click()
     page.wait_for_url("**/crossings/review/*")
-    summary = page.locator("#plan-summary").inner_text()
-    assert "3 selected" in summary  # the three facts of work
-    assert "3 of 3 ticked" in page.locator("#ticked-count").inner_text()
+    expect(page.locator("#plan-summary")).to_contain_text("3 selected")  # work's three facts
+    expect(page.locator("#ticked-count")).to_contain_text("3 of 3 ticked")
     page.get_by_label("Standup is at 9:30 in room Ganymede").uncheck()
-    assert "2 of 3 ticked" in page.locator("#ticked-count").inner_text()
+    expect(page.locator("#ticked-count")).to_contain_text("2 of 3 ticked")
     snap(page, shots, "review")
     page.get_by_role("button", name="Run: copy the ticked memories").click()
-    result = page.locator("#result-summary").inner_text()
-    assert "2 crossed" in result and "1 excluded by you" in result
-    assert "reintegrated_into" in page.locator("#result-audit").inner_text()
+    result = page.locator("#result-summary")
+    expect(result).to_contain_text("2 crossed")
+    expect(result).to_contain_text("1 excluded by you")
+    expect(page.locator("#result-audit")).to_contain_text("reintegrated_into")
     snap(page, shots, "reintegrated")
     with store.enter(floor="house") as home:
         texts = {m.text for m in home.memories(limit=100).items}
@@ -359,7 +368,7 @@ def test_an_override_counts_down(page, shots) -> None:
     form.get_by_role("button", name="Start the override").click()
     page.wait_for_url("**/memories")
     countdown = page.locator(".countdown")
-    assert re.fullmatch(r"[45]:\d\d left", countdown.inner_text())
+    expect(countdown).to_have_text(re.compile(r"^[45]:\d\d left$"))
     first = countdown.inner_text()
     page.wait_for_function(
         "(t) => document.querySelector('.countdown').textContent !== t", arg=first
@@ -371,22 +380,22 @@ def test_clean_slate_waits_for_the_name(page, store, shots) -> None:
     origin = origin_of(page)
     page.goto(origin + "/personas/side/clean-slate")
     erase = page.get_by_role("button", name="Erase side for good")
-    assert erase.is_disabled()
+    expect(erase).to_be_disabled()
     page.get_by_label("Type side to confirm").fill("sid")
-    assert erase.is_disabled()
+    expect(erase).to_be_disabled()
     page.get_by_label("Type side to confirm").fill("side")
+    expect(erase).to_be_enabled()
     snap(page, shots, "clean-slate")
-    assert erase.is_enabled()
     erase.click()
     page.wait_for_url(origin + "/")
-    assert "gone for good" in page.inner_text("main")
+    expect(page.locator("main")).to_contain_text("gone for good")
     assert "side" not in [p.name for p in store.personas()]
 
 
 def test_the_store_audit_verifies(page, shots) -> None:
     origin = origin_of(page)
     page.goto(origin + "/audit/store")
-    assert page.locator("#verify").inner_text().startswith("✓ Verified")
+    expect(page.locator("#verify")).to_contain_text("✓ Verified")
     events = page.locator("table.audit tbody tr td:nth-child(3)").all_inner_texts()
     assert "clean_slate" in events and "reintegrated_into" in events and "override" in events
     snap(page, shots, "audit")
