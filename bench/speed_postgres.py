@@ -38,6 +38,7 @@ class _PostgresSeverance(SeveranceSystem):
     """Severance on PostgreSQL: one store (a fresh store name), one persona, one session."""
 
     vectors: ClassVar[str] = "sealed"
+    backend_label = "PostgreSQL"
 
     def __init__(self, url: str, embedder: EmbedderLike, *, workdir: Path | None = None) -> None:
         self.url = url

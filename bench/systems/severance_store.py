@@ -179,6 +179,7 @@ _CONFIG = _PrivateConfig()
 class SeveranceSystem(PeerSystem):
     name = "severance"
     batch = 10_000  # speed: drafts per remember_many call (it commits every 256 internally)
+    backend_label = "SQLite"  # what the set-up notes say the store is kept in
 
     def __init__(
         self,
@@ -384,7 +385,8 @@ class SeveranceSystem(PeerSystem):
 
         return {
             "severance": getattr(self._sev, "__version__", None),
-            "layout": "one store (SQLite), one persona holding every memory, one session",
+            "layout": f"one store ({self.backend_label}), one persona holding every memory,"
+            " one session",
             "batched": f"Session.remember_many, {self.batch} drafts per call "
             "(committed in transactions of 256)",
             "single": "Session.remember, one call (one transaction, fsync) per memory",
